@@ -1,0 +1,47 @@
+#include <pybind11/stl.h>
+
+#include "bindings/convert.h"
+#include "core/parallel.h"
+#include "cpu/isa.h"
+
+#ifndef FASTNN_VERSION
+#define FASTNN_VERSION "dev"
+#endif
+
+namespace fastnn {
+
+static DType parse_dtype(const std::string& s, const char* op) {
+  if (s == "float32") return DType::f32;
+  if (s == "int64") return DType::i64;
+  fail<TypeError>(op, "dtype must be float32 or int64, got ", s);
+}
+
+void bind_core(py::module_& m) {
+  m.attr("__version__") = FASTNN_VERSION;
+  m.def("empty", [](const Shape& shape, const std::string& dtype) {
+    return to_numpy(empty(shape, parse_dtype(dtype, "empty")));
+  }, py::arg("shape"), py::arg("dtype") = "float32",
+     "A new 64-byte-aligned, C-contiguous array (uninitialised).");
+  m.def("zeros", [](const Shape& shape, const std::string& dtype) {
+    return to_numpy(zeros(shape, parse_dtype(dtype, "zeros")));
+  }, py::arg("shape"), py::arg("dtype") = "float32");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) fail("set_num_threads", "n must be >= 1, got ", n);
+    set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &get_num_threads);
+  m.def("available_cpus", &available_cpus);
+  m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
+  m.def("best_isa", [] { return std::string(isa_name(best_isa())); });
+  m.def("set_isa", [](const std::string& name) { set_isa(parse_isa(name)); }, py::arg("name"));
+  m.def("supported_isas", [] {
+    std::vector<std::string> v;
+    for (Isa i : supported_isas()) v.push_back(isa_name(i));
+    return v;
+  });
+  m.def("cpu_features", &cpu_features);
+  m.def("cpu_name", &cpu_name);
+  m.def("cuda_built", [] { return false; });
+}
+
+}  // namespace fastnn

@@ -1,0 +1,54 @@
+#include "bindings/convert.h"
+
+#include <string>
+
+namespace fastnn {
+
+static std::string py_type_name(py::handle obj) {
+  return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
+}
+
+Tensor arg_tensor(py::handle obj, const char* op, const char* name, std::optional<DType> dt,
+                  bool writable) {
+  if (!py::isinstance<py::array>(obj))
+    fail<TypeError>(op, name, " must be an array, got ", py_type_name(obj));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  DType got;
+  if (a.dtype().equal(py::dtype::of<float>())) got = DType::f32;
+  else if (a.dtype().equal(py::dtype::of<int64_t>())) got = DType::i64;
+  else
+    fail<TypeError>(op, name, " must be ", dt ? dtype_name(*dt) : "float32 or int64", ", got ",
+                    py::str(a.dtype()).cast<std::string>());
+  if (dt && got != *dt) fail<TypeError>(op, name, " must be ", dtype_name(*dt), ", got ", dtype_name(got));
+  if (!(a.flags() & py::array::c_style))
+    fail(op, name, " must be C-contiguous (use np.ascontiguousarray), got a strided view");
+  if (writable && !a.writeable()) fail(op, name, " must be writable, got a read-only array");
+  Shape shape(a.ndim()), strides(a.ndim());
+  size_t item = dtype_size(got);
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    shape[d] = a.shape(d);
+    strides[d] = a.strides(d) / (py::ssize_t)item;
+  }
+  auto st = std::make_shared<Storage>();  // no deleter: NumPy owns the memory
+  st->ptr = const_cast<void*>(a.data());
+  st->nbytes = (size_t)a.nbytes();
+  void* data = st->ptr;
+  return Tensor(std::move(st), data, got, std::move(shape), std::move(strides));
+}
+
+Tensor opt_tensor(py::handle obj, const char* op, const char* name, std::optional<DType> dt) {
+  if (obj.is_none()) return Tensor();
+  return arg_tensor(obj, op, name, dt);
+}
+
+py::array to_numpy(const Tensor& t) {
+  auto* holder = new std::shared_ptr<Storage>(t.storage());
+  py::capsule owner(holder, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
+  size_t item = dtype_size(t.dtype());
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides;
+  for (auto s : t.strides()) strides.push_back((py::ssize_t)(s * item));
+  py::dtype dt = t.dtype() == DType::f32 ? py::dtype::of<float>() : py::dtype::of<int64_t>();
+  return py::array(dt, shape, strides, t.raw(), owner);
+}
+
+}  // namespace fastnn

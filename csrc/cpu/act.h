@@ -1,0 +1,85 @@
+// Scalar definitions of the activations and their derivatives: the one place their math
+// lives. The elementwise kernels and the GEMM epilogues both use these.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace fastnn {
+
+enum class Act : int { none = 0, relu = 1, sigmoid = 2, tanh = 3, gelu = 4, softplus = 5 };
+
+struct ActParams {
+  Act act = Act::none;
+  float beta = 1.f;        // softplus only
+  float threshold = 20.f;  // softplus only
+};
+
+const char* act_name(Act a);
+// gelu and softplus need the pre-activation input for their derivative; the others can
+// take it from the output alone.
+inline bool act_backward_needs_input(Act a) { return a == Act::gelu || a == Act::softplus; }
+
+// NOTE: sigmoid is evaluated on the side where exp() cannot overflow, so |x| up to 1e4 (or
+// inf) gives 0 or 1, never NaN.
+inline float sigmoidf(float x) {
+  if (x >= 0.f) return 1.f / (1.f + std::exp(-x));
+  float e = std::exp(x);
+  return e / (1.f + e);
+}
+
+template <Act A>
+inline float act_fwd(float x, float beta, float threshold) {
+  if constexpr (A == Act::none) return x;
+  if constexpr (A == Act::relu) return x < 0.f ? 0.f : x;  // NaN passes through
+  if constexpr (A == Act::sigmoid) return sigmoidf(x);
+  if constexpr (A == Act::tanh) return std::tanh(x);
+  if constexpr (A == Act::gelu) return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+  if constexpr (A == Act::softplus) {
+    // NOTE: PyTorch's rule: linear above the threshold (where log1p(exp(z)) == z in float32
+    // anyway); below it log1p(exp(z)), which cannot overflow because z <= threshold.
+    float z = beta * x;
+    return z > threshold ? x : std::log1p(std::exp(z)) / beta;
+  }
+  return x;
+}
+
+// dy/dx given the input x and the output y.
+template <Act A>
+inline float act_grad(float x, float y, float beta, float threshold) {
+  if constexpr (A == Act::none) return 1.f;
+  if constexpr (A == Act::relu) return y > 0.f ? 1.f : 0.f;  // relu'(0) = 0
+  if constexpr (A == Act::sigmoid) return y * (1.f - y);
+  if constexpr (A == Act::tanh) return 1.f - y * y;
+  if constexpr (A == Act::gelu) {
+    float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
+    float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
+    return cdf + x * pdf;
+  }
+  if constexpr (A == Act::softplus) {
+    float z = beta * x;
+    return z > threshold ? 1.f : sigmoidf(z);
+  }
+  return 1.f;
+}
+
+// Calls f.template operator()<A>() with A fixed at compile time, so the per-element switch
+// never sits inside a hot loop.
+template <class F>
+inline void dispatch_act(Act a, F&& f) {
+  switch (a) {
+    case Act::none: f.template operator()<Act::none>(); break;
+    case Act::relu: f.template operator()<Act::relu>(); break;
+    case Act::sigmoid: f.template operator()<Act::sigmoid>(); break;
+    case Act::tanh: f.template operator()<Act::tanh>(); break;
+    case Act::gelu: f.template operator()<Act::gelu>(); break;
+    case Act::softplus: f.template operator()<Act::softplus>(); break;
+  }
+}
+
+// Kernels (csrc/cpu/activation.cpp). y = act(x); dx = dy * act'(x) (dx overwritten).
+// x, y, dy, dx: n floats, contiguous. x may be null for acts that do not need it.
+void activation_fwd(const ActParams& p, const float* x, float* y, int64_t n);
+void activation_bwd(const ActParams& p, const float* dy, const float* x, const float* y, float* dx,
+                    int64_t n);
+
+}  // namespace fastnn

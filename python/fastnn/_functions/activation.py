@@ -1,0 +1,62 @@
+"""ReLU, sigmoid, tanh, GELU, softplus: forward and backward in C++ (csrc/cpu/activation.cpp)."""
+from .. import _C
+from ..autograd import Function
+from ..tensor import Tensor, _contig, float32
+
+# Activation codes shared with csrc/cpu/act.h (enum class Act) and the fused linear op.
+ACT_CODES = {"none": 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4,
+             "softplus": 5}
+# gelu and softplus need the input for their derivative; the rest use the output.
+NEEDS_INPUT = {4, 5}
+
+
+class Activation(Function):
+    @staticmethod
+    def forward(ctx, x, act, beta, threshold):
+        x = _contig(x)
+        y = _C.activation_fwd(x, act, beta, threshold)
+        ctx.args = (act, beta, threshold)
+        ctx.save_for_backward(x if act in NEEDS_INPUT else None, None if act in NEEDS_INPUT else y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, y = ctx.saved_tensors
+        act, beta, threshold = ctx.args
+        return _C.activation_bwd(_contig(dy), x, y, act, beta, threshold)
+
+
+def _check(x, op):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
+    if x.dtype is not float32:
+        raise TypeError(f"[{op}] input must be float32, got {x.dtype}")
+
+
+def _apply(x, name, beta=1.0, threshold=20.0):
+    _check(x, name)
+    return Activation.apply(x, ACT_CODES[name], float(beta), float(threshold))
+
+
+def relu(x):
+    return _apply(x, "relu")
+
+
+def sigmoid(x):
+    return _apply(x, "sigmoid")
+
+
+def tanh(x):
+    return _apply(x, "tanh")
+
+
+def gelu(x, approximate="none"):
+    if approximate != "none":
+        raise ValueError(f"[gelu] approximate must be 'none' (exact erf form), got {approximate!r}")
+    return _apply(x, "gelu")
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    if beta == 0:
+        raise ValueError("[softplus] beta must be non-zero, got 0")
+    return _apply(x, "softplus", beta, threshold)

@@ -1,0 +1,259 @@
+"""Views and data movement: reshape, transpose, permute, (un)squeeze, expand, indexing, cat,
+stack, where, casts. These move or select data without arithmetic, so they are NumPy views
+and copies; their backward routes gradients back to the positions they came from."""
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor, _aligned_copy, _unwrap_index, float32, tensor
+
+
+def _wrap(dim, ndim, op):
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"[{op}] dim must be in [{-n}, {n - 1}], got {dim}")
+    return dim % n
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"[reshape] shape {tuple(shape)} is invalid for input of shape "
+                             f"{x.shape} ({x.size} elements)") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape)
+
+
+def reshape(x, shape):
+    return Reshape.apply(x, tuple(shape))
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s = _wrap(start_dim, x.ndim, "flatten")
+    e = _wrap(end_dim, x.ndim, "flatten")
+    if s > e:
+        raise ValueError(f"[flatten] start_dim ({start_dim}) must not come after end_dim ({end_dim})")
+    shp = x.shape
+    n = 1
+    for d in shp[s:e + 1]:
+        n *= d
+    return reshape(x, tuple(shp[:s]) + (n,) + tuple(shp[e + 1:]))
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.inv = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.transpose(ctx.inv)
+
+
+def permute(x, dims):
+    dims = tuple(_wrap(d, x.ndim, "permute") for d in dims)
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"[permute] dims must be a permutation of 0..{x.ndim - 1}, got {dims}")
+    return Permute.apply(x, dims)
+
+
+def transpose(x, dim0, dim1):
+    if x.ndim == 0:
+        return x
+    d0, d1 = _wrap(dim0, x.ndim, "transpose"), _wrap(dim1, x.ndim, "transpose")
+    dims = list(range(x.ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return Permute.apply(x, tuple(dims))
+
+
+def unsqueeze(x, dim):
+    d = _wrap(dim, x.ndim + 1, "unsqueeze")
+    shp = list(x.shape)
+    shp.insert(d, 1)
+    return reshape(x, tuple(shp))
+
+
+def squeeze(x, dim=None):
+    shp = list(x.shape)
+    if dim is None:
+        new = [s for s in shp if s != 1]
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {_wrap(d, x.ndim, "squeeze") for d in dims} if x.ndim else set()
+        new = [s for i, s in enumerate(shp) if not (i in dims and s == 1)]
+    return reshape(x, tuple(new))
+
+
+class Expand(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to_shape(g, ctx.in_shape)
+
+
+def sum_to_shape(g, shape):
+    """Sum a broadcast gradient back down to `shape` (the backward of broadcasting)."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[i + lead] != 1)
+    from . import reduce
+    out = reduce.sum_axes(g, axes) if axes else g
+    return out.reshape(shape)
+
+
+def expand(x, shape):
+    shape = tuple(x.shape[i - (len(shape) - x.ndim)] if s == -1 else s for i, s in enumerate(shape))
+    try:
+        np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        raise ValueError(f"[expand] cannot expand shape {tuple(x.shape)} to {shape}") from None
+    return Expand.apply(x, shape)
+
+
+def _is_basic(idx):
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) for i in items)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, idx):
+        ctx.in_shape, ctx.idx = x.shape, idx
+        try:
+            return x[idx]
+        except IndexError as e:
+            raise IndexError(f"[getitem] {e} (tensor of shape {x.shape})") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = np.zeros(ctx.in_shape, np.float32)
+        if _is_basic(ctx.idx):
+            gx[ctx.idx] = g
+        else:  # advanced indexing may pick an element twice: add, do not overwrite
+            np.add.at(gx, ctx.idx, g)
+        return gx
+
+
+def getitem(x, idx):
+    idx = _unwrap_index(idx)
+    if isinstance(idx, np.ndarray) and idx.dtype == np.float32:
+        raise IndexError("[getitem] tensors used as indices must be int64 or bool, got float32")
+    out = GetItem.apply(x, idx)
+    return out
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, dim, *xs):
+        ctx.sizes = [x.shape[dim] for x in xs]
+        ctx.dim = dim
+        return _aligned_copy(np.concatenate(xs, axis=dim), _dt(xs[0]))
+
+    @staticmethod
+    def backward(ctx, g):
+        splits = np.cumsum(ctx.sizes)[:-1]
+        return (None,) + tuple(np.split(g, splits, axis=ctx.dim))
+
+
+def _dt(a):
+    from ..tensor import _dtype_of
+    return _dtype_of(a.dtype)
+
+
+def _check_seq(tensors, op):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"[{op}] expected a non-empty sequence of tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"[{op}] element {i} must be a Tensor, got {type(t).__name__}")
+        if t.dtype is not tensors[0].dtype:
+            raise TypeError(f"[{op}] all tensors must have the same dtype: element 0 is "
+                            f"{tensors[0].dtype}, element {i} is {t.dtype}")
+    return tensors
+
+
+def cat(tensors, dim=0):
+    tensors = _check_seq(tensors, "cat")
+    d = _wrap(dim, tensors[0].ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != tensors[0].ndim or any(a != b for j, (a, b) in
+                                            enumerate(zip(t.shape, tensors[0].shape)) if j != d):
+            raise ValueError(f"[cat] sizes must match except in dim {d}: element 0 has shape "
+                             f"{tuple(tensors[0].shape)}, element {i} has {tuple(t.shape)}")
+    return Cat.apply(d, *tensors)
+
+
+def stack(tensors, dim=0):
+    tensors = _check_seq(tensors, "stack")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"[stack] all tensors must have the same shape: element 0 is "
+                             f"{tuple(tensors[0].shape)}, element {i} is {tuple(t.shape)}")
+    d = _wrap(dim, tensors[0].ndim + 1, "stack")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.cond, ctx.sa, ctx.sb = cond, np.shape(a), np.shape(b)
+        return _aligned_copy(np.where(cond, a, b), _dt(a))
+
+    @staticmethod
+    def backward(ctx, g):
+        ga = sum_to_shape(np.where(ctx.cond, g, 0).astype(np.float32), ctx.sa) \
+            if ctx.needs_input_grad[1] else None
+        gb = sum_to_shape(np.where(ctx.cond, 0, g).astype(np.float32), ctx.sb) \
+            if ctx.needs_input_grad[2] else None
+        return None, ga, gb
+
+
+def where(cond, a, b):
+    c = cond._data if isinstance(cond, Tensor) else np.asarray(cond)
+    if c.dtype != np.bool_:
+        raise TypeError(f"[where] condition must be a bool tensor (a comparison), got {c.dtype}")
+    a = a if isinstance(a, Tensor) else tensor(a, dtype=float32 if isinstance(a, float) else None)
+    b = b if isinstance(b, Tensor) else tensor(b, dtype=float32 if isinstance(b, float) else None)
+    if a.dtype is not b.dtype:
+        a, b = a.float(), b.float()
+    try:
+        np.broadcast_shapes(c.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"[where] shapes do not broadcast: condition {c.shape}, input "
+                         f"{tuple(a.shape)}, other {tuple(b.shape)}") from None
+    return Where.apply(c, a, b)
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dt):
+        return _aligned_copy(x, dt) if dt.name != "bool" else x.astype(np.bool_)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None  # float32 -> float32 only: casts to int/bool carry no gradient
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return _aligned_copy(x, _dt(x))
+
+    @staticmethod
+    def backward(ctx, g):
+        return g

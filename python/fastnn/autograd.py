@@ -1,0 +1,268 @@
+"""Reverse-mode automatic differentiation.
+
+A ``Function`` keeps its forward and backward side by side and works on NumPy arrays (the
+compiled kernels take and return arrays). ``Function.apply`` wraps the result in a Tensor and,
+when gradients are being recorded, remembers a ``Node`` that links the output to its inputs.
+``Tensor.backward`` walks those nodes in reverse topological order.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+import numpy as np
+
+__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+           "gradcheck", "grad_mode"]
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+grad_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    return grad_mode.enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that turns gradient recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.prev = grad_mode.enabled
+        grad_mode.enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        grad_mode.enabled = self.prev
+        return False
+
+
+class _GradModeContext:
+    _mode = True
+
+    def __enter__(self):
+        self.prev = grad_mode.enabled
+        grad_mode.enabled = self._mode
+        return self
+
+    def __exit__(self, *exc):
+        grad_mode.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Disable gradient recording, as ``torch.no_grad`` (context manager or decorator)."""
+    _mode = False
+
+
+class enable_grad(_GradModeContext):
+    _mode = True
+
+
+class Context:
+    """Per-call scratch space: ``save_for_backward`` and anything a Function stores on it."""
+
+    __slots__ = ("saved_tensors", "needs_input_grad", "__dict__")
+
+    def __init__(self):
+        self.saved_tensors = ()
+        self.needs_input_grad = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+
+class Node:
+    """One recorded call: the Function, its context, and the Tensor inputs it came from."""
+
+    __slots__ = ("fn", "ctx", "inputs", "n_outputs", "out_meta", "freed", "__weakref__")
+
+    def __init__(self, fn, ctx, inputs, n_outputs, out_meta=None):
+        self.fn = fn
+        self.ctx = ctx
+        self.inputs = inputs  # one entry per forward argument: a Tensor or None
+        self.n_outputs = n_outputs
+        self.out_meta = out_meta  # [(shape, dtype)] of each output, for multi-output functions
+        self.freed = False
+
+    @property
+    def name(self):
+        return self.fn.__name__
+
+    def __repr__(self):
+        return f"<{self.fn.__name__}Backward>"
+
+
+class Function:
+    """Base class of differentiable operations.
+
+    Subclasses define ``forward(ctx, *args)`` returning one array (or a tuple of arrays) and
+    ``backward(ctx, *grad_outputs)`` returning one gradient array (or None) per forward
+    argument. Tensor arguments reach ``forward`` as NumPy arrays; other arguments pass
+    through unchanged. ``ctx.needs_input_grad[i]`` says whether argument i needs a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, *args):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args):
+        from .tensor import Tensor
+
+        ctx = Context()
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        ctx.needs_input_grad = needs
+        raw = [a._data if isinstance(a, Tensor) else a for a in args]
+        out = cls.forward(ctx, *raw)
+        track = grad_mode.enabled and any(needs)
+        node = None
+        if track:
+            multi = isinstance(out, tuple)
+            node = Node(cls, ctx, [a if isinstance(a, Tensor) and a.requires_grad else None
+                                   for a in args],
+                        len(out) if multi else 1,
+                        [(o.shape, o.dtype) for o in out] if multi else None)
+        # Only float outputs carry gradients (indices and masks never do).
+        if isinstance(out, tuple):
+            return tuple(Tensor._make(o, node if o.dtype == np.float32 else None, i)
+                         for i, o in enumerate(out))
+        return Tensor._make(out, node if out.dtype == np.float32 else None, 0)
+
+
+def _accumulate(acc, g):
+    if acc is None:
+        return g
+    return acc + g
+
+
+def _topological(root_node):
+    """Nodes reachable from root_node, each after every node that consumes its output."""
+    order, seen = [], set()
+    stack = [(root_node, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for t in node.inputs:
+            if t is not None and t._node is not None and id(t._node) not in seen:
+                stack.append((t._node, False))
+    order.reverse()
+    return order
+
+
+def run_backward(root, grad, retain_graph=False):
+    """Propagate ``grad`` (an array shaped like root) back to every leaf that requires grad."""
+    node = root._node
+    if node is None:
+        if root.requires_grad:  # backward on a leaf: its gradient is the seed itself
+            root._accumulate_grad(grad)
+        return
+    pending = {id(node): [None] * node.n_outputs}
+    pending[id(node)][root._index] = grad
+    for node in _topological(node):
+        gouts = pending.pop(id(node), None)
+        if gouts is None:
+            continue
+        if node.freed:
+            raise RuntimeError(
+                f"[backward] trying to backward through the graph a second time (through "
+                f"{node.name}); its saved values were freed after the first backward. Pass "
+                f"retain_graph=True to the first backward() to keep them.")
+        if node.n_outputs > 1:  # outputs that got no gradient contribute zeros
+            gouts = [g if g is not None else np.zeros(shape, np.float32)
+                     for g, (shape, _) in zip(gouts, node.out_meta)]
+        gins = node.fn.backward(node.ctx, *gouts)
+        if not isinstance(gins, tuple):
+            gins = (gins,)
+        if len(gins) < len(node.inputs):
+            gins = gins + (None,) * (len(node.inputs) - len(gins))
+        for t, g in zip(node.inputs, gins):
+            if t is None or g is None:
+                continue
+            if g.shape != t._data.shape:
+                raise RuntimeError(
+                    f"[backward] {node.name} returned a gradient of shape {g.shape} for an "
+                    f"input of shape {t._data.shape}")
+            if t._node is None:
+                t._accumulate_grad(g)
+            else:
+                if t._retains_grad:
+                    t._accumulate_grad(g)
+                slot = pending.setdefault(id(t._node), [None] * t._node.n_outputs)
+                slot[t._index] = _accumulate(slot[t._index], g)
+        if not retain_graph:
+            node.ctx = None
+            node.freed = True
+
+
+def gradcheck(fn, inputs, eps=1e-3, atol=1e-2, rtol=1e-2, raise_exception=True):
+    """Compare the autograd gradient of ``sum(fn(*inputs) * r)`` (r random) with central
+    finite differences, for every input that requires grad.
+
+    NOTE: fastnn computes in float32, so the finite differences are float32 too; the
+    defaults (eps=1e-3, atol=rtol=1e-2) are sized for that, not for float64 like PyTorch's.
+    Returns True, or raises (or returns False) naming the input and the worst element.
+    """
+    from .tensor import Tensor, tensor
+
+    inputs = tuple(inputs)
+    rng = np.random.default_rng(0)
+    with no_grad():
+        out = fn(*inputs)
+    weight = tensor(rng.standard_normal(out.shape).astype(np.float32))
+
+    def f():
+        with no_grad():
+            return float(np.sum(fn(*inputs)._data.astype(np.float64) * weight._data))
+
+    for x in inputs:
+        if x.grad is not None:
+            x.grad = None
+    loss = (fn(*inputs) * weight).sum()
+    loss.backward()
+    for k, x in enumerate(inputs):
+        if not (isinstance(x, Tensor) and x.requires_grad):
+            continue
+        analytic = np.zeros(x.shape) if x.grad is None else x.grad._data.astype(np.float64)
+        numeric = np.zeros(x.shape)
+        flat = x._data.reshape(-1)
+        num_flat = numeric.reshape(-1)
+        for i in range(flat.size):
+            orig = flat[i]
+            flat[i] = orig + eps
+            fp = f()
+            flat[i] = orig - eps
+            fm = f()
+            flat[i] = orig
+            num_flat[i] = (fp - fm) / (2 * eps)
+        bad = np.abs(analytic - numeric) > atol + rtol * np.abs(numeric)
+        if bad.any():
+            i = np.unravel_index(np.argmax(np.abs(analytic - numeric)), x.shape)
+            msg = (f"[gradcheck] gradient of input {k} differs at index {tuple(int(j) for j in i)}: "
+                   f"analytic {analytic[i]:.6g}, numeric {numeric[i]:.6g}")
+            if raise_exception:
+                raise RuntimeError(msg)
+            return False
+    return True

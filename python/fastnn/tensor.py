@@ -1,0 +1,948 @@
+"""fastnn.Tensor: a NumPy-backed CPU tensor with autograd.
+
+The data lives in a NumPy array (``t._data``): arrays the library allocates come from the
+compiled module's 64-byte-aligned allocator; ``from_numpy`` wraps the caller's array without
+a copy. Arithmetic, activations, reductions and the rest run in fastnn's C++ kernels
+(``fastnn._functions``); NumPy is used only to hold and view data.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _C
+from .autograd import Function, grad_mode, run_backward
+
+__all__ = ["Tensor", "dtype", "float32", "int64", "bool_", "device", "tensor", "from_numpy",
+           "as_tensor", "zeros", "ones", "full", "empty", "rand", "randn", "randint", "arange",
+           "linspace", "zeros_like", "ones_like", "full_like", "empty_like", "randn_like",
+           "rand_like", "manual_seed", "default_generator"]
+
+
+class dtype:
+    """A tensor element type: fastnn.float32, fastnn.int64 (and fastnn.bool for masks)."""
+
+    __slots__ = ("name", "np", "is_floating_point", "itemsize")
+
+    def __init__(self, name, np_dtype, is_floating_point):
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.is_floating_point = is_floating_point
+        self.itemsize = self.np.itemsize
+
+    def __repr__(self):
+        return f"fastnn.{self.name}"
+
+    def __reduce__(self):
+        return (_dtype_by_name, (self.name,))
+
+
+float32 = dtype("float32", np.float32, True)
+int64 = dtype("int64", np.int64, False)
+# Comparisons give masks, as in PyTorch; kernels take only float32 and int64.
+bool_ = dtype("bool", np.bool_, False)
+_DTYPES = {"float32": float32, "int64": int64, "bool": bool_}
+
+
+def _dtype_by_name(name):
+    return _DTYPES[name]
+
+
+def _dtype_of(np_dtype) -> dtype:
+    return _DTYPES[np.dtype(np_dtype).name]
+
+
+def _resolve_dtype(d, op="tensor"):
+    """fastnn dtype, NumPy dtype, or name -> fastnn dtype; anything else is a TypeError."""
+    if d is None or isinstance(d, dtype):
+        return d
+    name = getattr(d, "name", None) if not isinstance(d, str) else d
+    try:
+        name = np.dtype(d).name if name is None else name
+    except TypeError:
+        pass
+    if name in _DTYPES:
+        return _DTYPES[name]
+    raise TypeError(f"[{op}] dtype must be fastnn.float32 or fastnn.int64, got {d!r}")
+
+
+class device:
+    """Where a tensor lives. Compares equal to its string form ("cpu", "cuda")."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu", index=None):
+        if isinstance(spec, device):
+            spec, index = spec.type, spec.index
+        spec = str(spec)
+        if ":" in spec:
+            spec, idx = spec.split(":", 1)
+            index = int(idx)
+        if spec not in ("cpu", "cuda"):
+            raise ValueError(f"[device] expected 'cpu' or 'cuda', got {spec!r}")
+        self.type = spec
+        self.index = index
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+
+_CPU = device("cpu")
+
+
+def _check_device(dev, op):
+    if dev is None:
+        return _CPU
+    d = device(dev)
+    if d.type == "cuda":
+        from . import cuda
+        if not cuda.is_available():
+            raise RuntimeError(f"[{op}] device 'cuda' requested, but "
+                               + cuda._unavailable_reason())
+    return d
+
+
+def _aligned(shape, dt: dtype):
+    """A new 64-byte-aligned C-contiguous array from the library allocator."""
+    if dt is bool_:
+        return np.empty(shape, np.bool_)
+    return _C.empty(tuple(int(s) for s in shape), dt.name)
+
+
+def _aligned_copy(a: np.ndarray, dt: dtype):
+    out = _aligned(a.shape, dt)
+    np.copyto(out, a, casting="unsafe")
+    return out
+
+
+def _contig(a: np.ndarray) -> np.ndarray:
+    """The array itself if C-contiguous, else a contiguous copy (kernels take contiguous)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+class Tensor:
+    """A multi-dimensional array of float32 or int64 with optional gradient tracking."""
+
+    __slots__ = ("_data", "_requires_grad", "grad", "_node", "_index", "_retains_grad",
+                 "__weakref__")
+    __array_priority__ = 1000  # NumPy defers to Tensor's operators (ndarray * Tensor -> Tensor)
+
+    def __init__(self, data, requires_grad=False):
+        if not isinstance(data, np.ndarray) or data.dtype.name not in _DTYPES:
+            data = tensor(data)._data
+        self._data = data
+        self._requires_grad = False
+        self.grad = None
+        self._node = None
+        self._index = 0
+        self._retains_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _make(cls, data, node=None, index=0):
+        t = cls.__new__(cls)
+        t._data = data
+        t._requires_grad = node is not None
+        t.grad = None
+        t._node = node
+        t._index = index
+        t._retains_grad = False
+        return t
+
+    # ---- attributes ------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[dim]
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def dim(self):
+        return self._data.ndim
+
+    def numel(self):
+        return int(self._data.size)
+
+    def nelement(self):
+        return int(self._data.size)
+
+    def stride(self, dim=None):
+        st = tuple(s // self._data.itemsize for s in self._data.strides)
+        return st if dim is None else st[dim]
+
+    def is_contiguous(self):
+        return bool(self._data.flags.c_contiguous)
+
+    def data_ptr(self):
+        return int(self._data.ctypes.data)
+
+    @property
+    def dtype(self):
+        return _DTYPES[self._data.dtype.name]
+
+    @property
+    def device(self):
+        return _CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        value = bool(value)
+        if self._node is not None and not value:
+            raise RuntimeError("[requires_grad_] you can only change requires_grad of leaf "
+                               "tensors; use detach() to get a tensor without gradient")
+        if value and not self.dtype.is_floating_point:
+            raise RuntimeError(f"[requires_grad_] only float32 tensors can require gradients, "
+                               f"got {self.dtype}")
+        self._requires_grad = value
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def data(self):
+        return Tensor._make(self._data)
+
+    @data.setter
+    def data(self, value):
+        value = value if isinstance(value, Tensor) else tensor(value)
+        self._data = value._data
+
+    def retain_grad(self):
+        if self._node is not None:
+            self._retains_grad = True
+
+    @property
+    def T(self):
+        if self.ndim < 2:
+            return self
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    # ---- autograd --------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, as torch.Tensor.backward."""
+        if not self._requires_grad:
+            raise RuntimeError("[backward] element 0 of tensors does not require grad and does "
+                               "not have a grad_fn")
+        if gradient is None:
+            if self._data.size != 1:
+                raise RuntimeError(f"[backward] grad can be implicitly created only for scalar "
+                                   f"outputs; got shape {tuple(self.shape)}: pass gradient=")
+            g = np.ones(self._data.shape, np.float32)
+        else:
+            g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            if g.shape != self._data.shape:
+                raise RuntimeError(f"[backward] gradient must have shape {tuple(self.shape)}, "
+                                   f"got {tuple(g.shape)}")
+            g = np.array(g, dtype=np.float32, order="C")  # a copy; ascontiguousarray makes 0-d 1-d
+        run_backward(self, g, retain_graph=bool(retain_graph))
+
+    def _accumulate_grad(self, g):
+        if self.grad is None:
+            # The graph may hand the same array to several consumers: own a copy.
+            self.grad = Tensor._make(_aligned_copy(g, float32))
+        else:
+            from ._functions import elementwise as _ew
+            _ew.add_inplace(self.grad._data, _contig(g))
+
+    def detach(self):
+        return Tensor._make(self._data)
+
+    def detach_(self):
+        self._node = None
+        self._requires_grad = False
+        return self
+
+    # ---- conversion ------------------------------------------------------------------
+    def numpy(self, force=False):
+        if self._requires_grad and not force:
+            raise RuntimeError("[numpy] can't call numpy() on a tensor that requires grad; use "
+                               "tensor.detach().numpy()")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._data
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
+    def __dlpack__(self, stream=None, **kwargs):
+        return self._data.__dlpack__(**kwargs) if kwargs else self._data.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def item(self):
+        if self._data.size != 1:
+            raise ValueError(f"[item] only one-element tensors can be converted to Python "
+                             f"scalars, got shape {tuple(self.shape)}")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype is not int64:
+            raise TypeError("[__index__] only int64 tensors can be used as an index")
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"[bool] the truth value of a tensor with {self._data.size} "
+                               f"elements is ambiguous")
+        return bool(self._data.reshape(()).item())
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("[len] len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("[iter] iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
+        extra = ""
+        if self.dtype is not float32 and not (self.dtype is int64 and self._data.size > 0):
+            extra += f", dtype={self.dtype}"
+        if self._node is not None:
+            extra += f", grad_fn={self._node!r}"
+        elif self._requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def to(self, *args, **kwargs):
+        """to(device), to(dtype), to(device, dtype), to(other_tensor)."""
+        dev = kwargs.pop("device", None)
+        dt = kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        for a in args:
+            if isinstance(a, Tensor):
+                dev, dt = a.device, a.dtype
+            elif isinstance(a, (dtype, np.dtype, type)):
+                dt = a
+            else:
+                dev = a
+        out = self
+        if dev is not None:
+            _check_device(dev, "to")
+        if dt is not None:
+            out = out.type(dt)
+        return out
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        return self.to(device if device is not None else "cuda")
+
+    def type(self, dt):
+        dt = _resolve_dtype(dt, "to")
+        if dt is self.dtype:
+            return self
+        from ._functions import shape as _sh
+        return _sh.Cast.apply(self, dt)
+
+    def float(self):
+        return self.type(float32)
+
+    def long(self):
+        return self.type(int64)
+
+    def int(self):
+        return self.type(int64)
+
+    def bool(self):
+        return self.type(bool_)
+
+    def clone(self):
+        from ._functions import shape as _sh
+        return _sh.Clone.apply(self)
+
+    def contiguous(self):
+        return self if self.is_contiguous() else self.clone()
+
+    # ---- in place ----------------------------------------------------------------------
+    def _check_inplace(self, op):
+        if grad_mode.enabled and self._requires_grad and self._node is None:
+            raise RuntimeError(f"[{op}] a leaf tensor that requires grad is being used in an "
+                               f"in-place operation; wrap it in fastnn.no_grad()")
+        if not self._data.flags.writeable:
+            raise ValueError(f"[{op}] tensor memory is read-only")
+
+    def zero_(self):
+        self._check_inplace("zero_")
+        self._data[...] = 0
+        return self
+
+    def fill_(self, value):
+        self._check_inplace("fill_")
+        self._data[...] = value.item() if isinstance(value, Tensor) else value
+        return self
+
+    def copy_(self, src):
+        self._check_inplace("copy_")
+        src = src._data if isinstance(src, Tensor) else np.asarray(src)
+        np.copyto(self._data, np.broadcast_to(src, self._data.shape), casting="unsafe")
+        return self
+
+    def __setitem__(self, idx, value):
+        self._check_inplace("__setitem__")
+        idx = _unwrap_index(idx)
+        self._data[idx] = value._data if isinstance(value, Tensor) else value
+
+    def add_(self, other, alpha=1):
+        self._check_inplace("add_")
+        from ._functions import elementwise as _ew
+        _ew.inplace(self, other, "add", alpha)
+        return self
+
+    def sub_(self, other, alpha=1):
+        return self.add_(other, alpha=-alpha)
+
+    def mul_(self, other):
+        self._check_inplace("mul_")
+        from ._functions import elementwise as _ew
+        _ew.inplace(self, other, "mul", 1)
+        return self
+
+    def div_(self, other):
+        self._check_inplace("div_")
+        from ._functions import elementwise as _ew
+        _ew.inplace(self, other, "div", 1)
+        return self
+
+    def uniform_(self, a=0.0, b=1.0):
+        self._check_inplace("uniform_")
+        self._data[...] = default_generator.uniform(a, b, self._data.shape)
+        return self
+
+    def normal_(self, mean=0.0, std=1.0):
+        self._check_inplace("normal_")
+        self._data[...] = default_generator.normal(mean, std, self._data.shape)
+        return self
+
+    # ---- shape and indexing (views, in _functions/shape.py) -----------------------------
+    def reshape(self, *shape):
+        from ._functions import shape as _sh
+        return _sh.reshape(self, _shape_args(shape))
+
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        from ._functions import shape as _sh
+        return _sh.flatten(self, start_dim, end_dim)
+
+    def transpose(self, dim0, dim1):
+        from ._functions import shape as _sh
+        return _sh.transpose(self, dim0, dim1)
+
+    def t(self):
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    def permute(self, *dims):
+        from ._functions import shape as _sh
+        return _sh.permute(self, _shape_args(dims))
+
+    def unsqueeze(self, dim):
+        from ._functions import shape as _sh
+        return _sh.unsqueeze(self, dim)
+
+    def squeeze(self, dim=None):
+        from ._functions import shape as _sh
+        return _sh.squeeze(self, dim)
+
+    def expand(self, *sizes):
+        from ._functions import shape as _sh
+        return _sh.expand(self, _shape_args(sizes))
+
+    def __getitem__(self, idx):
+        from ._functions import shape as _sh
+        return _sh.getitem(self, idx)
+
+    # ---- math (C++ kernels through _functions) -------------------------------------------
+    def __add__(self, o):
+        return _ew().add(self, o)
+
+    def __radd__(self, o):
+        return _ew().add(o, self)
+
+    def __sub__(self, o):
+        return _ew().sub(self, o)
+
+    def __rsub__(self, o):
+        return _ew().sub(o, self)
+
+    def __mul__(self, o):
+        return _ew().mul(self, o)
+
+    def __rmul__(self, o):
+        return _ew().mul(o, self)
+
+    def __truediv__(self, o):
+        return _ew().div(self, o)
+
+    def __rtruediv__(self, o):
+        return _ew().div(o, self)
+
+    def __pow__(self, o):
+        return _ew().pow(self, o)
+
+    def __rpow__(self, o):
+        return _ew().pow(o, self)
+
+    def __neg__(self):
+        return _ew().neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ew().abs(self)
+
+    def __matmul__(self, o):
+        from ._functions import dense
+        return dense.matmul(self, o)
+
+    def __rmatmul__(self, o):
+        from ._functions import dense
+        return dense.matmul(o, self)
+
+    def __iadd__(self, o):
+        return self.add_(o)
+
+    def __isub__(self, o):
+        return self.sub_(o)
+
+    def __imul__(self, o):
+        return self.mul_(o)
+
+    def __itruediv__(self, o):
+        return self.div_(o)
+
+    def __eq__(self, o):
+        return _ew().compare(self, o, "eq")
+
+    def __ne__(self, o):
+        return _ew().compare(self, o, "ne")
+
+    def __lt__(self, o):
+        return _ew().compare(self, o, "lt")
+
+    def __le__(self, o):
+        return _ew().compare(self, o, "le")
+
+    def __gt__(self, o):
+        return _ew().compare(self, o, "gt")
+
+    def __ge__(self, o):
+        return _ew().compare(self, o, "ge")
+
+    def eq(self, o):
+        return self == o
+
+    def ne(self, o):
+        return self != o
+
+    def lt(self, o):
+        return self < o
+
+    def le(self, o):
+        return self <= o
+
+    def gt(self, o):
+        return self > o
+
+    def ge(self, o):
+        return self >= o
+
+    def add(self, o, alpha=1):
+        return self + (o * alpha if alpha != 1 else o)
+
+    def sub(self, o, alpha=1):
+        return self - (o * alpha if alpha != 1 else o)
+
+    def mul(self, o):
+        return self * o
+
+    def div(self, o):
+        return self / o
+
+    def pow(self, o):
+        return self ** o
+
+    def neg(self):
+        return -self
+
+    def abs(self):
+        return _ew().abs(self)
+
+    def exp(self):
+        return _ew().exp(self)
+
+    def log(self):
+        return _ew().log(self)
+
+    def sqrt(self):
+        return _ew().sqrt(self)
+
+    def square(self):
+        return self * self
+
+    def clamp(self, min=None, max=None):
+        return _ew().clamp(self, min, max)
+
+    clip = clamp
+
+    def maximum(self, o):
+        return _ew().maximum(self, o)
+
+    def minimum(self, o):
+        return _ew().minimum(self, o)
+
+    def relu(self):
+        from ._functions import activation
+        return activation.relu(self)
+
+    def sigmoid(self):
+        from ._functions import activation
+        return activation.sigmoid(self)
+
+    def tanh(self):
+        from ._functions import activation
+        return activation.tanh(self)
+
+    def softmax(self, dim):
+        from ._functions import softmax
+        return softmax.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        from ._functions import softmax
+        return softmax.log_softmax(self, dim)
+
+    def argmax(self, dim=None, keepdim=False):
+        from ._functions import softmax
+        return softmax.argmax(self, dim, keepdim)
+
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        from ._functions import reduce
+        out = reduce.sum(self, dim, keepdim)
+        return out if dtype is None else out.type(dtype)
+
+    def mean(self, dim=None, keepdim=False):
+        from ._functions import reduce
+        return reduce.mean(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        from ._functions import reduce
+        return reduce.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        from ._functions import reduce
+        return reduce.min(self, dim, keepdim)
+
+
+def _ew():
+    from ._functions import elementwise
+    return elementwise
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints with a readable repr."""
+
+    def __repr__(self):
+        return f"fastnn.Size({list(self)})"
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+def _shape_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _unwrap_index(idx):
+    if isinstance(idx, Tensor):
+        return idx._data
+    if isinstance(idx, tuple):
+        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
+    return idx
+
+
+# ---- construction -------------------------------------------------------------------------
+class _Generator:
+    """The global random source (NumPy PCG64), reseeded by fastnn.manual_seed."""
+
+    def __init__(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+
+    def manual_seed(self, seed):
+        self.rng = np.random.default_rng(int(seed))
+        return self
+
+    def uniform(self, a, b, shape):
+        return self.rng.uniform(a, b, shape).astype(np.float32)
+
+    def normal(self, mean, std, shape):
+        return self.rng.normal(mean, std, shape).astype(np.float32)
+
+
+default_generator = _Generator()
+
+
+def manual_seed(seed):
+    """Seed fastnn's random number generator (initialisation, rand/randn, dropout, shuffle)."""
+    return default_generator.manual_seed(seed)
+
+
+def _infer_array(data, dt, op):
+    """Python data / NumPy array -> (array, fastnn dtype) with fastnn's dtype rules."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+        data = [x._data if isinstance(x, Tensor) else x for x in data]
+    try:
+        a = np.asarray(data)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"[{op}] could not convert data to an array: {e}") from None
+    if dt is None:
+        k = a.dtype.kind
+        if k == "f":
+            dt = float32
+        elif k in "iu":
+            dt = int64
+        elif k == "b":
+            dt = bool_
+        else:
+            raise TypeError(f"[{op}] data must be numbers (float32 or int64), got an array of "
+                            f"dtype {a.dtype}")
+    elif a.dtype.kind not in "fiub":
+        raise TypeError(f"[{op}] data must be numbers, got an array of dtype {a.dtype}")
+    return a, dt
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """Copy data into a new tensor: floats become float32, integers int64 (as PyTorch)."""
+    _check_device(device, "tensor")
+    dt = _resolve_dtype(dtype, "tensor")
+    a, dt = _infer_array(data, dt, "tensor")
+    out = Tensor._make(_aligned_copy(a, dt))
+    if requires_grad:
+        out.requires_grad = True
+    return out
+
+
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor) and (dtype is None or _resolve_dtype(dtype) is data.dtype):
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(a):
+    """A tensor sharing memory with a C-contiguous, writable float32 or int64 NumPy array."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"[from_numpy] expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in (np.float32, np.int64):
+        raise TypeError(f"[from_numpy] array must be float32 or int64, got {a.dtype} "
+                        f"(use fastnn.tensor(a) to copy and convert)")
+    if not a.flags.c_contiguous:
+        raise ValueError("[from_numpy] array must be C-contiguous to share memory, got a "
+                         "strided view (use fastnn.tensor(a) to copy)")
+    if not a.flags.writeable:
+        raise ValueError("[from_numpy] array must be writable to share memory, got a read-only "
+                         "array (use fastnn.tensor(a) to copy)")
+    return Tensor._make(a)
+
+
+def _size_args(size, op):
+    shape = _shape_args(size)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"[{op}] sizes must be non-negative, got {shape}")
+    return shape
+
+
+def _new(shape, dtype, requires_grad, fill, op, device=None):
+    _check_device(device, op)
+    dt = _resolve_dtype(dtype, op) or float32
+    a = _aligned(_size_args(shape, op), dt)
+    if fill is not None:
+        a[...] = fill
+    t = Tensor._make(a)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return _new(size, dtype, requires_grad, None, "empty", device)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _new(size, dtype, requires_grad, 0, "zeros", device)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _new(size, dtype, requires_grad, 1, "ones", device)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None:
+        dtype = int64 if isinstance(fill_value, numbers.Integral) and not isinstance(
+            fill_value, bool) else float32
+    return _new((size,) if isinstance(size, int) else size, dtype, requires_grad, fill_value,
+                "full", device)
+
+
+def _like(t, dtype):
+    return t.shape, (dtype if dtype is not None else t.dtype)
+
+
+def empty_like(t, dtype=None, requires_grad=False):
+    s, d = _like(t, dtype)
+    return empty(s, dtype=d, requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    s, d = _like(t, dtype)
+    return zeros(s, dtype=d, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    s, d = _like(t, dtype)
+    return ones(s, dtype=d, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    s, d = _like(t, dtype)
+    return full(s, fill_value, dtype=d, requires_grad=requires_grad)
+
+
+def _random(size, dtype, requires_grad, draw, op, device=None):
+    _check_device(device, op)
+    dt = _resolve_dtype(dtype, op) or float32
+    if not dt.is_floating_point:
+        raise TypeError(f"[{op}] dtype must be float32, got {dt}")
+    shape = _size_args(size, op)
+    t = Tensor._make(_aligned_copy(draw(shape), float32))
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """Uniform on [0, 1)."""
+    return _random(size, dtype, requires_grad, lambda s: default_generator.rng.random(s), "rand",
+                   device)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """Standard normal."""
+    return _random(size, dtype, requires_grad, lambda s: default_generator.rng.standard_normal(s),
+                   "randn", device)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None):
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"[randint] high must be greater than low, got low={low}, high={high}")
+    a = default_generator.rng.integers(low, high, _size_args(size, "randint"))
+    return Tensor._make(_aligned_copy(a, _resolve_dtype(dtype, "randint") or int64))
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("[arange] step must be non-zero")
+    a = np.arange(start, end, step)
+    dt = _resolve_dtype(dtype, "arange") or (
+        int64 if all(isinstance(v, numbers.Integral) for v in (start, end, step)) else float32)
+    return _new_from(a, dt, requires_grad, device, "arange")
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    if int(steps) < 0:
+        raise ValueError(f"[linspace] steps must be non-negative, got {steps}")
+    a = np.linspace(start, end, int(steps))
+    return _new_from(a, _resolve_dtype(dtype, "linspace") or float32, requires_grad, device,
+                     "linspace")
+
+
+def _new_from(a, dt, requires_grad, device, op):
+    _check_device(device, op)
+    t = Tensor._make(_aligned_copy(a, dt))
+    if requires_grad:
+        t.requires_grad = True
+    return t

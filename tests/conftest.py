@@ -1,0 +1,42 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+# In-tree development builds (tools/dev_build.sh) put _C in python/fastnn; an installed
+# fastnn takes precedence otherwise.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _here)
+try:
+    import fastnn  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.join(_here, "..", "python"))
+    import fastnn  # noqa: F401
+
+from fastnn import _C  # noqa: E402
+
+
+@pytest.fixture(params=_C.supported_isas())
+def isa(request):
+    """Run a test once on every kernel path this CPU supports (generic, avx2, avx512)."""
+    prev = _C.get_isa()
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa(prev)
+
+
+@pytest.fixture
+def rng(request):
+    """A fresh generator per test, seeded from the test's name so failures reproduce."""
+    seed = abs(hash(request.node.nodeid)) % (2 ** 32)
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """Run a test single-threaded and on the pool."""
+    prev = _C.get_num_threads()
+    _C.set_num_threads(request.param)
+    yield request.param
+    _C.set_num_threads(prev)

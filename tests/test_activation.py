@@ -1,0 +1,85 @@
+"""ReLU, sigmoid, tanh, GELU, softplus: forward and backward against tests/reference.py."""
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.nn.functional as F
+import reference as R
+from harness import BATCHES, FEATURES, assert_close, check_op, expect_error
+
+ACTS = {
+    "relu": (F.relu, R.relu, R.relu_grad),
+    "sigmoid": (F.sigmoid, R.sigmoid, R.sigmoid_grad),
+    "tanh": (F.tanh, R.tanh, R.tanh_grad),
+    "gelu": (F.gelu, R.gelu, R.gelu_grad),
+    "softplus": (F.softplus, R.softplus, R.softplus_grad),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTS))
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("f", FEATURES)
+def test_forward_backward(name, n, f, rng, isa):
+    fn, ref, ref_grad = ACTS[name]
+    x = rng.standard_normal((n, f)) * 3
+    # NOTE: exp/erf/tanh in float32 are accurate to a few ulp; c=64 allows 4 ulp of the
+    # result plus the derivative's own rounding.
+    check_op(fn, ref, [x], ref_grad=lambda x, g: ref_grad(x, g), c=64, rng=rng)
+
+
+@pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 5.0), (0.5, 1.0)])
+def test_softplus_beta_threshold(beta, threshold, rng):
+    x = rng.standard_normal(257) * 8
+    check_op(lambda t: F.softplus(t, beta=beta, threshold=threshold),
+             lambda a: R.softplus(a, beta, threshold),
+             [x], ref_grad=lambda a, g: R.softplus_grad(a, g, beta, threshold), c=64, rng=rng)
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (2, 3, 5), (4, 0, 3)])
+def test_any_shape(shape, rng):
+    x = rng.standard_normal(shape)
+    check_op(F.tanh, R.tanh, [x], ref_grad=R.tanh_grad, c=64, rng=rng)
+
+
+def test_relu_grad_at_zero_is_zero():
+    x = fastnn.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    F.relu(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "tanh", "gelu", "relu"])
+def test_extremes_are_stable(name, isa):
+    fn, ref, ref_grad = ACTS[name]
+    x = np.array([-1e4, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4], np.float32)
+    t = fastnn.tensor(x, requires_grad=True)
+    y = fn(t)
+    assert np.isfinite(y.detach().numpy()).all()
+    assert_close(y.detach().numpy(), ref(x.astype(np.float64)), c=64, what=name)
+    y.backward(fastnn.ones(7))
+    assert np.isfinite(t.grad.numpy()).all()
+    assert_close(t.grad.numpy(), ref_grad(x.astype(np.float64), np.ones(7))[0], c=64, what=name)
+
+
+@pytest.mark.parametrize("name", list(ACTS))
+def test_nan_propagates(name):
+    fn = ACTS[name][0]
+    y = fn(fastnn.tensor([np.nan, 1.0])).numpy()
+    assert np.isnan(y[0]) and not np.isnan(y[1])
+
+
+def test_large_input_uses_threads(threads, rng):
+    x = rng.standard_normal(300_001)
+    check_op(F.sigmoid, R.sigmoid, [x], ref_grad=R.sigmoid_grad, c=64, rng=rng)
+
+
+def test_bad_input():
+    expect_error(TypeError, "relu", F.relu, fastnn.tensor([1, 2, 3]))
+    expect_error(TypeError, "relu", F.relu, np.ones(3, np.float32))
+    expect_error(ValueError, "softplus", F.softplus, fastnn.ones(3), beta=0)
+    from fastnn import _C
+    expect_error(TypeError, "sigmoid", _C.activation_fwd, np.ones(3), 2)
+    expect_error(ValueError, "tanh", _C.activation_fwd, np.ones((3, 4), np.float32).T, 3)
+    expect_error(ValueError, "gelu", _C.activation_bwd, np.ones(3, np.float32), None,
+                 np.ones(3, np.float32), 4)
+    expect_error(ValueError, "relu", _C.activation_bwd, np.ones(3, np.float32), None,
+                 np.ones(4, np.float32), 1)
