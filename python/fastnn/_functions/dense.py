@@ -29,9 +29,9 @@ class Linear(Function):
                 g2.sum(0).astype(np.float32))
 
 
-def linear(x, weight, bias=None, act="none"):
+def linear(x, weight, bias=None, act="none", beta=1.0, threshold=20.0):
     y = Linear.apply(x, weight, bias)
-    return y if act in ("none", "identity") else _act._apply(y, act)
+    return y if act in ("none", "identity") else _act._apply(y, act, beta, threshold)
 
 
 class MatMul(Function):

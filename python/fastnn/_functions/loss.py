@@ -34,7 +34,7 @@ class CrossEntropy(Function):
         return d.astype(np.float32), None, None
 
 
-def cross_entropy(input, target, reduction="mean"):
+def cross_entropy(input, target, reduction="mean", ignore_index=-100):
     return CrossEntropy.apply(input, target, reduction)
 
 

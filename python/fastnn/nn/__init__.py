@@ -1,1 +1,12 @@
-from . import functional
+"""fastnn.nn: layers, containers and losses with PyTorch's names, shapes and defaults."""
+from . import functional, init
+from .module import Module, Parameter
+from .linear import Linear
+from .activation import ReLU, Sigmoid, Tanh, GELU, Softplus, Softmax, LogSoftmax
+from .container import Sequential, ModuleList
+from .layers import Flatten, Dropout, Identity
+from .loss import MSELoss, CrossEntropyLoss
+
+__all__ = ["Module", "Parameter", "Linear", "ReLU", "Sigmoid", "Tanh", "GELU", "Softplus",
+           "Softmax", "LogSoftmax", "Sequential", "ModuleList", "Flatten", "Dropout",
+           "Identity", "MSELoss", "CrossEntropyLoss", "functional", "init"]

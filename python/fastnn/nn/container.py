@@ -1,0 +1,74 @@
+from collections import OrderedDict
+
+from .._functions.dense import linear
+from .activation import _Act
+from .linear import Linear
+from .module import Module
+
+
+class Sequential(Module):
+    """Modules applied in order. A Linear followed directly by ReLU/Sigmoid/Tanh/GELU/Softplus
+    runs as one fused kernel call (GEMM with bias and activation in its epilogue)."""
+
+    def __init__(self, *args):
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, m in args[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(args):
+                if not isinstance(m, Module):
+                    raise TypeError(f"[Sequential] argument {i} must be a Module, got "
+                                    f"{type(m).__name__}")
+                self.add_module(str(i), m)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        mods = list(self._modules.values())
+        if isinstance(idx, slice):
+            return Sequential(*mods[idx])
+        return mods[idx]
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def forward(self, x):
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            if type(m) is Linear and isinstance(nxt, _Act):
+                act, beta, threshold = nxt.fused_act()
+                x = linear(x, m.weight, m.bias, act=act, beta=beta, threshold=threshold)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
+        return x
+
+
+class ModuleList(Module):
+    def __init__(self, modules=None):
+        super().__init__()
+        for m in modules or []:
+            self.append(m)
+
+    def append(self, m):
+        self.add_module(str(len(self._modules)), m)
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        return list(self._modules.values())[idx]
