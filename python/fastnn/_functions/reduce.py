@@ -5,6 +5,7 @@ Contract: sum(x, dim=None, keepdim=False), mean(...), max(x, dim=None, keepdim=F
 Tensor, or a (values, indices) named tuple when dim is given (as PyTorch); min likewise;
 sum_axes(arr, axes) -> float32 array summed over `axes` (no keepdims), used by broadcasting.
 """
+import builtins
 import collections
 
 import numpy as np
@@ -19,7 +20,7 @@ def _axes(dim, ndim):
     if dim is None:
         return tuple(range(ndim))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    return tuple(d % max(ndim, 1) for d in dims)
+    return tuple(d % builtins.max(ndim, 1) for d in dims)
 
 
 class Sum(Function):
@@ -74,7 +75,7 @@ def _extreme(x, dim, keepdim, sign):
         flat = x.reshape(-1)
         v, _ = Max.apply(flat, 0, False, sign)
         return v
-    return values_indices(*Max.apply(x, dim % max(x.ndim, 1), keepdim, sign))
+    return values_indices(*Max.apply(x, dim % builtins.max(x.ndim, 1), keepdim, sign))
 
 
 def max(x, dim=None, keepdim=False):

@@ -1,0 +1,104 @@
+"""The autograd engine: accumulation, graph reuse, retain_graph, no_grad, errors."""
+import numpy as np
+import pytest
+
+import fastnn
+from harness import expect_error
+
+
+def test_shared_subexpression_gradients_add():
+    x = fastnn.tensor([2.0, -3.0], requires_grad=True)
+    y = x * x + x * 3.0  # dy/dx = 2x + 3
+    y.sum().backward()
+    assert x.grad.tolist() == [7.0, -3.0]
+
+
+def test_grads_accumulate_across_backward_calls():
+    x = fastnn.tensor([1.0], requires_grad=True)
+    for _ in range(3):
+        (x * 2.0).sum().backward()
+    assert x.grad.tolist() == [6.0]
+
+
+def test_second_backward_without_retain_graph_raises():
+    x = fastnn.tensor([1.0, 2.0], requires_grad=True)
+    y = fastnn.sigmoid(x).sum()
+    y.backward(retain_graph=True)
+    g1 = x.grad.numpy().copy()
+    y.backward()  # allowed: the first call retained the graph
+    np.testing.assert_allclose(x.grad.numpy(), 2 * g1, rtol=1e-6)
+    expect_error(RuntimeError, "backward", y.backward)
+
+
+def test_backward_on_non_scalar_needs_gradient():
+    x = fastnn.ones(3, requires_grad=True)
+    y = x * 2.0
+    expect_error(RuntimeError, "backward", y.backward)
+    expect_error(RuntimeError, "backward", y.backward, fastnn.ones(4))
+    y.backward(fastnn.tensor([1.0, 0.0, 2.0]))
+    assert x.grad.tolist() == [2.0, 0.0, 4.0]
+
+
+def test_backward_without_grad_raises():
+    expect_error(RuntimeError, "backward", fastnn.ones(1).backward)
+
+
+def test_no_grad_context_and_decorator():
+    x = fastnn.ones(2, requires_grad=True)
+    with fastnn.no_grad():
+        y = x * 2.0
+    assert not y.requires_grad and y.grad_fn is None
+
+    @fastnn.no_grad()
+    def f(t):
+        return t * 3.0
+    assert not f(x).requires_grad
+    assert (x * 2.0).requires_grad
+    assert fastnn.is_grad_enabled()
+
+
+def test_detach_and_leaf_flags():
+    x = fastnn.ones(2, requires_grad=True)
+    y = x * 2.0
+    assert x.is_leaf and not y.is_leaf
+    d = y.detach()
+    assert d.is_leaf and not d.requires_grad
+    assert np.shares_memory(d.numpy(), y.detach().numpy())
+    expect_error(RuntimeError, "requires_grad_", y.requires_grad_, False)
+
+
+def test_integer_outputs_carry_no_grad():
+    x = fastnn.randn(4, 3, requires_grad=True)
+    assert not x.argmax(1).requires_grad
+    assert not (x > 0).requires_grad
+
+
+def test_deep_chain_does_not_recurse():
+    x = fastnn.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(3000):
+        y = y * 1.0
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("fn", [fastnn.tanh, fastnn.sigmoid, lambda t: (t * t).sum(0),
+                                lambda t: fastnn.softmax(t, 1)])
+def test_gradcheck(fn, rng):
+    x = fastnn.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    assert fastnn.autograd.gradcheck(fn, [x])
+
+
+def test_gradcheck_catches_a_wrong_gradient():
+    class Wrong(fastnn.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3  # wrong on purpose
+
+    x = fastnn.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"^\[gradcheck\]"):
+        fastnn.autograd.gradcheck(Wrong.apply, [x])

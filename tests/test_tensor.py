@@ -1,0 +1,170 @@
+"""Tensor construction, dtypes, NumPy interop without copies, views, and bad input."""
+import numpy as np
+import pytest
+
+import fastnn
+from harness import expect_error
+
+
+def test_dtypes_and_inference():
+    assert fastnn.tensor([1.0, 2.0]).dtype is fastnn.float32
+    assert fastnn.tensor([1, 2]).dtype is fastnn.int64
+    assert fastnn.tensor(np.arange(3, dtype=np.int32)).dtype is fastnn.int64
+    assert fastnn.tensor(np.ones(3, np.float64)).dtype is fastnn.float32
+    assert fastnn.zeros(2, 3).dtype is fastnn.float32
+    assert fastnn.arange(4).dtype is fastnn.int64
+    assert fastnn.arange(0, 1, 0.25).dtype is fastnn.float32
+    assert fastnn.tensor([1, 2], dtype=fastnn.float32).dtype is fastnn.float32
+    assert fastnn.full((2,), 3).dtype is fastnn.int64
+
+
+def test_storage_is_64_byte_aligned():
+    for shape in [(1,), (3, 5), (0, 4), (17, 33)]:
+        for make in (fastnn.zeros, fastnn.ones, fastnn.randn, fastnn.empty):
+            t = make(*shape)
+            assert t.data_ptr() % 64 == 0, (make.__name__, shape)
+    assert fastnn.tensor([[1.0, 2.0, 3.0]]).data_ptr() % 64 == 0
+
+
+def test_from_numpy_shares_memory():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = fastnn.from_numpy(a)
+    a[0, 0] = 42
+    assert t[0, 0].item() == 42
+    with fastnn.no_grad():
+        t.add_(1)
+    assert a[1, 2] == 6
+    assert np.shares_memory(t.numpy(), a)
+    assert np.shares_memory(np.asarray(t), a)
+    i = np.arange(4)
+    assert fastnn.from_numpy(i).dtype is fastnn.int64
+
+
+def test_numpy_shares_memory_and_tensor_copies():
+    t = fastnn.zeros(3)
+    t.numpy()[1] = 5
+    assert t.tolist() == [0.0, 5.0, 0.0]
+    a = np.ones(3, np.float32)
+    c = fastnn.tensor(a)
+    a[0] = 9
+    assert c[0].item() == 1.0
+
+
+def test_from_numpy_rejects_what_it_cannot_share():
+    expect_error(TypeError, "from_numpy", fastnn.from_numpy, np.ones(3))  # float64
+    expect_error(TypeError, "from_numpy", fastnn.from_numpy, np.ones(3, np.int32))
+    expect_error(TypeError, "from_numpy", fastnn.from_numpy, [1.0, 2.0])
+    expect_error(ValueError, "from_numpy", fastnn.from_numpy, np.ones((3, 4), np.float32).T)
+    ro = np.ones(3, np.float32)
+    ro.flags.writeable = False
+    expect_error(ValueError, "from_numpy", fastnn.from_numpy, ro)
+
+
+def test_other_dtypes_are_clear_errors():
+    expect_error(TypeError, "tensor", fastnn.tensor, np.array(["a", "b"]))
+    expect_error(TypeError, "tensor", fastnn.tensor, [1.0], dtype=np.complex64)
+    expect_error(TypeError, "zeros", fastnn.zeros, 3, dtype="float16")
+    expect_error(TypeError, "tensor", fastnn.tensor, np.array([1 + 2j]))
+    expect_error(ValueError, "zeros", fastnn.zeros, -1)
+    expect_error(RuntimeError, "requires_grad_", fastnn.tensor([1, 2]).requires_grad_)
+
+
+def test_dlpack_roundtrip():
+    t = fastnn.arange(6).reshape(2, 3).float()
+    a = np.from_dlpack(t)
+    assert np.shares_memory(a, t.numpy())
+    u = fastnn.from_dlpack(np.arange(4, dtype=np.float32))
+    assert u.tolist() == [0, 1, 2, 3]
+    torch = pytest.importorskip("torch")
+    x = torch.arange(5, dtype=torch.float32)
+    f = fastnn.from_dlpack(x)
+    x[0] = 7
+    assert f[0].item() == 7
+
+
+def test_views_and_indexing(rng):
+    a = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    t = fastnn.tensor(a)
+    np.testing.assert_array_equal(t.transpose(0, 2).numpy(), a.transpose(2, 1, 0))
+    np.testing.assert_array_equal(t.permute(1, 2, 0).numpy(), a.transpose(1, 2, 0))
+    np.testing.assert_array_equal(t.reshape(20, 6).numpy(), a.reshape(20, 6))
+    np.testing.assert_array_equal(t.view(-1).numpy(), a.reshape(-1))
+    np.testing.assert_array_equal(t.flatten(1).numpy(), a.reshape(4, 30))
+    np.testing.assert_array_equal(t[1:3, ::2, -1].numpy(), a[1:3, ::2, -1])
+    np.testing.assert_array_equal(t[fastnn.tensor([0, 2, 2])].numpy(), a[[0, 2, 2]])
+    np.testing.assert_array_equal(t.unsqueeze(1).numpy(), a[:, None])
+    np.testing.assert_array_equal(t[:, :1].squeeze(1).numpy(), a[:, 0])
+    np.testing.assert_array_equal(fastnn.cat([t, t], 1).numpy(), np.concatenate([a, a], 1))
+    np.testing.assert_array_equal(fastnn.stack([t, t], -1).numpy(), np.stack([a, a], -1))
+    assert t.T.shape == (6, 5, 4)
+    expect_error(ValueError, "reshape", t.reshape, 7, 7)
+    expect_error(IndexError, "transpose", t.transpose, 0, 3)
+    expect_error(ValueError, "cat", fastnn.cat, [t, fastnn.zeros(3, 5, 6)], 1)
+    expect_error(IndexError, "getitem", t.__getitem__, 9)
+
+
+def test_index_gradients_accumulate_duplicates():
+    x = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x[fastnn.tensor([0, 0, 2])].sum().backward()
+    assert x.grad.tolist() == [2.0, 0.0, 1.0]
+    y = fastnn.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    y[:, 1].sum().backward()
+    assert y.grad.tolist() == [[0.0, 1.0], [0.0, 1.0]]
+
+
+def test_item_tolist_repr():
+    t = fastnn.tensor([[1.5]])
+    assert t.item() == 1.5 and isinstance(t.item(), float)
+    assert fastnn.tensor(3).item() == 3 and isinstance(fastnn.tensor(3).item(), int)
+    expect_error(ValueError, "item", fastnn.ones(2).item)
+    assert "requires_grad=True" in repr(fastnn.ones(2, requires_grad=True))
+    assert repr(fastnn.tensor([1, 2])) == "tensor([1, 2])"
+
+
+def test_numpy_of_grad_tensor_follows_pytorch():
+    t = fastnn.ones(2, requires_grad=True)
+    expect_error(RuntimeError, "numpy", t.numpy)
+    assert t.detach().numpy().tolist() == [1.0, 1.0]
+
+
+def test_inplace_on_leaf_requiring_grad_is_refused():
+    w = fastnn.ones(3, requires_grad=True)
+    expect_error(RuntimeError, "add_", w.add_, 1.0)
+    with fastnn.no_grad():
+        w.add_(1.0)
+    assert w.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_manual_seed_reproduces():
+    fastnn.manual_seed(3)
+    a = fastnn.randn(5).tolist()
+    fastnn.manual_seed(3)
+    assert fastnn.randn(5).tolist() == a
+    assert fastnn.rand(1000).numpy().min() >= 0
+
+
+def test_threads_setting():
+    n = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)
+    assert fastnn.get_num_threads() == 1
+    fastnn.set_num_threads(n)
+    expect_error(ValueError, "set_num_threads", fastnn.set_num_threads, 0)
+
+
+def test_isa_switching():
+    isas = fastnn.supported_isas()
+    assert "generic" in isas
+    prev = fastnn.get_isa()
+    for name in isas:
+        fastnn.set_isa(name)
+        assert fastnn.get_isa() == name
+    fastnn.set_isa(prev)
+    expect_error(ValueError, "set_isa", fastnn.set_isa, "sse9")
+
+
+def test_cuda_reports_unavailable_cleanly():
+    assert fastnn.cuda.is_available() is False
+    assert fastnn.cuda.device_count() == 0
+    expect_error(RuntimeError, "tensor", fastnn.tensor, [1.0], device="cuda")
+    expect_error(RuntimeError, "to", fastnn.ones(2).to, "cuda")
+    assert fastnn.ones(2).to("cpu").device == "cpu"
