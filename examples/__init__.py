@@ -1,0 +1,1 @@
+"""Runnable examples; installed as fastnn.examples so `fastnn demo` can run them."""
