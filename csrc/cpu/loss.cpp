@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "cpu/softmax.h"  // exp_f32, sum_as_double
 
 namespace fastnn {
 
@@ -31,6 +32,7 @@ inline int64_t row_grain(int64_t row_len) {
 void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* stats, int64_t n,
                        int64_t c, int64_t ignore_index) {
   parallel_for(n, row_grain(c), [&](int64_t b, int64_t e) {
+    std::vector<float> ex(c);  // this chunk's scratch: the row's exps, so the loop vectorises
     for (int64_t i = b; i < e; ++i) {
       if (t[i] == ignore_index) {  // PyTorch: ignored rows contribute exactly 0
         loss[i] = 0.f;
@@ -39,9 +41,9 @@ void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* sta
       const float* xi = x + i * c;
       float m = -std::numeric_limits<float>::infinity();
       for (int64_t k = 0; k < c; ++k) m = xi[k] > m ? xi[k] : m;
-      double s = 0.0;  // double: free next to exp(), accurate for 1000+ classes
-      for (int64_t k = 0; k < c; ++k) s += std::exp(xi[k] - m);
-      const float ls = (float)std::log(s);
+      for (int64_t k = 0; k < c; ++k) ex[k] = exp_f32(xi[k] - m);
+      // double: free next to the exps, accurate for 1000+ classes
+      const float ls = (float)std::log(sum_as_double(ex.data(), c));
       loss[i] = (m - xi[t[i]]) + ls;
       stats[2 * i] = m;
       stats[2 * i + 1] = ls;
@@ -62,7 +64,7 @@ void cross_entropy_bwd(const float* x, const int64_t* t, const float* stats, con
       const float* xi = x + i * c;
       const float m = stats[2 * i], ls = stats[2 * i + 1];
       const float gi = g[i * g_stride] * scale;
-      for (int64_t k = 0; k < c; ++k) dxi[k] = std::exp((xi[k] - m) - ls) * gi;
+      for (int64_t k = 0; k < c; ++k) dxi[k] = exp_f32((xi[k] - m) - ls) * gi;
       // NOTE: subtract the one-hot after scaling, p*g - g, not (p - 1)*g: same rounding,
       // and keeps the inner loop free of a compare.
       dxi[t[i]] -= gi;

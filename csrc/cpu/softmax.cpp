@@ -35,17 +35,14 @@ inline int64_t row_grain(int64_t row_len) { return std::max<int64_t>(1, kGrain /
 void softmax_row(const float* x, float* y, int64_t n, bool log) {
   float m = kNegInf;
   for (int64_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;
-  double s = 0.0;
+  // The exps go through y (even for log_softmax, where y is then overwritten) so that this
+  // loop has no reduction in it and vectorises.
+  for (int64_t k = 0; k < n; ++k) y[k] = exp_f32(x[k] - m);
+  const double s = sum_as_double(y, n);
   if (log) {
-    for (int64_t k = 0; k < n; ++k) s += std::exp(x[k] - m);
     const float ls = (float)std::log(s);
     for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m) - ls;
   } else {
-    for (int64_t k = 0; k < n; ++k) {
-      float e = std::exp(x[k] - m);
-      y[k] = e;
-      s += e;
-    }
     const float inv = (float)(1.0 / s);
     for (int64_t k = 0; k < n; ++k) y[k] *= inv;
   }
@@ -65,7 +62,7 @@ void softmax_strip(const float* x, float* y, int64_t dim, int64_t inner, int64_t
     const float* xk = x + k * inner;
     float* yk = y + k * inner;
     for (int64_t j = 0; j < w; ++j) {
-      float e = std::exp(xk[j] - m[j]);
+      float e = exp_f32(xk[j] - m[j]);
       if (!log) yk[j] = e;
       s[j] += e;
     }
@@ -87,7 +84,7 @@ void softmax_bwd_row(const float* dy, const float* y, float* dx, int64_t n, bool
   if (log) {
     for (int64_t k = 0; k < n; ++k) s += dy[k];
     const float sf = (float)s;
-    for (int64_t k = 0; k < n; ++k) dx[k] = dy[k] - std::exp(y[k]) * sf;
+    for (int64_t k = 0; k < n; ++k) dx[k] = dy[k] - exp_f32(y[k]) * sf;
   } else {
     for (int64_t k = 0; k < n; ++k) s += (double)dy[k] * y[k];
     const float sf = (float)s;
@@ -114,7 +111,7 @@ void softmax_bwd_strip(const float* dy, const float* y, float* dx, int64_t dim, 
     const float* yk = y + k * inner;
     float* dxk = dx + k * inner;
     if (log)
-      for (int64_t j = 0; j < w; ++j) dxk[j] = dyk[j] - std::exp(yk[j]) * sf[j];
+      for (int64_t j = 0; j < w; ++j) dxk[j] = dyk[j] - exp_f32(yk[j]) * sf[j];
     else
       for (int64_t j = 0; j < w; ++j) dxk[j] = yk[j] * (dyk[j] - sf[j]);
   }
