@@ -1,57 +1,80 @@
-"""Cross-entropy (fused with log-softmax) and MSE/SSR.
+"""Cross-entropy (fused with log-softmax) and MSE/SSR: C++ kernels (csrc/cpu/loss.cpp).
 
-TEMPORARY: NumPy stand-in; replaced by the C++ kernels (csrc/cpu/loss.cpp).
-Contract: cross_entropy(input (N, C), target int64 (N,), reduction="mean"|"sum"|"none"),
-mse_loss(input, target, reduction="mean"|"sum"|"none").
+Contract: cross_entropy(input (N, C) or (C,), target int64 (N,) or (), reduction="mean"|"sum"|
+"none", ignore_index=-100), mse_loss(input, target, reduction="mean"|"sum"|"none").
 """
-import numpy as np
+import numbers
 
+from .. import _C
 from ..autograd import Function
-from ..tensor import _aligned_copy, float32
+from ..tensor import Tensor, _contig, float32, int64
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction, op):
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"[{op}] reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_tensor(x, op, name, dt, what=""):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(x).__name__}")
+    if x.dtype is not dt:
+        raise TypeError(f"[{op}] {name} must be {dt.name}{what}, got {x.dtype.name}")
 
 
 class CrossEntropy(Function):
     @staticmethod
-    def forward(ctx, x, t, reduction):
-        m = np.max(x, axis=1, keepdims=True)
-        lse = np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)) + m
-        losses = (lse[:, 0] - x[np.arange(len(t)), t])
-        ctx.p = np.exp(x - lse)
-        ctx.t, ctx.red = t, reduction
-        out = {"mean": lambda: losses.mean(), "sum": lambda: losses.sum(), "none": lambda: losses}[reduction]()
-        return _aligned_copy(np.asarray(out), float32)
+    def forward(ctx, x, t, reduction, ignore_index):
+        x, t = _contig(x), _contig(t)
+        loss, stats = _C.cross_entropy_fwd(x, t, reduction, ignore_index)
+        # stats: (N, 2) per-row [max, log-sum-exp of shifted logits], so the backward is one
+        # pass over the logits with nothing to recompute.
+        ctx.save_for_backward(x, t, stats)
+        ctx.reduction, ctx.ignore_index = reduction, ignore_index
+        return loss
 
     @staticmethod
     def backward(ctx, g):
-        d = ctx.p.copy()
-        d[np.arange(len(ctx.t)), ctx.t] -= 1
-        if ctx.red == "mean":
-            d *= g / max(len(ctx.t), 1)
-        elif ctx.red == "sum":
-            d *= g
-        else:
-            d *= g[:, None]
-        return d.astype(np.float32), None, None
+        x, t, stats = ctx.saved_tensors
+        dx = _C.cross_entropy_bwd(_contig(g), x, t, stats, ctx.reduction, ctx.ignore_index)
+        return dx, None, None, None
 
 
 def cross_entropy(input, target, reduction="mean", ignore_index=-100):
-    return CrossEntropy.apply(input, target, reduction)
+    """Cross-entropy of raw logits against int64 class indices (log-softmax fused in).
+    Targets equal to ignore_index add 0 loss and 0 gradient and are not counted by 'mean'."""
+    op = "cross_entropy"
+    _check_tensor(input, op, "input", float32)
+    _check_tensor(target, op, "target", int64, " class indices")
+    _check_reduction(reduction, op)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"[{op}] ignore_index must be an int, got {type(ignore_index).__name__}")
+    return CrossEntropy.apply(input, target, reduction, int(ignore_index))
 
 
 class MSE(Function):
     @staticmethod
     def forward(ctx, x, y, reduction):
-        d = x - y
-        ctx.d, ctx.red = d, reduction
-        out = {"mean": lambda: np.mean(d * d), "sum": lambda: np.sum(d * d), "none": lambda: d * d}[reduction]()
-        return _aligned_copy(np.asarray(out), float32)
+        x, y = _contig(x), _contig(y)
+        ctx.save_for_backward(x, y)
+        ctx.reduction = reduction
+        return _C.mse_fwd(x, y, reduction)
 
     @staticmethod
     def backward(ctx, g):
-        scale = 2.0 / max(ctx.d.size, 1) if ctx.red == "mean" else 2.0
-        gx = (ctx.d * g * scale).astype(np.float32)
-        return gx, -gx, None
+        x, y = ctx.saved_tensors
+        need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gx, gy = _C.mse_bwd(_contig(g), x, y, ctx.reduction, need_x, need_y)
+        return gx, gy, None
 
 
 def mse_loss(input, target, reduction="mean"):
+    """Mean (or sum: SSR, or none) of squared differences; input and target must have the
+    same shape (no broadcasting)."""
+    op = "mse_loss"
+    _check_tensor(input, op, "input", float32)
+    _check_tensor(target, op, "target", float32)
+    _check_reduction(reduction, op)
     return MSE.apply(input, target, reduction)

@@ -1,42 +1,61 @@
-"""softmax / log_softmax along any dim, argmax.
+"""softmax / log_softmax along any dim, and argmax: C++ kernels (csrc/cpu/softmax.cpp).
 
-TEMPORARY: NumPy stand-in; replaced by the C++ kernels (csrc/cpu/softmax.cpp).
 Contract: softmax(x, dim), log_softmax(x, dim), argmax(x, dim=None, keepdim=False) -> int64.
 """
-import numpy as np
+import numbers
 
+from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _aligned_copy, float32, int64
+from ..tensor import Tensor, _contig, float32, int64
+
+
+def _check_tensor(x, op, name="input", dtypes=(float32,)):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(x).__name__}")
+    if x.dtype not in dtypes:
+        want = " or ".join(d.name for d in dtypes)
+        raise TypeError(f"[{op}] {name} must be {want}, got {x.dtype.name}")
+
+
+def _wrap_dim(dim, ndim, op):
+    """dim in [-ndim, ndim) -> [0, ndim); a 0-d tensor takes 0 and -1, as PyTorch."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"[{op}] dim must be an int, got {type(dim).__name__}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"[{op}] dim must be in [{-n}, {n - 1}], got {dim}")
+    return int(dim) % n
 
 
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim, log):
-        m = np.max(x, axis=dim, keepdims=True)
-        e = np.exp(x - m)
-        s = np.sum(e, axis=dim, keepdims=True)
-        y = (x - m - np.log(s)) if log else e / s
-        ctx.y, ctx.dim, ctx.log = y, dim, log
-        return _aligned_copy(y, float32)
+        y = _C.softmax_fwd(_contig(x), dim, log)
+        ctx.dim, ctx.log = dim, log
+        # Both backward formulas need only the output (probabilities or log-probabilities).
+        ctx.save_for_backward(y)
+        return y
 
     @staticmethod
-    def backward(ctx, g):
-        y, dim = ctx.y, ctx.dim
-        if ctx.log:
-            return (g - np.exp(y) * np.sum(g, axis=dim, keepdims=True)).astype(np.float32)
-        return (y * (g - np.sum(g * y, axis=dim, keepdims=True))).astype(np.float32)
+    def backward(ctx, dy):
+        (y,) = ctx.saved_tensors
+        return _C.softmax_bwd(_contig(dy), y, ctx.dim, ctx.log), None, None
 
 
 def softmax(x, dim):
-    return Softmax.apply(x, dim % max(x.ndim, 1), False)
+    _check_tensor(x, "softmax")
+    return Softmax.apply(x, _wrap_dim(dim, x.ndim, "softmax"), False)
 
 
 def log_softmax(x, dim):
-    return Softmax.apply(x, dim % max(x.ndim, 1), True)
+    _check_tensor(x, "log_softmax")
+    return Softmax.apply(x, _wrap_dim(dim, x.ndim, "log_softmax"), True)
 
 
 def argmax(x, dim=None, keepdim=False):
-    a = x._data
-    if dim is None:
-        return Tensor._make(_aligned_copy(np.asarray(np.argmax(a)), int64))
-    return Tensor._make(_aligned_copy(np.argmax(a, axis=dim, keepdims=keepdim), int64))
+    """Index of the first maximum (NaN counts as the maximum), as an int64 tensor; over all
+    elements (flattened) when dim is None. Not differentiable."""
+    _check_tensor(x, "argmax", dtypes=(float32, int64))
+    if dim is not None:
+        dim = _wrap_dim(dim, x.ndim, "argmax")
+    return Tensor._make(_C.argmax(_contig(x._data), dim, bool(keepdim)))

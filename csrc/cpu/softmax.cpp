@@ -1,0 +1,197 @@
+#include "cpu/softmax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "core/parallel.h"
+
+namespace fastnn {
+
+namespace {
+
+// Work below this many elements stays on the calling thread (exp() dominates, so the
+// threshold is lower than for plain elementwise ops).
+constexpr int64_t kGrain = 1 << 14;
+// Columns of a strided (inner > 1) problem handled together: the dim loop then walks
+// kStrip contiguous floats per step instead of one float per cache line.
+constexpr int64_t kStrip = 64;
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Rows per parallel chunk so that each chunk holds at least kGrain elements.
+inline int64_t row_grain(int64_t row_len) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(row_len, 1)); }
+
+// NOTE (stability): softmax(x) = exp(x - m) / sum(exp(x - m)) with m = max(x), so every
+// exponent is <= 0: nothing overflows for logits of 1e4 and the largest term is exactly 1,
+// so the sum is >= 1 and its log is well defined. log_softmax is computed as
+// (x - m) - log(sum), never as log(softmax): x - m is exact when x is near m, and tiny
+// probabilities keep their log instead of underflowing to log(0) = -inf.
+// NOTE (NaN/inf): the max ignores NaN (v > m is false), but exp(NaN - m) is NaN, so the sum
+// and then the whole row become NaN, as in PyTorch. A row of all -inf gives m = -inf and
+// -inf - (-inf) = NaN: the row is NaN, as in PyTorch. The sum is accumulated in double: it
+// costs nothing next to exp() and keeps rows of 1000+ classes accurate.
+void softmax_row(const float* x, float* y, int64_t n, bool log) {
+  float m = kNegInf;
+  for (int64_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;
+  // The exps go through y (even for log_softmax, where y is then overwritten) so that this
+  // loop has no reduction in it and vectorises.
+  for (int64_t k = 0; k < n; ++k) y[k] = exp_f32(x[k] - m);
+  const double s = sum_as_double(y, n);
+  if (log) {
+    const float ls = (float)std::log(s);
+    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m) - ls;
+  } else {
+    const float inv = (float)(1.0 / s);
+    for (int64_t k = 0; k < n; ++k) y[k] *= inv;
+  }
+}
+
+// The same on a strip of w <= kStrip columns of one outer slice (row stride `inner`).
+void softmax_strip(const float* x, float* y, int64_t dim, int64_t inner, int64_t w, bool log) {
+  float m[kStrip];
+  double s[kStrip];
+  std::fill(m, m + w, kNegInf);
+  std::fill(s, s + w, 0.0);
+  for (int64_t k = 0; k < dim; ++k) {
+    const float* xk = x + k * inner;
+    for (int64_t j = 0; j < w; ++j) m[j] = xk[j] > m[j] ? xk[j] : m[j];
+  }
+  for (int64_t k = 0; k < dim; ++k) {
+    const float* xk = x + k * inner;
+    float* yk = y + k * inner;
+    for (int64_t j = 0; j < w; ++j) {
+      float e = exp_f32(xk[j] - m[j]);
+      if (!log) yk[j] = e;
+      s[j] += e;
+    }
+  }
+  float f[kStrip];  // log: log(sum); softmax: 1/sum
+  for (int64_t j = 0; j < w; ++j) f[j] = log ? (float)std::log(s[j]) : (float)(1.0 / s[j]);
+  for (int64_t k = 0; k < dim; ++k) {
+    const float* xk = x + k * inner;
+    float* yk = y + k * inner;
+    if (log)
+      for (int64_t j = 0; j < w; ++j) yk[j] = (xk[j] - m[j]) - f[j];
+    else
+      for (int64_t j = 0; j < w; ++j) yk[j] *= f[j];
+  }
+}
+
+void softmax_bwd_row(const float* dy, const float* y, float* dx, int64_t n, bool log) {
+  double s = 0.0;
+  if (log) {
+    for (int64_t k = 0; k < n; ++k) s += dy[k];
+    const float sf = (float)s;
+    for (int64_t k = 0; k < n; ++k) dx[k] = dy[k] - exp_f32(y[k]) * sf;
+  } else {
+    for (int64_t k = 0; k < n; ++k) s += (double)dy[k] * y[k];
+    const float sf = (float)s;
+    for (int64_t k = 0; k < n; ++k) dx[k] = y[k] * (dy[k] - sf);
+  }
+}
+
+void softmax_bwd_strip(const float* dy, const float* y, float* dx, int64_t dim, int64_t inner,
+                       int64_t w, bool log) {
+  double s[kStrip];
+  std::fill(s, s + w, 0.0);
+  for (int64_t k = 0; k < dim; ++k) {
+    const float* dyk = dy + k * inner;
+    const float* yk = y + k * inner;
+    if (log)
+      for (int64_t j = 0; j < w; ++j) s[j] += dyk[j];
+    else
+      for (int64_t j = 0; j < w; ++j) s[j] += (double)dyk[j] * yk[j];
+  }
+  float sf[kStrip];
+  for (int64_t j = 0; j < w; ++j) sf[j] = (float)s[j];
+  for (int64_t k = 0; k < dim; ++k) {
+    const float* dyk = dy + k * inner;
+    const float* yk = y + k * inner;
+    float* dxk = dx + k * inner;
+    if (log)
+      for (int64_t j = 0; j < w; ++j) dxk[j] = dyk[j] - exp_f32(yk[j]) * sf[j];
+    else
+      for (int64_t j = 0; j < w; ++j) dxk[j] = yk[j] * (dyk[j] - sf[j]);
+  }
+}
+
+// Runs row(offset, w) over every (outer slice, strip of columns): rows of `dim` elements
+// when inner == 1, strips of up to kStrip columns otherwise. `offset` is the element offset
+// of the strip's first element, w its width.
+template <class F>
+void for_each_strip(int64_t outer, int64_t dim, int64_t inner, F&& fn) {
+  if (outer == 0 || dim == 0 || inner == 0) return;
+  if (inner == 1) {
+    parallel_for(outer, row_grain(dim), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) fn(o * dim, 1);
+    });
+    return;
+  }
+  const int64_t strips = (inner + kStrip - 1) / kStrip;
+  parallel_for(outer * strips, row_grain(dim * std::min(inner, kStrip)), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / strips, j0 = (t % strips) * kStrip;
+      fn(o * dim * inner + j0, std::min(kStrip, inner - j0));
+    }
+  });
+}
+
+template <class T>
+inline bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>) return v != v;
+  else return false;
+}
+
+// NOTE: `v > best` keeps the first index on ties (as NumPy and PyTorch); a NaN is taken as
+// the maximum and, once found, nothing can replace it, so the first NaN wins (as PyTorch).
+template <class T>
+void argmax_impl(const T* x, int64_t* idx, int64_t outer, int64_t dim, int64_t inner) {
+  if (outer == 0 || inner == 0) return;
+  parallel_for(outer * inner, row_grain(dim), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / inner, j = t % inner;
+      const T* p = x + o * dim * inner + j;
+      T best = p[0];
+      int64_t bi = 0;
+      if (!is_nan(best)) {
+        for (int64_t k = 1; k < dim; ++k) {
+          const T v = p[k * inner];
+          if (v > best || is_nan(v)) {
+            best = v;
+            bi = k;
+            if (is_nan(v)) break;
+          }
+        }
+      }
+      idx[t] = bi;
+    }
+  });
+}
+
+}  // namespace
+
+void softmax_fwd(const float* x, float* y, int64_t outer, int64_t dim, int64_t inner, bool log) {
+  for_each_strip(outer, dim, inner, [&](int64_t off, int64_t w) {
+    if (inner == 1) softmax_row(x + off, y + off, dim, log);
+    else softmax_strip(x + off, y + off, dim, inner, w, log);
+  });
+}
+
+void softmax_bwd(const float* dy, const float* y, float* dx, int64_t outer, int64_t dim,
+                 int64_t inner, bool log) {
+  for_each_strip(outer, dim, inner, [&](int64_t off, int64_t w) {
+    if (inner == 1) softmax_bwd_row(dy + off, y + off, dx + off, dim, log);
+    else softmax_bwd_strip(dy + off, y + off, dx + off, dim, inner, w, log);
+  });
+}
+
+void argmax_f32(const float* x, int64_t* idx, int64_t outer, int64_t dim, int64_t inner) {
+  argmax_impl(x, idx, outer, dim, inner);
+}
+void argmax_i64(const int64_t* x, int64_t* idx, int64_t outer, int64_t dim, int64_t inner) {
+  argmax_impl(x, idx, outer, dim, inner);
+}
+
+}  // namespace fastnn
