@@ -189,6 +189,8 @@ def sqrt_grad(x, g):
 # ---- reduce -----------------------------------------------------------------------------
 
 def _axes(x, dim):
+    if np.ndim(x) == 0:  # a 0-d input reduces over nothing (dim 0 / -1 are still accepted)
+        return ()
     if dim is None:
         return tuple(range(np.ndim(x)))
     return tuple(d % max(np.ndim(x), 1) for d in (dim if isinstance(dim, tuple) else (dim,)))
