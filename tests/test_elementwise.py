@@ -216,6 +216,10 @@ def test_comparisons():
     assert (fastnn.tensor([1, 2]) < 1.5).tolist() == [True, False]
     assert (fastnn.tensor([1.0]) == "x") is False  # NotImplemented -> Python's fallback
     expect_error(ValueError, "lt", lambda: fastnn.ones(2) < fastnn.ones(3))
+    m = fastnn.tensor([1.0, 2.0]) > 1.5
+    assert (m == m).tolist() == [True, True]  # masks compare with masks
+    assert (m * fastnn.tensor([3.0, 4.0])).tolist() == [0.0, 4.0]  # and act as 0/1 in math
+    assert (m + m).dtype is fastnn.int64
 
 
 def test_clamp():

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig, float32, int64, tensor
+from ..tensor import Tensor, _contig, bool_, float32, int64, tensor
 from .shape import sum_to_shape
 
 _BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
@@ -53,12 +53,13 @@ def _as_pair(a, b, op="elementwise"):
         a = wrap(a)
     if tb is None:
         b = wrap(b)
+    # Bool masks (from comparisons) count as integers: mask * x works as in PyTorch.
+    if a.dtype is bool_:
+        a = a.long()
+    if b.dtype is bool_:
+        b = b.long()
     if a.dtype is not b.dtype:
-        if a.dtype not in (float32, int64) or b.dtype not in (float32, int64):
-            raise TypeError(f"[{op}] operands must be float32 or int64, got {a.dtype} and {b.dtype}")
         a, b = a.float(), b.float()
-    elif a.dtype not in (float32, int64):
-        raise TypeError(f"[{op}] operands must be float32 or int64, got {a.dtype}")
     return a, b
 
 
@@ -165,7 +166,10 @@ def compare(a, b, op):
     kernel would need a second pass to produce the mask; NumPy's comparison is one pass."""
     if not isinstance(b, (Tensor, numbers.Number, np.ndarray, np.number)) or isinstance(b, complex):
         return NotImplemented
-    a, b = _as_pair(a, b, op)
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype is b.dtype:
+        pass  # same dtype (bool masks included): compare as they are
+    else:
+        a, b = _as_pair(a, b, op)
     try:
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
