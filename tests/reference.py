@@ -166,8 +166,192 @@ def mse_loss_grad(x, y, g, reduction="mean"):
 
 # ---- elementwise ------------------------------------------------------------------------
 
+def unbroadcast(g, shape):
+    """Sum a gradient at the broadcast shape back down to an input's shape."""
+    g = np.asarray(g, dtype=np.float64)
+    lead = g.ndim - len(shape)
+    g = g.sum(axis=tuple(range(lead))) if lead else g
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
+
+
+def add(a, b):
+    return a + b
+
+
+def add_grad(a, b, g):
+    return [unbroadcast(g, np.shape(a)), unbroadcast(g, np.shape(b))]
+
+
+def sub(a, b):
+    return a - b
+
+
+def sub_grad(a, b, g):
+    return [unbroadcast(g, np.shape(a)), unbroadcast(-g, np.shape(b))]
+
+
+def mul(a, b):
+    return a * b
+
+
+def mul_grad(a, b, g):
+    return [unbroadcast(g * b, np.shape(a)), unbroadcast(g * a, np.shape(b))]
+
+
+def div(a, b):
+    return a / b
+
+
+def div_grad(a, b, g):
+    return [unbroadcast(g / b, np.shape(a)), unbroadcast(-g * a / (b * b), np.shape(b))]
+
+
+def power(a, b):
+    return np.power(a, b)
+
+
+def power_grad(a, b, g):
+    # d/db = a^b log a; 0 where a == 0 and b >= 0 (PyTorch), NaN for a < 0.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ga = np.where(b == 0, 0.0, g * b * np.power(a, b - 1))
+        gb = np.where((a == 0) & (b >= 0), 0.0, g * np.power(a, b) * np.log(a))
+    return [unbroadcast(ga, np.shape(a)), unbroadcast(gb, np.shape(b))]
+
+
+def maximum(a, b):
+    return np.maximum(a, b)
+
+
+def maximum_grad(a, b, g):
+    # the gradient goes to the larger input, half/half on ties (PyTorch)
+    ga = np.where(a == b, g / 2, np.where(a > b, g, 0.0))
+    gb = np.where(a == b, g / 2, np.where(a < b, g, 0.0))
+    return [unbroadcast(ga, np.shape(a)), unbroadcast(gb, np.shape(b))]
+
+
+def minimum(a, b):
+    return np.minimum(a, b)
+
+
+def minimum_grad(a, b, g):
+    ga = np.where(a == b, g / 2, np.where(a < b, g, 0.0))
+    gb = np.where(a == b, g / 2, np.where(a > b, g, 0.0))
+    return [unbroadcast(ga, np.shape(a)), unbroadcast(gb, np.shape(b))]
+
+
+def neg(x):
+    return -x
+
+
+def neg_grad(x, g):
+    return [-g]
+
+
+def absolute(x):
+    return np.abs(x)
+
+
+def absolute_grad(x, g):
+    return [g * np.sign(x)]  # abs'(0) = 0
+
+
+def exp(x):
+    return np.exp(x)
+
+
+def exp_grad(x, g):
+    return [g * np.exp(x)]
+
+
+def log(x):
+    return np.log(x)
+
+
+def log_grad(x, g):
+    return [g / x]
+
+
+def sqrt(x):
+    return np.sqrt(x)
+
+
+def sqrt_grad(x, g):
+    return [g / (2 * np.sqrt(x))]
+
 
 # ---- reduce -----------------------------------------------------------------------------
+
+def _axes(x, dim):
+    if np.ndim(x) == 0:  # a 0-d input reduces over nothing (dim 0 / -1 are still accepted)
+        return ()
+    if dim is None:
+        return tuple(range(np.ndim(x)))
+    return tuple(d % max(np.ndim(x), 1) for d in (dim if isinstance(dim, tuple) else (dim,)))
+
+
+def reduce_sum(x, dim=None, keepdim=False):
+    return np.sum(x, axis=_axes(x, dim), keepdims=keepdim)
+
+
+def reduce_sum_grad(x, g, dim=None, keepdim=False):
+    g = np.asarray(g) if keepdim else np.expand_dims(g, _axes(x, dim))
+    return [np.broadcast_to(g, np.shape(x)).astype(np.float64)]
+
+
+def reduce_mean(x, dim=None, keepdim=False):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(x, axis=_axes(x, dim), keepdims=keepdim) / _count(x, dim)
+
+
+def _count(x, dim):
+    n = 1
+    for a in _axes(x, dim):
+        n *= np.shape(x)[a] if np.ndim(x) else 1
+    return n
+
+
+def reduce_mean_grad(x, g, dim=None, keepdim=False):
+    return [reduce_sum_grad(x, g, dim, keepdim)[0] / max(_count(x, dim), 1)]
+
+
+def max_all(x):
+    return np.max(x)
+
+
+def max_all_grad(x, g):
+    m = x == np.max(x)
+    return [m * (g / m.sum())]  # ties share the gradient evenly (PyTorch)
+
+
+def min_all(x):
+    return np.min(x)
+
+
+def min_all_grad(x, g):
+    m = x == np.min(x)
+    return [m * (g / m.sum())]
+
+
+def max_dim(x, dim, keepdim=False):
+    """(values, indices) along dim; the first index on ties."""
+    i = np.argmax(x, axis=dim)
+    v = np.take_along_axis(x, np.expand_dims(i, dim), dim)
+    return (v if keepdim else np.squeeze(v, dim)), (np.expand_dims(i, dim) if keepdim else i)
+
+
+def min_dim(x, dim, keepdim=False):
+    i = np.argmin(x, axis=dim)
+    v = np.take_along_axis(x, np.expand_dims(i, dim), dim)
+    return (v if keepdim else np.squeeze(v, dim)), (np.expand_dims(i, dim) if keepdim else i)
+
+
+def extreme_dim_grad(x, g, dim, keepdim=False, is_max=True):
+    """The gradient of the values goes to the selected index only."""
+    _, i = (max_dim if is_max else min_dim)(x, dim, keepdim=True)
+    gx = np.zeros(np.shape(x))
+    np.put_along_axis(gx, i, g if keepdim else np.expand_dims(g, dim), dim)
+    return [gx]
 
 
 # ---- optim ------------------------------------------------------------------------------

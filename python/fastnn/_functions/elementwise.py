@@ -1,30 +1,63 @@
-"""Elementwise arithmetic with NumPy broadcasting.
+"""Elementwise arithmetic with NumPy broadcasting: C++ kernels (csrc/cpu/elementwise.cpp).
 
-TEMPORARY: NumPy stand-in; replaced by the C++ kernels (csrc/cpu/elementwise.cpp).
 Contract used by tensor.py and the rest of the package:
   add, sub, mul, div, pow, maximum, minimum (a, b: Tensor or Python number, broadcasting,
   int64 op float -> float32), neg, abs, exp, log, sqrt (x), clamp(x, min, max),
   compare(a, b, op) with op in eq/ne/lt/le/gt/ge -> bool tensor,
   add_inplace(dst, src): dst += src on same-shape float32 arrays (gradient accumulation),
   inplace(t, other, op, alpha): t.add_/mul_/div_.
+
+Type promotion (as PyTorch, restricted to float32 and int64): int64 op float32 -> float32;
+a Python float with an int64 tensor -> float32; a Python int keeps the tensor's dtype.
+Division is true division (int64 / int64 -> float32), and pow on int64 is computed in float32
+(a documented difference: PyTorch keeps int64 there).
 """
+import numbers
+
 import numpy as np
 
+from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _aligned_copy, _dtype_of, tensor, float32
+from ..tensor import Tensor, _contig, bool_, float32, int64, tensor
 from .shape import sum_to_shape
 
+_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+_INT_OK = ("add", "sub", "mul", "maximum", "minimum")  # int64 kernels; div/pow go via float32
 
-def _as_pair(a, b):
+
+def _is_number(x):
+    return isinstance(x, numbers.Number) and not isinstance(x, complex)
+
+
+def _as_pair(a, b, op="elementwise"):
+    """Both operands as Tensors of one dtype, promoting as PyTorch does."""
     ta = a if isinstance(a, Tensor) else None
     tb = b if isinstance(b, Tensor) else None
     if ta is None and tb is None:
-        raise TypeError("[elementwise] at least one argument must be a Tensor")
+        raise TypeError(f"[{op}] at least one argument must be a Tensor")
     ref = ta if ta is not None else tb
+
+    def wrap(x):
+        if isinstance(x, bool):
+            x = int(x)
+        # A Python float (or anything next to a float32 tensor) becomes float32; a Python int
+        # next to an int64 tensor stays int64. Arrays and lists follow tensor()'s rules.
+        to_float = isinstance(x, float) or ref.dtype is float32
+        try:
+            return tensor(x, dtype=float32 if to_float else None)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"[{op}] other must be a Tensor or a number, got "
+                            f"{type(x).__name__}: {e}") from None
+
     if ta is None:
-        a = tensor(a, dtype=float32 if (isinstance(a, float) or ref.dtype is float32) else None)
+        a = wrap(a)
     if tb is None:
-        b = tensor(b, dtype=float32 if (isinstance(b, float) or ref.dtype is float32) else None)
+        b = wrap(b)
+    # Bool masks (from comparisons) count as integers: mask * x works as in PyTorch.
+    if a.dtype is bool_:
+        a = a.long()
+    if b.dtype is bool_:
+        b = b.long()
     if a.dtype is not b.dtype:
         a, b = a.float(), b.float()
     return a, b
@@ -33,40 +66,37 @@ def _as_pair(a, b):
 class Binary(Function):
     @staticmethod
     def forward(ctx, a, b, op):
-        ctx.op, ctx.a, ctx.b = op, a, b
-        out = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-               "pow": np.power, "maximum": np.maximum, "minimum": np.minimum}[op](a, b)
-        return _aligned_copy(out, _dtype_of(out.dtype if out.dtype != np.float64 else np.float32))
+        a, b = _contig(a), _contig(b)
+        ctx.op = op
+        ctx.save_for_backward(a, b)
+        return _C.binary(a, b, op)
 
     @staticmethod
     def backward(ctx, g):
-        a, b, op = ctx.a, ctx.b, ctx.op
-        if op == "add":
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        op = ctx.op
+        g = _contig(g)
+        if op == "add":  # the gradient passes through unchanged: no kernel, no copy
             ga, gb = g, g
         elif op == "sub":
-            ga, gb = g, -g
-        elif op == "mul":
-            ga, gb = g * b, g * a
-        elif op == "div":
-            ga, gb = g / b, -g * a / (b * b)
-        elif op == "pow":
-            ga = g * b * np.power(a, b - 1)
-            gb = g * np.power(a, b) * np.log(np.where(a > 0, a, 1))
+            ga, gb = g, (_C.unary(g, "neg") if need_b else None)
         else:
-            m = (a >= b) if op == "maximum" else (a <= b)
-            ga, gb = g * m, g * ~m
-        return (sum_to_shape(np.asarray(ga, np.float32), a.shape),
-                sum_to_shape(np.asarray(gb, np.float32), b.shape), None)
+            ga, gb = _C.binary_bwd(g, a, b, op, need_a, need_b)
+        return (sum_to_shape(ga, a.shape) if need_a else None,
+                sum_to_shape(gb, b.shape) if need_b else None, None)
 
 
 def _binary(a, b, op):
-    a, b = _as_pair(a, b)
-    if op == "div" and a.dtype is not float32:
-        a, b = a.float(), b.float()
+    a, b = _as_pair(a, b, op)
+    if a.dtype is int64 and op not in _INT_OK:
+        a, b = a.float(), b.float()  # true division; pow in float32
+    # Checked here too (the kernel checks again) so the error names the op before any cast.
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
-        raise ValueError(f"[{op}] shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+        raise ValueError(f"[{op}] shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
+                         f"broadcast") from None
     return Binary.apply(a, b, op)
 
 
@@ -82,27 +112,41 @@ def minimum(a, b): return _binary(a, b, "minimum")
 class Unary(Function):
     @staticmethod
     def forward(ctx, x, op):
-        ctx.x, ctx.op = x, op
-        out = {"neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt}[op](x)
-        ctx.y = out
-        return _aligned_copy(out, _dtype_of(x.dtype))
+        x = _contig(x)
+        y = _C.unary(x, op)
+        ctx.op = op
+        # exp and sqrt differentiate through their output, abs and log through the input.
+        ctx.save_for_backward(x if op in ("abs", "log") else None,
+                              y if op in ("exp", "sqrt") else None)
+        return y
 
     @staticmethod
     def backward(ctx, g):
-        x, y, op = ctx.x, ctx.y, ctx.op
-        d = {"neg": lambda: -g, "abs": lambda: g * np.sign(x), "exp": lambda: g * y,
-             "log": lambda: g / x, "sqrt": lambda: g / (2 * y)}[op]()
-        return np.asarray(d, np.float32), None
+        x, y = ctx.saved_tensors
+        return _C.unary_bwd(_contig(g), x, y, ctx.op), None
 
 
-def neg(x): return Unary.apply(x, "neg")
-def abs(x): return Unary.apply(x, "abs")
-def exp(x): return Unary.apply(x.float(), "exp")
-def log(x): return Unary.apply(x.float(), "log")
-def sqrt(x): return Unary.apply(x.float(), "sqrt")
+def _check_tensor(x, op):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
+    if x.dtype not in (float32, int64):
+        raise TypeError(f"[{op}] input must be float32 or int64, got {x.dtype}")
+    return x
+
+
+def neg(x): return Unary.apply(_check_tensor(x, "neg"), "neg")
+def abs(x): return Unary.apply(_check_tensor(x, "abs"), "abs")
+# exp/log/sqrt of int64 give float32, as PyTorch.
+def exp(x): return Unary.apply(_check_tensor(x, "exp").float(), "exp")
+def log(x): return Unary.apply(_check_tensor(x, "log").float(), "log")
+def sqrt(x): return Unary.apply(_check_tensor(x, "sqrt").float(), "sqrt")
 
 
 def clamp(x, min=None, max=None):
+    """Composite of maximum/minimum. NOTE: at x == min (or max) exactly, the gradient is split
+    half/half with the bound (maximum's tie rule), where PyTorch's clamp passes all of it."""
+    if min is None and max is None:
+        raise ValueError("[clamp] at least one of min and max must be given")
     out = x
     if min is not None:
         out = maximum(out, min)
@@ -111,24 +155,62 @@ def clamp(x, min=None, max=None):
     return out
 
 
+_COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+            "gt": np.greater, "ge": np.greater_equal}
+
+
 def compare(a, b, op):
-    if not isinstance(b, (Tensor, int, float, np.ndarray, np.number)):
+    """a op b -> bool mask, with broadcasting; no gradient.
+
+    NumPy on purpose: the kernel layer has float32 and int64 only, no bool dtype, so a C++
+    kernel would need a second pass to produce the mask; NumPy's comparison is one pass."""
+    if not isinstance(b, (Tensor, numbers.Number, np.ndarray, np.number)) or isinstance(b, complex):
         return NotImplemented
-    a, b = _as_pair(a, b)
-    f = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
-         "gt": np.greater, "ge": np.greater_equal}[op]
-    return Tensor._make(f(a._data, b._data))
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype is b.dtype:
+        pass  # same dtype (bool masks included): compare as they are
+    else:
+        a, b = _as_pair(a, b, op)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"[{op}] shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
+                         f"broadcast") from None
+    out = _COMPARE[op](a._data, b._data)
+    return Tensor._make(np.asarray(out, dtype=np.bool_).reshape(shape))
 
 
 def add_inplace(dst, src):
-    dst += src
+    """dst += src for same-shape float32 arrays (gradient accumulation): one kernel pass."""
+    _C.binary_inplace(dst, _contig(src), "add", 1.0, "add_")
 
 
 def inplace(t, other, op, alpha):
-    o = other._data if isinstance(other, Tensor) else other
-    if op == "add":
-        t._data += alpha * o if alpha != 1 else o
-    elif op == "mul":
-        t._data *= o
+    """t.add_(other, alpha) / t.mul_(other) / t.div_(other): other (a Tensor or a number)
+    broadcasts onto t's shape, never the reverse; t keeps its dtype, so a float operand on an
+    int64 tensor (or div_ on one) is a TypeError, as PyTorch."""
+    name = op + "_"
+    if isinstance(other, Tensor):
+        o = other._data
+    elif _is_number(other) or isinstance(other, np.number):
+        o = np.asarray(other)
     else:
-        t._data /= o
+        raise TypeError(f"[{name}] other must be a Tensor or a number, got {type(other).__name__}")
+    dt = t.dtype
+    if dt is int64 and (o.dtype.kind == "f" or (op == "add" and isinstance(alpha, float)
+                                                 and alpha != int(alpha))):
+        raise TypeError(f"[{name}] result type float32 can't be cast to the desired output "
+                        f"type int64")
+    if o.dtype.kind == "b":
+        o = o.astype(dt.np)
+    if o.dtype != dt.np:
+        o = o.astype(dt.np)  # int operand on a float32 tensor (lossless for |x| < 2^24)
+    o = _contig(o)
+    data = t._data
+    if data.flags.c_contiguous:
+        _C.binary_inplace(data, o, op, float(alpha), name)
+    else:
+        # The kernel takes contiguous arrays: update a contiguous copy and write it back
+        # through the view (a copy, no arithmetic on the NumPy side).
+        tmp = np.ascontiguousarray(data)
+        _C.binary_inplace(tmp, o, op, float(alpha), name)
+        np.copyto(data, tmp)

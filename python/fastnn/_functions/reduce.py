@@ -1,90 +1,142 @@
-"""sum / mean / max / min over all elements or along dims.
+"""sum / mean / max / min over all elements or along dims: C++ kernels (csrc/cpu/reduce.cpp).
 
-TEMPORARY: NumPy stand-in; replaced by the C++ kernels (csrc/cpu/reduce.cpp).
 Contract: sum(x, dim=None, keepdim=False), mean(...), max(x, dim=None, keepdim=False) ->
 Tensor, or a (values, indices) named tuple when dim is given (as PyTorch); min likewise;
 sum_axes(arr, axes) -> float32 array summed over `axes` (no keepdims), used by broadcasting.
+
+NOTE on accuracy: float32 sums along the innermost dim use pairwise (cascade) float32
+summation; sums along other dims accumulate in double. Either way a sum of 1e6 elements is
+accurate to a few float32 ulps, not the ~n*eps of a running float32 sum.
 """
-import builtins
 import collections
+import math
+import numbers
 
 import numpy as np
 
+from .. import _C
 from ..autograd import Function
-from ..tensor import _aligned_copy, _dtype_of, float32, int64
+from ..tensor import Tensor, _contig, float32, int64
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
 
-def _axes(dim, ndim):
+def _dims(dim, op):
+    """dim argument -> None (all dims) or a list of ints (checked and wrapped in C++)."""
     if dim is None:
-        return tuple(range(ndim))
-    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    return tuple(d % builtins.max(ndim, 1) for d in dims)
+        return None
+    dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
+    for d in dims:
+        if not isinstance(d, (numbers.Integral, np.integer)) or isinstance(d, bool):
+            raise TypeError(f"[{op}] dim must be an int or a tuple of ints, got {dim!r}")
+    return [int(d) for d in dims] or None  # dim=() reduces everything, as PyTorch
+
+
+def _keep_shape(shape, dims):
+    """The output shape with keepdim=True: reduced dims (None: all) set to 1."""
+    nd = len(shape)
+    if dims is None:
+        return (1,) * nd
+    red = {d % nd for d in dims} if nd else set()
+    return tuple(1 if i in red else s for i, s in enumerate(shape))
 
 
 class Sum(Function):
     @staticmethod
-    def forward(ctx, x, axes, keepdim, scale):
-        ctx.shape, ctx.axes, ctx.keepdim, ctx.scale = x.shape, axes, keepdim, scale
-        out = np.sum(x, axis=axes, keepdims=keepdim) * scale
-        return _aligned_copy(np.asarray(out), _dtype_of(x.dtype))
+    def forward(ctx, x, dims, keepdim, mean):
+        x = _contig(x)
+        ctx.shape, ctx.dims, ctx.mean = x.shape, dims, mean
+        return _C.sum(x, dims, keepdim, mean)
 
     @staticmethod
     def backward(ctx, g):
-        if not ctx.keepdim:
-            g = np.expand_dims(g, ctx.axes)
-        return np.ascontiguousarray(np.broadcast_to(g * np.float32(ctx.scale), ctx.shape), np.float32)
+        shape = ctx.shape
+        kept = _keep_shape(shape, ctx.dims)
+        # (this module's sum/max/min shadow the builtins: math.prod only below)
+        n, n_out = math.prod(shape), math.prod(kept)
+        count = n // n_out if n_out else 0  # elements behind each output
+        scale = 1.0 / count if (ctx.mean and count) else 1.0
+        # g has the output's shape; viewing it with the reduced dims as 1 lets the kernel
+        # broadcast it back over them.
+        return _C.expand(_contig(g).reshape(kept), list(shape), scale)
+
+
+def _check(x, op):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
 
 
 def sum(x, dim=None, keepdim=False):
+    _check(x, "sum")
     if x.dtype.name == "bool":
         x = x.long()
-    return Sum.apply(x, _axes(dim, x.ndim), keepdim, 1)
+    return Sum.apply(x, _dims(dim, "sum"), bool(keepdim), False)
 
 
 def mean(x, dim=None, keepdim=False):
-    axes = _axes(dim, x.ndim)
-    n = int(np.prod([x.shape[a] for a in axes])) if x.ndim else 1
-    return Sum.apply(x.float(), axes, keepdim, (1.0 / n) if n else float("nan"))
+    _check(x, "mean")
+    if x.dtype is not float32:
+        raise TypeError(f"[mean] input must be float32 (PyTorch refuses the mean of integer "
+                        f"tensors: use x.float().mean()), got {x.dtype}")
+    return Sum.apply(x, _dims(dim, "mean"), bool(keepdim), True)
 
 
-class Max(Function):
+class ExtremeAll(Function):
     @staticmethod
-    def forward(ctx, x, dim, keepdim, sign):
-        ctx.shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
-        idx = np.argmax(x * sign if sign < 0 else x, axis=dim)
-        vals = np.take_along_axis(x, np.expand_dims(idx, dim), dim)
-        ctx.idx = idx
-        if not keepdim:
-            vals = np.squeeze(vals, dim)
-        return _aligned_copy(vals, _dtype_of(x.dtype)), _aligned_copy(
-            idx if not keepdim else np.expand_dims(idx, dim), int64)
+    def forward(ctx, x, is_max):
+        x = _contig(x)
+        v = _C.extreme(x, None, False, is_max)
+        ctx.save_for_backward(x, v)
+        ctx.is_max = is_max
+        return v
+
+    @staticmethod
+    def backward(ctx, g):
+        x, v = ctx.saved_tensors
+        return _C.extreme_all_bwd(x, v, _contig(g), ctx.is_max), None
+
+
+class ExtremeDim(Function):
+    @staticmethod
+    def forward(ctx, x, dim, keepdim, is_max):
+        x = _contig(x)
+        vals, idx = _C.extreme(x, dim, keepdim, is_max)
+        ctx.shape, ctx.dim, ctx.keepdim, ctx.is_max = x.shape, dim, keepdim, is_max
+        ctx.save_for_backward(idx)
+        return vals, idx
 
     @staticmethod
     def backward(ctx, g, gi):
-        gx = np.zeros(ctx.shape, np.float32)
-        if not ctx.keepdim:
-            g = np.expand_dims(g, ctx.dim)
-        np.put_along_axis(gx, np.expand_dims(ctx.idx, ctx.dim), g, ctx.dim)
-        return gx
+        (idx,) = ctx.saved_tensors
+        return (_C.extreme_dim_bwd(_contig(g), idx, list(ctx.shape), ctx.dim, ctx.keepdim,
+                                   ctx.is_max), None, None, None)
 
 
-def _extreme(x, dim, keepdim, sign):
+def _extreme(x, dim, keepdim, is_max):
+    op = "max" if is_max else "min"
+    _check(x, op)
+    if x.dtype not in (float32, int64):
+        raise TypeError(f"[{op}] input must be float32 or int64, got {x.dtype}")
     if dim is None:
-        flat = x.reshape(-1)
-        v, _ = Max.apply(flat, 0, False, sign)
-        return v
-    return values_indices(*Max.apply(x, dim % builtins.max(x.ndim, 1), keepdim, sign))
+        return ExtremeAll.apply(x, is_max)
+    if not isinstance(dim, (numbers.Integral, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"[{op}] dim must be an int, got {dim!r}")
+    return values_indices(*ExtremeDim.apply(x, int(dim), bool(keepdim), is_max))
 
 
 def max(x, dim=None, keepdim=False):
-    return _extreme(x, dim, keepdim, 1)
+    """Largest element (0-d), or (values, indices) along dim. NaN counts as the largest and
+    the first index wins ties, as PyTorch."""
+    return _extreme(x, dim, keepdim, True)
 
 
 def min(x, dim=None, keepdim=False):
-    return _extreme(x, dim, keepdim, -1)
+    return _extreme(x, dim, keepdim, False)
 
 
 def sum_axes(a, axes):
-    return np.sum(a, axis=axes).astype(np.float32)
+    """float32 array summed over `axes` (no keepdims): the backward of broadcasting."""
+    a = _contig(np.asarray(a, dtype=np.float32))
+    if len(axes) == 0:  # the kernel reads an empty dim list as "all dims"
+        return a.copy()
+    return _C.sum(a, [int(d) for d in axes], False, False)

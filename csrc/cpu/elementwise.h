@@ -1,0 +1,49 @@
+// Elementwise kernels: binary ops with broadcasting (forward, backward, in place) and unary
+// ops. Shapes and strides are in elements; "strides over shape" means the operand's stride
+// in each dim of the (broadcast) output shape, 0 on broadcast dims. Outputs are contiguous
+// and overwritten unless said otherwise.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace fastnn {
+
+enum class BinOp { add, sub, mul, div, pow, maximum, minimum };
+enum class UnOp { neg, abs, exp, log, sqrt };
+const char* binop_name(BinOp op);
+const char* unop_name(UnOp op);
+
+using Dims = std::vector<int64_t>;
+// Row-major strides of a contiguous array of this shape.
+Dims contiguous_of(const Dims& shape);
+
+// out = a op b.  a: strides sa over shape; b: strides sb over shape; out: contiguous (shape).
+void binary_f32(BinOp op, const Dims& shape, const float* a, const Dims& sa, const float* b,
+                const Dims& sb, float* out);
+// int64: add, sub, mul, maximum, minimum only (div/pow are done in float32 by the caller).
+void binary_i64(BinOp op, const Dims& shape, const int64_t* a, const Dims& sa, const int64_t* b,
+                const Dims& sb, int64_t* out);
+
+// dst = dst op (alpha * src), in place.  dst: contiguous (shape); src: strides ss over shape.
+// op: add, mul, div (alpha is used by add only).
+void binary_inplace_f32(BinOp op, const Dims& shape, float* dst, const float* src,
+                        const Dims& ss, float alpha);
+void binary_inplace_i64(BinOp op, const Dims& shape, int64_t* dst, const int64_t* src,
+                        const Dims& ss, int64_t alpha);
+
+// Gradients of sum(g * (a op b)) at the broadcast shape (the caller sums them down to each
+// input's shape).  g: contiguous (shape); a, b: strides over shape; ga, gb: contiguous
+// (shape), overwritten, either may be nullptr when not wanted.
+void binary_bwd_f32(BinOp op, const Dims& shape, const float* g, const float* a, const Dims& sa,
+                    const float* b, const Dims& sb, float* ga, float* gb);
+
+// y = op(x), n elements, contiguous. int64: neg and abs only.
+void unary_f32(UnOp op, const float* x, float* y, int64_t n);
+void unary_i64(UnOp op, const int64_t* x, int64_t* y, int64_t n);
+// dx = g * op'(x): x is the input, y the forward output (exp and sqrt use y); overwrites dx.
+void unary_bwd_f32(UnOp op, const float* g, const float* x, const float* y, float* dx, int64_t n);
+
+// out = scale * src broadcast to shape.  src: strides ss over shape; out: contiguous (shape).
+void expand_f32(const Dims& shape, const float* src, const Dims& ss, float scale, float* out);
+
+}  // namespace fastnn

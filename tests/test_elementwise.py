@@ -1,0 +1,319 @@
+"""Elementwise arithmetic with broadcasting: forward and backward against tests/reference.py,
+type promotion, in-place ops, comparisons, and bad input at the Python and _C levels."""
+import numpy as np
+import pytest
+
+import fastnn
+import reference as R
+from fastnn import _C
+from harness import assert_close, check_op, expect_error
+
+BINARY = {
+    "add": (lambda a, b: a + b, R.add, R.add_grad),
+    "sub": (lambda a, b: a - b, R.sub, R.sub_grad),
+    "mul": (lambda a, b: a * b, R.mul, R.mul_grad),
+    "div": (lambda a, b: a / b, R.div, R.div_grad),
+    "pow": (lambda a, b: a ** b, R.power, R.power_grad),
+    "maximum": (fastnn.maximum, R.maximum, R.maximum_grad),
+    "minimum": (fastnn.minimum, R.minimum, R.minimum_grad),
+}
+
+# Broadcasting patterns: same shape, (3,1)+(1,4), trailing vector, leading 1s, 0-d on either
+# side, size-1 dims, empty dims, and a large one that goes through the pool.
+SHAPES = [((5,), (5,)), ((3, 1), (1, 4)), ((2, 3, 4), (4,)), ((4,), (2, 3, 4)),
+          ((2, 1, 5), (3, 1)), ((), (3, 2)), ((3, 2), ()), ((), ()), ((1, 1), (1,)),
+          ((0, 3), (3,)), ((2, 0), (2, 1)), ((17, 33), (17, 1)), ((1, 8, 1), (16, 1, 5))]
+
+
+def _operands(name, sa, sb, rng):
+    a = rng.standard_normal(sa)
+    b = rng.standard_normal(sb)
+    if name == "pow":
+        # a > 0 so a^b is real; exponents in [-2, 2]
+        a = rng.uniform(0.5, 2.0, sa)
+        b = rng.uniform(-2.0, 2.0, sb)
+    if name == "div":
+        b = np.sign(b + 1e-3) * rng.uniform(0.5, 2.0, sb)  # away from 0: bounded 1/b^2
+    return a, b
+
+
+def _broadcast_k(sa, sb):
+    """How many output elements are summed into one input gradient element (at most)."""
+    out = np.broadcast_shapes(sa, sb)
+    n = int(np.prod(out)) if out else 1
+    return max(1, n // max(1, min(int(np.prod(sa)) if sa else 1, int(np.prod(sb)) if sb else 1)))
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+@pytest.mark.parametrize("sa,sb", SHAPES)
+def test_binary_forward_backward(name, sa, sb, rng):
+    fn, ref, ref_grad = BINARY[name]
+    a, b = _operands(name, sa, sb, rng)
+    # NOTE: pow goes through exp/log inside powf (a few ulp) and its gradient multiplies
+    # three rounded terms: c=64. The gradient of a broadcast input sums up to k products.
+    c = 64 if name == "pow" else 16
+    k = _broadcast_k(sa, sb)
+    check_op(fn, ref, [a, b], ref_grad=ref_grad, c=c, grad_k=k, grad_scale=4.0, rng=rng)
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+def test_binary_large_threads(name, threads, rng):
+    fn, ref, ref_grad = BINARY[name]
+    a, b = _operands(name, (301, 257), (257,), rng)
+    c = 64 if name == "pow" else 16
+    check_op(fn, ref, [a, b], ref_grad=ref_grad, c=c, grad_k=301, grad_scale=4.0, rng=rng)
+    a, b = _operands(name, (70001,), (70001,), rng)  # the 1-D path splits inside one row
+    check_op(fn, ref, [a, b], ref_grad=ref_grad, c=c, rng=rng)
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_scalar_operand(name, side, rng):
+    fn, ref, ref_grad = BINARY[name]
+    x = rng.uniform(0.5, 2.0, (3, 5))
+    s = 1.5
+    if side == "left":
+        check_op(lambda t: fn(fastnn.tensor(s), t) if name in ("maximum", "minimum") else fn(s, t),
+                 lambda t: ref(s, t), [x], ref_grad=lambda t, g: [ref_grad(np.float64(s), t, g)[1]],
+                 c=64, rng=rng)
+    else:
+        check_op(lambda t: fn(t, s), lambda t: ref(t, s), [x],
+                 ref_grad=lambda t, g: [ref_grad(t, np.float64(s), g)[0]], c=64, rng=rng)
+
+
+UNARY = {
+    "neg": (lambda t: -t, R.neg, R.neg_grad),
+    "abs": (fastnn.abs, R.absolute, R.absolute_grad),
+    "exp": (fastnn.exp, R.exp, R.exp_grad),
+    "log": (fastnn.log, R.log, R.log_grad),
+    "sqrt": (fastnn.sqrt, R.sqrt, R.sqrt_grad),
+}
+
+
+@pytest.mark.parametrize("name", list(UNARY))
+@pytest.mark.parametrize("shape", [(), (1,), (7,), (3, 0), (5, 33), (40000,)])
+def test_unary(name, shape, rng):
+    fn, ref, ref_grad = UNARY[name]
+    x = rng.standard_normal(shape) * 2
+    if name in ("log", "sqrt"):
+        x = rng.uniform(0.1, 5.0, shape)
+    # NOTE: expf/logf are accurate to a few ulp: c=64, as the activation tests.
+    check_op(fn, ref, [x], ref_grad=ref_grad, c=64, rng=rng)
+
+
+def test_abs_grad_at_zero_and_sign():
+    x = fastnn.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    x.abs().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [-1.0, 0.0, 1.0])
+
+
+def test_unary_int64():
+    x = fastnn.tensor([-3, 0, 4])
+    assert (-x).dtype is fastnn.int64 and (-x).tolist() == [3, 0, -4]
+    assert abs(x).dtype is fastnn.int64 and abs(x).tolist() == [3, 0, 4]
+    for f, npf in [(fastnn.exp, np.exp), (fastnn.sqrt, np.sqrt), (fastnn.log, np.log)]:
+        y = f(fastnn.tensor([1, 4, 9]))
+        assert y.dtype is fastnn.float32  # as PyTorch: int64 -> float32
+        assert_close(y.numpy(), npf(np.array([1.0, 4.0, 9.0])), c=64)
+
+
+# ---- int64 paths and type promotion ------------------------------------------------------
+
+@pytest.mark.parametrize("name,op", [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
+                                     ("maximum", np.maximum), ("minimum", np.minimum)])
+def test_int64_ops_exact(name, op, rng):
+    a = rng.integers(-10**12, 10**12, (4, 1, 5))
+    b = rng.integers(-10**6, 10**6, (3, 1))
+    out = check_op(BINARY[name][0], op, [a, b])  # int64 output compared exactly
+    assert out.dtype is fastnn.int64
+
+
+def test_int64_true_division_and_pow():
+    a, b = fastnn.tensor([1, 7, -9]), fastnn.tensor([2, 2, 4])
+    q = a / b
+    assert q.dtype is fastnn.float32 and q.tolist() == [0.5, 3.5, -2.25]
+    assert (a / 2).tolist() == [0.5, 3.5, -4.5]
+    p = a ** 2  # computed in float32 (PyTorch keeps int64 here)
+    assert p.dtype is fastnn.float32 and p.tolist() == [1.0, 49.0, 81.0]
+
+
+def test_type_promotion():
+    i, f = fastnn.tensor([1, 2]), fastnn.tensor([0.5, 1.0])
+    assert (i + f).dtype is fastnn.float32 and (i + f).tolist() == [1.5, 3.0]
+    assert (f + i).dtype is fastnn.float32
+    assert (i + 1).dtype is fastnn.int64 and (1 + i).dtype is fastnn.int64
+    assert (i * 2.5).dtype is fastnn.float32 and (i * 2.5).tolist() == [2.5, 5.0]
+    assert (2.5 - i).tolist() == [1.5, 0.5]
+    assert (f + 1).dtype is fastnn.float32
+    assert (i + fastnn.tensor(0.5)).dtype is fastnn.float32  # 0-d float tensor promotes too
+    assert fastnn.maximum(i, 1.5).tolist() == [1.5, 2.0]
+
+
+def test_mixed_dtype_gradient_flows_to_float():
+    f = fastnn.tensor([[1.0], [2.0]], requires_grad=True)
+    i = fastnn.tensor([1, 2, 3])
+    (f * i).sum().backward()
+    np.testing.assert_array_equal(f.grad.numpy(), [[6.0], [6.0]])
+
+
+# ---- edge cases ------------------------------------------------------------------------------
+
+def test_nan_propagates():
+    nan = np.float32("nan")
+    a = fastnn.tensor([nan, 1.0, 2.0])
+    b = fastnn.tensor([0.0, nan, 1.0])
+    for f in (fastnn.maximum, fastnn.minimum, lambda x, y: x + y, lambda x, y: x * y):
+        y = f(a, b).numpy()
+        assert np.isnan(y[0]) and np.isnan(y[1]) and not np.isnan(y[2])
+    assert np.isnan(fastnn.sqrt(fastnn.tensor([-1.0])).item())
+
+
+def test_maximum_ties_split_gradient():
+    a = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = fastnn.tensor([2.0, 2.0, 1.0], requires_grad=True)
+    fastnn.maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 0.5, 0.0])
+
+
+def test_pow_edge_gradients():
+    # d/da at b == 0 is 0 (not NaN at a == 0); d/db at a == 0, b >= 0 is 0; NaN for a < 0.
+    a = fastnn.tensor([0.0, 0.0, -2.0, 3.0], requires_grad=True)
+    b = fastnn.tensor([0.0, 2.0, 2.0, 2.0], requires_grad=True)
+    (a ** b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, -4.0, 6.0])
+    gb = b.grad.numpy()
+    assert gb[0] == 0 and gb[1] == 0 and np.isnan(gb[2])
+    assert_close(gb[3], 9 * np.log(3.0), c=64)
+
+
+def test_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    a = rng.uniform(0.5, 2, (4, 1, 3)).astype(np.float32)
+    b = rng.uniform(-2, 2, (5, 1)).astype(np.float32)
+    for name in BINARY:
+        fn = BINARY[name][0]
+        ta, tb = fastnn.tensor(a, requires_grad=True), fastnn.tensor(b, requires_grad=True)
+        fn(ta, tb).sum().backward()
+        xa, xb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+        tfn = {"maximum": torch.maximum, "minimum": torch.minimum}.get(name, fn)
+        tfn(xa, xb).sum().backward()
+        assert_close(fn(ta, tb).detach().numpy(), tfn(xa, xb).detach().numpy(), c=64, what=name)
+        assert_close(ta.grad.numpy(), xa.grad.numpy(), k=5, scale=4, c=64, what=name)
+        assert_close(tb.grad.numpy(), xb.grad.numpy(), k=12, scale=4, c=64, what=name)
+
+
+def test_comparisons():
+    a = fastnn.tensor([[1.0, 2.0, 3.0]])
+    b = fastnn.tensor([[2.0], [3.0]])
+    want = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+            "gt": np.greater, "ge": np.greater_equal}
+    for op, f in want.items():
+        m = getattr(a, op)(b)
+        assert m.dtype is fastnn.bool and m.shape == (2, 3) and m.grad_fn is None
+        np.testing.assert_array_equal(m.numpy(), f(a.numpy(), b.numpy()))
+    assert (fastnn.tensor([1, 2]) == 2).tolist() == [False, True]
+    assert (fastnn.tensor([1, 2]) < 1.5).tolist() == [True, False]
+    assert (fastnn.tensor([1.0]) == "x") is False  # NotImplemented -> Python's fallback
+    expect_error(ValueError, "lt", lambda: fastnn.ones(2) < fastnn.ones(3))
+    m = fastnn.tensor([1.0, 2.0]) > 1.5
+    assert (m == m).tolist() == [True, True]  # masks compare with masks
+    assert (m * fastnn.tensor([3.0, 4.0])).tolist() == [0.0, 4.0]  # and act as 0/1 in math
+    assert (m + m).dtype is fastnn.int64
+
+
+def test_clamp():
+    x = fastnn.tensor([-2.0, 0.5, 3.0], requires_grad=True)
+    y = x.clamp(min=-1.0, max=1.0)
+    assert y.tolist() == [-1.0, 0.5, 1.0]
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 0.0])
+    expect_error(ValueError, "clamp", fastnn.clamp, x)
+
+
+# ---- in place ----------------------------------------------------------------------------------
+
+def test_add_inplace_accumulates_gradients(rng):
+    x = fastnn.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((3, 4), 5.0, np.float32))
+    dst = np.ones((100001,), np.float32)
+    from fastnn._functions import elementwise as ew
+    ew.add_inplace(dst, np.full(100001, 2.0, np.float32))
+    assert (dst == 3).all()
+
+
+def test_inplace_ops(rng):
+    t = fastnn.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+    ref = t.numpy().astype(np.float64).copy()
+    o = rng.standard_normal(4).astype(np.float32)
+    data_before = t.numpy()
+    t.add_(fastnn.tensor(o), alpha=2)
+    ref += 2 * o
+    t.sub_(0.5)
+    ref -= 0.5
+    t.mul_(fastnn.tensor(o))
+    ref *= o
+    t.div_(3)
+    ref /= 3
+    t += 1
+    ref += 1
+    assert t.numpy() is data_before  # updated in place, same memory
+    assert_close(t.numpy(), ref, c=32)
+
+
+def test_inplace_int64_and_errors():
+    t = fastnn.tensor([1, 2, 3])
+    t.add_(2)
+    t.mul_(fastnn.tensor([2, 2, 2]))
+    t.sub_(fastnn.tensor([1, 1, 1]), alpha=3)
+    assert t.tolist() == [3, 5, 7] and t.dtype is fastnn.int64
+    expect_error(TypeError, "add_", t.add_, 1.5)
+    expect_error(TypeError, "div_", t.div_, 2)
+    f = fastnn.ones(3)
+    f.add_(fastnn.tensor([1, 2, 3]))  # int64 other on a float32 tensor is fine
+    assert f.tolist() == [2.0, 3.0, 4.0]
+    expect_error(ValueError, "add_", fastnn.ones(3).add_, fastnn.ones(2, 3))
+    expect_error(ValueError, "mul_", fastnn.ones(3).mul_, fastnn.ones(2))
+    expect_error(TypeError, "add_", fastnn.ones(3).add_, "x")
+
+
+def test_inplace_on_a_view():
+    t = fastnn.zeros(3, 4)
+    col = t[:, 1]
+    col.add_(fastnn.tensor([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(t.numpy()[:, 1], [1.0, 2.0, 3.0])
+    assert t.numpy().sum() == 6.0
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(BINARY))
+def test_shapes_that_do_not_broadcast(name):
+    fn = BINARY[name][0]
+    expect_error(ValueError, name, fn, fastnn.ones(2, 3), fastnn.ones(4))
+    expect_error(ValueError, name, fn, fastnn.ones(2, 3), fastnn.ones(3, 3))
+
+
+def test_c_level_errors():
+    f = np.ones((2, 3), np.float32)
+    expect_error(ValueError, "add", _C.binary, f, np.ones(4, np.float32), "add")
+    expect_error(TypeError, "add", _C.binary, f, np.ones((2, 3)), "add")  # float64
+    expect_error(TypeError, "add", _C.binary, f, np.ones((2, 3), np.int64), "add")  # mixed
+    expect_error(ValueError, "mul", _C.binary, f, np.ones((3, 2), np.float32).T, "mul")
+    expect_error(TypeError, "div", _C.binary, np.ones(2, np.int64), np.ones(2, np.int64), "div")
+    expect_error(ValueError, "binary", _C.binary, f, f, "mod")
+    expect_error(TypeError, "exp", _C.unary, np.ones(3, np.int64), "exp")
+    expect_error(TypeError, "exp", _C.unary, np.ones(3), "exp")
+    expect_error(ValueError, "exp", _C.unary, f.T, "exp")
+    expect_error(ValueError, "sqrt", _C.unary_bwd, f, None, None, "sqrt")
+    expect_error(ValueError, "mul", _C.binary_bwd, np.ones(4, np.float32), f, f, "mul")
+    expect_error(ValueError, "add_", _C.binary_inplace, np.ones(3, np.float32),
+                 np.ones((2, 3), np.float32), "add", 1.0, "add_")
+    ro = np.ones(3, np.float32)
+    ro.flags.writeable = False
+    expect_error(ValueError, "add_", _C.binary_inplace, ro, np.ones(3, np.float32), "add", 1.0, "add_")
+    expect_error(ValueError, "expand", _C.expand, np.ones(3, np.float32), [2, 4], 1.0)
+    expect_error(TypeError, "exp", fastnn.exp, np.ones(3, np.float32))
+    expect_error(TypeError, "add", lambda: fastnn.ones(2) + "a")

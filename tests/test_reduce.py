@@ -1,0 +1,229 @@
+"""sum / mean / max / min: forward and backward against tests/reference.py, every dim and dim
+tuple of odd-sized 3-D tensors, keepdim, long-sum accuracy, ties, NaN, empty dims, errors."""
+import itertools
+
+import numpy as np
+import pytest
+
+import fastnn
+import reference as R
+from fastnn import _C
+from fastnn._functions import reduce as fred
+from harness import assert_close, check_op, expect_error
+
+SHAPE3 = (3, 5, 7)
+# every single dim (positive and negative), every tuple of dims, and all
+DIMS = [None, 0, 1, 2, -1, -3] + [d for n in (2, 3) for d in itertools.combinations(range(3), n)] \
+    + [(2, 0), (-1, 1)]
+
+
+def _k(shape, dim):
+    n = 1
+    for a in R._axes(np.zeros(shape), dim):
+        n *= shape[a]
+    return n
+
+
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_sum_mean_dims(dim, keepdim, rng):
+    x = rng.standard_normal(SHAPE3)
+    k = _k(SHAPE3, dim)
+    check_op(lambda t: t.sum(dim, keepdim=keepdim), lambda a: R.reduce_sum(a, dim, keepdim), [x],
+             ref_grad=lambda a, g: R.reduce_sum_grad(a, g, dim, keepdim), k=k, scale=3.0, rng=rng)
+    check_op(lambda t: t.mean(dim, keepdim=keepdim), lambda a: R.reduce_mean(a, dim, keepdim),
+             [x], ref_grad=lambda a, g: R.reduce_mean_grad(a, g, dim, keepdim), k=k, scale=3.0,
+             rng=rng)
+
+
+@pytest.mark.parametrize("shape,dim", [((), None), ((), 0), ((1,), 0), ((17,), None),
+                                       ((4, 1, 6), 1), ((33, 16), 0), ((1, 8), (0, 1)),
+                                       ((600, 3), 0), ((2, 1100), 1), ((5, 1030, 3), (0, 2))])
+def test_sum_shapes(shape, dim, rng):
+    x = rng.standard_normal(shape)
+    k = _k(shape, dim)
+    check_op(lambda t: fastnn.sum(t, dim), lambda a: R.reduce_sum(a, dim), [x],
+             ref_grad=lambda a, g: R.reduce_sum_grad(a, g, dim), k=k, scale=3.0, rng=rng)
+
+
+def test_large_threads(threads, rng):
+    x = rng.standard_normal((257, 301))
+    for dim in (None, 0, 1):
+        check_op(lambda t: t.sum(dim), lambda a: R.reduce_sum(a, dim), [x],
+                 ref_grad=lambda a, g: R.reduce_sum_grad(a, g, dim), k=_k(x.shape, dim), scale=3,
+                 rng=rng)
+        v = x.astype(np.float32)
+        for f, ref in ((fastnn.max, R.max_dim), (fastnn.min, R.min_dim)):
+            if dim is not None:
+                got = f(fastnn.tensor(v), dim)
+                want = ref(v, dim)
+                np.testing.assert_array_equal(got.values.numpy(), want[0])
+                np.testing.assert_array_equal(got.indices.numpy(), want[1])
+    big = rng.standard_normal(300_001).astype(np.float32)
+    assert fastnn.tensor(big).max().item() == big.max()
+    assert fastnn.tensor(big).min().item() == big.min()
+
+
+def test_long_sum_accuracy(threads):
+    # 1e6 values near 1: a running float32 sum drifts by many ulps of the result (checked
+    # below with NumPy's cumsum); pairwise / double accumulation stays within a few ulps.
+    rng = np.random.default_rng(1)
+    x = (1.0 + rng.random(1_000_000) * 1e-3).astype(np.float32)
+    want = x.astype(np.float64).sum()
+    got = fastnn.tensor(x).sum().item()
+    assert abs(got - want) <= 4 * np.spacing(np.float32(want)), (got, want)
+    assert abs(float(np.cumsum(x, dtype=np.float32)[-1]) - want) > 16 * np.spacing(np.float32(want))
+    # the strided (non-innermost) path: sum over dim 0 of (1e6, 2)
+    x2 = np.stack([x, x[::-1]], 1)
+    got2 = fastnn.tensor(x2).sum(0).numpy()
+    assert np.all(np.abs(got2 - want) <= 4 * np.spacing(np.float32(want)))
+    assert abs(fastnn.tensor(x).mean().item() - want / x.size) <= 4 * np.spacing(np.float32(1.0))
+
+
+def test_results_do_not_depend_on_thread_count(rng):
+    x = fastnn.tensor(rng.standard_normal(500_000).astype(np.float32))
+    prev = _C.get_num_threads()
+    try:
+        _C.set_num_threads(1)
+        one = x.sum().item()
+        _C.set_num_threads(2)
+        two = x.sum().item()
+    finally:
+        _C.set_num_threads(prev)
+    assert one == two
+
+
+def test_int64_sum():
+    x = fastnn.tensor(np.arange(24).reshape(2, 3, 4))
+    s = x.sum((0, 2))
+    assert s.dtype is fastnn.int64 and s.tolist() == np.arange(24).reshape(2, 3, 4).sum((0, 2)).tolist()
+    assert x.sum().item() == 276 and x.sum().dtype is fastnn.int64
+    big = fastnn.tensor([2 ** 62, 2 ** 62, 5])
+    assert big.sum().item() == (2 ** 63 + 5) - 2 ** 64  # wraps, as PyTorch
+    assert (fastnn.tensor([1, 2]) > 1).sum().item() == 1  # bool masks count as int64
+    expect_error(TypeError, "mean", x.mean)
+
+
+def test_empty_reductions():
+    assert fastnn.zeros(0).sum().item() == 0.0
+    assert np.isnan(fastnn.zeros(0).mean().item())
+    s = fastnn.ones(3, 0).sum(1)
+    assert s.shape == (3,) and s.tolist() == [0.0, 0.0, 0.0]
+    assert np.isnan(fastnn.ones(3, 0).mean(1).numpy()).all()
+    assert fastnn.ones(0, 3).sum(1).shape == (0,)
+    assert fastnn.ones(0, 3).max(1).values.shape == (0,)
+    expect_error(IndexError, "max", fastnn.ones(3, 0).max, 1)
+    expect_error(IndexError, "min", fastnn.ones(0, 3).min, 0)
+    expect_error(RuntimeError, "max", fastnn.ones(0).max)
+    x = fastnn.ones(3, 0, requires_grad=True)
+    x.sum(1).sum().backward()
+    assert x.grad.shape == (3, 0)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, -1])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("is_max", [True, False])
+def test_max_min_dim(dim, keepdim, is_max, rng):
+    x = rng.standard_normal(SHAPE3)
+    f = fastnn.max if is_max else fastnn.min
+    ref = R.max_dim if is_max else R.min_dim
+    out = check_op(lambda t: f(t, dim, keepdim).values, lambda a: ref(a, dim, keepdim)[0], [x],
+                   ref_grad=lambda a, g: R.extreme_dim_grad(a, g, dim, keepdim, is_max), rng=rng)
+    idx = f(fastnn.tensor(x.astype(np.float32)), dim, keepdim).indices
+    assert idx.dtype is fastnn.int64 and idx.grad_fn is None
+    np.testing.assert_array_equal(idx.numpy(), ref(x.astype(np.float32), dim, keepdim)[1])
+    assert out.shape == ref(x, dim, keepdim)[0].shape
+
+
+@pytest.mark.parametrize("is_max", [True, False])
+def test_max_min_all(is_max, rng):
+    x = rng.standard_normal((4, 9))
+    f = fastnn.max if is_max else fastnn.min
+    check_op(f, R.max_all if is_max else R.min_all, [x],
+             ref_grad=R.max_all_grad if is_max else R.min_all_grad, rng=rng)
+
+
+def test_ties():
+    x = fastnn.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], requires_grad=True)
+    v = x.max(1)
+    assert v.indices.tolist() == [1, 0]  # first index on ties
+    v.values.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
+    x.grad = None
+    x.max().backward()  # the full max splits the gradient among the ties (PyTorch)
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0, 0, 0]])
+    x.grad = None
+    x.min().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0, 0], [0, 0, 1]])
+
+
+def test_nan_is_the_max_and_min():
+    nan = float("nan")
+    x = fastnn.tensor([[1.0, nan, 5.0, nan], [7.0, 2.0, 3.0, 0.0]])
+    mx, mn = x.max(1), x.min(1)
+    assert np.isnan(mx.values.numpy()[0]) and mx.indices.tolist() == [1, 0]
+    assert np.isnan(mn.values.numpy()[0]) and mn.indices.tolist() == [1, 3]
+    assert np.isnan(x.max().item()) and np.isnan(x.min().item())
+    assert np.isnan(x.sum().item()) and x.sum(1).numpy()[1] == 12.0
+    xg = fastnn.tensor([1.0, nan, nan], requires_grad=True)
+    xg.max().backward()
+    np.testing.assert_array_equal(xg.grad.numpy(), [0, 0.5, 0.5])
+
+
+def test_int64_max_min():
+    x = fastnn.tensor([[3, -1, 7], [7, 2, 7]])
+    assert x.max().item() == 7 and x.max().dtype is fastnn.int64
+    assert x.min().item() == -1
+    r = x.max(1)
+    assert r.values.tolist() == [7, 7] and r.indices.tolist() == [2, 0]
+    assert r.values.dtype is fastnn.int64
+
+
+def test_zero_dim_input():
+    x = fastnn.tensor(4.0, requires_grad=True)
+    assert x.sum().item() == 4.0 and x.sum(0).shape == ()
+    r = x.max(0)
+    assert r.values.item() == 4.0 and r.indices.item() == 0
+    r.values.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    for dim in [None, 1, (0, 2)]:
+        a = fastnn.tensor(x).sum(dim) if dim is not None else fastnn.tensor(x).sum()
+        b = torch.tensor(x).sum(dim) if dim is not None else torch.tensor(x).sum()
+        assert_close(a.numpy(), b.numpy(), k=105, scale=3)
+    v = fastnn.tensor(x).max(2)
+    tv = torch.tensor(x).max(2)
+    np.testing.assert_array_equal(v.values.numpy(), tv.values.numpy())
+    np.testing.assert_array_equal(v.indices.numpy(), tv.indices.numpy())
+
+
+def test_sum_axes_contract(rng):
+    g = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    out = fred.sum_axes(g.transpose(2, 0, 1), (0, 2))  # non-contiguous input is fine
+    assert out.dtype == np.float32
+    assert_close(out, g.astype(np.float64).sum((1, 2)), k=12, scale=3)
+    np.testing.assert_array_equal(fred.sum_axes(g, ()), g)
+
+
+def test_bad_input():
+    x = fastnn.ones(2, 3)
+    expect_error(IndexError, "sum", x.sum, 2)
+    expect_error(IndexError, "mean", x.mean, -3)
+    expect_error(IndexError, "max", x.max, 5)
+    expect_error(RuntimeError, "sum", x.sum, (0, -2))  # repeated dim, as PyTorch
+    expect_error(TypeError, "sum", x.sum, 1.5)
+    expect_error(TypeError, "max", x.max, (0, 1))
+    expect_error(TypeError, "sum", fastnn.sum, np.ones(3))
+    f = np.ones((2, 3), np.float32)
+    expect_error(TypeError, "sum", _C.sum, np.ones((2, 3)), None, False, False)  # float64
+    expect_error(ValueError, "sum", _C.sum, f.T, None, False, False)  # non-contiguous
+    expect_error(TypeError, "mean", _C.sum, np.ones(3, np.int64), None, False, True)
+    expect_error(ValueError, "max", _C.extreme, f.T, 0, False, True)
+    expect_error(IndexError, "max", _C.extreme_dim_bwd, np.ones(2, np.float32),
+                 np.array([0, 3]), [2, 3], 1, False, True)
+    expect_error(ValueError, "max", _C.extreme_dim_bwd, np.ones(3, np.float32),
+                 np.array([0, 1, 2]), [2, 3], 1, False, True)
