@@ -76,7 +76,12 @@ class Pool {
     t_in_parallel = true;
     try { fn(0, nt); } catch (...) { record_error(); }
     t_in_parallel = false;
-    while (pending_.load(std::memory_order_acquire) != 0) FASTNN_PAUSE();
+    // Spin briefly (workers usually finish within microseconds of each other), then yield so
+    // a worker that lost its core to another process can get it back.
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < 4000) FASTNN_PAUSE();
+      else std::this_thread::yield();
+    }
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -104,6 +109,7 @@ class Pool {
       int spins = 0;
       while ((g = generation_.load(std::memory_order_acquire)) == seen && !quit_.load()) {
         if (++spins < 20000) { FASTNN_PAUSE(); continue; }
+        if (spins < 20100) { std::this_thread::yield(); continue; }
         std::unique_lock<std::mutex> lk(m_);
         cv_.wait(lk, [&] { return generation_.load() != seen || quit_.load(); });
       }
