@@ -39,6 +39,9 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError(f"[{self._name}] params argument given to the optimizer should be "
                             f"an iterable of Tensors or dicts, but got a Tensor")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"[{self._name}] optimizer parameters need to be organized in "
+                            f"ordered collections, got a set")
         groups = list(params)
         if not groups:
             raise ValueError(f"[{self._name}] optimizer got an empty parameter list")
