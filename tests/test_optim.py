@@ -12,14 +12,14 @@ from fastnn import _C
 from fastnn.optim import SGD, Adam, Optimizer
 from harness import EPS32, assert_close, expect_error
 
-# Odd sizes, one empty tensor, and (in BIG) a total large enough that two threads split it in
+# Odd sizes, one empty tensor, a 0-d one, and (in BIG) a total large enough that two threads split it in
 # the middle of a tensor.
-SIZES = [(1,), (5,), (17,), (3, 11), (1000,), (0,)]
+SIZES = [(1,), (5,), (17,), (3, 11), (1000,), (0,), ()]
 BIG = SIZES + [(30000,), (200, 200)]
 
 
 def make_params(rng, shapes):
-    return [fastnn.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
+    return [fastnn.tensor(np.asarray(rng.standard_normal(s), np.float32), requires_grad=True)
             for s in shapes]
 
 
@@ -29,7 +29,7 @@ def set_grads(rng, params, none_every=None, step=0):
         if none_every and (i + step) % none_every == 0:
             p.grad = None
         else:
-            p.grad = fastnn.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32))
+            p.grad = fastnn.tensor(np.asarray(rng.standard_normal(tuple(p.shape)), np.float32))
 
 
 def f64(t):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .tensor import Tensor, _aligned_copy, bool_, float32, int64
+from .tensor import Tensor, _aligned_copy, _contig, bool_, float32, int64
 
 __all__ = ["save", "load"]
 
@@ -48,7 +48,7 @@ def _as_array(v, where):
                         f"{type(v).__name__}")
     if a.dtype not in _STORABLE:
         raise TypeError(f"[save] {where} has dtype {a.dtype}, which safetensors can't store")
-    return np.ascontiguousarray(a)
+    return _contig(a)  # (np.ascontiguousarray would turn a 0-d array into 1-d)
 
 
 def _flatten(obj, prefix, arrays, entries):

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import enable_grad, no_grad
-from ..tensor import Tensor, _aligned_copy, float32
+from ..tensor import Tensor, _aligned_copy, _contig, float32
 
 __all__ = ["Optimizer", "required"]
 
@@ -125,7 +125,8 @@ class Optimizer:
                                  f"has shape {p._data.shape}")
             ps.append(p)
             # The kernels read float32, C-contiguous memory; a user-assigned grad may be neither.
-            gs.append(np.ascontiguousarray(g, dtype=np.float32))
+            # (_contig, not np.ascontiguousarray, which turns a 0-d array into 1-d.)
+            gs.append(_contig(np.asarray(g, dtype=np.float32)))
         return ps, gs
 
     # ---- state_dict (PyTorch's layout) ---------------------------------------------------
