@@ -1,4 +1,5 @@
-"""fastnn.utils.data: TensorDataset, DataLoader (batching, shuffle, drop_last, len), random_split."""
+"""fastnn.utils.data: TensorDataset, DataLoader (batching, shuffle, drop_last, len) and
+random_split."""
 import math
 
 import numpy as np
@@ -67,8 +68,11 @@ def test_shuffle_is_a_reproducible_permutation(rng):
 
 def test_generator_argument(rng):
     _, _, ds = make_ds(10, rng)
-    a = [yb.tolist() for _, yb in DataLoader(ds, 4, shuffle=True, generator=np.random.default_rng(5))]
-    b = [yb.tolist() for _, yb in DataLoader(ds, 4, shuffle=True, generator=np.random.default_rng(5))]
+    def epoch(seed):
+        loader = DataLoader(ds, 4, shuffle=True, generator=np.random.default_rng(seed))
+        return [yb.tolist() for _, yb in loader]
+
+    a, b = epoch(5), epoch(5)
     assert a == b
     expect_error(TypeError, "DataLoader", DataLoader, ds, 4, generator="seed")
 

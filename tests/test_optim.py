@@ -12,8 +12,8 @@ from fastnn import _C
 from fastnn.optim import SGD, Adam, Optimizer
 from harness import EPS32, assert_close, expect_error
 
-# Odd sizes, one empty tensor, a 0-d one, and (in BIG) a total large enough that two threads split it in
-# the middle of a tensor.
+# Odd sizes, one empty tensor, a 0-d one, and (in BIG) a total large enough that two threads
+# split it in the middle of a tensor.
 SIZES = [(1,), (5,), (17,), (3, 11), (1000,), (0,), ()]
 BIG = SIZES + [(30000,), (200, 200)]
 

@@ -44,7 +44,8 @@ void bind_optim(py::module_& m) {
     auto tg = tensor_list(grads, "sgd", "grads", false);
     std::vector<Tensor> tb;
     if (momentum != 0) {
-      if (bufs.is_none()) fail("sgd", "momentum_buffers must be a list of arrays when momentum != 0, got None");
+      if (bufs.is_none())
+        fail("sgd", "momentum_buffers must be a list of arrays when momentum != 0, got None");
       tb = tensor_list(bufs, "sgd", "momentum_buffers", true);
     }
     std::vector<bool> first = flags(first_step, tp.size());

@@ -22,7 +22,8 @@ struct SgdHyper {
 struct SgdSlot {
   float* p;        // param: updated in place
   const float* g;  // grad: read only
-  float* buf;      // momentum buffer: overwritten (first) or updated in place; null if momentum == 0
+  float* buf;      // momentum buffer: overwritten (first) or updated in place;
+                   // null when momentum == 0
   bool first;      // true: the buffer is (re)initialised to the gradient, as PyTorch's None buffer
   int64_t n;
 };

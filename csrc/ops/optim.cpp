@@ -93,7 +93,8 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
               (float)o.weight_decay, o.maximize};
   std::vector<AdamSlot> slots(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
-    if (steps[i] < 1) fail(op, "steps[", i, "] must be >= 1 (counted after increment), got ", steps[i]);
+    if (steps[i] < 1)
+      fail(op, "steps[", i, "] must be >= 1 (counted after increment), got ", steps[i]);
     // NOTE: bias corrections in double, as PyTorch's Python floats, then rounded once.
     const double t = (double)steps[i];
     const double bc1 = 1.0 - std::pow(o.beta1, t);

@@ -72,7 +72,7 @@ class Subset(Dataset):
         return len(self.indices)
 
 
-def _rng(generator):
+def _rng(generator, op="DataLoader"):
     """The NumPy Generator behind `generator` (a fastnn generator, a NumPy Generator, an int
     seed, or None for fastnn's default generator)."""
     if generator is None:
@@ -84,7 +84,7 @@ def _rng(generator):
         return generator.rng
     if isinstance(generator, numbers.Integral):
         return np.random.default_rng(int(generator))
-    raise TypeError(f"[DataLoader] generator must be a fastnn generator, a numpy Generator or "
+    raise TypeError(f"[{op}] generator must be a fastnn generator, a numpy Generator or "
                     f"an int seed, got {type(generator).__name__}")
 
 
@@ -197,7 +197,7 @@ def random_split(dataset, lengths, generator=None):
     if sum(lengths) != n:
         raise ValueError(f"[random_split] sum of input lengths ({sum(lengths)}) does not equal "
                          f"the length of the input dataset ({n})")
-    perm = _rng(generator).permutation(n)
+    perm = _rng(generator, "random_split").permutation(n)
     out, start = [], 0
     for k in lengths:
         out.append(Subset(dataset, perm[start:start + k].tolist()))
