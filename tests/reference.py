@@ -355,3 +355,30 @@ def extreme_dim_grad(x, g, dim, keepdim=False, is_max=True):
 
 
 # ---- optim ------------------------------------------------------------------------------
+
+
+def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+             maximize=False):
+    """One SGD step of PyTorch's rule on float64 arrays. buf=None means "no buffer yet" (the
+    first step with momentum). Returns (new_p, new_buf or None)."""
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    new_buf = None
+    if momentum != 0:
+        new_buf = g.copy() if buf is None else momentum * buf + (1 - dampening) * g
+        g = g + momentum * new_buf if nesterov else new_buf
+    return p - lr * g, new_buf
+
+
+def adam_step(p, g, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              maximize=False):
+    """One Adam step (Kingma & Ba with PyTorch's eps placement) on float64 arrays; t counts
+    this step (1 on the first). Returns (new_p, new_m, new_v)."""
+    g = -g if maximize else g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+    return p - (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps), m, v

@@ -1,7 +1,79 @@
+#include <pybind11/stl.h>
+
+#include <string>
+
 #include "bindings/convert.h"
+#include "ops/optim.h"
 
 namespace fastnn {
 
-void bind_optim(py::module_& m) {}
+namespace {
+
+// A Python list/tuple of arrays -> Tensor views, each named "<list>[i]" in errors.
+std::vector<Tensor> tensor_list(py::handle obj, const char* op, const char* list, bool writable) {
+  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
+    fail<TypeError>(op, list, " must be a list of arrays, got ",
+                    py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  auto seq = py::reinterpret_borrow<py::sequence>(obj);
+  std::vector<Tensor> out;
+  out.reserve(seq.size());
+  for (size_t i = 0; i < seq.size(); ++i) {
+    const std::string name = str(list, "[", i, "]");
+    out.push_back(arg_tensor(seq[i], op, name.c_str(), DType::f32, writable));
+  }
+  return out;
+}
+
+// first_step: one bool for every parameter, or a list with one bool per parameter.
+std::vector<bool> flags(py::handle obj, size_t n) {
+  if (py::isinstance<py::bool_>(obj)) return std::vector<bool>(n, obj.cast<bool>());
+  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
+    fail<TypeError>("sgd", "first_step must be a bool or a list of bools");
+  std::vector<bool> out;
+  for (auto v : py::reinterpret_borrow<py::sequence>(obj)) out.push_back(v.cast<bool>());
+  return out;
+}
+
+}  // namespace
+
+void bind_optim(py::module_& m) {
+  m.def("sgd_step", [](py::handle params, py::handle grads, py::handle bufs, double lr,
+                       double momentum, double dampening, double weight_decay, bool nesterov,
+                       bool maximize, py::handle first_step) {
+    auto tp = tensor_list(params, "sgd", "params", true);
+    auto tg = tensor_list(grads, "sgd", "grads", false);
+    std::vector<Tensor> tb;
+    if (momentum != 0) {
+      if (bufs.is_none())
+        fail("sgd", "momentum_buffers must be a list of arrays when momentum != 0, got None");
+      tb = tensor_list(bufs, "sgd", "momentum_buffers", true);
+    }
+    std::vector<bool> first = flags(first_step, tp.size());
+    SgdOptions o{lr, momentum, dampening, weight_decay, nesterov, maximize};
+    py::gil_scoped_release nogil;
+    sgd_step(tp, tg, tb, first, o);
+  }, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("lr"),
+     py::arg("momentum") = 0.0, py::arg("dampening") = 0.0, py::arg("weight_decay") = 0.0,
+     py::arg("nesterov") = false, py::arg("maximize") = false, py::arg("first_step") = false,
+     "One SGD step (PyTorch's rule) over lists of float32 arrays, in place on params and "
+     "momentum_buffers. first_step (a bool or one per param): initialise the buffer from the "
+     "gradient instead of decaying it.");
+  m.def("adam_step", [](py::handle params, py::handle grads, py::handle exp_avgs,
+                        py::handle exp_avg_sqs, const std::vector<int64_t>& steps, double lr,
+                        double beta1, double beta2, double eps, double weight_decay,
+                        bool maximize) {
+    auto tp = tensor_list(params, "adam", "params", true);
+    auto tg = tensor_list(grads, "adam", "grads", false);
+    auto tm = tensor_list(exp_avgs, "adam", "exp_avgs", true);
+    auto tv = tensor_list(exp_avg_sqs, "adam", "exp_avg_sqs", true);
+    AdamOptions o{lr, beta1, beta2, eps, weight_decay, maximize};
+    py::gil_scoped_release nogil;
+    adam_step(tp, tg, tm, tv, steps, o);
+  }, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
+     py::arg("steps"), py::arg("lr"), py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
+     py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0, py::arg("maximize") = false,
+     "One Adam step (PyTorch's non-fused rule) over lists of float32 arrays, in place on "
+     "params, exp_avgs and exp_avg_sqs. steps: per-param step counts, already incremented.");
+}
 
 }  // namespace fastnn

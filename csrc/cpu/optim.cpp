@@ -1,0 +1,99 @@
+// Optimizer update kernels (PyTorch's single-tensor rules, applied to many tensors at once).
+//
+// NOTE (numerics): each update reproduces the float32 operation order of PyTorch's
+// non-fused CPU implementation (torch/optim/sgd.py and adam.py, `_single_tensor_*`), one
+// rounding per PyTorch tensor op, so that trajectories agree with torch.optim to a few ulps
+// per step instead of drifting apart. The loops are plain scalar code: the compiler may
+// vectorise them, but at the baseline ISA it cannot contract a*b+c into an FMA, which would
+// change the roundings.
+#include "cpu/optim.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/parallel.h"
+
+namespace fastnn {
+
+namespace {
+
+// Optimizer updates stream 3-5 arrays per element and do little math: below this many
+// elements the pool's wake-up costs more than it saves.
+constexpr int64_t kGrain = 1 << 15;
+
+// fn(slot, begin, end) over the concatenation of all slots' elements, split evenly over the
+// pool: a chunk may start inside one tensor and end inside another.
+template <class Slot, class F>
+void for_each_span(const std::vector<Slot>& slots, F&& fn) {
+  std::vector<int64_t> start(slots.size() + 1, 0);
+  for (size_t i = 0; i < slots.size(); ++i) start[i + 1] = start[i] + slots[i].n;
+  const int64_t total = start.back();
+  if (total == 0) return;
+  parallel_for(total, kGrain, [&](int64_t b, int64_t e) {
+    // The last slot whose first element is <= b (empty slots share a start with the next).
+    size_t i = size_t(std::upper_bound(start.begin(), start.end(), b) - start.begin()) - 1;
+    while (b < e) {
+      const int64_t stop = std::min(e, start[i + 1]);
+      if (stop > b) fn(slots[i], b - start[i], stop - start[i]);
+      b = stop;
+      ++i;
+    }
+  });
+}
+
+}  // namespace
+
+void sgd_update(const SgdHyper& h, const std::vector<SgdSlot>& slots) {
+  for_each_span(slots, [&](const SgdSlot& s, int64_t b, int64_t e) {
+    float* p = s.p;          // (n,) param, in place
+    const float* gr = s.g;   // (n,) grad
+    float* buf = s.buf;      // (n,) momentum buffer, in place (or null)
+    for (int64_t j = b; j < e; ++j) {
+      float g = h.maximize ? -gr[j] : gr[j];
+      if (h.weight_decay != 0.f) g = g + h.weight_decay * p[j];  // grad.add(param, alpha=wd)
+      if (buf) {
+        float bj;
+        if (s.first) {
+          bj = g;  // NOTE: PyTorch clones the gradient on the first step, no dampening
+        } else {
+          bj = buf[j] * h.momentum;                 // buf.mul_(momentum)
+          bj = bj + h.one_minus_dampening * g;      //    .add_(grad, alpha=1 - dampening)
+        }
+        buf[j] = bj;
+        g = h.nesterov ? g + h.momentum * bj : bj;  // grad.add(buf, alpha=momentum) or buf
+      }
+      p[j] = p[j] + h.neg_lr * g;  // param.add_(grad, alpha=-lr)
+    }
+  });
+}
+
+void adam_update(const AdamHyper& h, const std::vector<AdamSlot>& slots) {
+  // NOTE: ATen's lerp switches formula at weight 0.5 for accuracy; 1 - beta1 is almost always
+  // small (0.1), but follow it either way so any beta1 matches.
+  const float w1 = h.beta1_weight;
+  const bool small = std::fabs(w1) < 0.5f;
+  const float w1c = 1.f - w1;
+  for_each_span(slots, [&](const AdamSlot& s, int64_t b, int64_t e) {
+    float* p = s.p;          // (n,) param, in place
+    const float* gr = s.g;   // (n,) grad
+    float* m = s.m;          // (n,) exp_avg, in place
+    float* v = s.v;          // (n,) exp_avg_sq, in place
+    const float step = s.neg_step_size, bc2 = s.bc2_sqrt;
+    for (int64_t j = b; j < e; ++j) {
+      float g = h.maximize ? -gr[j] : gr[j];
+      if (h.weight_decay != 0.f) g = g + h.weight_decay * p[j];  // grad.add(param, alpha=wd)
+      float mj = m[j];
+      mj = small ? mj + w1 * (g - mj) : g - (g - mj) * w1c;    // exp_avg.lerp_(grad, 1 - b1)
+      float vj = v[j] * h.beta2;                               // exp_avg_sq.mul_(beta2)
+      vj = vj + (h.one_minus_beta2 * g) * g;                   //   .addcmul_(g, g, value=1-b2)
+      m[j] = mj;
+      v[j] = vj;
+      // NOTE: sqrt(v) / sqrt(bc2) + eps, not sqrt(v / bc2) + eps: PyTorch's order, and eps
+      // is added after the bias correction, as in the paper's final form.
+      const float denom = std::sqrt(vj) / bc2 + h.eps;
+      p[j] = p[j] + (step * mj) / denom;  // param.addcdiv_(exp_avg, denom, value=-step_size)
+    }
+  });
+}
+
+}  // namespace fastnn
