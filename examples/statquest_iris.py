@@ -66,17 +66,27 @@ def train(hidden=2, epochs=100, lr=1e-3, batch_size=1, features=(3, 1), seed=0, 
     return acc, model
 
 
+def evaluate(hidden=16, splits=5, **kw):
+    """Mean test accuracy over several stratified 75/25 splits (each trained from scratch).
+
+    With 38 test flowers one split moves accuracy in steps of 2.6%, and some splits put the
+    few overlapping Versicolor/Virginica flowers in the test set; the mean is the honest number.
+    """
+    accs = [train(hidden=hidden, seed=seed, **kw)[0] for seed in range(splits)]
+    return sum(accs) / len(accs), accs
+
+
 def main(show=True):
     raw, prob, k = hand_prediction()
     print("hand-set network at petal=0, sepal=1:")
     print("  raw outputs", [round(v, 2) for v in raw.tolist()], "(StatQuest: 1.43, -0.40, 0.23)")
     print("  softmax    ", [round(v, 2) for v in prob.tolist()], "(StatQuest: 0.69, 0.10, 0.21)")
     print("  argmax     ", SPECIES[k])
-    acc, _ = train(hidden=2, show=show)
-    print(f"trained 2-2-3 network (Adam 1e-3, 100 epochs): test accuracy {acc:.1%}")
-    acc_wide, _ = train(hidden=16, show=show)
-    print(f"trained 2-16-3 network: test accuracy {acc_wide:.1%}")
-    return acc, acc_wide
+    for hidden in (2, 16):
+        mean, accs = evaluate(hidden=hidden, show=show)
+        print(f"trained 2-{hidden}-3 network (Adam 1e-3, 100 epochs) on 5 stratified splits: "
+              f"mean test accuracy {mean:.1%} ({', '.join(f'{a:.0%}' for a in accs)})")
+    return mean
 
 
 if __name__ == "__main__":

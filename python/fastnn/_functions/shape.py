@@ -150,6 +150,12 @@ class GetItem(Function):
 
 def getitem(x, idx):
     idx = _unwrap_index(idx)
+    if _is_basic(idx):
+        items = idx if isinstance(idx, tuple) else (idx,)
+        if not any(i is Ellipsis for i in items):
+            # NOTE: a trailing ... makes NumPy return a 0-d view instead of a scalar copy when
+            # every dim is indexed by an int, so t[i] stays a view as in PyTorch.
+            idx = items + (Ellipsis,)
     if isinstance(idx, np.ndarray) and idx.dtype == np.float32:
         raise IndexError("[getitem] tensors used as indices must be int64 or bool, got float32")
     out = GetItem.apply(x, idx)
