@@ -144,7 +144,8 @@ Tensor bmm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   if (Ba != Bb && Ba != 1 && Bb != 1)
     fail(op, "batch sizes must match or be 1, got a ", shape_str(a.shape()), " and b ",
          shape_str(b.shape()));
-  const int64_t Bt = std::max(Ba, Bb);
+  // A batch of 1 takes the other's size, including 0 (an empty batch stays empty).
+  const int64_t Bt = Ba == 1 ? Bb : Ba;
   const int64_t M = trans_a ? a.size(2) : a.size(1), K = trans_a ? a.size(1) : a.size(2);
   const int64_t Kb = trans_b ? b.size(2) : b.size(1), N = trans_b ? b.size(1) : b.size(2);
   if (K != Kb)
