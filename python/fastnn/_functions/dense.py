@@ -119,13 +119,15 @@ class MatMul(Function):
             raise ValueError(f"[matmul] batch dimensions do not broadcast: a {a.shape}, "
                              f"b {b.shape}") from None
         C = _batched(A, B, False, False, batch)
-        ctx.saved = (A, B, batch, a.shape, b.shape)
+        ctx.save_for_backward(A, B)
+        ctx.meta = (batch, a.shape, b.shape)
         out_shape = C.shape[:-2] + (() if va else C.shape[-2:-1]) + (() if vb else C.shape[-1:])
         return C.reshape(out_shape)
 
     @staticmethod
     def backward(ctx, g):
-        A, B, batch, ashape, bshape = ctx.saved
+        A, B = ctx.saved_tensors
+        batch, ashape, bshape = ctx.meta
         M, N = A.shape[-2], B.shape[-1]
         G = _contig(g).reshape(*batch, M, N)
         ga = gb = None
