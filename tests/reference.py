@@ -63,6 +63,48 @@ def softplus_grad(x, g, beta=1.0, threshold=20.0):
 
 # ---- dense ------------------------------------------------------------------------------
 
+_ACT_FWD = {"none": lambda z: z, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "gelu": gelu,
+            "softplus": softplus}
+_ACT_GRAD = {"none": lambda z, g: [g], "relu": relu_grad, "sigmoid": sigmoid_grad,
+             "tanh": tanh_grad, "gelu": gelu_grad, "softplus": softplus_grad}
+
+
+def linear(x, w, b=None, act="none"):
+    z = x @ w.T
+    if b is not None:
+        z = z + b
+    return _ACT_FWD[act](z)
+
+
+def linear_grad(x, w, b, g, act="none"):
+    """[dx, dw, db] of sum(linear(x, w, b, act) * g); x (*, in) with any leading dims."""
+    x2 = x.reshape(-1, x.shape[-1])
+    z = x2 @ w.T + (0.0 if b is None else b)
+    dz = _ACT_GRAD[act](z, g.reshape(z.shape))[0]
+    return [(dz @ w).reshape(x.shape), dz.T @ x2, None if b is None else dz.sum(0)]
+
+
+def matmul(a, b):
+    return np.matmul(a, b)
+
+
+def _unbroadcast(g, shape):
+    """Sum g down to `shape` over the dims broadcasting added (leading) or stretched (1s)."""
+    lead = g.ndim - len(shape)
+    g = g.sum(axis=tuple(range(lead))) if lead else g
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def matmul_grad(a, b, g):
+    """[da, db] of sum(matmul(a, b) * g), 1-D operands promoted as np.matmul does."""
+    A = a[None, :] if a.ndim == 1 else a
+    B = b[:, None] if b.ndim == 1 else b
+    G = g.reshape(np.matmul(A, B).shape)  # put back the dims a 1-D operand dropped
+    da = _unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape)
+    db = _unbroadcast(np.swapaxes(A, -1, -2) @ G, B.shape)
+    return [da.reshape(a.shape), db.reshape(b.shape)]
+
 
 # ---- softmax ----------------------------------------------------------------------------
 

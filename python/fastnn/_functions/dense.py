@@ -1,54 +1,143 @@
-"""linear (x @ W^T + b with a fused activation) and matmul.
+"""linear (x @ W^T + b with a fused activation) and matmul, on the C++ GEMM.
 
-TEMPORARY: NumPy stand-in; replaced by the C++ GEMM (csrc/cpu/gemm.cpp, csrc/ops/dense.cpp).
-Contract: linear(x (*, in), weight (out, in), bias (out,) or None, act="none"|"relu"|
-"sigmoid"|"tanh"|"gelu"|"softplus") -> (*, out); matmul(a, b) with NumPy/PyTorch matmul
-semantics (1-D, 2-D, batched with broadcasting).
+linear(x (*, in), weight (out, in), bias (out,) or None, act="none"|"relu"|"sigmoid"|"tanh"|
+"gelu"|"softplus") -> (*, out): one _C.linear_fwd call (GEMM with bias and activation in its
+epilogue) and one _C.linear_bwd call for all requested gradients.
+matmul(a, b): NumPy/PyTorch matmul semantics (1-D, 2-D, batched with broadcasting); forward
+and backward through _C.gemm / _C.bmm with transposes read in place, never materialised.
 """
 import numpy as np
 
+from .. import _C
 from ..autograd import Function
-from ..tensor import _aligned_copy, float32
-from . import activation as _act
+from ..tensor import Tensor, _contig, float32
+from .activation import ACT_CODES, NEEDS_INPUT
+from .shape import sum_to_shape
 
+
+def _check_float(t, op, name, optional=False):
+    if t is None and optional:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(t).__name__}")
+    if t.dtype is not float32:
+        raise TypeError(f"[{op}] {name} must be float32, got {t.dtype}")
+
+
+# ---- linear -------------------------------------------------------------------------------
 
 class Linear(Function):
     @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.x, ctx.w = x, w
-        y = x @ w.T
-        if b is not None:
-            y = y + b
-        return _aligned_copy(y, float32)
+    def forward(ctx, x, w, b, act, beta, threshold):
+        lead = x.shape[:-1]
+        rows = int(np.prod(lead, dtype=np.int64))
+        # (*, in) -> (rows, in): a view for contiguous x, so nothing is copied.
+        x2 = _contig(x).reshape(rows, x.shape[-1])
+        w = _contig(w)
+        b = None if b is None else _contig(b)
+        y, z = _C.linear_fwd(x2, w, b, act, beta, threshold)
+        ctx.args = (act, beta, threshold, x.shape, b is not None)
+        # The activation's derivative comes from z (gelu, softplus) or from y (the others).
+        saved = z if act in NEEDS_INPUT else (y if act != 0 else None)
+        ctx.save_for_backward(x2, w, saved)
+        return y.reshape(*lead, w.shape[0])
 
     @staticmethod
     def backward(ctx, g):
-        x, w = ctx.x, ctx.w
-        g2 = g.reshape(-1, g.shape[-1])
-        return ((g @ w).astype(np.float32), (g2.T @ x.reshape(-1, x.shape[-1])).astype(np.float32),
-                g2.sum(0).astype(np.float32))
+        x2, w, saved = ctx.saved_tensors
+        act, beta, threshold, xshape, has_bias = ctx.args
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g2 = _contig(g).reshape(x2.shape[0], w.shape[0])
+        dx, dw, db = _C.linear_bwd(g2, x2, w, saved, act, beta, threshold, bool(need_x),
+                                   bool(need_w), bool(need_b and has_bias))
+        return (None if dx is None else dx.reshape(xshape)), dw, db, None, None, None
 
 
 def linear(x, weight, bias=None, act="none", beta=1.0, threshold=20.0):
-    y = Linear.apply(x, weight, bias)
-    return y if act in ("none", "identity") else _act._apply(y, act, beta, threshold)
+    """x @ weight^T + bias, then the activation `act` in the GEMM's epilogue (beta and
+    threshold are softplus's parameters)."""
+    _check_float(x, "linear", "input")
+    _check_float(weight, "linear", "weight")
+    _check_float(bias, "linear", "bias", optional=True)
+    if act not in ACT_CODES:
+        raise ValueError(f"[linear] act must be one of {sorted(ACT_CODES)}, got {act!r}")
+    if x.ndim == 0:
+        raise ValueError("[linear] input must be at least 1-D (*, in), got a 0-d tensor")
+    if act == "softplus" and beta == 0:
+        raise ValueError("[linear] softplus beta must be non-zero, got 0")
+    return Linear.apply(x, weight, bias, ACT_CODES[act], float(beta), float(threshold))
+
+
+# ---- matmul -------------------------------------------------------------------------------
+
+def _as3d(m, batch):
+    """m (*mb, r, c) as a contiguous (B, r, c) for _C.bmm, B = prod(batch) or 1 (broadcast
+    inside the kernel by a zero stride). Only a partial broadcast (e.g. (2, 1) against
+    (2, 3)) needs a real copy."""
+    mb = m.shape[:-2]
+    nb = int(np.prod(mb, dtype=np.int64))
+    if tuple(mb) == tuple(batch) or (nb == 1 and int(np.prod(batch, dtype=np.int64)) != 0):
+        return _contig(m).reshape(nb, *m.shape[-2:])
+    full = np.ascontiguousarray(np.broadcast_to(m, tuple(batch) + m.shape[-2:]))
+    return full.reshape(-1, *m.shape[-2:])
+
+
+def _batched(a, b, trans_a, trans_b, batch):
+    """op(a)·op(b) per batch element, batch dims broadcast -> (*batch, M, N)."""
+    M = a.shape[-1] if trans_a else a.shape[-2]
+    N = b.shape[-2] if trans_b else b.shape[-1]
+    if b.ndim == 2 and not trans_a:
+        # b is shared by every batch element: stack a's batch into rows, one 2-D GEMM.
+        a2 = _contig(a).reshape(-1, a.shape[-1])
+        return _C.gemm(a2, _contig(b), False, trans_b).reshape(*batch, M, N)
+    c = _C.bmm(_as3d(a, batch), _as3d(b, batch), trans_a, trans_b)
+    return c.reshape(*batch, M, N)
 
 
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.a, ctx.b = a, b
-        return _aligned_copy(np.asarray(a @ b), float32)
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"[matmul] both arguments must be at least 1-D, got shapes "
+                             f"{a.shape} and {b.shape}")
+        va, vb = a.ndim == 1, b.ndim == 1
+        A = a.reshape(1, -1) if va else a  # a vector on the left is a row ...
+        B = b.reshape(-1, 1) if vb else b  # ... on the right a column; both dropped at the end
+        if A.shape[-1] != B.shape[-2]:
+            raise ValueError(f"[matmul] inner dimensions must match: a {a.shape} has "
+                             f"{A.shape[-1]} columns, b {b.shape} has {B.shape[-2]} rows")
+        try:
+            batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+        except ValueError:
+            raise ValueError(f"[matmul] batch dimensions do not broadcast: a {a.shape}, "
+                             f"b {b.shape}") from None
+        C = _batched(A, B, False, False, batch)
+        ctx.save_for_backward(A, B)
+        ctx.meta = (batch, a.shape, b.shape)
+        out_shape = C.shape[:-2] + (() if va else C.shape[-2:-1]) + (() if vb else C.shape[-1:])
+        return C.reshape(out_shape)
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.a, ctx.b
+        A, B = ctx.saved_tensors
+        batch, ashape, bshape = ctx.meta
+        M, N = A.shape[-2], B.shape[-1]
+        G = _contig(g).reshape(*batch, M, N)
         ga = gb = None
-        if a.ndim >= 2 and b.ndim >= 2:
-            ga = (g @ np.swapaxes(b, -1, -2)).astype(np.float32)
-            gb = (np.swapaxes(a, -1, -2) @ g).astype(np.float32)
+        if ctx.needs_input_grad[0]:  # dA = G·Bᵀ
+            ga = sum_to_shape(_batched(G, B, False, True, batch), A.shape).reshape(ashape)
+        if ctx.needs_input_grad[1]:  # dB = Aᵀ·G
+            if B.ndim == 2:
+                # B shared across the batch: Σ_i A_iᵀ G_i is one GEMM over the stacked rows.
+                A2 = _contig(np.broadcast_to(A, tuple(batch) + A.shape[-2:])).reshape(-1, A.shape[-1])
+                gb = _C.gemm(A2, G.reshape(-1, N), True, False)
+            else:
+                gb = sum_to_shape(_batched(A, G, True, False, batch), B.shape)
+            gb = gb.reshape(bshape)
         return ga, gb
 
 
 def matmul(a, b):
+    _check_float(a, "matmul", "a")
+    _check_float(b, "matmul", "b")
     return MatMul.apply(a, b)

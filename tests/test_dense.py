@@ -1,0 +1,246 @@
+"""linear (fused bias + activation) and matmul through autograd, against tests/reference.py."""
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.nn.functional as F
+import reference as R
+from fastnn import _C
+from harness import BATCHES, assert_close, check_op, expect_error
+
+ACTS = ["none", "relu", "sigmoid", "tanh", "gelu", "softplus"]
+# (in, out) paired with each batch size: 1, odd, around and off the 8/16/32 tile widths.
+FEATS = [(1, 1), (5, 3), (8, 16), (33, 17), (16, 5)]
+
+
+def _mx(a):
+    return float(np.max(np.abs(a))) if np.size(a) else 0.0
+
+
+def linear_tols(x, w, b):
+    """(k, scale, grad_k, grad_scale) for check_op on linear; see test_gemm.gemm_scale.
+    NOTE: forward: a length-IN dot product (+ bias, one more term), then an activation whose
+    slope is at most ~1.13 (gelu), so the GEMM bound carries over. Backward: dx sums over OUT,
+    dw and db over the batch; terms are dZ*w or dZ*x with |dZ| <= 1.13*|r|, and r (standard
+    normal, at most a few thousand draws) stays below 5."""
+    n, fin = x.shape
+    fout = w.shape[0]
+    k = fin + 1
+    scale = math.sqrt(k) * (_mx(x) * _mx(w) + _mx(b) if b is not None else _mx(x) * _mx(w))
+    gk = max(n, fin, fout, 1)
+    gscale = math.sqrt(gk) * 1.13 * 5 * max(_mx(x), _mx(w), 1.0)
+    return k, scale, gk, gscale
+
+
+def run_linear(rng, n, fin, fout, act, bias):
+    while True:
+        x = rng.standard_normal((n, fin))
+        w = rng.standard_normal((fout, fin))
+        inputs = [x, w] + ([rng.standard_normal(fout)] if bias else [])
+        # NOTE: relu has a kink at 0: a pre-activation within float32 rounding (or the finite
+        # difference step) of 0 can take the other branch and move a gradient by O(1). Keep
+        # every |z| above 1e-3, far outside both, by redrawing (rarely needed).
+        z = x @ w.T + (inputs[2] if bias else 0.0)
+        if act != "relu" or z.size == 0 or np.min(np.abs(z)) > 1e-3:
+            break
+    k, scale, gk, gscale = linear_tols(x, w, inputs[2] if bias else None)
+
+    def fn(*t):
+        return F.linear(t[0], t[1], t[2] if bias else None, act=act)
+
+    def ref(*a):
+        return R.linear(a[0], a[1], a[2] if bias else None, act)
+
+    def ref_grad(*a):
+        g = R.linear_grad(a[0], a[1], a[2] if bias else None, a[-1], act)
+        return g if bias else g[:2]
+
+    # NOTE: c=64 as in the activation tests: exp/erf/tanh add a few ulp of their own.
+    check_op(fn, ref, inputs, ref_grad=ref_grad, k=k, scale=scale, grad_k=gk,
+             grad_scale=gscale, c=64, rng=rng)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n,feat", list(zip(BATCHES, FEATS)))
+@pytest.mark.parametrize("act", ACTS)
+def test_linear(act, n, feat, bias, rng):
+    run_linear(rng, n, feat[0], feat[1], act, bias)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_linear_every_isa(act, rng, isa):
+    run_linear(rng, 17, 33, 17, act, True)
+
+
+def test_linear_large_threaded(rng, threads):
+    # Above the GEMM's threading threshold in forward, dx and dw.
+    run_linear(rng, 130, 129, 257, "relu", True)
+
+
+def test_linear_leading_dims(rng):
+    x = rng.standard_normal((2, 3, 7))
+    w = rng.standard_normal((5, 7))
+    b = rng.standard_normal(5)
+    k, scale, gk, gscale = linear_tols(x.reshape(-1, 7), w, b)
+    check_op(lambda *t: F.linear(*t, act="tanh"), lambda *a: R.linear(*a, act="tanh"),
+             [x, w, b], ref_grad=lambda x_, w_, b_, g: R.linear_grad(x_, w_, b_, g, "tanh"),
+             k=k, scale=scale, grad_k=gk, grad_scale=gscale, c=64, rng=rng)
+    # A 1-D input is one sample: (in,) -> (out,).
+    y = F.linear(fastnn.tensor(x[0, 0].astype(np.float32)), fastnn.tensor(w.astype(np.float32)))
+    assert tuple(y.shape) == (5,)
+
+
+def test_linear_only_requested_grads(rng):
+    x = fastnn.tensor(rng.standard_normal((4, 3)).astype(np.float32))  # no grad
+    w = fastnn.tensor(rng.standard_normal((2, 3)).astype(np.float32), requires_grad=True)
+    b = fastnn.tensor(np.zeros(2, np.float32))  # no grad
+    F.linear(x, w, b, act="gelu").backward(fastnn.ones(4, 2))
+    assert w.grad is not None and x.grad is None and b.grad is None
+    dx, dw, db = _C.linear_bwd(np.ones((4, 2), np.float32), x.numpy(), w.detach().numpy(),
+                               None, 0, 1.0, 20.0, True, False, False)
+    assert dw is None and db is None and dx.shape == (4, 3)
+
+
+def test_linear_fwd_saves_preactivation(rng):
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 5)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    z_ref = x.astype(np.float64) @ w.T + b
+    for act in range(6):
+        y, z = _C.linear_fwd(x, w, b, act, 1.0, 20.0)
+        if act in (4, 5):  # gelu, softplus need the pre-activation for backward
+            assert_close(z, z_ref, k=6, scale=math.sqrt(6) * 10, what="z")
+        else:
+            assert z is None
+        assert y.shape == (6, 3)
+
+
+@pytest.mark.parametrize("beta,threshold", [(2.0, 5.0), (0.5, 1.0)])
+def test_linear_softplus_params(beta, threshold, rng):
+    x = rng.standard_normal((9, 7)).astype(np.float32) * 2
+    w = rng.standard_normal((5, 7)).astype(np.float32)
+    z = x.astype(np.float64) @ w.T
+    y, _ = _C.linear_fwd(x, w, None, 5, beta, threshold)
+    assert_close(y, R.softplus(z, beta, threshold), k=7, scale=math.sqrt(7) * 2 * _mx(x) * _mx(w),
+                 c=64, what="softplus")
+
+
+def test_linear_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((11, 19)).astype(np.float32)
+    w = rng.standard_normal((7, 19)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (x, w, b))
+    ty = torch.nn.functional.gelu(torch.nn.functional.linear(tx, tw, tb))
+    ty.backward(torch.ones_like(ty))
+    fx, fw, fb = (fastnn.tensor(v, requires_grad=True) for v in (x, w, b))
+    fy = F.linear(fx, fw, fb, act="gelu")
+    fy.backward(fastnn.ones(11, 7))
+    # NOTE: two float32 implementations, each within the derived bound of the truth.
+    scale = math.sqrt(20) * _mx(x) * _mx(w) * 2
+    assert_close(fy.detach().numpy(), ty.detach().numpy(), k=20, scale=scale, c=64, what="y")
+    for f, t in ((fx, tx), (fw, tw), (fb, tb)):
+        assert_close(f.grad.numpy(), t.grad.numpy(), k=20, scale=scale, c=64, what="grad")
+
+
+# ---- matmul --------------------------------------------------------------------------------
+
+MATMUL_SHAPES = [
+    ((3,), (3,)),                 # dot -> 0-d
+    ((5, 3), (3,)),               # matrix . vector
+    ((3,), (3, 4)),               # vector . matrix
+    ((7, 5), (5, 9)),
+    ((1, 1), (1, 1)),
+    ((2, 7, 5), (5, 9)),          # batch . shared matrix (folded into one GEMM)
+    ((5, 33), (2, 33, 4)),        # shared matrix . batch (broadcast by zero stride)
+    ((5,), (2, 5, 4)),            # vector . batch
+    ((2, 3, 5), (5,)),            # batch . vector
+    ((4, 7, 5), (4, 5, 3)),
+    ((2, 1, 7, 5), (1, 3, 5, 4)),  # partial broadcast on both sides
+    ((3, 1, 6, 2), (4, 2, 17)),
+    ((0, 7, 5), (5, 3)),          # empty batch
+    ((2, 0, 5), (2, 5, 3)),       # empty rows
+    ((2, 4, 0), (2, 0, 3)),       # empty reduction: zeros
+]
+
+
+def matmul_tols(sa, sb):
+    k = sa[-1]
+    m = sa[-2] if len(sa) > 1 else 1
+    n = sb[-1] if len(sb) > 1 else 1
+    nbatch = int(np.prod(np.broadcast_shapes(sa[:-2], sb[:-2]), dtype=np.int64))
+    # dA sums over n (and broadcast batches), dB over m times the batch; r below 5, inputs
+    # standard normal below ~5 as well (see linear_tols).
+    gk = max(n, m, 1) * max(nbatch, 1)
+    return k, math.sqrt(max(k, 1)) * 25, gk, math.sqrt(gk) * 25
+
+
+@pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
+def test_matmul(sa, sb, rng):
+    k, scale, gk, gscale = matmul_tols(sa, sb)
+    check_op(fastnn.matmul, R.matmul, [rng.standard_normal(sa), rng.standard_normal(sb)],
+             ref_grad=R.matmul_grad, k=k, scale=scale, grad_k=gk, grad_scale=gscale, rng=rng)
+
+
+@pytest.mark.parametrize("sa,sb", [((2, 7, 33), (33, 17)), ((3, 17, 16), (3, 16, 65))])
+def test_matmul_every_isa(sa, sb, rng, isa):
+    k, scale, gk, gscale = matmul_tols(sa, sb)
+    check_op(lambda a, b: a @ b, R.matmul, [rng.standard_normal(sa), rng.standard_normal(sb)],
+             ref_grad=R.matmul_grad, k=k, scale=scale, grad_k=gk, grad_scale=gscale, rng=rng)
+
+
+def test_matmul_large_threaded(rng, threads):
+    sa, sb = (2, 129, 100), (100, 257)
+    k, scale, gk, gscale = matmul_tols(sa, sb)
+    check_op(fastnn.matmul, R.matmul, [rng.standard_normal(sa), rng.standard_normal(sb)],
+             ref_grad=R.matmul_grad, k=k, scale=scale, grad_k=gk, grad_scale=gscale, rng=rng,
+             fd=False)  # the float64 reference gradient is checked on the small shapes
+
+
+def test_matmul_noncontiguous_input(rng):
+    a = rng.standard_normal((6, 4)).astype(np.float32)
+    b = rng.standard_normal((6, 5)).astype(np.float32)
+    got = fastnn.matmul(fastnn.tensor(a).T, fastnn.tensor(b))
+    assert_close(got.numpy(), a.T.astype(np.float64) @ b, k=6, scale=math.sqrt(6) * 25)
+
+
+# ---- bad input -----------------------------------------------------------------------------
+
+def test_linear_bad_input():
+    x = fastnn.ones(3, 4)
+    msg = expect_error(ValueError, "linear", F.linear, x, fastnn.ones(4, 10))
+    assert "in=4" in msg and "(4, 10)" in msg
+    expect_error(ValueError, "linear", F.linear, x, fastnn.ones(10, 4), fastnn.ones(3),
+                 match="bias")
+    expect_error(ValueError, "linear", F.linear, x, fastnn.ones(2, 3, 4))
+    expect_error(TypeError, "linear", F.linear, fastnn.tensor([[1, 2]]), fastnn.ones(3, 2))
+    expect_error(TypeError, "linear", F.linear, np.ones((3, 4), np.float32), fastnn.ones(2, 4))
+    expect_error(ValueError, "linear", F.linear, x, fastnn.ones(2, 4), act="swish")
+    expect_error(ValueError, "linear", F.linear, fastnn.tensor(1.0), fastnn.ones(2, 1))
+    f = np.ones((3, 4), np.float32)
+    w = np.ones((2, 4), np.float32)
+    expect_error(ValueError, "linear", _C.linear_fwd, f, w, None, 9, 1.0, 20.0)
+    expect_error(ValueError, "linear", _C.linear_fwd, np.ones((4, 3), np.float32).T, w, None,
+                 0, 1.0, 20.0, match="contiguous")
+    expect_error(TypeError, "linear", _C.linear_fwd, f, np.ones((2, 4)), None, 0, 1.0, 20.0)
+    expect_error(ValueError, "linear", _C.linear_fwd, f, w, None, 5, 0.0, 20.0, match="beta")
+    dy = np.ones((3, 2), np.float32)
+    expect_error(ValueError, "linear", _C.linear_bwd, dy, f, w, None, 1, 1.0, 20.0, True, True,
+                 True, match="None")
+    expect_error(ValueError, "linear", _C.linear_bwd, np.ones((3, 5), np.float32), f, w, None, 0,
+                 1.0, 20.0, True, True, True, match="grad_output")
+    expect_error(ValueError, "linear", _C.linear_bwd, dy, f, w, np.ones((2, 2), np.float32), 4,
+                 1.0, 20.0, True, True, True)
+
+
+def test_matmul_bad_input():
+    expect_error(ValueError, "matmul", fastnn.matmul, fastnn.ones(3, 4), fastnn.ones(3, 4),
+                 match="inner")
+    expect_error(ValueError, "matmul", fastnn.matmul, fastnn.ones(3), fastnn.ones(4))
+    expect_error(ValueError, "matmul", fastnn.matmul, fastnn.tensor(2.0), fastnn.ones(3))
+    expect_error(ValueError, "matmul", fastnn.matmul, fastnn.ones(2, 3, 4), fastnn.ones(3, 4, 5),
+                 match="broadcast")
+    expect_error(TypeError, "matmul", fastnn.matmul, fastnn.tensor([[1, 2]]), fastnn.ones(2, 2))
+    expect_error(TypeError, "matmul", fastnn.matmul, fastnn.ones(2, 2), "x")

@@ -1,0 +1,144 @@
+"""The float32 GEMM kernel (_C.gemm / _C.bmm) on every ISA path: transposes, accumulation
+(beta=1), edge tiles, blocking and threads, against float64 NumPy and against the generic path."""
+import math
+
+import numpy as np
+import pytest
+
+from fastnn import _C
+from harness import assert_close, expect_error
+
+SIZES = [1, 2, 3, 7, 16, 17, 31, 33, 64, 65, 100]
+# A spread of (m, n, k) over SIZES: every size appears in every position, paired with small
+# and large partners (1, primes, around the 6/8/14/16/32 tile widths), plus k = 0.
+SHAPES = sorted({(SIZES[i], SIZES[(3 * i + 4) % 11], SIZES[(7 * i + 2) % 11]) for i in range(11)}
+                | {(1, 1, 1), (1, 100, 33), (100, 1, 65), (65, 33, 1), (17, 31, 0), (0, 5, 3)})
+TRANS = [(False, False), (False, True), (True, False), (True, True)]
+
+
+def _mx(a):
+    return float(np.max(np.abs(a))) if a.size else 0.0
+
+
+def gemm_scale(a, b, k):
+    # NOTE (derivation): every output is a length-k sum of products bounded by
+    # t = max|a|*max|b|. Partial sums of random-sign terms grow like sqrt(k)*t; each of the k
+    # roundings adds up to eps*|partial sum|, and those errors add like a random walk:
+    # about sqrt(k) * eps * sqrt(k) * t. assert_close allows rtol = c*eps*sqrt(k) and
+    # atol = rtol*scale, so scale = sqrt(k) * t makes atol = c*eps*k*t.
+    return math.sqrt(max(k, 1)) * _mx(a) * _mx(b)
+
+
+def operands(rng, m, n, k, ta, tb):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    return a, b
+
+
+def reference(a, b, ta, tb):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    return (a64.T if ta else a64) @ (b64.T if tb else b64)
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_shapes(m, n, k, ta, tb, rng, isa):
+    a, b = operands(rng, m, n, k, ta, tb)
+    c = _C.gemm(a, b, ta, tb)
+    assert c.dtype == np.float32 and c.shape == (m, n)
+    assert_close(c, reference(a, b, ta, tb), k=k, scale=gemm_scale(a, b, k), what="gemm")
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 33, 17), (65, 31, 100), (17, 64, 0)])
+def test_gemm_accumulate(m, n, k, ta, tb, rng, isa):
+    a, b = operands(rng, m, n, k, ta, tb)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    got = _C.gemm(a, b, ta, tb, out=c, accumulate=True)
+    assert got is c  # written in place
+    # The existing C adds one more term of size max|c0| to each sum.
+    assert_close(c, c0 + reference(a, b, ta, tb), k=k + 1,
+                 scale=gemm_scale(a, b, k) + _mx(c0), what="gemm accumulate")
+    # beta = 0 into an existing buffer ignores (even NaN) garbage there.
+    c[...] = np.nan
+    _C.gemm(a, b, ta, tb, out=c, accumulate=False)
+    assert_close(c, reference(a, b, ta, tb), k=k, scale=gemm_scale(a, b, k), what="gemm out")
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_gemm_large_blocked_threaded(ta, tb, rng, isa, threads):
+    # k = 300 > KC (256) exercises the accumulation across K blocks; m, n span several MC/NR
+    # blocks with ragged edges; the size is above the threading threshold.
+    m, n, k = 257, 129, 300
+    a, b = operands(rng, m, n, k, ta, tb)
+    c = _C.gemm(a, b, ta, tb)
+    assert_close(c, reference(a, b, ta, tb), k=k, scale=gemm_scale(a, b, k), what="gemm large")
+
+
+def test_gemm_wide_and_tall_split(rng, threads):
+    # One dimension much larger than the other: threads split M for tall, N for wide.
+    for m, n, k in [(700, 5, 200), (5, 3100, 70)]:
+        a, b = operands(rng, m, n, k, False, False)
+        assert_close(_C.gemm(a, b), reference(a, b, False, False), k=k,
+                     scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k}")
+
+
+@pytest.mark.parametrize("m,n,k", [(3, 5, 7), (33, 65, 17), (100, 31, 300)])
+def test_isa_matches_generic(m, n, k, rng, isa):
+    a, b = operands(rng, m, n, k, True, False)
+    got = _C.gemm(a, b, True, False)
+    _C.set_isa("generic")  # the fixture restores the previous path afterwards
+    want = _C.gemm(a, b, True, False)
+    # Both sides carry their own rounding error of the size gemm_scale bounds.
+    assert_close(got, want, k=k, scale=2 * gemm_scale(a, b, k), c=32, what=f"{isa} vs generic")
+
+
+def test_isa_kernel_names(isa):
+    assert _C.gemm_kernel_name().endswith("_" + isa)
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_bmm(ta, tb, rng, isa):
+    B, m, n, k = 5, 7, 17, 33
+    a = rng.standard_normal((B, k, m) if ta else (B, m, k)).astype(np.float32)
+    b = rng.standard_normal((B, n, k) if tb else (B, k, n)).astype(np.float32)
+    want = np.stack([reference(a[i], b[i], ta, tb) for i in range(B)])
+    assert_close(_C.bmm(a, b, ta, tb), want, k=k, scale=gemm_scale(a, b, k), what="bmm")
+    # A batch of 1 broadcasts against the other operand's batch.
+    want1 = np.stack([reference(a[0], b[i], ta, tb) for i in range(B)])
+    assert_close(_C.bmm(a[:1], b, ta, tb), want1, k=k, scale=gemm_scale(a, b, k), what="bmm bcast")
+    assert _C.bmm(a[:0], b[:1], ta, tb).shape == (0, m, n)
+
+
+def test_bmm_many_small_threaded(rng, threads):
+    a = rng.standard_normal((64, 9, 13)).astype(np.float32)
+    b = rng.standard_normal((64, 13, 11)).astype(np.float32)
+    assert_close(_C.bmm(a, b), np.matmul(a.astype(np.float64), b), k=13,
+                 scale=gemm_scale(a, b, 13), what="bmm small")
+
+
+def test_special_values(isa):
+    # inf and NaN propagate like in the float64 product (no zero-skipping shortcuts).
+    a = np.array([[1.0, np.inf], [np.nan, 1.0], [1.0, 2.0]], np.float32)
+    b = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    c = _C.gemm(a, b)
+    np.testing.assert_array_equal(np.isnan(c), [[False, False], [True, True], [False, False]])
+    assert np.isinf(c[0]).all()
+    np.testing.assert_array_equal(c[2], [7.0, 10.0])
+
+
+def test_gemm_bad_input():
+    f = np.ones((3, 4), np.float32)
+    expect_error(TypeError, "matmul", _C.gemm, np.ones((3, 4), np.int64), f.T.copy())
+    expect_error(TypeError, "matmul", _C.gemm, f, np.ones((4, 2)))  # float64
+    expect_error(ValueError, "matmul", _C.gemm, f, f, match="inner dimensions")
+    expect_error(ValueError, "matmul", _C.gemm, f, f.T)  # non-contiguous view
+    expect_error(ValueError, "matmul", _C.gemm, np.ones(3, np.float32), f, match="2-D")
+    expect_error(ValueError, "matmul", _C.gemm, f, f, False, True, out=np.ones((3, 4), np.float32),
+                 match="out")
+    expect_error(ValueError, "matmul", _C.bmm, np.ones((2, 3, 4), np.float32),
+                 np.ones((3, 4, 5), np.float32), match="batch")
+    expect_error(ValueError, "matmul", _C.bmm, np.ones((2, 3, 4), np.float32),
+                 np.ones((2, 3, 5), np.float32), match="inner dimensions")
+    expect_error(ValueError, "matmul", _C.bmm, f, f.T.copy(), match="3-D")
