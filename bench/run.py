@@ -147,6 +147,13 @@ def _git_commit():
         return "unknown"
 
 
+def _load():
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _import_fastnn():
     try:
         import fastnn
@@ -188,7 +195,7 @@ def _setup(args):
             "fastnn": _config.config(), "python": platform.python_version(),
             "numpy": np.__version__, "openblas_arch": _openblas_arch(),
             "threads": args.threads, "quick": args.quick, "repeats": args.repeats,
-            "target_ms": args.target_ms}
+            "target_ms": args.target_ms, "load_start": _load()}
     # Modules whose docstring still says TEMPORARY run NumPy stand-ins, not fastnn kernels.
     import importlib
     meta["stand_ins"] = [m for m in STAND_IN_MODULES
@@ -257,7 +264,9 @@ def _derive(rows, bench, peak):
 def _fmt_time(s, unit=None):
     if s is None:
         return ""
-    unit = unit or ("us" if s < 1e-3 else "ms" if s < 1 else "s")
+    # A case's preferred unit keeps its rows comparable, unless it would print >= 1000.
+    if unit is None or s * {"us": 1e6, "ms": 1e3, "s": 1}[unit] >= 1000:
+        unit = "us" if s < 1e-3 else "ms" if s < 1 else "s"
     scale = {"us": 1e6, "ms": 1e3, "s": 1}[unit]
     return f"{s * scale:.3g} {unit.replace('us', 'µs')}"
 
@@ -292,10 +301,25 @@ def header_lines(meta):
         f"python {meta['python']}, torch {meta['torch'] or 'not installed'}, "
         f"numpy {meta['numpy']} (OpenBLAS {meta['openblas_arch'] or '?'})",
         f"peak: {peak}",
+        _load_line(meta),
         f"protocol: {'--quick, ' if meta['quick'] else ''}{meta['repeats']} interleaved "
         f"samples of >= {meta['target_ms']:g} ms each; ratio = peer median / fastnn median "
         "(>1: fastnn faster)",
     ]
+
+
+def _load_line(meta):
+    start, end = meta.get("load_start"), meta.get("load_end")
+    if start is None:
+        return "machine load: unknown"
+    text = f"machine load (1-min average): {start:.2f} at start"
+    text += f", {end:.2f} at end" if end is not None else ""
+    # Busy cores deschedule our threads: thread-pool barriers then wait a whole scheduler
+    # slice and multi-threaded timings (PyTorch's especially) blow up. Only the start value
+    # judges the machine; the end value includes this run's own threads.
+    if start > 0.5:
+        text += " -- machine was busy before the run: timings are unreliable"
+    return text
 
 
 def text_table(table):
@@ -359,7 +383,9 @@ def main(argv=None):
                 continue
             for b in benches:
                 rows.extend(run_bench(b, ctx))
+    meta["load_end"] = _load()
     table = [_cells(r) for r in rows]
+    print(_load_line(meta))
     print()
     print(markdown_table(table) if args.markdown else text_table(table))
     if args.json:
