@@ -196,11 +196,7 @@ def _setup(args):
             "numpy": np.__version__, "openblas_arch": _openblas_arch(),
             "threads": args.threads, "quick": args.quick, "repeats": args.repeats,
             "target_ms": args.target_ms, "load_start": _load()}
-    # Modules whose docstring still says TEMPORARY run NumPy stand-ins, not fastnn kernels.
-    import importlib
-    meta["stand_ins"] = [m for m in STAND_IN_MODULES
-                         if "TEMPORARY" in (importlib.import_module(
-                             f"fastnn._functions.{m}").__doc__ or "")]
+    meta["stand_ins"] = _stand_ins()
     try:
         import torch
         torch.set_num_threads(args.threads)
@@ -210,6 +206,20 @@ def _setup(args):
     probe = getattr(fastnn._C, "peak_gflops", None)
     meta["peak_gflops"] = float(probe(args.threads)) if probe else None
     return meta
+
+
+def _stand_ins():
+    """Modules whose docstring still says TEMPORARY run NumPy stand-ins, not fastnn kernels."""
+    import importlib
+    found = []
+    for m in STAND_IN_MODULES:
+        try:
+            doc = importlib.import_module(f"fastnn._functions.{m}").__doc__ or ""
+        except ImportError:
+            continue
+        if "TEMPORARY" in doc:
+            found.append(m)
+    return found
 
 
 # ---------------------------------------------------------------- running
