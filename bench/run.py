@@ -176,6 +176,8 @@ class Ctx:
         self.target_s = args.target_ms / 1e3
         arch = _openblas_arch()
         self.openblas_note = f"OpenBLAS {arch}" if arch else "BLAS: see numpy.show_config()"
+        if os.environ.get("OPENBLAS_CORETYPE"):   # a forced kernel, not OpenBLAS's own pick
+            self.openblas_note += f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})"
         self.skylakex_unavailable = None
         if "avx512f" not in fastnn_cfg.get("cpu_features", ""):
             self.skylakex_unavailable = "CPU lacks AVX-512"
@@ -194,6 +196,7 @@ def _setup(args):
             "commit": _git_commit(), "fastnn_path": str(Path(fastnn.__file__).parent),
             "fastnn": _config.config(), "python": platform.python_version(),
             "numpy": np.__version__, "openblas_arch": _openblas_arch(),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
             "threads": args.threads, "quick": args.quick, "repeats": args.repeats,
             "target_ms": args.target_ms, "load_start": _load()}
     meta["stand_ins"] = _stand_ins()
@@ -309,7 +312,9 @@ def header_lines(meta):
         "NumPy stand-ins still in place (not fastnn kernels): "
         + (", ".join(meta["stand_ins"]) or "none"),
         f"python {meta['python']}, torch {meta['torch'] or 'not installed'}, "
-        f"numpy {meta['numpy']} (OpenBLAS {meta['openblas_arch'] or '?'})",
+        f"numpy {meta['numpy']} (OpenBLAS {meta['openblas_arch'] or '?'}"
+        + (f", OPENBLAS_CORETYPE={meta['openblas_coretype']})" if meta["openblas_coretype"]
+           else ")"),
         f"peak: {peak}",
         _load_line(meta),
         f"protocol: {'--quick, ' if meta['quick'] else ''}{meta['repeats']} interleaved "
