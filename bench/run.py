@@ -333,7 +333,8 @@ def _load_line(meta):
     # slice and multi-threaded timings (PyTorch's especially) blow up. Only the start value
     # judges the machine; the end value includes this run's own threads.
     if start > 0.5:
-        text += " -- machine was busy before the run: timings are unreliable"
+        text += (" -- machine was busy before the run: multi-threaded timings are unreliable"
+                 " (--threads 1 stays meaningful)")
     return text
 
 
@@ -382,7 +383,8 @@ def main(argv=None):
     meta = _setup(args)
     ctx = Ctx(args, meta["fastnn"])
     ctx.peak = meta["peak_gflops"]
-    print("\n".join(header_lines(meta)), flush=True)
+    bullet = "- " if args.markdown else ""   # a Markdown list pastes cleanly into RESULTS.md
+    print("\n".join(bullet + line for line in header_lines(meta)), flush=True)
     rows = []
     with _blas_threads(args.threads) as limited:
         if not limited:
@@ -400,7 +402,7 @@ def main(argv=None):
                 rows.extend(run_bench(b, ctx))
     meta["load_end"] = _load()
     table = [_cells(r) for r in rows]
-    print(_load_line(meta))
+    print(bullet + _load_line(meta))
     print()
     print(markdown_table(table) if args.markdown else text_table(table))
     if args.json:
