@@ -67,16 +67,26 @@ def _stats(samples):
 def measure(fns, repeats, target_s, contexts=None):
     """Time several callables interleaved: sample r of every callable is taken before sample
     r+1 of any, and the order rotates each round, so machine-load drift and position effects
-    hit all implementations alike. Returns one stats dict per callable."""
-    contexts = contexts or [None] * len(fns)
-    inner = [_calibrate(f, target_s, c) for f, c in zip(fns, contexts)]
-    samples = [[] for _ in fns]
+    hit all implementations alike. Returns one stats dict per callable, or {"error": exc}
+    for one that raised (the others go on)."""
     k = len(fns)
+    contexts = contexts or [None] * k
+    inner, samples, errors = [0] * k, [[] for _ in fns], [None] * k
+    for i in range(k):
+        try:
+            inner[i] = _calibrate(fns[i], target_s, contexts[i])
+        except Exception as e:
+            errors[i] = e
     for r in range(repeats):
         for j in range(k):
             i = (j + r) % k
-            samples[i].append(_sample(fns[i], inner[i], contexts[i]))
-    return [dict(_stats(s), inner=n) for s, n in zip(samples, inner)]
+            if errors[i] is None:
+                try:
+                    samples[i].append(_sample(fns[i], inner[i], contexts[i]))
+                except Exception as e:
+                    errors[i] = e
+    return [{"error": e} if e is not None else dict(_stats(s), inner=n)
+            for s, n, e in zip(samples, inner, errors)]
 
 
 # ------------------------------------------------- OpenBLAS SkylakeX subprocess
@@ -89,6 +99,8 @@ def _numpy_gemm_worker(spec, threads, repeats, target_s, seed):
     b = rng.standard_normal((k, n)).astype(np.float32)
     with _blas_threads(threads):
         res = measure([lambda: np.matmul(a, b)], repeats, target_s)[0]
+    if "error" in res:
+        raise res["error"]
     res["note"] = f"OpenBLAS {_openblas_arch() or '?'} (subprocess)"
     print(json.dumps(res))
 
@@ -245,14 +257,12 @@ def run_bench(bench, ctx):
         except Exception as e:   # report and go on; main() exits non-zero at the end
             row.update(status="error", note=f"{type(e).__name__}: {e}")
     if live:
-        try:
-            results = measure([f for _, f, _ in live], ctx.repeats, ctx.target_s,
-                              [c for _, _, c in live])
-            for (row, _, _), res in zip(live, results):
-                row.update(res)
-        except Exception as e:
-            for row, _, _ in live:
-                row.update(status="error", note=f"{type(e).__name__}: {e}")
+        results = measure([f for _, f, _ in live], ctx.repeats, ctx.target_s,
+                          [c for _, _, c in live])
+        for (row, _, _), res in zip(live, results):
+            e = res.pop("error", None)
+            row.update(res) if e is None else row.update(
+                status="error", note=f"{type(e).__name__}: {e}")
     _derive(rows, bench, ctx.peak)
     return rows
 

@@ -32,7 +32,8 @@ def test_ratio_best_and_unavailable():
                                 Impl("peer", lambda: (lambda: sum(range(2000)))),
                                 Impl("ext", external=lambda: {"median_s": 1.0, "min_s": 1.0,
                                                               "max_s": 1.0, "samples_s": [1.0]}),
-                                Impl("missing", missing), Impl("broken", broken)],
+                                Impl("missing", missing), Impl("broken", broken),
+                                Impl("raises", lambda: (lambda: 1 / 0))],
                   flops=1e9, best_of=("peer", "ext"), best_note="best OpenBLAS")
     rows = run.run_bench(bench, _Ctx())
     fast, peer, ext = (_fake_row(rows, n) for n in ("fastnn", "peer", "ext"))
@@ -46,6 +47,9 @@ def test_ratio_best_and_unavailable():
     assert _fake_row(rows, "missing")["status"] == "unavailable"
     assert "fastnn.optim" in _fake_row(rows, "missing")["note"]
     assert _fake_row(rows, "broken")["status"] == "error"
+    # A callable that fails while timed is an error of its own row only.
+    assert _fake_row(rows, "raises")["status"] == "error"
+    assert "ZeroDivisionError" in _fake_row(rows, "raises")["note"]
 
 
 def test_quick_op_overhead_runs(tmp_path):
