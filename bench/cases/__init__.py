@@ -1,0 +1,65 @@
+"""Benchmark cases.
+
+A case is a function ``case(ctx) -> list[Bench]``. A Bench is one row group of the table
+(one shape of one case); it lists the implementations to time side by side. Each Impl has a
+``build()`` that creates its inputs/model and returns the zero-argument callable to time, so
+that a missing piece (torch not installed, fastnn.optim not merged yet) raises ImportError or
+AttributeError inside build() and becomes an "unavailable" row instead of a crash.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+
+@dataclass
+class Impl:
+    name: str                                   # "fastnn", "torch", "numpy", ...
+    build: Optional[Callable] = None            # () -> callable to time
+    context: Optional[Callable] = None          # () -> context manager held while sampling
+    # Measured elsewhere (a subprocess): () -> {"samples": [s per call], "inner": n, "note": ..}
+    external: Optional[Callable] = None
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    case: str
+    label: str                                  # shape/config shown in the table
+    impls: List[Impl] = field(default_factory=list)
+    flops: Optional[float] = None               # per call; set only for arithmetic-bound work
+    unit: Optional[str] = None                  # force a time unit ("us" for op_overhead)
+    best_of: tuple = ()                         # impl names of which the faster gets a note
+    best_note: str = ""
+
+
+def randn(rng, *shape, scale=1.0):
+    """Fresh float32 normal data (never zeros: zeros can take fast paths that real data does not)."""
+    return (rng.standard_normal(shape) * scale).astype("float32")
+
+
+def linear_state(rng, dims, stride=1):
+    """PyTorch-style U(-1/sqrt(in), 1/sqrt(in)) weights for a chain of Linear layers, keyed as
+    in Sequential (layer i at index i*stride), loaded into both libraries so that they compute
+    on identical values (same ReLU sparsity, same softplus branches)."""
+    state = {}
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+        bound = fan_in ** -0.5
+        state[f"{i * stride}.weight"] = rng.uniform(-bound, bound, (fan_out, fan_in)).astype("float32")
+        state[f"{i * stride}.bias"] = rng.uniform(-bound, bound, (fan_out,)).astype("float32")
+    return state
+
+
+# Exceptions that mean "this implementation is not available here", not "the harness broke".
+UNAVAILABLE = (ImportError, AttributeError, NotImplementedError)
+
+from . import dense, softmax, training, overhead  # noqa: E402  (they import Bench/Impl)
+
+# Names are the public ones (`--cases NAME`); order is the table's order.
+CASES = {
+    "gemm": dense.gemm,
+    "gemm_small": dense.gemm_small,
+    "linear_relu": dense.linear_relu,
+    "softmax_ce": softmax.softmax_ce,
+    "mlp_step": training.mlp_step,
+    "tiny_step": training.tiny_step,
+    "op_overhead": overhead.op_overhead,
+}

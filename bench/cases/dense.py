@@ -1,0 +1,82 @@
+"""GEMM and Linear cases: gemm, gemm_small, linear_relu."""
+from functools import partial
+
+import numpy as np
+
+from . import Bench, Impl, linear_state, randn
+
+
+def _fastnn_matmul(a, b):
+    import fastnn
+    # fastnn.tensor copies into the library's 64-byte-aligned allocator, as a user's tensors are.
+    return partial(fastnn.matmul, fastnn.tensor(a), fastnn.tensor(b))
+
+
+def _torch_matmul(a, b):
+    import torch
+    return partial(torch.matmul, torch.from_numpy(a), torch.from_numpy(b))
+
+
+def _numpy_matmul(a, b):
+    return partial(np.matmul, a, b)
+
+
+def _matmul_impls(ctx, a, b):
+    return [Impl("fastnn", partial(_fastnn_matmul, a, b)),
+            Impl("torch", partial(_torch_matmul, a, b)),
+            Impl("numpy", partial(_numpy_matmul, a, b), note=ctx.openblas_note)]
+
+
+def gemm(ctx):
+    # 256/512 in --quick: large enough to be compute-bound, small enough for a smoke run.
+    sizes = (256, 512) if ctx.quick else (1024, 2048)
+    out = []
+    for n in sizes:
+        a, b = randn(ctx.rng, n, n), randn(ctx.rng, n, n)
+        impls = _matmul_impls(ctx, a, b)
+        impls.append(Impl("numpy SkylakeX", external=ctx.skylakex_gemm(n, n, n)))
+        out.append(Bench("gemm", f"{n}x{n}x{n}", impls, flops=2.0 * n ** 3,
+                         best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+    return out
+
+
+def gemm_small(ctx):
+    # Call overhead dominates here, so only the in-process peers (a subprocess adds nothing).
+    out = []
+    for n in (16, 32, 64):
+        a, b = randn(ctx.rng, n, n), randn(ctx.rng, n, n)
+        out.append(Bench("gemm_small", f"{n}x{n}x{n}", _matmul_impls(ctx, a, b),
+                         flops=2.0 * n ** 3, unit="us"))
+    return out
+
+
+def _linear_relu_step(lib, state, x, g):
+    if lib == "fastnn":
+        import fastnn as L
+        import fastnn.nn  # noqa: F401  (not imported by `import fastnn`)
+        nn = L.nn
+        X, G = L.tensor(x, requires_grad=True), L.tensor(g)
+    else:
+        import torch as L
+        nn = L.nn
+        X, G = L.tensor(x, requires_grad=True), L.from_numpy(g)
+        state = {k: L.from_numpy(v) for k, v in state.items()}
+    model = nn.Sequential(nn.Linear(x.shape[1], g.shape[1]), nn.ReLU())
+    model.load_state_dict(state)
+
+    def step():
+        # Grads reset to None (not accumulated) so both libraries do the same work per call.
+        model.zero_grad()
+        X.grad = None
+        model(X).backward(G)
+    return step
+
+
+def linear_relu(ctx):
+    batch, fin, fout = 512, 1024, 1024
+    state = linear_state(ctx.rng, (fin, fout))
+    x, g = randn(ctx.rng, batch, fin), randn(ctx.rng, batch, fout)
+    impls = [Impl(lib, partial(_linear_relu_step, lib, state, x, g)) for lib in ("fastnn", "torch")]
+    # NOTE: forward + grad-input + grad-weight GEMMs, 2*B*I*O each; bias and ReLU are O(B*O).
+    return [Bench("linear_relu", f"B={batch} {fin}->{fout} fwd+bwd", impls,
+                  flops=3 * 2.0 * batch * fin * fout)]
