@@ -1,4 +1,5 @@
 import os
+import zlib
 import sys
 
 import numpy as np
@@ -28,8 +29,9 @@ def isa(request):
 
 @pytest.fixture
 def rng(request):
-    """A fresh generator per test, seeded from the test's name so failures reproduce."""
-    seed = abs(hash(request.node.nodeid)) % (2 ** 32)
+    """A fresh generator per test, seeded from the test's id so failures reproduce (crc32,
+    not hash(): Python randomises str hashes per process)."""
+    seed = zlib.crc32(request.node.nodeid.encode())
     return np.random.default_rng(seed)
 
 
