@@ -12,6 +12,8 @@ sys.path.insert(0, str(ROOT))
 from bench import run  # noqa: E402
 from bench.cases import Bench, Impl  # noqa: E402
 
+import fastnn  # noqa: E402
+
 
 class _Ctx:
     repeats, target_s, peak = 2, 1e-4, 100.0
@@ -57,7 +59,9 @@ def test_quick_op_overhead_runs(tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--cases",
                         "op_overhead", "--repeats", "2", "--target-ms", "5", "--json", str(out)],
                        capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+                       # the fastnn this test imported (installed, or the in-place build)
+                       env={**os.environ, "PYTHONPATH": os.path.dirname(
+                           os.path.dirname(fastnn.__file__))})
     assert p.returncode == 0, p.stderr
     assert "op_overhead" in p.stdout and "fastnn commit" in p.stdout
     data = json.loads(out.read_text())
