@@ -3,6 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..autograd import zero_grads
 from ..tensor import Tensor, _aligned_copy, _check_device, float32, int64
 
 
@@ -157,13 +158,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad._data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def to(self, *args, **kwargs):
         dev = kwargs.get("device", args[0] if args else None)

@@ -6,7 +6,7 @@ import copy
 import numpy as np
 
 from .. import _C
-from ..autograd import enable_grad, no_grad
+from ..autograd import enable_grad, no_grad, zero_grads
 from ..tensor import Tensor, _aligned_copy, _contig, float32
 
 __all__ = ["Optimizer", "required"]
@@ -90,13 +90,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad._data[...] = 0
+            zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns closure()'s loss."""
