@@ -229,3 +229,21 @@ def test_bad_input_c_level():
                  None, None, None)
     expect_error(ValueError, "lstm", _C.rnn_bwd, 0, x, None, None, w_ih, w_hh, y, c, g,
                  f((2, 3, 4), np.float32), None, None, match="grad_output")
+
+
+def test_unbatched_gradients_match_batch_of_one(rng):
+    m = nn.LSTM(2, 3)
+    x = rng.standard_normal((5, 2)).astype(np.float32)
+    h0 = rng.standard_normal((1, 3)).astype(np.float32)
+    xa, ha = fastnn.tensor(x, requires_grad=True), fastnn.tensor(h0, requires_grad=True)
+    y, (hn, _) = m(xa, (ha, fastnn.tensor(h0)))
+    (y.sum() + hn.sum()).backward()
+    ga = [xa.grad.numpy(), ha.grad.numpy()] + [p.grad.numpy().copy() for p in m.parameters()]
+    m.zero_grad()
+    xb = fastnn.tensor(x[:, None], requires_grad=True)
+    hb = fastnn.tensor(h0[:, None], requires_grad=True)
+    y, (hn, _) = m(xb, (hb, fastnn.tensor(h0[:, None])))
+    (y.sum() + hn.sum()).backward()
+    gb = [xb.grad.numpy()[:, 0], hb.grad.numpy()[:, 0]] + [p.grad.numpy() for p in m.parameters()]
+    for a, b in zip(ga, gb):
+        np.testing.assert_array_equal(a, b)

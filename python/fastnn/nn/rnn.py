@@ -2,7 +2,9 @@
 layer is one C++ call over the whole sequence (fastnn._functions.rnn)."""
 import math
 
-from ..tensor import Tensor, empty, float32
+import numpy as np
+
+from ..tensor import Tensor, empty
 from .._functions.rnn import lstm_layer, rnn_layer
 from .._functions.shape import cat
 from . import init
@@ -10,6 +12,8 @@ from .functional import dropout as _dropout
 from .module import Module, Parameter
 
 __all__ = ["RNN", "LSTM"]
+
+_F32 = np.dtype(np.float32)  # compared with `is`: Tensor.dtype is slow on this hot path
 
 
 class _RNNBase(Module):
@@ -56,7 +60,7 @@ class _RNNBase(Module):
         op = self._name
         if not isinstance(x, Tensor):
             raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
-        if x.dtype is not float32:
+        if x._data.dtype is not _F32:
             raise TypeError(f"[{op}] input must be float32, got {x.dtype}")
         if x.ndim not in (2, 3):
             raise ValueError(f"[{op}] input must be 2-D (unbatched: seq_len, input_size) or 3-D, "
@@ -74,7 +78,7 @@ class _RNNBase(Module):
                                                                         self.hidden_size)
         if not isinstance(h, Tensor):
             raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(h).__name__}")
-        if h.dtype is not float32:
+        if h._data.dtype is not _F32:
             raise TypeError(f"[{op}] {name} must be float32, got {h.dtype}")
         if tuple(h.shape) != want:
             raise ValueError(f"[{op}] {name} must have shape (num_layers, batch, hidden_size)="
@@ -90,24 +94,18 @@ class _RNNBase(Module):
             if s is not None:
                 self._check_state(s, name, batched, n)
         bf = self.batch_first
-        if not batched:
-            x, bf = x.unsqueeze(1), False
-            states = tuple(None if s is None else s.unsqueeze(1) for s in states)
         finals = [[] for _ in states]
         for k in range(self.num_layers):
             # A single layer passes the (1, N, H) state whole: no slicing or stacking.
             st = tuple(None if s is None else (s if self.num_layers == 1 else s[k:k + 1])
                        for s in states)
-            out = self._layer(x, st, self._layer_params(k), bf)
+            out = self._layer(x, st, self._layer_params(k), bf, not batched)
             x = out[0]
             for lst, s in zip(finals, out[1:]):
                 lst.append(s)
             if self.dropout and self.training and k < self.num_layers - 1:
                 x = _dropout(x, self.dropout, True)
         finals = [f[0] if len(f) == 1 else cat(f, 0) for f in finals]
-        if not batched:
-            x = x.squeeze(1)
-            finals = [f.squeeze(1) for f in finals]
         return x, finals
 
     def extra_repr(self):
@@ -137,8 +135,9 @@ class RNN(_RNNBase):
                          bidirectional)
         self.nonlinearity = nonlinearity
 
-    def _layer(self, x, st, params, bf):
-        return rnn_layer(x, st[0], *params, nonlinearity=self.nonlinearity, batch_first=bf)
+    def _layer(self, x, st, params, bf, unbatched):
+        return rnn_layer(x, st[0], *params, nonlinearity=self.nonlinearity, batch_first=bf,
+                         unbatched=unbatched)
 
     def forward(self, input, hx=None):
         y, (hn,) = self._run(input, (hx,))
@@ -157,8 +156,8 @@ class LSTM(_RNNBase):
     _gates = 4
     _name = "LSTM"
 
-    def _layer(self, x, st, params, bf):
-        return lstm_layer(x, st[0], st[1], *params, batch_first=bf)
+    def _layer(self, x, st, params, bf, unbatched):
+        return lstm_layer(x, st[0], st[1], *params, batch_first=bf, unbatched=unbatched)
 
     def forward(self, input, hx=None):
         if hx is None:
