@@ -424,3 +424,95 @@ def adam_step(p, g, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=
     v = beta2 * v + (1 - beta2) * g * g
     bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
     return p - (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps), m, v
+
+
+# ---- rnn --------------------------------------------------------------------------------
+# One recurrent layer unrolled step by step in float64, time-major x (T, N, I), gate order
+# i, f, g, o. Forward and gradient return the outputs flattened and joined as
+# [y (T*N*H), h_n (N*H), c_n (N*H)] (RNN: no c_n), so one seed r covers every output.
+
+def _sig64(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def lstm_unrolled(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """(ys (T, N, H), cs (T, N, H), gates [(i, f, g, o)] per step)."""
+    H = w_hh.shape[1]
+    h, c = h0, c0
+    ys, cs, gs = [], [], []
+    for t in range(x.shape[0]):
+        z = x[t] @ w_ih.T + h @ w_hh.T + b_ih + b_hh
+        i, f = _sig64(z[:, :H]), _sig64(z[:, H:2 * H])
+        g, o = np.tanh(z[:, 2 * H:3 * H]), _sig64(z[:, 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        ys.append(h)
+        cs.append(c)
+        gs.append((i, f, g, o))
+    return np.array(ys).reshape(x.shape[0], x.shape[1], H), np.array(cs).reshape(
+        x.shape[0], x.shape[1], H), gs
+
+
+def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    ys, cs, _ = lstm_unrolled(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    return np.concatenate([ys.reshape(-1), ys[-1].reshape(-1), cs[-1].reshape(-1)])
+
+
+def lstm_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, r):
+    """Back-propagation through time of sum(lstm(...) * r): [dx, dh0, dc0, dw_ih, dw_hh,
+    db_ih, db_hh]."""
+    T, N, _ = x.shape
+    H = w_hh.shape[1]
+    ys, cs, gs = lstm_unrolled(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    ny = T * N * H
+    dys = r[:ny].reshape(T, N, H)
+    dh = r[ny:ny + N * H].reshape(N, H).copy()
+    dc = r[ny + N * H:].reshape(N, H).copy()
+    dx, dwi, dwh = np.zeros_like(x), np.zeros_like(w_ih), np.zeros_like(w_hh)
+    db = np.zeros(4 * H)
+    for t in range(T - 1, -1, -1):
+        i, f, g, o = gs[t]
+        dh = dh + dys[t]
+        tc = np.tanh(cs[t])
+        cprev = cs[t - 1] if t else c0
+        hprev = ys[t - 1] if t else h0
+        dct = dc + dh * o * (1 - tc ** 2)
+        dz = np.concatenate([dct * g * i * (1 - i), dct * cprev * f * (1 - f),
+                             dct * i * (1 - g ** 2), dh * tc * o * (1 - o)], axis=1)
+        dx[t] = dz @ w_ih
+        dwi += dz.T @ x[t]
+        dwh += dz.T @ hprev
+        db += dz.sum(0)
+        dh = dz @ w_hh
+        dc = dct * f
+    return [dx, dh, dc, dwi, dwh, db, db.copy()]
+
+
+def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
+    act = np.tanh if nonlinearity == "tanh" else (lambda z: np.maximum(z, 0.0))
+    h, ys = h0, []
+    for t in range(x.shape[0]):
+        h = act(x[t] @ w_ih.T + h @ w_hh.T + b_ih + b_hh)
+        ys.append(h)
+    ys = np.array(ys).reshape(x.shape[0], x.shape[1], w_hh.shape[1])
+    return np.concatenate([ys.reshape(-1), ys[-1].reshape(-1)])
+
+
+def rnn_grad(x, h0, w_ih, w_hh, b_ih, b_hh, r, nonlinearity="tanh"):
+    """[dx, dh0, dw_ih, dw_hh, db_ih, db_hh] of sum(rnn(...) * r)."""
+    T, N, _ = x.shape
+    H = w_hh.shape[1]
+    ys = rnn(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity)[:T * N * H].reshape(T, N, H)
+    dys = r[:T * N * H].reshape(T, N, H)
+    dh = r[T * N * H:].reshape(N, H).copy()
+    dx, dwi, dwh, db = np.zeros_like(x), np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(H)
+    for t in range(T - 1, -1, -1):
+        dh = dh + dys[t]
+        dz = dh * ((1 - ys[t] ** 2) if nonlinearity == "tanh" else (ys[t] > 0))
+        hprev = ys[t - 1] if t else h0
+        dx[t] = dz @ w_ih
+        dwi += dz.T @ x[t]
+        dwh += dz.T @ hprev
+        db += dz.sum(0)
+        dh = dz @ w_hh
+    return [dx, dh, dwi, dwh, db, db.copy()]

@@ -63,3 +63,7 @@ CASES = {
     "tiny_step": training.tiny_step,
     "op_overhead": overhead.op_overhead,
 }
+
+from . import rnn  # noqa: E402
+CASES["lstm_train"] = rnn.lstm_train
+CASES["lstm_small"] = rnn.lstm_small

@@ -53,6 +53,10 @@ def cmd_demo(args):
 
     print("\n== MLP on the digits data set ==")
     _example("digits_mlp").main(show=show)
+
+    print("\n== StatQuest LSTM (by hand and nn.LSTM); LSTM on a noisy sine wave ==")
+    _example("statquest_lstm").main()
+    _example("sequence_lstm").main(show=show)
     print(f"\ndemo finished in {time.perf_counter() - t_all:.1f} s "
           f"({fastnn.get_isa()} kernels, {fastnn.get_num_threads()} threads)")
     return 0

@@ -6,7 +6,9 @@ from .activation import ReLU, Sigmoid, Tanh, GELU, Softplus, Softmax, LogSoftmax
 from .container import Sequential, ModuleList
 from .layers import Flatten, Dropout, Identity
 from .loss import MSELoss, CrossEntropyLoss
+from .rnn import RNN, LSTM
 
 __all__ = ["Module", "Parameter", "Linear", "ReLU", "Sigmoid", "Tanh", "GELU", "Softplus",
            "Softmax", "LogSoftmax", "Sequential", "ModuleList", "Flatten", "Dropout",
            "Identity", "MSELoss", "CrossEntropyLoss", "functional", "init"]
+__all__ += ["RNN", "LSTM"]
