@@ -102,3 +102,10 @@ def test_gradcheck_catches_a_wrong_gradient():
     x = fastnn.randn(3, requires_grad=True)
     with pytest.raises(RuntimeError, match=r"^\[gradcheck\]"):
         fastnn.autograd.gradcheck(Wrong.apply, [x])
+
+
+def test_zero_d_tensor_used_twice():
+    a = fastnn.tensor(1.5, requires_grad=True)
+    h = a * a
+    ((h * h) * a).backward()  # a^5: gradient 5 a^4; two 0-d gradients meet in the graph
+    assert abs(a.grad.item() - 5 * 1.5 ** 4) < 1e-5

@@ -149,7 +149,8 @@ class Function:
 def _accumulate(acc, g):
     if acc is None:
         return g
-    return acc + g
+    # NOTE: np.add on two 0-d arrays returns a NumPy scalar; kernels need an array.
+    return np.asarray(acc + g)
 
 
 def _topological(root_node):

@@ -43,6 +43,9 @@ int64 = dtype("int64", np.int64, False)
 # Comparisons give masks, as in PyTorch; kernels take only float32 and int64.
 bool_ = dtype("bool", np.bool_, False)
 _DTYPES = {"float32": float32, "int64": int64, "bool": bool_}
+# Keyed by NumPy dtype objects: Tensor.dtype is on every op's path, and a dict lookup by
+# dtype is much cheaper than going through np.dtype.name.
+_BY_NP = {d.np: d for d in _DTYPES.values()}
 
 
 def _dtype_by_name(name):
@@ -197,7 +200,7 @@ class Tensor:
 
     @property
     def dtype(self):
-        return _DTYPES[self._data.dtype.name]
+        return _BY_NP[self._data.dtype]
 
     @property
     def device(self):
