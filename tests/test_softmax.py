@@ -31,7 +31,7 @@ def _check(kind, x, dim, rng, c=64):
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("n", BATCHES)
 @pytest.mark.parametrize("classes", CLASSES)
-def test_last_dim(kind, n, classes, rng):
+def test_last_dim(kind, n, classes, rng, isa):
     _check(kind, rng.standard_normal((n, classes)) * 3, -1, rng)
 
 
@@ -59,7 +59,7 @@ def test_threads(kind, shape, dim, threads, rng):
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_large_logits_are_finite(kind, rng):
+def test_large_logits_are_finite(kind, rng, isa):
     x = np.array([[1e4, -1e4, 0.0, 1e4 - 1.0],
                   [-1e4, -1e4, -1e4, -1e4],
                   [1e4, 1e4, 1e4, 1e4],
@@ -75,7 +75,7 @@ def test_large_logits_are_finite(kind, rng):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("dim", [0, 1])
-def test_nan_and_inf_rows(kind, dim):
+def test_nan_and_inf_rows(kind, dim, isa):
     """A NaN makes its whole row NaN; an all -inf row is NaN; other rows are untouched."""
     x = np.array([[1.0, np.nan, 2.0], [-np.inf, -np.inf, -np.inf], [0.5, -np.inf, 1.0],
                   [3.0, 1.0, 2.0]], np.float32)

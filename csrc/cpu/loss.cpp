@@ -39,9 +39,8 @@ void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* sta
         continue;
       }
       const float* xi = x + i * c;
-      float m = -std::numeric_limits<float>::infinity();
-      for (int64_t k = 0; k < c; ++k) m = xi[k] > m ? xi[k] : m;
-      for (int64_t k = 0; k < c; ++k) ex[k] = exp_f32(xi[k] - m);
+      const float m = row_max(xi, c);
+      exp_row(xi, m, 0.f, 1.f, ex.data(), c);
       // double: free next to the exps, accurate for 1000+ classes
       const float ls = (float)std::log(sum_as_double(ex.data(), c));
       loss[i] = (m - xi[t[i]]) + ls;
@@ -64,7 +63,7 @@ void cross_entropy_bwd(const float* x, const int64_t* t, const float* stats, con
       const float* xi = x + i * c;
       const float m = stats[2 * i], ls = stats[2 * i + 1];
       const float gi = g[i * g_stride] * scale;
-      for (int64_t k = 0; k < c; ++k) dxi[k] = exp_f32((xi[k] - m) - ls) * gi;
+      exp_row(xi, m, ls, gi, dxi, c);
       // NOTE: subtract the one-hot after scaling, p*g - g, not (p - 1)*g: same rounding,
       // and keeps the inner loop free of a compare.
       dxi[t[i]] -= gi;

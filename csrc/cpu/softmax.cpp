@@ -1,4 +1,5 @@
 #include "cpu/softmax.h"
+#include "cpu/isa.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,6 +9,36 @@
 #include "core/parallel.h"
 
 namespace fastnn {
+
+namespace {
+inline void exp_row_impl(const float* x, float a, float b, float s, float* y, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) y[k] = exp_f32((x[k] - a) - b) * s;
+}
+void exp_row_generic(const float* x, float a, float b, float s, float* y, int64_t n) {
+  exp_row_impl(x, a, b, s, y, n);
+}
+#ifdef FASTNN_X86
+__attribute__((target("avx2,fma"))) void exp_row_avx2(const float* x, float a, float b, float s,
+                                                      float* y, int64_t n) {
+  exp_row_impl(x, a, b, s, y, n);
+}
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))) void exp_row_avx512(
+    const float* x, float a, float b, float s, float* y, int64_t n) {
+  exp_row_impl(x, a, b, s, y, n);
+}
+#endif
+}  // namespace
+
+void exp_row(const float* x, float a, float b, float s, float* y, int64_t n) {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return exp_row_avx512(x, a, b, s, y, n);
+    case Isa::avx2: return exp_row_avx2(x, a, b, s, y, n);
+    case Isa::generic: break;
+  }
+#endif
+  exp_row_generic(x, a, b, s, y, n);
+}
 
 namespace {
 
@@ -32,12 +63,12 @@ inline int64_t row_grain(int64_t row_len) { return std::max<int64_t>(1, kGrain /
 // and then the whole row become NaN, as in PyTorch. A row of all -inf gives m = -inf and
 // -inf - (-inf) = NaN: the row is NaN, as in PyTorch. The sum is accumulated in double: it
 // costs nothing next to exp() and keeps rows of 1000+ classes accurate.
+
 void softmax_row(const float* x, float* y, int64_t n, bool log) {
-  float m = kNegInf;
-  for (int64_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;
+  const float m = row_max(x, n);
   // The exps go through y (even for log_softmax, where y is then overwritten) so that this
   // loop has no reduction in it and vectorises.
-  for (int64_t k = 0; k < n; ++k) y[k] = exp_f32(x[k] - m);
+  exp_row(x, m, 0.f, 1.f, y, n);
   const double s = sum_as_double(y, n);
   if (log) {
     const float ls = (float)std::log(s);

@@ -51,6 +51,29 @@ inline float exp_f32(float x) {
   return y;
 }
 
+// y[k] = exp((x[k] - a) - b) * s over a row: the exp loop of softmax and cross-entropy,
+// compiled for the baseline, AVX2+FMA and AVX-512 (target attributes in softmax.cpp) and
+// chosen by fastnn::active_isa(), so FASTNN_ISA forces it like every other kernel path.
+// y may alias x.
+void exp_row(const float* x, float a, float b, float s, float* y, int64_t n);
+
+// max(x[0..n)) ignoring NaN (v > m is false for NaN), -inf for an empty row.
+// NOTE: 16 independent running maxima, combined at the end: the same result as one running
+// max (max is exact, order does not matter once NaN is skipped), but without the serial
+// dependency, so the compiler turns it into vector max instructions.
+inline float row_max(const float* x, int64_t n) {
+  constexpr int L = 16;
+  float acc[L];
+  for (int j = 0; j < L; ++j) acc[j] = -__builtin_inff();
+  int64_t k = 0;
+  for (; k + L <= n; k += L)
+    for (int j = 0; j < L; ++j) acc[j] = x[k + j] > acc[j] ? x[k + j] : acc[j];
+  for (; k < n; ++k) acc[0] = x[k] > acc[0] ? x[k] : acc[0];
+  float m = acc[0];
+  for (int j = 1; j < L; ++j) m = acc[j] > m ? acc[j] : m;
+  return m;
+}
+
 // sum(a[0..n)) accumulated in double, in 4 independent lanes so the adds pipeline.
 inline double sum_as_double(const float* a, int64_t n) {
   double acc[4] = {0.0, 0.0, 0.0, 0.0};
