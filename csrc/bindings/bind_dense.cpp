@@ -2,6 +2,7 @@
 
 #include "bindings/convert.h"
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 #include "ops/dense.h"
 
 namespace fastnn {
@@ -74,6 +75,25 @@ void bind_dense(py::module_& m) {
     return to_numpy(c);
   }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
      "c[i] = op(a[i])·op(b[i]) for 3-D a, b; a batch of 1 broadcasts.");
+
+  m.def("peak_gflops", [](int threads) {
+    if (threads < 1) fail("peak_gflops", "threads must be >= 1, got ", threads);
+    py::gil_scoped_release nogil;
+    return peak_gflops(threads);
+  }, py::arg("threads"),
+     "Measured float32 FMA peak (GFLOP/s) of the active ISA on `threads` pool threads.");
+
+  m.def("cache_sizes", [] {
+    const CacheSizes& cs = cache_sizes();
+    py::dict d;
+    d["l1d"] = cs.l1d; d["l2"] = cs.l2; d["l3"] = cs.l3; d["detected"] = cs.detected;
+    return d;
+  }, "Data cache sizes in bytes read from cpuid: {'l1d', 'l2', 'l3', 'detected'}.");
+
+  m.def("gemm_blocks", [] {
+    GemmBlocks b = gemm_blocks(gemm_kernel());
+    return py::make_tuple(b.mc, b.kc, b.nc);
+  }, "(mc, kc, nc) cache blocks of the active GEMM kernel.");
 
   m.def("gemm_kernel_name", [] { return std::string(gemm_kernel().name); },
         "Name of the GEMM micro-kernel for the active ISA.");

@@ -31,19 +31,36 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
               const GemmEpilogue* ep = nullptr);
 
 // ---- micro-kernels (csrc/cpu/kernels/f32_gemm_<MR>x<NR>_<isa>.cpp) -------------------------
-// c(MR, NR) (leading dimension ldc) = [c +] a·b over k steps, always a full MR x NR tile:
+// The part of the epilogue a micro-kernel applies while the tile is still in registers: bias,
+// the store of the pre-activation, and ReLU. Other activations run on the finished tile (in
+// L1) in the driver.
+struct MicroEpilogue {
+  const float* bias = nullptr;  // (cols,) for this tile, or null
+  float* z = nullptr;           // (rows, cols) with leading dimension ldc, or null
+  bool relu = false;
+};
+// c(rows, cols) (leading dimension ldc) = [c +] a·b over k steps, then the epilogue (if ep):
 //   a: packed A panel, k x MR (for each p, MR consecutive floats: rows of that column)
 //   b: packed B panel, k x NR (for each p, NR consecutive floats), 64-byte aligned
-// accumulate=false overwrites c. The driver routes edge tiles through a scratch tile.
+// rows <= MR, cols <= NR: an edge tile; the kernel reads and writes only that part of c (the
+// packed panels are zero-padded, so the arithmetic is always a full tile). accumulate=false
+// overwrites c.
 using GemmMicroKernel = void (*)(int64_t k, const float* a, const float* b, float* c,
-                                 int64_t ldc, bool accumulate);
+                                 int64_t ldc, bool accumulate, int rows, int cols,
+                                 const MicroEpilogue* ep);
 
 struct GemmKernelInfo {
   const char* name;
   int mr, nr;          // register tile
-  int64_t mc, kc, nc;  // cache blocks: mc % mr == 0, nc % nr == 0
+  int64_t mc, kc, nc;  // default cache blocks (mc % mr == 0, nc % nr == 0); the driver
+                       // re-derives them from the cache sizes read at run time
   GemmMicroKernel fn;
 };
+
+// The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.
+// tile: (rows, cols) with leading dimension ldt (the kernel's finished accumulators).
+void finish_edge_tile(const float* tile, int64_t ldt, float* c, int64_t ldc, bool accumulate,
+                      int rows, int cols, const MicroEpilogue* ep);
 
 const GemmKernelInfo& gemm_kernel_generic();
 #ifdef FASTNN_X86
@@ -52,5 +69,24 @@ const GemmKernelInfo& gemm_kernel_avx512();
 #endif
 // The kernel for fastnn::active_isa().
 const GemmKernelInfo& gemm_kernel();
+
+// Cache blocks the driver uses with kernel kr, derived from cache_sizes() (csrc/cpu/isa.h);
+// FASTNN_GEMM_BLOCKS="mc,kc,nc" overrides them (a tuning aid).
+struct GemmBlocks {
+  int64_t mc, kc, nc;
+};
+GemmBlocks gemm_blocks(const GemmKernelInfo& kr);
+
+// ---- peak probe (csrc/cpu/kernels/peak_fma_<isa>.cpp) ---------------------------------------
+// Each runs `iters` rounds of independent multiply-adds on one thread and returns the flops done.
+double peak_fma_loop_generic(int64_t iters);
+#ifdef FASTNN_X86
+double peak_fma_loop_avx2(int64_t iters);
+double peak_fma_loop_avx512(int64_t iters);
+#endif
+// Measured float32 multiply-add peak in GFLOP/s of the active ISA's widest FMA, on `threads`
+// threads of the library pool (capped at get_num_threads()): the physical ceiling every GEMM
+// figure is compared to. Takes ~0.1 s.
+double peak_gflops(int threads);
 
 }  // namespace fastnn
