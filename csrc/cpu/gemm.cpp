@@ -52,28 +52,60 @@ struct PackBuffer {
 };
 thread_local PackBuffer t_apack, t_bpack;
 
+// Gather `R` strided rows into R-wide interleaved panels: dst[p*R + r] = src[r*ld + p] for
+// p < kc (r < rows; rows <= r < R are zero). Walking p outermost keeps the stores contiguous
+// (the panel is L2-resident and a strided store would touch a new line each time) while the
+// loads come from `rows` sequential streams the prefetcher follows. R is a template
+// parameter so the r loop unrolls into straight-line code.
+template <int R>
+void gather_panel(const float* src, int64_t ld, int rows, int64_t kc, float* dst) {
+  const float* s[R];
+  for (int r = 0; r < R; ++r) s[r] = src + (r < rows ? r : 0) * ld;
+  if (rows == R) {
+    for (int64_t p = 0; p < kc; ++p, dst += R)
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r) dst[r] = s[r][p];
+  } else {
+    for (int64_t p = 0; p < kc; ++p, dst += R)
+      for (int r = 0; r < R; ++r) dst[r] = r < rows ? s[r][p] : 0.f;
+  }
+}
+
+void gather_panel_any(int R, const float* src, int64_t ld, int rows, int64_t kc, float* dst) {
+  switch (R) {
+    case 4: return gather_panel<4>(src, ld, rows, kc, dst);
+    case 6: return gather_panel<6>(src, ld, rows, kc, dst);
+    case 8: return gather_panel<8>(src, ld, rows, kc, dst);
+    case 14: return gather_panel<14>(src, ld, rows, kc, dst);
+    case 16: return gather_panel<16>(src, ld, rows, kc, dst);
+    case 32: return gather_panel<32>(src, ld, rows, kc, dst);
+    default: break;
+  }
+  for (int64_t p = 0; p < kc; ++p, dst += R)
+    for (int r = 0; r < R; ++r) dst[r] = r < rows ? src[r * ld + p] : 0.f;
+}
+
+// Copy `cols` consecutive floats of each of kc rows into R-wide panels: dst[p*R + c] =
+// src[p*ld + c] (zero past cols). The layout already matches; this is a strided memcpy.
+void copy_panel(int R, const float* src, int64_t ld, int cols, int64_t kc, float* dst) {
+  for (int64_t p = 0; p < kc; ++p, dst += R) {
+    const float* sp = src + p * ld;
+    int c = 0;
+    for (; c < cols; ++c) dst[c] = sp[c];
+    for (; c < R; ++c) dst[c] = 0.f;
+  }
+}
+
 // Pack rows [0, mc) x columns [0, kc) of op(A) into MR-row panels: panel r0 holds, for each
 // p, the MR values op(A)(r0..r0+MR, p) consecutively; rows past mc are zero so the kernel can
 // always run a full tile. A already points at op(A)(0, 0) of this block.
 void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int mr, float* dst) {
   for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += kc * mr) {
     const int rows = (int)std::min<int64_t>(mr, mc - r0);
-    if (trans) {  // op(A)(i, p) = A[p*lda + i]: each p reads `rows` consecutive floats
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = A + p * lda + r0;
-        float* d = dst + p * mr;
-        int r = 0;
-        for (; r < rows; ++r) d[r] = src[r];
-        for (; r < mr; ++r) d[r] = 0.f;
-      }
-    } else {  // op(A)(i, p) = A[i*lda + p]: read each row contiguously, scatter with stride mr
-      for (int r = 0; r < rows; ++r) {
-        const float* src = A + (r0 + r) * lda;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[p];
-      }
-      for (int r = rows; r < mr; ++r)
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = 0.f;
-    }
+    if (trans)  // op(A)(i, p) = A[p*lda + i]
+      copy_panel(mr, A + r0, lda, rows, kc, dst);
+    else  // op(A)(i, p) = A[i*lda + p]
+      gather_panel_any(mr, A + r0 * lda, lda, rows, kc, dst);
   }
 }
 
@@ -82,22 +114,10 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int
 void pack_b(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, int nr, float* dst) {
   for (int64_t c0 = 0; c0 < nc; c0 += nr, dst += kc * nr) {
     const int cols = (int)std::min<int64_t>(nr, nc - c0);
-    if (!trans) {  // op(B)(p, j) = B[p*ldb + j]
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = B + p * ldb + c0;
-        float* d = dst + p * nr;
-        int c = 0;
-        for (; c < cols; ++c) d[c] = src[c];
-        for (; c < nr; ++c) d[c] = 0.f;
-      }
-    } else {  // op(B)(p, j) = B[j*ldb + p]
-      for (int c = 0; c < cols; ++c) {
-        const float* src = B + (c0 + c) * ldb;
-        for (int64_t p = 0; p < kc; ++p) dst[p * nr + c] = src[p];
-      }
-      for (int c = cols; c < nr; ++c)
-        for (int64_t p = 0; p < kc; ++p) dst[p * nr + c] = 0.f;
-    }
+    if (!trans)  // op(B)(p, j) = B[p*ldb + j]
+      copy_panel(nr, B + c0, ldb, cols, kc, dst);
+    else  // op(B)(p, j) = B[j*ldb + p]
+      gather_panel_any(nr, B + c0 * ldb, ldb, cols, kc, dst);
   }
 }
 
