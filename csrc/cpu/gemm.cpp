@@ -32,6 +32,9 @@ namespace {
 // Below this many multiply-adds per thread, waking the pool costs more than it saves
 // (2^19 MACs is ~10 us on one AVX2 core, about the cost of a pool round trip).
 constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;
+// Up to 64x64x64: below this the packing (O(M*K + K*N)) and blocking bookkeeping cost about
+// as much as the arithmetic, so the unpacked small-shape kernel wins (kernels that have one).
+constexpr int64_t kSmallMacs = int64_t(64) * 64 * 64;
 
 // Packing buffers live per thread and only grow, so steady-state training allocates nothing.
 // Pool threads are persistent, which makes thread_local the natural owner.
@@ -229,14 +232,40 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     t_blocks = gemm_blocks(kr);
     t_kr = &kr;
   }
+  const bool epi = !epilogue_is_trivial(ep);
+  const bool act_in_kernel = !epi || ep->act.act == Act::none || ep->act.act == Act::relu;
+
+  if (kr.small && M * N * K <= kSmallMacs) {
+    // Small shapes: no packing of A, no threads, no blocking; B only gets transposed into a
+    // scratch copy when its rows are not contiguous (trans_b), which is O(N*K) of O(M*N*K).
+    const float* b = B;
+    int64_t ldb_s = ldb;
+    if (trans_b) {
+      float* t = t_bpack.get(size_t(K * N));
+      for (int64_t j = 0; j < N; ++j) {
+        const float* src = B + j * ldb;
+        for (int64_t p = 0; p < K; ++p) t[p * N + j] = src[p];
+      }
+      b = t;
+      ldb_s = N;
+    }
+    MicroEpilogue me;
+    if (epi) {
+      me.bias = ep->bias;
+      me.z = ep->z;
+      me.relu = ep->act.act == Act::relu;
+    }
+    kr.small(M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb_s, C, ldc, accumulate,
+             epi ? &me : nullptr);
+    if (!act_in_kernel) apply_act(ep->act, C, ldc, M, N);
+    return;
+  }
+
   const int mr = kr.mr, nr = kr.nr;
   const int64_t KC = t_blocks.kc, MC = t_blocks.mc, NC = t_blocks.nc;
   const int64_t tiles_m = (M + mr - 1) / mr, tiles_n = (N + nr - 1) / nr;
   const int64_t nt = std::min<int64_t>({(int64_t)get_num_threads(), std::max(tiles_m, tiles_n),
                                         std::max<int64_t>(1, M * N * K / kMinMacsPerThread)});
-
-  const bool epi = !epilogue_is_trivial(ep);
-  const bool act_in_kernel = !epi || ep->act.act == Act::none || ep->act.act == Act::relu;
 
   const int64_t kc_max = std::min<int64_t>(KC, K);
   const int64_t nc_max = std::min<int64_t>(NC, tiles_n * nr);

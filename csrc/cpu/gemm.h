@@ -49,12 +49,21 @@ using GemmMicroKernel = void (*)(int64_t k, const float* a, const float* b, floa
                                  int64_t ldc, bool accumulate, int rows, int cols,
                                  const MicroEpilogue* ep);
 
+// Small-shape path: the whole C(M, N) = [C +] A·B + epilogue with no packing of A and, when
+// B's rows are contiguous (cs_b == 1 is required), none of B either: low fixed overhead for
+// the tiny GEMMs of small networks and batches. A element (i, p) = A[i*rs_a + p*cs_a];
+// B element (p, j) = B[p*ldb + j]. ep: bias (N,) / z (M, N; leading dimension ldc) / relu.
+using GemmSmallKernel = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t rs_a,
+                                 int64_t cs_a, const float* B, int64_t ldb, float* C,
+                                 int64_t ldc, bool accumulate, const MicroEpilogue* ep);
+
 struct GemmKernelInfo {
   const char* name;
   int mr, nr;          // register tile
   int64_t mc, kc, nc;  // default cache blocks (mc % mr == 0, nc % nr == 0); the driver
                        // re-derives them from the cache sizes read at run time
   GemmMicroKernel fn;
+  GemmSmallKernel small = nullptr;  // null: small shapes take the packed path
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.
