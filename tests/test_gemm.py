@@ -191,3 +191,25 @@ def test_peak_probe_isa_order():
         _C.set_isa(prev)
     # NOTE: 8- or 16-wide FMAs vs 4-wide mul+add: >= 2x even on a loaded machine.
     assert w > 1.5 * g
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (16, 16, 16), (7, 33, 17), (64, 64, 64), (65, 3, 100),
+                                   (17, 64, 0), (0, 4, 3)])
+def test_mm_fast_path(m, n, k, rng, isa):
+    # _C.mm: the low-overhead 2-D entry (NumPy-allocated output, small-shape kernel).
+    a, b = operands(rng, m, n, k, False, False)
+    c = _C.mm(a, b)
+    assert c.dtype == np.float32 and c.shape == (m, n) and c.flags.c_contiguous
+    assert_close(c, reference(a, b, False, False), k=k, scale=gemm_scale(a, b, k), what="mm")
+
+
+def test_mm_views_and_errors(rng):
+    a = rng.standard_normal((8, 12)).astype(np.float32)
+    b = rng.standard_normal((12, 6)).astype(np.float32)
+    # Strided views are copied, not rejected (matmul accepts them).
+    assert_close(_C.mm(a[:, ::2], b[::2]), reference(a[:, ::2], b[::2], False, False), k=6,
+                 scale=gemm_scale(a, b, 6), what="mm views")
+    expect_error(ValueError, "matmul", _C.mm, a, a, match="inner dimensions")
+    expect_error(TypeError, "matmul", _C.mm, a.astype(np.float64), b)
+    expect_error(TypeError, "matmul", _C.mm, a, [[1.0]])
+    expect_error(ValueError, "matmul", _C.mm, a[0], b, match="2-D")

@@ -285,7 +285,7 @@ class Tensor:
             # The graph may hand the same array to several consumers: own a copy.
             self.grad = Tensor._make(_aligned_copy(g, float32))
         else:
-            from ._functions import elementwise as _ew
+            _ew = _fnmod("elementwise")
             _ew.add_inplace(self.grad._data, _contig(g))
 
     def detach(self):
@@ -395,7 +395,7 @@ class Tensor:
         dt = _resolve_dtype(dt, "to")
         if dt is self.dtype:
             return self
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.Cast.apply(self, dt)
 
     def float(self):
@@ -411,7 +411,7 @@ class Tensor:
         return self.type(bool_)
 
     def clone(self):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.Clone.apply(self)
 
     def contiguous(self):
@@ -448,7 +448,7 @@ class Tensor:
 
     def add_(self, other, alpha=1):
         self._check_inplace("add_")
-        from ._functions import elementwise as _ew
+        _ew = _fnmod("elementwise")
         _ew.inplace(self, other, "add", alpha)
         return self
 
@@ -457,13 +457,13 @@ class Tensor:
 
     def mul_(self, other):
         self._check_inplace("mul_")
-        from ._functions import elementwise as _ew
+        _ew = _fnmod("elementwise")
         _ew.inplace(self, other, "mul", 1)
         return self
 
     def div_(self, other):
         self._check_inplace("div_")
-        from ._functions import elementwise as _ew
+        _ew = _fnmod("elementwise")
         _ew.inplace(self, other, "div", 1)
         return self
 
@@ -479,7 +479,7 @@ class Tensor:
 
     # ---- shape and indexing (views, in _functions/shape.py) -----------------------------
     def reshape(self, *shape):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.reshape(self, _shape_args(shape))
 
     def view(self, *shape):
@@ -492,34 +492,34 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.flatten(self, start_dim, end_dim)
 
     def transpose(self, dim0, dim1):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.transpose(self, dim0, dim1)
 
     def t(self):
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def permute(self, *dims):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.permute(self, _shape_args(dims))
 
     def unsqueeze(self, dim):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.unsqueeze(self, dim)
 
     def squeeze(self, dim=None):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.squeeze(self, dim)
 
     def expand(self, *sizes):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.expand(self, _shape_args(sizes))
 
     def __getitem__(self, idx):
-        from ._functions import shape as _sh
+        _sh = _fnmod("shape")
         return _sh.getitem(self, idx)
 
     # ---- math (C++ kernels through _functions) -------------------------------------------
@@ -563,12 +563,10 @@ class Tensor:
         return _ew().abs(self)
 
     def __matmul__(self, o):
-        from ._functions import dense
-        return dense.matmul(self, o)
+        return _dense().matmul(self, o)
 
     def __rmatmul__(self, o):
-        from ._functions import dense
-        return dense.matmul(o, self)
+        return _dense().matmul(o, self)
 
     def __iadd__(self, o):
         return self.add_(o)
@@ -663,50 +661,69 @@ class Tensor:
         return _ew().minimum(self, o)
 
     def relu(self):
-        from ._functions import activation
-        return activation.relu(self)
+        return _act().relu(self)
 
     def sigmoid(self):
-        from ._functions import activation
-        return activation.sigmoid(self)
+        return _act().sigmoid(self)
 
     def tanh(self):
-        from ._functions import activation
-        return activation.tanh(self)
+        return _act().tanh(self)
 
     def softmax(self, dim):
-        from ._functions import softmax
+        softmax = _fnmod("softmax")
         return softmax.softmax(self, dim)
 
     def log_softmax(self, dim):
-        from ._functions import softmax
+        softmax = _fnmod("softmax")
         return softmax.log_softmax(self, dim)
 
     def argmax(self, dim=None, keepdim=False):
-        from ._functions import softmax
+        softmax = _fnmod("softmax")
         return softmax.argmax(self, dim, keepdim)
 
     def sum(self, dim=None, keepdim=False, dtype=None):
-        from ._functions import reduce
+        reduce = _fnmod("reduce")
         out = reduce.sum(self, dim, keepdim)
         return out if dtype is None else out.type(dtype)
 
     def mean(self, dim=None, keepdim=False):
-        from ._functions import reduce
+        reduce = _fnmod("reduce")
         return reduce.mean(self, dim, keepdim)
 
     def max(self, dim=None, keepdim=False):
-        from ._functions import reduce
+        reduce = _fnmod("reduce")
         return reduce.max(self, dim, keepdim)
 
     def min(self, dim=None, keepdim=False):
-        from ._functions import reduce
+        reduce = _fnmod("reduce")
         return reduce.min(self, dim, keepdim)
 
 
 def _ew():
-    from ._functions import elementwise
+    elementwise = _fnmod("elementwise")
     return elementwise
+
+
+# NOTE: an import statement inside a method costs ~0.2 us per call (the import machinery runs
+# even for a loaded module), a real share of a small op: the _functions modules (which import
+# this one, hence the lazy lookup) are imported once and cached here.
+_FN_MODS = {}
+
+
+def _fnmod(name):
+    m = _FN_MODS.get(name)
+    if m is None:
+        import importlib
+        m = _FN_MODS[name] = importlib.import_module(__package__ + "._functions." + name)
+    return m
+
+
+def _dense():
+    return _fnmod("dense")
+
+
+def _act():
+    return _fnmod("activation")
 
 
 class Size(tuple):
