@@ -49,13 +49,17 @@ using GemmMicroKernel = void (*)(int64_t k, const float* a, const float* b, floa
                                  int64_t ldc, bool accumulate, int rows, int cols,
                                  const MicroEpilogue* ep);
 
-// Small-shape path: the whole C(M, N) = [C +] A·B + epilogue with no packing of A and, when
-// B's rows are contiguous (cs_b == 1 is required), none of B either: low fixed overhead for
-// the tiny GEMMs of small networks and batches. A element (i, p) = A[i*rs_a + p*cs_a];
-// B element (p, j) = B[p*ldb + j]. ep: bias (N,) / z (M, N; leading dimension ldc) / relu.
-using GemmSmallKernel = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t rs_a,
-                                 int64_t cs_a, const float* B, int64_t ldb, float* C,
-                                 int64_t ldc, bool accumulate, const MicroEpilogue* ep);
+// Small-shape path: the whole C(M, N) = [C +] A·B + epilogue with no packing of A, for the
+// small batches of training (M up to a few hundred rows): low fixed overhead, no A panel.
+//   A element (i, p) = A[i*rs_a + p*cs_a] (any layout, read by scalar broadcasts)
+//   B element (p, j) = B[(j / NR)*bps + p*ldb + j % NR]: row-major B has ldb = its row stride
+//     and bps = NR; B packed in NR-wide panels (pack_b) has ldb = NR and bps = K*NR.
+//   ep: bias (N,) / z (M, N; leading dimension ldc) / relu.
+// Columns [n0, n1) only (n0 a multiple of NR), so threads can split the panels.
+using GemmSmallKernel = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A,
+                                 int64_t rs_a, int64_t cs_a, const float* B, int64_t ldb,
+                                 int64_t bps, float* C, int64_t ldc, bool accumulate,
+                                 const MicroEpilogue* ep);
 
 struct GemmKernelInfo {
   const char* name;

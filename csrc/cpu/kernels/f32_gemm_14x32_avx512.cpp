@@ -93,11 +93,11 @@ void f32_gemm_14x32_avx512(int64_t k, const float* a, const float* b, float* c, 
 // column edges use masked loads and stores, so nothing outside A, B or C is touched.
 constexpr int SMR = 8;
 
-void f32_gemm_small_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t rs_a,
-                           int64_t cs_a, const float* B, int64_t ldb, float* C, int64_t ldc,
-                           bool accumulate, const MicroEpilogue* ep) {
-  for (int64_t j0 = 0; j0 < N; j0 += NR) {
-    const int cols = (int)std::min<int64_t>(NR, N - j0);
+void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A,
+                           int64_t rs_a, int64_t cs_a, const float* B, int64_t ldb, int64_t bps,
+                           float* C, int64_t ldc, bool accumulate, const MicroEpilogue* ep) {
+  for (int64_t j0 = n0; j0 < n1; j0 += NR) {
+    const int cols = (int)std::min<int64_t>(NR, n1 - j0);
     const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF)
                          : cols > 16 ? __mmask16((1u << (cols - 16)) - 1) : __mmask16(0);
@@ -109,7 +109,7 @@ void f32_gemm_small_avx512(int64_t M, int64_t N, int64_t K, const float* A, int6
       __m512 c0[SMR], c1[SMR];
 #pragma GCC unroll 8
       for (int i = 0; i < SMR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-      const float* bp = B + j0;
+      const float* bp = B + (j0 / NR) * bps;
       if (m1) {
         for (int64_t p = 0; p < K; ++p, bp += ldb) {
           const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
