@@ -122,7 +122,8 @@ def _aligned(shape, dt: dtype):
     """A new 64-byte-aligned C-contiguous array from the library allocator."""
     if dt is bool_:
         return np.empty(shape, np.bool_)
-    return _C.empty(tuple(int(s) for s in shape), dt.name)
+    # An ndarray's shape is already a tuple of ints (the common case, e.g. every gradient).
+    return _C.empty(shape if type(shape) is tuple else tuple(int(s) for s in shape), dt.name)
 
 
 def _aligned_copy(a: np.ndarray, dt: dtype):
