@@ -254,7 +254,8 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     int64_t ldb_s = ldb, bps = nr;
     if (trans_b) {
       float* t = t_bpack.get(size_t(K * panels * nr));
-      pack_b(true, B, ldb, K, N, nr, t);
+      if (kr.pack_bt) kr.pack_bt(B, ldb, K, N, t);
+      else pack_b(true, B, ldb, K, N, nr, t);
       b = t;
       ldb_s = nr;
       bps = K * nr;
@@ -313,8 +314,10 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
           const int64_t q0 = panels * t / T, q1 = panels * (t + 1) / T;
           if (q0 < q1) {
             const int64_t j0 = jc + q0 * nr, cols = std::min(nb - q0 * nr, (q1 - q0) * nr);
-            pack_b(trans_b, trans_b ? B + j0 * ldb + pc : B + pc * ldb + j0, ldb, kb, cols, nr,
-                   bpack + q0 * nr * kb);
+            float* dstb = bpack + q0 * nr * kb;
+            if (trans_b && kr.pack_bt) kr.pack_bt(B + j0 * ldb + pc, ldb, kb, cols, dstb);
+            else pack_b(trans_b, trans_b ? B + j0 * ldb + pc : B + pc * ldb + j0, ldb, kb, cols,
+                        nr, dstb);
           }
         }
         bar.wait();  // B block complete

@@ -68,6 +68,10 @@ struct GemmKernelInfo {
                        // re-derives them from the cache sizes read at run time
   GemmMicroKernel fn;
   GemmSmallKernel small = nullptr;  // null: small shapes take the packed path
+  // Packs rows [0, kc) x columns [0, nc) of op(B) = Bᵀ (B: (nc, kc) rows of length >= kc,
+  // leading dimension ldb) into NR-wide zero-padded panels, as the driver's pack_b(trans=true)
+  // does, with SIMD transposes. Null: the driver's scalar gather.
+  void (*pack_bt)(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) = nullptr;
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.

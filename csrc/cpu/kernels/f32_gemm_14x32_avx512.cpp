@@ -142,11 +142,71 @@ void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const f
   }
 }
 
+// r[0..15] (rows of a 16x16 block) -> r[q] = column q, in 64 shuffles: pairs of rows
+// interleave (ps, then pd), then 128-bit lanes regroup twice (shuffle_f32x4 0x88 / 0xdd).
+inline void transpose16x16(__m512* r) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 16; i += 4) {  // r[i + q] = column q of each lane, rows i..i+3
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]),
+                  c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    t[q] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0x88);
+    t[q + 4] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0xdd);
+    t[q + 8] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0x88);
+    t[q + 12] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0xdd);
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < 8; ++q) {
+    r[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+    r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xdd);
+  }
+}
+
+// See GemmKernelInfo::pack_bt. Full 32-column panels go through 16x16 register transposes
+// (16 contiguous loads per row instead of 16 scalar gathers); ragged edges are scalar.
+void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
+  for (int64_t c0 = 0; c0 < nc; c0 += NR, dst += kc * NR) {
+    const int cols = (int)std::min<int64_t>(NR, nc - c0);
+    const float* src = B + c0 * ldb;
+    int64_t p = 0;
+    if (cols == NR) {
+      for (; p + 16 <= kc; p += 16) {
+        for (int half = 0; half < 2; ++half) {
+          __m512 r[16];
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + (half * 16 + i) * ldb + p);
+          transpose16x16(r);
+#pragma GCC unroll 16
+          for (int q = 0; q < 16; ++q) _mm512_store_ps(dst + (p + q) * NR + half * 16, r[q]);
+        }
+      }
+    }
+    for (; p < kc; ++p) {
+      float* d = dst + p * NR;
+      int c = 0;
+      for (; c < cols; ++c) d[c] = src[c * ldb + p];
+      for (; c < NR; ++c) d[c] = 0.f;
+    }
+  }
+}
+
 }  // namespace
 
 const GemmKernelInfo& gemm_kernel_avx512() {
   static const GemmKernelInfo info{"f32_gemm_14x32_avx512", MR, NR, 252, 512, 4096,
-                                   f32_gemm_14x32_avx512, f32_gemm_small_avx512};
+                                   f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512};
   return info;
 }
 
