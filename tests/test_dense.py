@@ -74,6 +74,37 @@ def test_linear_every_isa(act, rng, isa):
     run_linear(rng, 17, 33, 17, act, True)
 
 
+@pytest.mark.parametrize("act", range(6))
+def test_linear_fused_epilogue_edge_tiles(act, rng, isa, threads):
+    # _C level, forward only: the bias/z/activation epilogue runs inside the micro-kernel (or
+    # on the finished tile), so every tile shape matters: full tiles, ragged row and column
+    # edges (1, 15, 33, 65 outputs vs 8/16/32-wide tiles), K across a cache block, threads.
+    kc = _C.gemm_blocks()[1]
+    for n, fin, fout in [(1, 3, 1), (15, 7, 33), (29, kc + 3, 65), (300, 20, 70)]:
+        x = rng.standard_normal((n, fin)).astype(np.float32)
+        w = rng.standard_normal((fout, fin)).astype(np.float32)
+        b = rng.standard_normal(fout).astype(np.float32)
+        y, z = _C.linear_fwd(x, w, b, act, 1.0, 20.0)
+        name = ACTS[act]
+        k = fin + 1
+        scale = math.sqrt(k) * (_mx(x) * _mx(w) + _mx(b))
+        # NOTE: c=64 as in the activation tests: exp/erf/tanh add a few ulp of their own.
+        assert_close(y, R.linear(x.astype(np.float64), w, b, name), k=k, scale=scale, c=64,
+                     what=f"linear {name} {n}x{fin}->{fout}")
+        if z is not None:
+            assert_close(z, x.astype(np.float64) @ w.T + b, k=k, scale=scale,
+                         what=f"z {name} {n}x{fin}->{fout}")
+
+
+def test_linear_relu_fused_special_values(isa):
+    # The in-register ReLU must treat NaN and -0 like the elementwise relu (NaN passes).
+    x = np.array([[np.nan, 1.0], [1.0, 1.0], [-1.0, 0.0]], np.float32)
+    w = np.array([[1.0, 0.0], [0.0, -1.0]], np.float32)
+    y, _ = _C.linear_fwd(x, w, np.zeros(2, np.float32), 1, 1.0, 20.0)
+    assert np.isnan(y[0]).all()  # NaN*0 is NaN: both outputs of the NaN row
+    np.testing.assert_array_equal(y[1:], [[1.0, 0.0], [0.0, 0.0]])
+
+
 def test_linear_large_threaded(rng, threads):
     # Above the GEMM's threading threshold in forward, dx and dw.
     run_linear(rng, 130, 129, 257, "relu", True)

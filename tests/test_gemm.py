@@ -142,3 +142,74 @@ def test_gemm_bad_input():
     expect_error(ValueError, "matmul", _C.bmm, np.ones((2, 3, 4), np.float32),
                  np.ones((2, 3, 5), np.float32), match="inner dimensions")
     expect_error(ValueError, "matmul", _C.bmm, f, f.T.copy(), match="3-D")
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
+def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads):
+    # The blocks come from the cache sizes (mc, kc, nc = _C.gemm_blocks()): cross each one
+    # with a ragged remainder, with C split by rows between threads (B packed once, shared)
+    # and by column panels (m too small to split).
+    mc, kc, nc = _C.gemm_blocks()
+    for m, n, k in [(mc + 19, 45, kc + 37), (3, nc + 21, 9), (2 * mc + 5, 33, 2 * kc + 1)]:
+        a, b = operands(rng, m, n, k, ta, tb)
+        assert_close(_C.gemm(a, b, ta, tb), reference(a, b, ta, tb), k=k,
+                     scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k} {isa}")
+
+
+def test_gemm_blocks_from_caches():
+    cs = _C.cache_sizes()
+    assert cs["l1d"] >= 4096 and cs["l2"] >= cs["l1d"] and cs["l3"] >= 0
+    mc, kc, nc = _C.gemm_blocks()
+    assert mc > 0 and kc > 0 and nc > 0
+    if cs["detected"]:
+        # The packed A block must fit in half of L2 and the B micro-panel (kc x nr floats,
+        # nr <= 32) in an eighth: the sizes were derived from the caches, not hard-wired.
+        assert mc * kc * 4 <= cs["l2"] // 2 and kc * 32 * 4 <= max(cs["l2"] // 8, 128 * 32 * 4)
+
+
+def test_peak_probe(isa):
+    one = _C.peak_gflops(1)
+    # Any x86-64 core does at least a few GFLOP/s; the 1e5 cap catches a unit error (flop/s).
+    assert 1.0 < one < 1e5
+    two = _C.peak_gflops(2)
+    assert two > 0.0
+    expect_error(ValueError, "peak_gflops", _C.peak_gflops, 0)
+
+
+def test_peak_probe_isa_order():
+    # The widest path must measure faster than the generic one (probe picks the active ISA).
+    isas = _C.supported_isas()
+    if len(isas) < 2:
+        pytest.skip("only the generic path on this CPU")
+    prev = _C.get_isa()
+    try:
+        _C.set_isa("generic")
+        g = _C.peak_gflops(1)
+        _C.set_isa(isas[-1])
+        w = _C.peak_gflops(1)
+    finally:
+        _C.set_isa(prev)
+    # NOTE: 8- or 16-wide FMAs vs 4-wide mul+add: >= 2x even on a loaded machine.
+    assert w > 1.5 * g
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (16, 16, 16), (7, 33, 17), (64, 64, 64), (65, 3, 100),
+                                   (17, 64, 0), (0, 4, 3)])
+def test_mm_fast_path(m, n, k, rng, isa):
+    # _C.mm: the low-overhead 2-D entry (NumPy-allocated output, small-shape kernel).
+    a, b = operands(rng, m, n, k, False, False)
+    c = _C.mm(a, b)
+    assert c.dtype == np.float32 and c.shape == (m, n) and c.flags.c_contiguous
+    assert_close(c, reference(a, b, False, False), k=k, scale=gemm_scale(a, b, k), what="mm")
+
+
+def test_mm_views_and_errors(rng):
+    a = rng.standard_normal((8, 12)).astype(np.float32)
+    b = rng.standard_normal((12, 6)).astype(np.float32)
+    # Strided views are copied, not rejected (matmul accepts them).
+    assert_close(_C.mm(a[:, ::2], b[::2]), reference(a[:, ::2], b[::2], False, False), k=6,
+                 scale=gemm_scale(a, b, 6), what="mm views")
+    expect_error(ValueError, "matmul", _C.mm, a, a, match="inner dimensions")
+    expect_error(TypeError, "matmul", _C.mm, a.astype(np.float64), b)
+    expect_error(TypeError, "matmul", _C.mm, a, [[1.0]])
+    expect_error(ValueError, "matmul", _C.mm, a[0], b, match="2-D")

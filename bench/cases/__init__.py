@@ -56,6 +56,7 @@ from . import dense, softmax, training, overhead  # noqa: E402  (they import Ben
 # Names are the public ones (`--cases NAME`); order is the table's order.
 CASES = {
     "gemm": dense.gemm,
+    "gemm_mlp": dense.gemm_mlp,
     "gemm_small": dense.gemm_small,
     "linear_relu": dense.linear_relu,
     "softmax_ce": softmax.softmax_ce,

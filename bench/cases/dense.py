@@ -1,4 +1,4 @@
-"""GEMM and Linear cases: gemm, gemm_small, linear_relu."""
+"""GEMM and Linear cases: gemm, gemm_mlp, gemm_small, linear_relu."""
 from functools import partial
 
 import numpy as np
@@ -37,6 +37,46 @@ def gemm(ctx):
         impls.append(Impl("numpy SkylakeX", external=ctx.skylakex_gemm(n, n, n)))
         out.append(Bench("gemm", f"{n}x{n}x{n}", impls, flops=2.0 * n ** 3,
                          best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+    return out
+
+
+def _op(m, t):
+    return m.T if t else m
+
+
+def _mlp_gemm_impls(ctx, a, b, ta, tb):
+    def fast():
+        from fastnn import _C
+        return partial(_C.gemm, a, b, ta, tb)
+
+    def torch_():
+        import torch
+        A, B = torch.from_numpy(a), torch.from_numpy(b)
+        return partial(torch.matmul, A.t() if ta else A, B.t() if tb else B)
+
+    m, k = _op(a, ta).shape
+    n = _op(b, tb).shape[1]
+    # NumPy gets the transposed views (OpenBLAS reads them in place, no copy), like fastnn.
+    return [Impl("fastnn", fast), Impl("torch", torch_),
+            Impl("numpy", lambda: partial(np.matmul, _op(a, ta), _op(b, tb)), note=ctx.openblas_note),
+            # NOTE: the SkylakeX subprocess times a plain (m,k)x(k,n) product of the same shape.
+            Impl("numpy SkylakeX", external=ctx.skylakex_gemm(m, n, k))]
+
+
+def gemm_mlp(ctx):
+    """The GEMMs of one Linear layer of the mlp_step network (batch 64), as training runs them:
+    forward y = x·Wᵀ (NT), grad-input dx = dy·W (NN), grad-weight dW = dyᵀ·x (TN)."""
+    batch = 64
+    out = []
+    for fin, fout in ((784, 256), (256, 128)):
+        x, w, dy = randn(ctx.rng, batch, fin), randn(ctx.rng, fout, fin), randn(ctx.rng, batch, fout)
+        for name, a, b, ta, tb in (("fwd x·Wᵀ", x, w, False, True), ("dx = dy·W", dy, w, False, False),
+                                   ("dW = dyᵀ·x", dy, x, True, False)):
+            m, k = _op(a, ta).shape
+            n = _op(b, tb).shape[1]
+            out.append(Bench("gemm_mlp", f"{fin}->{fout} {name} {m}x{n}x{k}",
+                             _mlp_gemm_impls(ctx, a, b, ta, tb), flops=2.0 * m * n * k,
+                             best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
     return out
 
 

@@ -2,6 +2,7 @@
 
 #include "bindings/convert.h"
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 #include "ops/dense.h"
 
 namespace fastnn {
@@ -12,6 +13,21 @@ ActParams act_params(int act, float beta, float threshold) {
   if (act < 0 || act > (int)Act::softplus) fail("linear", "unknown activation code ", act);
   return ActParams{(Act)act, beta, threshold};
 }
+
+// The fast path's argument test, straight on the NumPy object: a float32 (native byte order),
+// C-contiguous, 2-D ndarray. Anything else goes the general way (which also reports errors).
+bool plain_f32_matrix(PyObject* o) {
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_Check_(o)) return false;
+  const auto* a = py::detail::array_proxy(o);
+  if (a->nd != 2 || !(a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) return false;
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  return d->type_num == py::detail::npy_api::NPY_FLOAT_ && d->byteorder != '>';
+}
+
+// Below this many multiply-adds the product takes well under a microsecond, about what
+// releasing and re-taking the GIL costs, so tiny products keep it (they never call Python).
+constexpr int64_t kReleaseGilMacs = int64_t(1) << 15;
 
 py::object opt_numpy(const Tensor& t) {
   return t.defined() && t.storage() ? py::object(to_numpy(t)) : py::object(py::none());
@@ -66,6 +82,51 @@ void bind_dense(py::module_& m) {
      py::arg("out") = py::none(), py::arg("accumulate") = false,
      "c = op(a)·op(b) (2-D). With out: written into out, or added to it when accumulate.");
 
+  // c = a·b for plain 2-D float32 arrays with the least per-call work: no Tensor wrappers, the
+  // output allocated by NumPy directly, GIL kept for tiny products. Anything unusual (other
+  // dtypes, ranks, strides: errors included) takes the general `gemm` route.
+  m.def("mm", [](py::handle a, py::handle b) -> py::object {
+    PyObject *pa = a.ptr(), *pb = b.ptr();
+    if (plain_f32_matrix(pa) && plain_f32_matrix(pb)) {
+      const auto *xa = py::detail::array_proxy(pa), *xb = py::detail::array_proxy(pb);
+      const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
+      if (xb->dimensions[0] == K) {
+        const auto& api = py::detail::npy_api::get();
+        Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
+        PyObject* out = api.PyArray_NewFromDescr_(
+            api.PyArray_Type_, api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_), 2,
+            dims, nullptr, nullptr, 0, nullptr);
+        if (!out) throw py::error_already_set();
+        py::object res = py::reinterpret_steal<py::object>(out);
+        const float* A = reinterpret_cast<const float*>(xa->data);
+        const float* B = reinterpret_cast<const float*>(xb->data);
+        float* C = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+        if (M * N * K >= kReleaseGilMacs) {
+          py::gil_scoped_release nogil;
+          gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false);
+        } else {
+          gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false);
+        }
+        return res;
+      }
+    }
+    // A strided float32 view is copied to contiguous here (matmul accepts views); every
+    // other problem is reported by arg_tensor / gemm with the usual messages.
+    auto contiguous = [](py::handle o) -> py::object {
+      if (py::isinstance<py::array_t<float>>(o) &&
+          !(py::reinterpret_borrow<py::array>(o).flags() & py::array::c_style))
+        return py::module_::import("numpy").attr("ascontiguousarray")(o);
+      return py::reinterpret_borrow<py::object>(o);
+    };
+    py::object ca = contiguous(a), cb = contiguous(b);
+    Tensor ta = arg_tensor(ca, "matmul", "a", DType::f32);
+    Tensor tb = arg_tensor(cb, "matmul", "b", DType::f32);
+    Tensor c;
+    { py::gil_scoped_release nogil; c = gemm(ta, tb, false, false); }
+    return py::object(to_numpy(c));
+  }, "c = a·b for 2-D float32 a (M, K), b (K, N): the low-overhead path (strided views are "
+     "copied).");
+
   m.def("bmm", [](py::handle a, py::handle b, bool trans_a, bool trans_b) {
     Tensor ta = arg_tensor(a, "matmul", "a", DType::f32);
     Tensor tb = arg_tensor(b, "matmul", "b", DType::f32);
@@ -74,6 +135,25 @@ void bind_dense(py::module_& m) {
     return to_numpy(c);
   }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
      "c[i] = op(a[i])·op(b[i]) for 3-D a, b; a batch of 1 broadcasts.");
+
+  m.def("peak_gflops", [](int threads) {
+    if (threads < 1) fail("peak_gflops", "threads must be >= 1, got ", threads);
+    py::gil_scoped_release nogil;
+    return peak_gflops(threads);
+  }, py::arg("threads"),
+     "Measured float32 FMA peak (GFLOP/s) of the active ISA on `threads` pool threads.");
+
+  m.def("cache_sizes", [] {
+    const CacheSizes& cs = cache_sizes();
+    py::dict d;
+    d["l1d"] = cs.l1d; d["l2"] = cs.l2; d["l3"] = cs.l3; d["detected"] = cs.detected;
+    return d;
+  }, "Data cache sizes in bytes read from cpuid: {'l1d', 'l2', 'l3', 'detected'}.");
+
+  m.def("gemm_blocks", [] {
+    GemmBlocks b = gemm_blocks(gemm_kernel());
+    return py::make_tuple(b.mc, b.kc, b.nc);
+  }, "(mc, kc, nc) cache blocks of the active GEMM kernel.");
 
   m.def("gemm_kernel_name", [] { return std::string(gemm_kernel().name); },
         "Name of the GEMM micro-kernel for the active ISA.");

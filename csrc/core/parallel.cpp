@@ -53,12 +53,16 @@ class Pool {
     threads_ = n;
   }
 
-  void run(int nt, const std::function<void(int, int)>& fn) {
+  void run(int nt, const std::function<void(int, int)>& fn, bool concurrent = false) {
     nt = std::max(1, std::min(nt, threads_));
+    if (nt == 1 || t_in_parallel) {  // decided before touching the mutex: the common case
+      serial(nt, fn, concurrent);
+      return;
+    }
     std::unique_lock<std::mutex> run(run_mutex_, std::try_to_lock);
-    if (nt == 1 || t_in_parallel || !run.owns_lock()) {
-      // Serial: nested call, single thread, or another Python thread is using the pool.
-      for (int t = 0; t < nt; ++t) fn(t, nt);
+    if (!run.owns_lock()) {
+      // Serial: another Python thread is using the pool.
+      serial(nt, fn, concurrent);
       return;
     }
     ensure_workers(nt - 1);
@@ -87,6 +91,11 @@ class Pool {
   }
 
  private:
+  static void serial(int nt, const std::function<void(int, int)>& fn, bool concurrent) {
+    if (concurrent) { fn(0, 1); return; }
+    for (int t = 0; t < nt; ++t) fn(t, nt);
+  }
+
   void record_error() {
     std::lock_guard<std::mutex> lk(err_m_);
     if (!error_) error_ = std::current_exception();
@@ -160,6 +169,9 @@ void set_num_threads(int n) {
 }
 
 void parallel_run(int nthreads, const std::function<void(int, int)>& fn) { pool().run(nthreads, fn); }
+void parallel_run_concurrent(int nthreads, const std::function<void(int, int)>& fn) {
+  pool().run(nthreads, fn, true);
+}
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

@@ -17,6 +17,11 @@ int available_cpus();
 // the calling thread is tid 0. Returns when all are done; rethrows the first exception.
 void parallel_run(int nthreads, const std::function<void(int, int)>& fn);
 
+// Like parallel_run, but the nthreads fn sees are guaranteed to run at the same time, so they
+// may wait for each other (a barrier). Where the pool cannot give that (nested call, pool busy
+// with another Python thread, one thread), fn(0, 1) runs alone on the caller instead.
+void parallel_run_concurrent(int nthreads, const std::function<void(int, int)>& fn);
+
 // fn(begin, end) over [0, n) in contiguous chunks; one chunk per thread, each at least
 // `grain` items (so small problems stay on one thread and pay no synchronisation).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);

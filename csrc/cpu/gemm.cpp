@@ -3,7 +3,12 @@
 #include "cpu/gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "core/parallel.h"
 #include "core/tensor.h"
@@ -27,7 +32,9 @@ namespace {
 // Below this many multiply-adds per thread, waking the pool costs more than it saves
 // (2^19 MACs is ~10 us on one AVX2 core, about the cost of a pool round trip).
 constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;
-constexpr int kMaxTile = 14 * 32;  // largest MR*NR of any micro-kernel
+// Up to 64x64x64: below this the packing (O(M*K + K*N)) and blocking bookkeeping cost about
+// as much as the arithmetic, so the unpacked small-shape kernel wins (kernels that have one).
+constexpr int64_t kSmallMacs = int64_t(64) * 64 * 64;
 
 // Packing buffers live per thread and only grow, so steady-state training allocates nothing.
 // Pool threads are persistent, which makes thread_local the natural owner.
@@ -48,28 +55,60 @@ struct PackBuffer {
 };
 thread_local PackBuffer t_apack, t_bpack;
 
+// Gather `R` strided rows into R-wide interleaved panels: dst[p*R + r] = src[r*ld + p] for
+// p < kc (r < rows; rows <= r < R are zero). Walking p outermost keeps the stores contiguous
+// (the panel is L2-resident and a strided store would touch a new line each time) while the
+// loads come from `rows` sequential streams the prefetcher follows. R is a template
+// parameter so the r loop unrolls into straight-line code.
+template <int R>
+void gather_panel(const float* src, int64_t ld, int rows, int64_t kc, float* dst) {
+  const float* s[R];
+  for (int r = 0; r < R; ++r) s[r] = src + (r < rows ? r : 0) * ld;
+  if (rows == R) {
+    for (int64_t p = 0; p < kc; ++p, dst += R)
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r) dst[r] = s[r][p];
+  } else {
+    for (int64_t p = 0; p < kc; ++p, dst += R)
+      for (int r = 0; r < R; ++r) dst[r] = r < rows ? s[r][p] : 0.f;
+  }
+}
+
+void gather_panel_any(int R, const float* src, int64_t ld, int rows, int64_t kc, float* dst) {
+  switch (R) {
+    case 4: return gather_panel<4>(src, ld, rows, kc, dst);
+    case 6: return gather_panel<6>(src, ld, rows, kc, dst);
+    case 8: return gather_panel<8>(src, ld, rows, kc, dst);
+    case 14: return gather_panel<14>(src, ld, rows, kc, dst);
+    case 16: return gather_panel<16>(src, ld, rows, kc, dst);
+    case 32: return gather_panel<32>(src, ld, rows, kc, dst);
+    default: break;
+  }
+  for (int64_t p = 0; p < kc; ++p, dst += R)
+    for (int r = 0; r < R; ++r) dst[r] = r < rows ? src[r * ld + p] : 0.f;
+}
+
+// Copy `cols` consecutive floats of each of kc rows into R-wide panels: dst[p*R + c] =
+// src[p*ld + c] (zero past cols). The layout already matches; this is a strided memcpy.
+void copy_panel(int R, const float* src, int64_t ld, int cols, int64_t kc, float* dst) {
+  for (int64_t p = 0; p < kc; ++p, dst += R) {
+    const float* sp = src + p * ld;
+    int c = 0;
+    for (; c < cols; ++c) dst[c] = sp[c];
+    for (; c < R; ++c) dst[c] = 0.f;
+  }
+}
+
 // Pack rows [0, mc) x columns [0, kc) of op(A) into MR-row panels: panel r0 holds, for each
 // p, the MR values op(A)(r0..r0+MR, p) consecutively; rows past mc are zero so the kernel can
 // always run a full tile. A already points at op(A)(0, 0) of this block.
 void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int mr, float* dst) {
   for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += kc * mr) {
     const int rows = (int)std::min<int64_t>(mr, mc - r0);
-    if (trans) {  // op(A)(i, p) = A[p*lda + i]: each p reads `rows` consecutive floats
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = A + p * lda + r0;
-        float* d = dst + p * mr;
-        int r = 0;
-        for (; r < rows; ++r) d[r] = src[r];
-        for (; r < mr; ++r) d[r] = 0.f;
-      }
-    } else {  // op(A)(i, p) = A[i*lda + p]: read each row contiguously, scatter with stride mr
-      for (int r = 0; r < rows; ++r) {
-        const float* src = A + (r0 + r) * lda;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[p];
-      }
-      for (int r = rows; r < mr; ++r)
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = 0.f;
-    }
+    if (trans)  // op(A)(i, p) = A[p*lda + i]
+      copy_panel(mr, A + r0, lda, rows, kc, dst);
+    else  // op(A)(i, p) = A[i*lda + p]
+      gather_panel_any(mr, A + r0 * lda, lda, rows, kc, dst);
   }
 }
 
@@ -78,22 +117,10 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int
 void pack_b(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, int nr, float* dst) {
   for (int64_t c0 = 0; c0 < nc; c0 += nr, dst += kc * nr) {
     const int cols = (int)std::min<int64_t>(nr, nc - c0);
-    if (!trans) {  // op(B)(p, j) = B[p*ldb + j]
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = B + p * ldb + c0;
-        float* d = dst + p * nr;
-        int c = 0;
-        for (; c < cols; ++c) d[c] = src[c];
-        for (; c < nr; ++c) d[c] = 0.f;
-      }
-    } else {  // op(B)(p, j) = B[j*ldb + p]
-      for (int c = 0; c < cols; ++c) {
-        const float* src = B + (c0 + c) * ldb;
-        for (int64_t p = 0; p < kc; ++p) dst[p * nr + c] = src[p];
-      }
-      for (int c = cols; c < nr; ++c)
-        for (int64_t p = 0; p < kc; ++p) dst[p * nr + c] = 0.f;
-    }
+    if (!trans)  // op(B)(p, j) = B[p*ldb + j]
+      copy_panel(nr, B + c0, ldb, cols, kc, dst);
+    else  // op(B)(p, j) = B[j*ldb + p]
+      gather_panel_any(nr, B + c0 * ldb, ldb, cols, kc, dst);
   }
 }
 
@@ -101,7 +128,7 @@ bool epilogue_is_trivial(const GemmEpilogue* ep) {
   return !ep || (!ep->bias && !ep->z && ep->act.act == Act::none);
 }
 
-// The epilogue on one finished rows x cols tile of C, while it is still in L1.
+// The whole epilogue on a rows x cols block of C (only for K = 0, where there is no tile).
 // c, z: (rows, cols) with leading dimension ldc; bias: (cols,) or null.
 void apply_epilogue(const GemmEpilogue& ep, float* c, float* z, const float* bias, int64_t ldc,
                     int64_t rows, int64_t cols) {
@@ -119,64 +146,83 @@ void apply_epilogue(const GemmEpilogue& ep, float* c, float* z, const float* bia
   });
 }
 
-// One thread's share: the whole BLIS loop nest on a sub-rectangle of C. Pointers are already
-// offset to the sub-rectangle (A, B, C, and the epilogue's bias and z).
-void gemm_serial(const GemmKernelInfo& kr, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                 const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
-                 bool accumulate, const GemmEpilogue* ep) {
-  const int mr = kr.mr, nr = kr.nr;
-  const int64_t kc_max = std::min<int64_t>(kr.kc, K);
-  const int64_t nc_max = std::min<int64_t>(kr.nc, (N + nr - 1) / nr * nr);
-  const int64_t mc_max = std::min<int64_t>(kr.mc, (M + mr - 1) / mr * mr);
-  float* bpack = t_bpack.get(size_t(kc_max * nc_max));
-  float* apack = t_apack.get(size_t(kc_max * mc_max));
-  const bool epi = !epilogue_is_trivial(ep);
-  alignas(64) float scratch[kMaxTile];
+// The activation alone on a finished tile still in L1 (bias and z were done by the kernel).
+void apply_act(const ActParams& act, float* c, int64_t ldc, int64_t rows, int64_t cols) {
+  dispatch_act(act.act, [&]<Act A>() {
+    for (int64_t i = 0; i < rows; ++i) {
+      float* ci = c + i * ldc;
+      for (int64_t j = 0; j < cols; ++j) ci[j] = act_fwd<A>(ci[j], act.beta, act.threshold);
+    }
+  });
+}
 
-  for (int64_t jc = 0; jc < N; jc += kr.nc) {
-    const int64_t nb = std::min<int64_t>(kr.nc, N - jc);
-    for (int64_t pc = 0; pc < K; pc += kr.kc) {
-      const int64_t kb = std::min<int64_t>(kr.kc, K - pc);
-      // Later K blocks add onto what the earlier ones wrote; the epilogue waits for the last.
-      const bool acc = accumulate || pc > 0;
-      const bool last = pc + kb == K;
-      pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, kb, nb, nr, bpack);
-      for (int64_t ic = 0; ic < M; ic += kr.mc) {
-        const int64_t mb = std::min<int64_t>(kr.mc, M - ic);
-        pack_a(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr, apack);
-        for (int64_t jr = 0; jr < nb; jr += nr) {
-          const int64_t ncols = std::min<int64_t>(nr, nb - jr);
-          const float* bp = bpack + jr * kb;
-          for (int64_t ir = 0; ir < mb; ir += mr) {
-            const int64_t nrows = std::min<int64_t>(mr, mb - ir);
-            const float* ap = apack + ir * kb;
-            float* ct = C + (ic + ir) * ldc + jc + jr;
-            if (nrows == mr && ncols == nr) {
-              kr.fn(kb, ap, bp, ct, ldc, acc);
-            } else {
-              // Edge tile: the kernel writes a full tile into scratch, only the valid part
-              // reaches C (C may end right here, so the kernel must not touch past it).
-              kr.fn(kb, ap, bp, scratch, nr, false);
-              for (int64_t i = 0; i < nrows; ++i) {
-                float* ci = ct + i * ldc;
-                const float* si = scratch + i * nr;
-                if (acc)
-                  for (int64_t j = 0; j < ncols; ++j) ci[j] += si[j];
-                else
-                  for (int64_t j = 0; j < ncols; ++j) ci[j] = si[j];
-              }
-            }
-            if (last && epi)
-              apply_epilogue(*ep, ct, ep->z ? ep->z + (ic + ir) * ldc + jc + jr : nullptr,
-                             ep->bias ? ep->bias + jc + jr : nullptr, ldc, nrows, ncols);
-          }
-        }
-      }
+// Threads of one GEMM wait here between packing the shared B block and using it. Only used
+// under parallel_run_concurrent, where all participants really run at once.
+struct SpinBarrier {
+  explicit SpinBarrier(int n) : n(n) {}
+  void wait() {
+    if (n <= 1) return;
+    const int g = gen.load(std::memory_order_acquire);
+    if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      count.store(0, std::memory_order_relaxed);
+      gen.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    // Spin briefly, then yield: on a loaded machine the thread we wait for may have lost its
+    // core, and burning ours would keep it from getting one back.
+    for (int spins = 0; gen.load(std::memory_order_acquire) == g; ++spins) {
+      if (spins < 2000) cpu_relax();
+      else std::this_thread::yield();
     }
   }
+  static void cpu_relax() {
+#if defined(FASTNN_X86)
+    __builtin_ia32_pause();
+#endif
+  }
+  const int n;
+  std::atomic<int> count{0}, gen{0};
+};
+
+int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
+
+// The unpacked small-shape kernel wins when the products are tiny (packing costs as much as
+// the arithmetic) and, on measurement, for the short-and-wide GEMMs of small-batch training:
+// few row tiles, so packing A buys little, while each B panel (K x NR) it re-reads for every
+// row tile stays in L2. Measured on Zen 5, 1 thread: 64x784x256 NN 202 -> 244 GFLOP/s,
+// 256x784x64 TN 237 -> 258 GFLOP/s.
+bool use_small_path(const GemmKernelInfo& kr, int64_t M, int64_t N, int64_t K) {
+  if (M * N * K <= kSmallMacs) return true;
+  return M <= 256 && K * kr.nr * 4 <= cache_sizes().l2 / 4;
 }
 
 }  // namespace
+
+GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
+  const CacheSizes& cs = cache_sizes();
+  GemmBlocks b;
+  if (!cs.detected) {
+    b = {kr.mc, kr.kc, kr.nc};
+  } else {
+    // kc: as deep as the B micro-panel (kc x NR) can go while staying a small part of L2
+    // (1/8). Deeper K blocks mean fewer read-modify-write passes over C, and a modern L2 feeds
+    // the micro-kernel's B stream fast enough that keeping it in L1 does not pay: measured on
+    // Zen 5 (48 KiB L1d, 1 MiB L2), 1024x1024x1024 single-thread: kc = 256 -> 88% of the FMA
+    // peak, 512 -> 89%, 1024 -> 92%.
+    b.kc = std::clamp<int64_t>(round_down(cs.l2 / 8 / (kr.nr * 4), 64), 128, 1024);
+    // mc: the packed A block (mc x kc) fills half of L2; the other half holds the B
+    // micro-panels as they stream through and the C tiles.
+    b.mc = std::clamp<int64_t>(round_down(cs.l2 / 2 / (b.kc * 4), kr.mr), kr.mr, 1024);
+    // nc: the packed B block (kc x nc), shared by all threads, takes a quarter of L3.
+    b.nc = std::clamp<int64_t>(round_down(cs.l3 / 4 / (b.kc * 4), kr.nr), kr.nr * 4, 8192);
+  }
+  if (const char* e = std::getenv("FASTNN_GEMM_BLOCKS")) {  // tuning aid: "mc,kc,nc"
+    long mc, kc, nc;
+    if (std::sscanf(e, "%ld,%ld,%ld", &mc, &kc, &nc) == 3 && mc > 0 && kc > 0 && nc > 0)
+      b = {round_down(mc, kr.mr), kc, round_down(nc, kr.nr)};
+  }
+  return b;
+}
 
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
               int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
@@ -190,36 +236,176 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     return;
   }
   const GemmKernelInfo& kr = gemm_kernel();  // read once: every thread uses the same path
-  const int64_t tiles_m = (M + kr.mr - 1) / kr.mr, tiles_n = (N + kr.nr - 1) / kr.nr;
-  // Split the larger tile count across threads; each thread packs its own copy of the other
-  // operand, which costs O(size of that operand) against O(M*N*K / threads) of compute.
-  const bool split_n = tiles_n >= tiles_m;
-  const int64_t tiles = split_n ? tiles_n : tiles_m;
-  const int64_t nt = std::min<int64_t>({(int64_t)get_num_threads(), tiles,
-                                        std::max<int64_t>(1, M * N * K / kMinMacsPerThread)});
-  if (nt <= 1) {
-    gemm_serial(kr, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, ep);
+  static thread_local const GemmKernelInfo* t_kr = nullptr;
+  static thread_local GemmBlocks t_blocks;
+  if (t_kr != &kr) {  // blocks depend only on the kernel (and the caches): derive once
+    t_blocks = gemm_blocks(kr);
+    t_kr = &kr;
+  }
+  const bool epi = !epilogue_is_trivial(ep);
+  const bool act_in_kernel = !epi || ep->act.act == Act::none || ep->act.act == Act::relu;
+
+  if (kr.small && use_small_path(kr, M, N, K)) {
+    const int nr = kr.nr;
+    const int64_t panels = (N + nr - 1) / nr;
+    // B as the kernel reads it: row-major in place, or (trans_b) packed into NR-wide panels
+    // with contiguous stores, O(N*K) against O(M*N*K) of arithmetic.
+    const float* b = B;
+    int64_t ldb_s = ldb, bps = nr;
+    if (trans_b) {
+      float* t = t_bpack.get(size_t(K * panels * nr));
+      if (kr.pack_bt) kr.pack_bt(B, ldb, K, N, t);
+      else pack_b(true, B, ldb, K, N, nr, t);
+      b = t;
+      ldb_s = nr;
+      bps = K * nr;
+    }
+    MicroEpilogue me;
+    if (epi) {
+      me.bias = ep->bias;
+      me.z = ep->z;
+      me.relu = ep->act.act == Act::relu;
+    }
+    const MicroEpilogue* mep = epi ? &me : nullptr;
+    const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
+    // Threads split the column panels (A is read by all, never copied).
+    const int64_t grain = std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(M * K * nr, 1));
+    parallel_for(panels, grain, [&](int64_t q0, int64_t q1) {
+      const int64_t c0 = q0 * nr, c1 = std::min(N, q1 * nr);
+      kr.small(M, c0, c1, K, A, rs_a, cs_a, b, ldb_s, bps, C, ldc, accumulate, mep);
+      if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
+    });
     return;
   }
-  parallel_run((int)nt, [&](int t, int T) {
-    const int64_t t0 = tiles * t / T, t1 = tiles * (t + 1) / T;
-    if (t0 >= t1) return;
-    GemmEpilogue sub;
-    if (ep) sub = *ep;
-    if (split_n) {
-      const int64_t n0 = t0 * kr.nr, n1 = std::min(N, t1 * kr.nr);
-      if (ep && ep->bias) sub.bias = ep->bias + n0;
-      if (ep && ep->z) sub.z = ep->z + n0;
-      gemm_serial(kr, trans_a, trans_b, M, n1 - n0, K, A, lda,
-                  trans_b ? B + n0 * ldb : B + n0, ldb, C + n0, ldc, accumulate,
-                  ep ? &sub : nullptr);
-    } else {
-      const int64_t m0 = t0 * kr.mr, m1 = std::min(M, t1 * kr.mr);
-      if (ep && ep->z) sub.z = ep->z + m0 * ldc;
-      gemm_serial(kr, trans_a, trans_b, m1 - m0, N, K, trans_a ? A + m0 : A + m0 * lda, lda,
-                  B, ldb, C + m0 * ldc, ldc, accumulate, ep ? &sub : nullptr);
+
+  const int mr = kr.mr, nr = kr.nr;
+  const int64_t KC = t_blocks.kc, MC = t_blocks.mc, NC = t_blocks.nc;
+  const int64_t tiles_m = (M + mr - 1) / mr, tiles_n = (N + nr - 1) / nr;
+  const int64_t nt = std::min<int64_t>({(int64_t)get_num_threads(), std::max(tiles_m, tiles_n),
+                                        std::max<int64_t>(1, M * N * K / kMinMacsPerThread)});
+
+  const int64_t kc_max = std::min<int64_t>(KC, K);
+  const int64_t nc_max = std::min<int64_t>(NC, tiles_n * nr);
+  const int64_t mc_max = std::min<int64_t>(MC, tiles_m * mr);
+  // The caller's thread owns the buffers (thread_local, grown once) and shares them with the
+  // pool threads for the duration of the call: one packed B block for everyone, one A block
+  // per thread. Allocated here so nothing inside the parallel region can throw.
+  float* bpack = t_bpack.get(size_t(kc_max * nc_max));
+  float* apack_all = t_apack.get(size_t(kc_max * mc_max * nt));
+
+  auto body = [&](int t, int T, SpinBarrier& bar) {
+    float* apack = apack_all + size_t(t) * size_t(kc_max * mc_max);
+    // Partition C between threads: by rows when there are enough row tiles (each thread packs
+    // only its own A rows; B is packed once, cooperatively), else by column panels (each
+    // thread packs the whole, small, A itself).
+    const bool by_rows = tiles_m >= 2 * T;
+    const int64_t m_lo = by_rows ? tiles_m * t / T * mr : 0;
+    const int64_t m_hi = by_rows ? std::min(M, tiles_m * (t + 1) / T * mr) : M;
+    for (int64_t jc = 0; jc < N; jc += NC) {
+      const int64_t nb = std::min<int64_t>(NC, N - jc);
+      const int64_t panels = (nb + nr - 1) / nr;
+      const int64_t p_lo = by_rows ? 0 : panels * t / T, p_hi = by_rows ? panels : panels * (t + 1) / T;
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kb = std::min<int64_t>(KC, K - pc);
+        // Later K blocks add onto what the earlier ones wrote; the epilogue waits for the last.
+        const bool acc = accumulate || pc > 0;
+        const bool last = pc + kb == K;
+        {  // this thread's share of the B panels
+          const int64_t q0 = panels * t / T, q1 = panels * (t + 1) / T;
+          if (q0 < q1) {
+            const int64_t j0 = jc + q0 * nr, cols = std::min(nb - q0 * nr, (q1 - q0) * nr);
+            float* dstb = bpack + q0 * nr * kb;
+            if (trans_b && kr.pack_bt) kr.pack_bt(B + j0 * ldb + pc, ldb, kb, cols, dstb);
+            else pack_b(trans_b, trans_b ? B + j0 * ldb + pc : B + pc * ldb + j0, ldb, kb, cols,
+                        nr, dstb);
+          }
+        }
+        bar.wait();  // B block complete
+        for (int64_t ic = m_lo; ic < m_hi; ic += MC) {
+          const int64_t mb = std::min<int64_t>(MC, m_hi - ic);
+          pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr,
+                 apack);
+          for (int64_t q = p_lo; q < p_hi; ++q) {
+            const int64_t jr = q * nr, j = jc + jr;
+            const int cols = (int)std::min<int64_t>(nr, nb - jr);
+            const float* bp = bpack + jr * kb;
+            MicroEpilogue me;
+            if (last && epi) {
+              me.bias = ep->bias ? ep->bias + j : nullptr;
+              me.relu = ep->act.act == Act::relu;
+            }
+            for (int64_t ir = 0; ir < mb; ir += mr) {
+              const int rows = (int)std::min<int64_t>(mr, mb - ir);
+              const int64_t i = ic + ir;
+              float* ct = C + i * ldc + j;
+              if (last && epi) {
+                me.z = ep->z ? ep->z + i * ldc + j : nullptr;
+                kr.fn(kb, apack + ir * kb, bp, ct, ldc, acc, rows, cols, &me);
+                if (!act_in_kernel) apply_act(ep->act, ct, ldc, rows, cols);
+              } else {
+                kr.fn(kb, apack + ir * kb, bp, ct, ldc, acc, rows, cols, nullptr);
+              }
+            }
+          }
+        }
+        bar.wait();  // everyone is done with this B block before it is overwritten
+      }
     }
+  };
+  if (nt <= 1) {
+    SpinBarrier bar(1);
+    body(0, 1, bar);
+    return;
+  }
+  SpinBarrier bar((int)nt);
+  SpinBarrier* barp = &bar;
+  parallel_run_concurrent((int)nt, [&](int t, int T) {
+    if (T == 1) {  // the pool could not give us the threads: run it all here
+      SpinBarrier solo(1);
+      body(0, 1, solo);
+      return;
+    }
+    body(t, T, *barp);
   });
+}
+
+double peak_gflops(int threads) {
+  double (*loop)(int64_t) = peak_fma_loop_generic;
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: loop = peak_fma_loop_avx512; break;
+    case Isa::avx2: loop = peak_fma_loop_avx2; break;
+    case Isa::generic: break;
+  }
+#endif
+  const int nt = std::max(1, std::min(threads, get_num_threads()));
+  using clock = std::chrono::steady_clock;
+  // Every thread runs the same loop; the wall time of the slowest decides, as in a GEMM.
+  auto timed = [&](int64_t iters) {
+    std::atomic<double> flops{0.0};
+    const auto t0 = clock::now();
+    parallel_run(nt, [&](int, int) {
+      const double f = loop(iters);
+      double cur = flops.load();
+      while (!flops.compare_exchange_weak(cur, cur + f)) {}
+    });
+    const double s = std::chrono::duration<double>(clock::now() - t0).count();
+    return std::pair<double, double>(flops.load(), s);
+  };
+  // Calibrate to ~20 ms per run (long enough to reach steady clocks, short enough to call
+  // from a benchmark), then keep the best of a few runs: interference only ever slows it down.
+  int64_t iters = 1 << 14;
+  for (;;) {
+    auto [f, s] = timed(iters);
+    if (s > 2e-3 || iters > (int64_t(1) << 34)) { iters = int64_t(iters * (0.02 / std::max(s, 1e-9))) + 1; break; }
+    iters *= 4;
+  }
+  double best = 0.0;
+  for (int r = 0; r < 5; ++r) {
+    auto [f, s] = timed(iters);
+    best = std::max(best, f / s);
+  }
+  return best * 1e-9;
 }
 
 }  // namespace fastnn

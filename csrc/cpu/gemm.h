@@ -31,19 +31,53 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
               const GemmEpilogue* ep = nullptr);
 
 // ---- micro-kernels (csrc/cpu/kernels/f32_gemm_<MR>x<NR>_<isa>.cpp) -------------------------
-// c(MR, NR) (leading dimension ldc) = [c +] a·b over k steps, always a full MR x NR tile:
+// The part of the epilogue a micro-kernel applies while the tile is still in registers: bias,
+// the store of the pre-activation, and ReLU. Other activations run on the finished tile (in
+// L1) in the driver.
+struct MicroEpilogue {
+  const float* bias = nullptr;  // (cols,) for this tile, or null
+  float* z = nullptr;           // (rows, cols) with leading dimension ldc, or null
+  bool relu = false;
+};
+// c(rows, cols) (leading dimension ldc) = [c +] a·b over k steps, then the epilogue (if ep):
 //   a: packed A panel, k x MR (for each p, MR consecutive floats: rows of that column)
 //   b: packed B panel, k x NR (for each p, NR consecutive floats), 64-byte aligned
-// accumulate=false overwrites c. The driver routes edge tiles through a scratch tile.
+// rows <= MR, cols <= NR: an edge tile; the kernel reads and writes only that part of c (the
+// packed panels are zero-padded, so the arithmetic is always a full tile). accumulate=false
+// overwrites c.
 using GemmMicroKernel = void (*)(int64_t k, const float* a, const float* b, float* c,
-                                 int64_t ldc, bool accumulate);
+                                 int64_t ldc, bool accumulate, int rows, int cols,
+                                 const MicroEpilogue* ep);
+
+// Small-shape path: the whole C(M, N) = [C +] A·B + epilogue with no packing of A, for the
+// small batches of training (M up to a few hundred rows): low fixed overhead, no A panel.
+//   A element (i, p) = A[i*rs_a + p*cs_a] (any layout, read by scalar broadcasts)
+//   B element (p, j) = B[(j / NR)*bps + p*ldb + j % NR]: row-major B has ldb = its row stride
+//     and bps = NR; B packed in NR-wide panels (pack_b) has ldb = NR and bps = K*NR.
+//   ep: bias (N,) / z (M, N; leading dimension ldc) / relu.
+// Columns [n0, n1) only (n0 a multiple of NR), so threads can split the panels.
+using GemmSmallKernel = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A,
+                                 int64_t rs_a, int64_t cs_a, const float* B, int64_t ldb,
+                                 int64_t bps, float* C, int64_t ldc, bool accumulate,
+                                 const MicroEpilogue* ep);
 
 struct GemmKernelInfo {
   const char* name;
   int mr, nr;          // register tile
-  int64_t mc, kc, nc;  // cache blocks: mc % mr == 0, nc % nr == 0
+  int64_t mc, kc, nc;  // default cache blocks (mc % mr == 0, nc % nr == 0); the driver
+                       // re-derives them from the cache sizes read at run time
   GemmMicroKernel fn;
+  GemmSmallKernel small = nullptr;  // null: small shapes take the packed path
+  // Packs rows [0, kc) x columns [0, nc) of op(B) = Bᵀ (B: (nc, kc) rows of length >= kc,
+  // leading dimension ldb) into NR-wide zero-padded panels, as the driver's pack_b(trans=true)
+  // does, with SIMD transposes. Null: the driver's scalar gather.
+  void (*pack_bt)(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) = nullptr;
 };
+
+// The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.
+// tile: (rows, cols) with leading dimension ldt (the kernel's finished accumulators).
+void finish_edge_tile(const float* tile, int64_t ldt, float* c, int64_t ldc, bool accumulate,
+                      int rows, int cols, const MicroEpilogue* ep);
 
 const GemmKernelInfo& gemm_kernel_generic();
 #ifdef FASTNN_X86
@@ -52,5 +86,24 @@ const GemmKernelInfo& gemm_kernel_avx512();
 #endif
 // The kernel for fastnn::active_isa().
 const GemmKernelInfo& gemm_kernel();
+
+// Cache blocks the driver uses with kernel kr, derived from cache_sizes() (csrc/cpu/isa.h);
+// FASTNN_GEMM_BLOCKS="mc,kc,nc" overrides them (a tuning aid).
+struct GemmBlocks {
+  int64_t mc, kc, nc;
+};
+GemmBlocks gemm_blocks(const GemmKernelInfo& kr);
+
+// ---- peak probe (csrc/cpu/kernels/peak_fma_<isa>.cpp) ---------------------------------------
+// Each runs `iters` rounds of independent multiply-adds on one thread and returns the flops done.
+double peak_fma_loop_generic(int64_t iters);
+#ifdef FASTNN_X86
+double peak_fma_loop_avx2(int64_t iters);
+double peak_fma_loop_avx512(int64_t iters);
+#endif
+// Measured float32 multiply-add peak in GFLOP/s of the active ISA's widest FMA, on `threads`
+// threads of the library pool (capped at get_num_threads()): the physical ceiling every GEMM
+// figure is compared to. Takes ~0.1 s.
+double peak_gflops(int threads);
 
 }  // namespace fastnn

@@ -152,6 +152,49 @@ std::string cpu_features() {
   return s.empty() ? "none" : s;
 }
 
+namespace {
+
+CacheSizes detect_caches() {
+  CacheSizes cs;
+#if defined(FASTNN_X86)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return cs;
+  const bool amd = b == 0x68747541u;  // "Auth"enticAMD
+  unsigned leaf = 4;
+  if (amd) {
+    // AMD reports the deterministic cache parameters in 0x8000001D, present when the
+    // topology-extensions bit (0x80000001 ECX[22]) is set.
+    if (__get_cpuid_max(0x80000000, nullptr) < 0x8000001D) return cs;
+    __get_cpuid(0x80000001, &a, &b, &c, &d);
+    if (!(c & (1u << 22))) return cs;
+    leaf = 0x8000001D;
+  } else if (__get_cpuid_max(0, nullptr) < 4) {
+    return cs;
+  }
+  for (unsigned sub = 0; sub < 16; ++sub) {
+    __cpuid_count(leaf, sub, a, b, c, d);
+    const unsigned type = a & 0x1f, level = (a >> 5) & 0x7;
+    if (type == 0) break;  // no more caches
+    if (type == 2) continue;  // instruction cache
+    const int64_t ways = ((b >> 22) & 0x3ff) + 1, parts = ((b >> 12) & 0x3ff) + 1,
+                  line = (b & 0xfff) + 1, sets = int64_t(c) + 1;
+    const int64_t size = ways * parts * line * sets;
+    if (level == 1) cs.l1d = size;
+    else if (level == 2) cs.l2 = size;
+    else if (level == 3) cs.l3 = size;
+    cs.detected = true;
+  }
+#endif
+  return cs;
+}
+
+}  // namespace
+
+const CacheSizes& cache_sizes() {
+  static const CacheSizes cs = detect_caches();
+  return cs;
+}
+
 std::string cpu_name() { return features().name.empty() ? "unknown" : features().name; }
 
 }  // namespace fastnn

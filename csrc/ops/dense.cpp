@@ -29,6 +29,32 @@ void column_sums(const float* a, int64_t rows, int64_t cols, float* out) {
   });
 }
 
+// One pass over dy for the activation's backward and the bias gradient together:
+//   dz(rows, cols) = dy * act'(z or y), overwritten;  db(cols) = column sums of dz,
+//   overwritten (db may be null). zs: the saved pre-activation (gelu/softplus) or null;
+//   ys: the saved output (relu/sigmoid/tanh) or null. All row-major, leading dimension cols.
+// Threads split the columns, so each owns its slice of db and no reduction is needed.
+// NOTE: db accumulates in float32 down each column, as column_sums does.
+void act_bwd_and_bias_grad(const ActParams& p, const float* dy, const float* zs,
+                           const float* ys, float* dz, float* db, int64_t rows, int64_t cols) {
+  const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 15) / std::max<int64_t>(rows, 1));
+  dispatch_act(p.act, [&]<Act A>() {
+    const float beta = p.beta, thr = p.threshold;
+    parallel_for(cols, grain, [&](int64_t j0, int64_t j1) {
+      if (db) std::fill(db + j0, db + j1, 0.f);
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t o = i * cols;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float v = dy[o + j] * act_grad<A>(zs ? zs[o + j] : 0.f, ys ? ys[o + j] : 0.f,
+                                                  beta, thr);
+          dz[o + j] = v;
+          if (db) db[j] += v;
+        }
+      }
+    });
+  });
+}
+
 }  // namespace
 
 std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
@@ -86,11 +112,19 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
     check_f32_contig(saved, op, sname);
     check_shape(saved, {N, OUT}, op, sname);
     dz = empty({N, OUT}, DType::f32);
-    activation_bwd(p, dy.data<float>(), need_z ? saved.data<float>() : nullptr,
-                   need_z ? nullptr : saved.data<float>(), dz.data<float>(), N * OUT);
+  }
+  LinearGrads g;
+  if (need_db) g.db = empty({OUT}, DType::f32);
+  if (p.act != Act::none) {
+    // dZ and db in the same pass over dy (db is the column sums of dZ).
+    const bool need_z = act_backward_needs_input(p.act);
+    act_bwd_and_bias_grad(p, dy.data<float>(), need_z ? saved.data<float>() : nullptr,
+                          need_z ? nullptr : saved.data<float>(), dz.data<float>(),
+                          need_db ? g.db.data<float>() : nullptr, N, OUT);
+  } else if (need_db) {
+    column_sums(dz.data<float>(), N, OUT, g.db.data<float>());
   }
 
-  LinearGrads g;
   if (need_dx) {  // dx(N, IN) = dZ(N, OUT) · w(OUT, IN)
     g.dx = empty({N, IN}, DType::f32);
     gemm_f32(false, false, N, IN, OUT, dz.data<float>(), OUT, w.data<float>(), IN,
@@ -100,10 +134,6 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
     g.dw = empty({OUT, IN}, DType::f32);
     gemm_f32(true, false, OUT, IN, N, dz.data<float>(), OUT, x.data<float>(), IN,
              g.dw.data<float>(), IN, false);
-  }
-  if (need_db) {
-    g.db = empty({OUT}, DType::f32);
-    column_sums(dz.data<float>(), N, OUT, g.db.data<float>());
   }
   return g;
 }

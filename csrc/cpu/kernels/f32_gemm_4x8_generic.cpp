@@ -4,13 +4,32 @@
 #include "cpu/gemm.h"
 
 namespace fastnn {
+
+void finish_edge_tile(const float* tile, int64_t ldt, float* c, int64_t ldc, bool accumulate,
+                      int rows, int cols, const MicroEpilogue* ep) {
+  const float* bias = ep ? ep->bias : nullptr;
+  float* z = ep ? ep->z : nullptr;
+  const bool relu = ep && ep->relu;
+  for (int i = 0; i < rows; ++i) {
+    const float* ti = tile + i * ldt;
+    float* ci = c + i * ldc;
+    for (int j = 0; j < cols; ++j) {
+      float v = ti[j];
+      if (accumulate) v += ci[j];
+      if (bias) v += bias[j];
+      if (z) z[i * ldc + j] = v;
+      ci[j] = relu ? act_fwd<Act::relu>(v, 1.f, 0.f) : v;
+    }
+  }
+}
+
 namespace {
 
 constexpr int MR = 4, NR = 8;
 
-// a: packed (k, MR); b: packed (k, NR); c: (MR, NR) with leading dimension ldc.
+// a: packed (k, MR); b: packed (k, NR); c: (rows, cols) with leading dimension ldc.
 void f32_gemm_4x8_generic(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
-                          bool accumulate) {
+                          bool accumulate, int rows, int cols, const MicroEpilogue* ep) {
   float acc[MR][NR] = {};
   for (int64_t p = 0; p < k; ++p) {
     for (int i = 0; i < MR; ++i) {
@@ -20,19 +39,12 @@ void f32_gemm_4x8_generic(int64_t k, const float* a, const float* b, float* c, i
     a += MR;
     b += NR;
   }
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    if (accumulate)
-      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
-    else
-      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
-  }
+  finish_edge_tile(&acc[0][0], NR, c, ldc, accumulate, rows, cols, ep);
 }
 
 }  // namespace
 
 const GemmKernelInfo& gemm_kernel_generic() {
-  // kc*NR*4 = 8 KiB B micro-panel (L1), mc*kc*4 = 128 KiB A block (L2).
   static const GemmKernelInfo info{"f32_gemm_4x8_generic", MR, NR, 128, 256, 2048,
                                    f32_gemm_4x8_generic};
   return info;

@@ -1,6 +1,6 @@
 """ReLU, sigmoid, tanh, GELU, softplus: forward and backward in C++ (csrc/cpu/activation.cpp)."""
 from .. import _C
-from ..autograd import Function
+from ..autograd import Function, grad_mode
 from ..tensor import Tensor, _contig, float32
 
 # Activation codes shared with csrc/cpu/act.h (enum class Act) and the fused linear op.
@@ -35,6 +35,11 @@ def _check(x, op):
 
 def _apply(x, name, beta=1.0, threshold=20.0):
     _check(x, name)
+    if not (x._requires_grad and grad_mode.enabled):
+        # Fast path (nothing to record): straight to the kernel. Saves the Function machinery,
+        # which costs more than the kernel itself on small tensors.
+        return Tensor._make(_C.activation_fwd(_contig(x._data), ACT_CODES[name], float(beta),
+                                              float(threshold)))
     return Activation.apply(x, ACT_CODES[name], float(beta), float(threshold))
 
 
