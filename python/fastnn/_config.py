@@ -37,24 +37,35 @@ def config():
         "supported_isas": supported_isas(),
         "threads": _C.get_num_threads(),
         "cpus_available": _C.available_cpus(),
+        "gemm_kernel": _C.gemm_kernel_name(),
+        "cache_sizes": _C.cache_sizes(),
+        "gemm_blocks": _C.gemm_blocks(),
         "cuda_built": _C.cuda_built(),
         "cuda_available": cuda.is_available(),
         "cuda_devices": cuda.device_count(),
     }
 
 
-def show_config():
-    """Print version, CPU features and the kernel path in use, threads, CUDA availability."""
+def show_config(peak=False):
+    """Print version, CPU features and the kernel path in use, threads, CUDA availability;
+    with peak=True also measure the FMA peak of this path on the current threads (~0.2 s)."""
     c = config()
+    cs = c["cache_sizes"]
     lines = [
         f"fastnn {c['version']}",
         f"cpu: {c['cpu']} ({c['cpus_available']} available)",
         f"cpu features: {c['cpu_features']}",
         f"kernel path (isa): {c['isa']} (supported: {', '.join(c['supported_isas'])})",
+        f"gemm kernel: {c['gemm_kernel']}, blocks (mc, kc, nc) = {tuple(c['gemm_blocks'])}",
+        f"caches: L1d {cs['l1d'] // 1024} KiB, L2 {cs['l2'] // 1024} KiB, L3 {cs['l3'] // 1024} KiB"
+        + ("" if cs.get("detected", True) else " (defaults: cpuid gave none)"),
         f"threads: {c['threads']}",
         f"cuda: {'built' if c['cuda_built'] else 'not built'}, "
         f"{'available, ' + str(c['cuda_devices']) + ' device(s)' if c['cuda_available'] else 'not available'}",
     ]
+    if peak:
+        lines.append(f"fma peak ({c['isa']}, {c['threads']} threads): "
+                     f"{_C.peak_gflops(c['threads']):.0f} GFLOP/s")
     text = "\n".join(lines)
     print(text)
     return text

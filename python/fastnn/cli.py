@@ -23,7 +23,7 @@ def _example(name):
 
 def cmd_info(args):
     import fastnn
-    fastnn.show_config()
+    fastnn.show_config(peak=True)
     return 0
 
 
