@@ -28,5 +28,6 @@ void bind_loss(py::module_& m);
 void bind_elementwise(py::module_& m);
 void bind_reduce(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_conv(py::module_& m);
 
 }  // namespace fastnn

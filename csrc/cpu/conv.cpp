@@ -1,0 +1,240 @@
+#include "cpu/conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/parallel.h"
+#include "cpu/gemm.h"
+
+namespace fastnn {
+
+namespace {
+
+// Work (multiply-adds) below which a whole convolution stays on the calling thread.
+constexpr int64_t kParallelMacs = 1 << 18;
+// The col block is sized to stay in L2 between im2col writing it and the GEMM packing it
+// (a whole 64-channel 56x56 3x3 col matrix is 7 MB; a 512 KB block is re-read from cache).
+constexpr int64_t kColFloats = 1 << 17;
+
+// Output rows [oh0, oh1) per block: at least one row.
+int64_t rows_per_block(const Conv2dShape& s) {
+  int64_t r = kColFloats / std::max<int64_t>(1, s.K() * s.OW);
+  return std::clamp<int64_t>(r, 1, std::max<int64_t>(1, s.OH));
+}
+
+// For kernel column offset `off` = kw*dw - pw, the output columns [lo, hi) whose input column
+// ow*sw + off lies inside [0, W); the rest read padding.
+inline void valid_cols(const Conv2dShape& s, int64_t off, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s.sw - 1) / s.sw;
+  hi = (s.W - 1 - off) < 0 ? 0 : (s.W - 1 - off) / s.sw + 1;
+  hi = std::min(hi, s.OW);
+  lo = std::min(lo, hi);
+}
+
+// col (K, (oh1-oh0)*OW), row r = (c*KH + kh)*KW + kw, from one group's input xg (Cg, H, W).
+void im2col(const Conv2dShape& s, const float* xg, int64_t oh0, int64_t oh1, float* col) {
+  const int64_t pc = (oh1 - oh0) * s.OW;
+  for (int64_t c = 0; c < s.cg(); ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* row = col + ((c * s.KH + kh) * s.KW + kw) * pc;
+        const int64_t off = kw * s.dw - s.pw;
+        int64_t lo, hi;
+        valid_cols(s, off, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          float* dst = row + (oh - oh0) * s.OW;
+          const int64_t ih = oh * s.sh - s.ph + kh * s.dh;
+          if (ih < 0 || ih >= s.H) {
+            std::memset(dst, 0, sizeof(float) * s.OW);
+            continue;
+          }
+          const float* src = xg + (c * s.H + ih) * s.W + off;
+          std::memset(dst, 0, sizeof(float) * lo);
+          if (s.sw == 1) {
+            std::memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * s.sw];
+          }
+          std::memset(dst + hi, 0, sizeof(float) * (s.OW - hi));
+        }
+      }
+}
+
+// dxg (Cg, H, W) += the columns of dcol (same layout as im2col's col) scattered back.
+void col2im(const Conv2dShape& s, const float* dcol, int64_t oh0, int64_t oh1, float* dxg) {
+  const int64_t pc = (oh1 - oh0) * s.OW;
+  for (int64_t c = 0; c < s.cg(); ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const float* row = dcol + ((c * s.KH + kh) * s.KW + kw) * pc;
+        const int64_t off = kw * s.dw - s.pw;
+        int64_t lo, hi;
+        valid_cols(s, off, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const int64_t ih = oh * s.sh - s.ph + kh * s.dh;
+          if (ih < 0 || ih >= s.H) continue;
+          const float* src = row + (oh - oh0) * s.OW;
+          float* dst = dxg + (c * s.H + ih) * s.W + off;
+          if (s.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s.sw] += src[ow];
+          }
+        }
+      }
+}
+
+// Threads to spread images over: 1 (GEMM threads itself) when the batch is smaller than the
+// pool or the whole problem is too small to pay for waking it.
+int image_threads(const Conv2dShape& s) {
+  const int64_t macs = s.N * s.OC * s.K() * s.P();
+  if (macs < kParallelMacs) return 1;
+  return (int)std::min<int64_t>(get_num_threads(), s.N);
+}
+
+// Images [b, e) of thread tid among nt (contiguous, balanced).
+inline void split(int64_t n, int tid, int nt, int64_t& b, int64_t& e) {
+  b = n * tid / nt;
+  e = n * (tid + 1) / nt;
+}
+
+template <class F>
+void over_images(const Conv2dShape& s, int nt, F&& body) {
+  if (nt <= 1) {
+    body(0, (int64_t)0, s.N);
+    return;
+  }
+  parallel_run(nt, [&](int tid, int n) {
+    int64_t b, e;
+    split(s.N, tid, n, b, e);
+    body(tid, b, e);
+  });
+}
+
+}  // namespace
+
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                bool relu) {
+  const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
+  const int64_t rows = rows_per_block(s);
+  const int nt = image_threads(s);
+  over_images(s, nt, [&](int, int64_t n0, int64_t n1) {
+    std::vector<float> col(s.direct() ? 0 : (size_t)(K * rows * s.OW));
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t g = 0; g < s.groups; ++g) {
+        const float* xg = x + (n * s.C + g * Cg) * HW;
+        const float* wg = w + g * OCg * K;
+        float* yg = y + (n * s.OC + g * OCg) * P;
+        if (s.direct()) {
+          gemm_f32(false, false, OCg, P, K, wg, K, xg, P, yg, P, false, nullptr);
+          continue;
+        }
+        for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+          const int64_t oh1 = std::min(s.OH, oh0 + rows), pc = (oh1 - oh0) * s.OW;
+          im2col(s, xg, oh0, oh1, col.data());
+          gemm_f32(false, false, OCg, pc, K, wg, K, col.data(), pc, yg + oh0 * s.OW, P, false,
+                   nullptr);
+        }
+      }
+      // NOTE: the GEMM's epilogue adds bias per column, but here bias is per row (channel) of
+      // an NCHW image; this pass runs while the image's output is still in cache.
+      if (b || relu) {
+        for (int64_t oc = 0; oc < s.OC; ++oc) {
+          float* v = y + (n * s.OC + oc) * P;
+          const float bv = b ? b[oc] : 0.f;
+          if (relu) {
+            for (int64_t i = 0; i < P; ++i) v[i] = std::max(v[i] + bv, 0.f);
+          } else {
+            for (int64_t i = 0; i < P; ++i) v[i] += bv;
+          }
+        }
+      }
+    }
+  });
+}
+
+void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const float* x,
+                const float* w, float* dx, float* dw, float* db, bool relu) {
+  const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
+  const int64_t rows = rows_per_block(s);
+  const int nt = image_threads(s);
+  // Per-thread weight/bias gradient partials (thread 0 writes the outputs directly), summed
+  // at the end: images are independent, their weight gradients add.
+  std::vector<std::vector<float>> dw_loc(nt);
+  std::vector<std::vector<double>> db_loc(nt);
+  if (dw) std::fill(dw, dw + s.OC * K, 0.f);
+  over_images(s, nt, [&](int tid, int64_t n0, int64_t n1) {
+    float* dwt = dw;
+    if (dw && tid > 0) {
+      dw_loc[tid].assign((size_t)(s.OC * K), 0.f);
+      dwt = dw_loc[tid].data();
+    }
+    if (db) db_loc[tid].assign((size_t)s.OC, 0.0);
+    const bool need_col = !s.direct();
+    std::vector<float> col(need_col && dw ? (size_t)(K * rows * s.OW) : 0);
+    std::vector<float> dcol(need_col && dx ? (size_t)(K * rows * s.OW) : 0);
+    std::vector<float> mask(relu ? (size_t)(s.OC * P) : 0);
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* dzn = dy + n * s.OC * P;
+      if (relu) {
+        // ReLU's derivative from its output: y > 0 passes the gradient, y == 0 blocks it.
+        const float* yn = y + n * s.OC * P;
+        for (int64_t i = 0; i < s.OC * P; ++i) mask[i] = yn[i] > 0.f ? dzn[i] : 0.f;
+        dzn = mask.data();
+      }
+      if (db) {
+        // NOTE: the bias gradient sums N*OH*OW terms; double keeps that sum exact enough
+        // that it does not depend on the thread split.
+        for (int64_t oc = 0; oc < s.OC; ++oc) {
+          const float* v = dzn + oc * P;
+          double acc = 0;
+          for (int64_t i = 0; i < P; ++i) acc += v[i];
+          db_loc[tid][oc] += acc;
+        }
+      }
+      if (!dw && !dx) continue;
+      float* dxn = dx ? dx + n * s.C * HW : nullptr;
+      if (dx && need_col) std::fill(dxn, dxn + s.C * HW, 0.f);
+      for (int64_t g = 0; g < s.groups; ++g) {
+        const float* xg = x + (n * s.C + g * Cg) * HW;
+        const float* wg = w + g * OCg * K;
+        const float* dzg = dzn + g * OCg * P;
+        float* dwg = dw ? dwt + g * OCg * K : nullptr;
+        float* dxg = dx ? dxn + g * Cg * HW : nullptr;
+        if (!need_col) {
+          // 1x1 stride 1: dW_g += dz_g · x_gᵀ, dx_g = W_gᵀ · dz_g, straight on the planes.
+          if (dw) gemm_f32(false, true, OCg, K, P, dzg, P, xg, P, dwg, K, true, nullptr);
+          if (dx) gemm_f32(true, false, K, P, OCg, wg, K, dzg, P, dxg, P, false, nullptr);
+          continue;
+        }
+        for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+          const int64_t oh1 = std::min(s.OH, oh0 + rows), pc = (oh1 - oh0) * s.OW;
+          const float* dzb = dzg + oh0 * s.OW;
+          if (dw) {
+            im2col(s, xg, oh0, oh1, col.data());
+            gemm_f32(false, true, OCg, K, pc, dzb, P, col.data(), pc, dwg, K, true, nullptr);
+          }
+          if (dx) {
+            gemm_f32(true, false, K, pc, OCg, wg, K, dzb, P, dcol.data(), pc, false, nullptr);
+            col2im(s, dcol.data(), oh0, oh1, dxg);
+          }
+        }
+      }
+    }
+  });
+  if (dw)
+    for (int t = 1; t < nt; ++t)
+      if (!dw_loc[t].empty())
+        for (int64_t i = 0; i < s.OC * K; ++i) dw[i] += dw_loc[t][i];
+  if (db) {
+    for (int64_t oc = 0; oc < s.OC; ++oc) {
+      double acc = 0;
+      for (int t = 0; t < nt; ++t)
+        if (!db_loc[t].empty()) acc += db_loc[t][oc];
+      db[oc] = (float)acc;
+    }
+  }
+}
+
+}  // namespace fastnn
