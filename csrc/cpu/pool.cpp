@@ -34,7 +34,8 @@ inline void avg_window(int64_t o, int64_t k, int64_t st, int64_t pad, int64_t n,
 void max_pool2d_fwd(const Pool2dShape& s, const float* x, float* y, int64_t* idx) {
   const int64_t HW = s.H * s.W, OP = s.OH * s.OW;
   const bool fast22 = s.KH == 2 && s.KW == 2 && s.sh == 2 && s.sw == 2 && s.ph == 0 &&
-                      s.pw == 0 && s.dh == 1 && s.dw == 1;
+                      s.pw == 0 && s.dh == 1 && s.dw == 1 && 2 * s.OH <= s.H &&
+                      2 * s.OW <= s.W;  // ceil_mode can add a window hanging off the edge
   parallel_for(s.N * s.C, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const float* xp = x + p * HW;
