@@ -177,3 +177,51 @@ def test_conv2d_bad_input(rng):
                  w.numpy(), None, match="grad_output")
     expect_error(ValueError, "conv2d", _C.conv2d_bwd, np.ones((2, 4, 3, 3), np.float32), xn,
                  w.numpy(), None, relu=True, match="output")
+
+
+# ---- modules ------------------------------------------------------------------------------
+
+def test_conv2d_module_defaults_and_init():
+    m = fastnn.nn.Conv2d(4, 6, 3, padding=1, groups=2)
+    assert tuple(m.weight.shape) == (6, 2, 3, 3) and tuple(m.bias.shape) == (6,)
+    assert m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1)
+    assert m.dilation == (1, 1) and m.groups == 2
+    # PyTorch: kaiming-uniform(a=sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias
+    # from the same bound; fan_in = in/groups * kh * kw = 18.
+    bound = 1 / math.sqrt(18)
+    w, b = m.weight.detach().numpy(), m.bias.detach().numpy()
+    assert np.all(np.abs(w) <= bound) and np.all(np.abs(b) <= bound)
+    assert np.abs(w).max() > 0.8 * bound  # drawn over the whole range, not a tiny one
+    assert repr(m) == "Conv2d(4, 6, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), groups=2)"
+    m2 = fastnn.nn.Conv2d(1, 2, (3, 5), stride=2, bias=False)
+    assert m2.bias is None and [n for n, _ in m2.named_parameters()] == ["weight"]
+    y = m2(fastnn.randn(2, 1, 9, 9))
+    assert tuple(y.shape) == (2, 2, 4, 3)
+    expect_error(ValueError, "Conv2d", fastnn.nn.Conv2d, 3, 4, 3, groups=2, match="divisible")
+    expect_error(ValueError, "Conv2d", fastnn.nn.Conv2d, 2, 4, 3, padding_mode="reflect")
+    expect_error(ValueError, "Conv2d", fastnn.nn.Conv2d, 2, 4, 0, match="kernel_size")
+
+
+def test_cnn_loads_pytorch_weights(rng):
+    torch = pytest.importorskip("torch")
+    tnn, fnn = torch.nn, fastnn.nn
+
+    def net(nn):
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 6, 3, stride=2, padding=2, dilation=2, groups=2),
+                             nn.AvgPool2d(2, ceil_mode=True), nn.Flatten(),
+                             nn.Linear(6 * 2 * 2, 5))
+    torch.manual_seed(0)
+    tm, fm = net(tnn), net(fnn)
+    fm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    x = rng.standard_normal((3, 3, 13, 13)).astype(np.float32)
+    fx, tx = fastnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    fy, ty = fm(fx), tm(tx)
+    assert_close(fy.detach().numpy(), ty.detach().numpy(), k=72, scale=20, c=64, what="y")
+    fy.sum().backward()
+    ty.sum().backward()
+    assert_close(fx.grad.numpy(), tx.grad.numpy(), k=72, scale=20, c=64, what="dx")
+    fp, tp = dict(fm.named_parameters()), dict(tm.named_parameters())
+    for name in tp:
+        assert_close(fp[name].grad.numpy(), tp[name].grad.numpy(), k=3 * 13 * 13, scale=20,
+                     c=64, what=name)

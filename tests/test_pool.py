@@ -127,3 +127,17 @@ def test_pool_bad_input(rng):
                  2, 2, 2, 2)
     expect_error(ValueError, "avg_pool2d", _C.avg_pool2d_bwd, dy, 7, 7, 2, 2, 2, 2,
                  match="grad_output")
+
+
+def test_pool_modules(rng):
+    m = fastnn.nn.MaxPool2d(3, padding=1, ceil_mode=True)
+    assert m.stride == 3
+    x = rng.standard_normal((2, 3, 8, 8))
+    y = m(fastnn.tensor(x.astype(np.float32)))
+    assert_close(y.numpy(), R.max_pool2d(x.astype(np.float32).astype(np.float64), (3, 3),
+                                         (3, 3), (1, 1), ceil_mode=True))
+    y, idx = fastnn.nn.MaxPool2d(2, return_indices=True)(fastnn.tensor(x.astype(np.float32)))
+    assert tuple(idx.shape) == (2, 3, 4, 4)
+    a = fastnn.nn.AvgPool2d(2, 1, count_include_pad=False)
+    assert a.stride == 1 and tuple(a(fastnn.tensor(x.astype(np.float32))).shape) == (2, 3, 7, 7)
+    assert "kernel_size=3" in repr(m)
