@@ -53,6 +53,12 @@ def cmd_demo(args):
 
     print("\n== MLP on the digits data set ==")
     _example("digits_mlp").main(show=show)
+
+    print("\n== StatQuest CNN: O or X in a 6x6 image ==")
+    _example("statquest_cnn").main()
+
+    print("\n== CNN on the digits data set ==")
+    _example("digits_cnn").main(show=show)
     print(f"\ndemo finished in {time.perf_counter() - t_all:.1f} s "
           f"({fastnn.get_isa()} kernels, {fastnn.get_num_threads()} threads)")
     return 0
@@ -72,7 +78,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastnn", description="fastnn command line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, CPU features and kernel path, threads, CUDA")
-    demo = sub.add_parser("demo", help="run the StatQuest examples and the digits MLP")
+    demo = sub.add_parser("demo", help="run the StatQuest examples, the digits MLP and the CNNs")
     demo.add_argument("--out", default=".", help="folder for the plot (default: current)")
     demo.add_argument("--threads", type=int, default=0, help="threads (default: all CPUs)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
