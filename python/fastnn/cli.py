@@ -78,7 +78,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastnn", description="fastnn command line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, CPU features and kernel path, threads, CUDA")
-    demo = sub.add_parser("demo", help="run the StatQuest examples, the digits MLP and the CNNs")
+    demo = sub.add_parser("demo", help="run the StatQuest examples and the digits MLP")
     demo.add_argument("--out", default=".", help="folder for the plot (default: current)")
     demo.add_argument("--threads", type=int, default=0, help="threads (default: all CPUs)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
