@@ -63,3 +63,7 @@ CASES = {
     "tiny_step": training.tiny_step,
     "op_overhead": overhead.op_overhead,
 }
+
+from . import conv  # noqa: E402
+CASES.update({"conv_fwd": conv.conv_fwd, "conv_train": conv.conv_train,
+              "maxpool": conv.maxpool, "cnn_step": conv.cnn_step})
