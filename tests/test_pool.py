@@ -141,3 +141,13 @@ def test_pool_modules(rng):
     a = fastnn.nn.AvgPool2d(2, 1, count_include_pad=False)
     assert a.stride == 1 and tuple(a(fastnn.tensor(x.astype(np.float32))).shape) == (2, 3, 7, 7)
     assert "kernel_size=3" in repr(m)
+
+
+def test_max_pool2d_bwd_foreign_indices():
+    """Indices that are in range but not in their own window (not from this forward) take
+    the general scatter path: the fast 2x2 path must not drop them."""
+    dy = np.arange(1, 5, dtype=np.float32).reshape(1, 1, 2, 2)
+    dx = _C.max_pool2d_bwd(dy, np.zeros((1, 1, 2, 2), np.int64), 4, 4, 2, 2, 2, 2)
+    want = np.zeros((1, 1, 4, 4), np.float32)
+    want[0, 0, 0, 0] = 10
+    np.testing.assert_array_equal(dx, want)
