@@ -88,8 +88,14 @@ def test_conv2d_every_isa(shape, rng, isa):
 def test_conv2d_threaded(rng, threads):
     # Large enough (> 2^18 multiply-adds) to spread images over the pool; 5 images on 2
     # threads split unevenly, and the weight-gradient partials are summed across threads.
+    # Small images go through the batched-images path (several images per GEMM) ...
     run_conv(rng, (5, 8, 12, 13, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1), relu=True)
     run_conv(rng, (1, 16, 20, 20, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1))
+    # ... large ones (K*OH*OW > the 2^17-float col block) through one image at a time in
+    # blocks of output rows (24 rows: 18 + 6), groups and stride included.
+    run_conv(rng, (3, 32, 24, 24, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1), relu=True)
+    run_conv(rng, (2, 64, 26, 23, 6, (3, 3), (1, 1), (2, 1), (1, 1), 2), relu=True)
+    run_conv(rng, (2, 16, 40, 40, 4, (1, 1), (1, 1), (0, 0), (1, 1), 1), relu=True)
 
 
 def test_conv2d_fd_fastnn(rng):

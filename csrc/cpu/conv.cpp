@@ -11,17 +11,44 @@ namespace fastnn {
 
 namespace {
 
+#ifndef FASTNN_COLF
+#define FASTNN_COLF (1 << 17)
+#endif
 // Work (multiply-adds) below which a whole convolution stays on the calling thread.
 constexpr int64_t kParallelMacs = 1 << 18;
 // The col block is sized to stay in L2 between im2col writing it and the GEMM packing it
 // (a whole 64-channel 56x56 3x3 col matrix is 7 MB; a 512 KB block is re-read from cache).
-constexpr int64_t kColFloats = 1 << 17;
+constexpr int64_t kColFloats = FASTNN_COLF;
 
 // Output rows [oh0, oh1) per block: at least one row.
 int64_t rows_per_block(const Conv2dShape& s) {
   int64_t r = kColFloats / std::max<int64_t>(1, s.K() * s.OW);
   return std::clamp<int64_t>(r, 1, std::max<int64_t>(1, s.OH));
 }
+
+// Small images (a col matrix well under the block size) are batched: the columns of nb
+// images side by side make one GEMM with nb*P columns instead of nb small ones, each of which
+// would repack the weights and pay the GEMM's fixed cost.
+int64_t images_per_block(const Conv2dShape& s) {
+  if (s.direct()) return 1;
+  const int64_t per = std::max<int64_t>(1, s.K() * s.P());
+  return std::max<int64_t>(1, kColFloats / per);
+}
+
+// sum(v[0:n]) in double, from 8 float lanes (the lanes vectorise; a running double sum
+// would be a scalar dependency chain).
+inline double row_sum(const float* v, int64_t n) {
+  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += v[i + k];
+  double acc = 0;
+  for (int k = 0; k < 8; ++k) acc += lane[k];
+  for (; i < n; ++i) acc += v[i];
+  return acc;
+}
+
+inline float act_out(float v, bool relu) { return relu ? std::max(v, 0.f) : v; }
 
 // For kernel column offset `off` = kw*dw - pw, the output columns [lo, hi) whose input column
 // ow*sw + off lies inside [0, W); the rest read padding.
@@ -32,9 +59,10 @@ inline void valid_cols(const Conv2dShape& s, int64_t off, int64_t& lo, int64_t& 
   lo = std::min(lo, hi);
 }
 
-// col (K, (oh1-oh0)*OW), row r = (c*KH + kh)*KW + kw, from one group's input xg (Cg, H, W).
-void im2col(const Conv2dShape& s, const float* xg, int64_t oh0, int64_t oh1, float* col) {
-  const int64_t pc = (oh1 - oh0) * s.OW;
+// col (K, (oh1-oh0)*OW) with leading dimension pc, row r = (c*KH + kh)*KW + kw, from one
+// group's input xg (Cg, H, W).
+void im2col(const Conv2dShape& s, const float* xg, int64_t oh0, int64_t oh1, float* col,
+            int64_t pc) {
   for (int64_t c = 0; c < s.cg(); ++c)
     for (int64_t kh = 0; kh < s.KH; ++kh)
       for (int64_t kw = 0; kw < s.KW; ++kw) {
@@ -50,20 +78,22 @@ void im2col(const Conv2dShape& s, const float* xg, int64_t oh0, int64_t oh1, flo
             continue;
           }
           const float* src = xg + (c * s.H + ih) * s.W + off;
-          std::memset(dst, 0, sizeof(float) * lo);
+          // NOTE: plain loops, not memcpy/memset: rows are short (OW floats) and a library
+          // call per row costs more than the copy for small images.
+          for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = 0.f;
           if (s.sw == 1) {
-            std::memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow];
           } else {
             for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * s.sw];
           }
-          std::memset(dst + hi, 0, sizeof(float) * (s.OW - hi));
+          for (int64_t ow = hi; ow < s.OW; ++ow) dst[ow] = 0.f;
         }
       }
 }
 
 // dxg (Cg, H, W) += the columns of dcol (same layout as im2col's col) scattered back.
-void col2im(const Conv2dShape& s, const float* dcol, int64_t oh0, int64_t oh1, float* dxg) {
-  const int64_t pc = (oh1 - oh0) * s.OW;
+void col2im(const Conv2dShape& s, const float* dcol, int64_t oh0, int64_t oh1, float* dxg,
+            int64_t pc) {
   for (int64_t c = 0; c < s.cg(); ++c)
     for (int64_t kh = 0; kh < s.KH; ++kh)
       for (int64_t kw = 0; kw < s.KW; ++kw) {
@@ -119,6 +149,32 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
   const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
   const int64_t rows = rows_per_block(s);
   const int nt = image_threads(s);
+  const int64_t nb = images_per_block(s);
+  if (nb > 1) {
+    over_images(s, nt, [&](int, int64_t n0, int64_t n1) {
+      const int64_t cap = std::min(nb, n1 - n0) * P;
+      std::vector<float> col((size_t)(K * cap)), tmp((size_t)(OCg * cap));
+      for (int64_t n = n0; n < n1; n += nb) {
+        const int64_t m = std::min(nb, n1 - n), L = m * P;
+        for (int64_t g = 0; g < s.groups; ++g) {
+          for (int64_t j = 0; j < m; ++j)
+            im2col(s, x + ((n + j) * s.C + g * Cg) * HW, 0, s.OH, col.data() + j * P, L);
+          gemm_f32(false, false, OCg, L, K, w + g * OCg * K, K, col.data(), L, tmp.data(), L,
+                   false, nullptr);
+          // Back to NCHW with bias and activation on the way (see the NOTE below).
+          for (int64_t j = 0; j < m; ++j)
+            for (int64_t o = 0; o < OCg; ++o) {
+              const int64_t oc = g * OCg + o;
+              const float bv = b ? b[oc] : 0.f;
+              const float* src = tmp.data() + o * L + j * P;
+              float* dst = y + ((n + j) * s.OC + oc) * P;
+              for (int64_t i = 0; i < P; ++i) dst[i] = act_out(src[i] + bv, relu);
+            }
+        }
+      }
+    });
+    return;
+  }
   over_images(s, nt, [&](int, int64_t n0, int64_t n1) {
     std::vector<float> col(s.direct() ? 0 : (size_t)(K * rows * s.OW));
     for (int64_t n = n0; n < n1; ++n) {
@@ -132,7 +188,7 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
         }
         for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
           const int64_t oh1 = std::min(s.OH, oh0 + rows), pc = (oh1 - oh0) * s.OW;
-          im2col(s, xg, oh0, oh1, col.data());
+          im2col(s, xg, oh0, oh1, col.data(), pc);
           gemm_f32(false, false, OCg, pc, K, wg, K, col.data(), pc, yg + oh0 * s.OW, P, false,
                    nullptr);
         }
@@ -164,6 +220,65 @@ void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const flo
   std::vector<std::vector<float>> dw_loc(nt);
   std::vector<std::vector<double>> db_loc(nt);
   if (dw) std::fill(dw, dw + s.OC * K, 0.f);
+  const int64_t nb = images_per_block(s);
+  if (nb > 1) {
+    over_images(s, nt, [&](int tid, int64_t n0, int64_t n1) {
+      float* dwt = dw;
+      if (dw && tid > 0) {
+        dw_loc[tid].assign((size_t)(s.OC * K), 0.f);
+        dwt = dw_loc[tid].data();
+      }
+      if (db) db_loc[tid].assign((size_t)s.OC, 0.0);
+      const int64_t cap = std::min(nb, n1 - n0) * P;
+      std::vector<float> dzt((size_t)(OCg * cap));
+      std::vector<float> col(dw ? (size_t)(K * cap) : 0), dcol(dx ? (size_t)(K * cap) : 0);
+      for (int64_t n = n0; n < n1; n += nb) {
+        const int64_t m = std::min(nb, n1 - n), L = m * P;
+        if (dx) std::fill(dx + n * s.C * HW, dx + (n + m) * s.C * HW, 0.f);
+        for (int64_t g = 0; g < s.groups; ++g) {
+          // Gather the group's output gradient as one (OCg, m*P) matrix, through the ReLU's
+          // derivative (y > 0 passes it), summing the bias gradient on the way.
+          for (int64_t o = 0; o < OCg; ++o) {
+            const int64_t oc = g * OCg + o;
+            double acc = 0;
+            for (int64_t j = 0; j < m; ++j) {
+              const float* src = dy + ((n + j) * s.OC + oc) * P;
+              float* dst = dzt.data() + o * L + j * P;
+              if (relu) {
+                const float* yv = y + ((n + j) * s.OC + oc) * P;
+                // NOTE: both operands loaded unconditionally so the select vectorises (a
+                // conditional load of src compiles to a mispredicted branch per element).
+                for (int64_t i = 0; i < P; ++i) {
+                  const float v = src[i];
+                  dst[i] = yv[i] > 0.f ? v : 0.f;
+                }
+              } else {
+                std::memcpy(dst, src, sizeof(float) * P);
+              }
+              // NOTE: see the per-image path: double keeps the bias-gradient sum exact
+              // enough not to depend on the thread split.
+              if (db) acc += row_sum(dst, P);
+            }
+            if (db) db_loc[tid][oc] += acc;
+          }
+          if (!dw && !dx) continue;
+          const float* wg = w + g * OCg * K;
+          if (dw) {
+            for (int64_t j = 0; j < m; ++j)
+              im2col(s, x + ((n + j) * s.C + g * Cg) * HW, 0, s.OH, col.data() + j * P, L);
+            gemm_f32(false, true, OCg, K, L, dzt.data(), L, col.data(), L, dwt + g * OCg * K, K,
+                     true, nullptr);
+          }
+          if (dx) {
+            gemm_f32(true, false, K, L, OCg, wg, K, dzt.data(), L, dcol.data(), L, false,
+                     nullptr);
+            for (int64_t j = 0; j < m; ++j)
+              col2im(s, dcol.data() + j * P, 0, s.OH, dx + ((n + j) * s.C + g * Cg) * HW, L);
+          }
+        }
+      }
+    });
+  } else {
   over_images(s, nt, [&](int tid, int64_t n0, int64_t n1) {
     float* dwt = dw;
     if (dw && tid > 0) {
@@ -180,17 +295,17 @@ void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const flo
       if (relu) {
         // ReLU's derivative from its output: y > 0 passes the gradient, y == 0 blocks it.
         const float* yn = y + n * s.OC * P;
-        for (int64_t i = 0; i < s.OC * P; ++i) mask[i] = yn[i] > 0.f ? dzn[i] : 0.f;
+        for (int64_t i = 0; i < s.OC * P; ++i) {
+          const float v = dzn[i];  // unconditional load: see the NOTE in the batched path
+          mask[i] = yn[i] > 0.f ? v : 0.f;
+        }
         dzn = mask.data();
       }
       if (db) {
         // NOTE: the bias gradient sums N*OH*OW terms; double keeps that sum exact enough
         // that it does not depend on the thread split.
         for (int64_t oc = 0; oc < s.OC; ++oc) {
-          const float* v = dzn + oc * P;
-          double acc = 0;
-          for (int64_t i = 0; i < P; ++i) acc += v[i];
-          db_loc[tid][oc] += acc;
+          db_loc[tid][oc] += row_sum(dzn + oc * P, P);
         }
       }
       if (!dw && !dx) continue;
@@ -212,17 +327,18 @@ void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const flo
           const int64_t oh1 = std::min(s.OH, oh0 + rows), pc = (oh1 - oh0) * s.OW;
           const float* dzb = dzg + oh0 * s.OW;
           if (dw) {
-            im2col(s, xg, oh0, oh1, col.data());
+            im2col(s, xg, oh0, oh1, col.data(), pc);
             gemm_f32(false, true, OCg, K, pc, dzb, P, col.data(), pc, dwg, K, true, nullptr);
           }
           if (dx) {
             gemm_f32(true, false, K, pc, OCg, wg, K, dzb, P, dcol.data(), pc, false, nullptr);
-            col2im(s, dcol.data(), oh0, oh1, dxg);
+            col2im(s, dcol.data(), oh0, oh1, dxg, pc);
           }
         }
       }
     }
   });
+  }
   if (dw)
     for (int t = 1; t < nt; ++t)
       if (!dw_loc[t].empty())
