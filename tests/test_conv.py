@@ -98,6 +98,44 @@ def test_conv2d_threaded(rng, threads):
     run_conv(rng, (2, 16, 40, 40, 4, (1, 1), (1, 1), (0, 0), (1, 1), 1), relu=True)
 
 
+# Shapes that take Winograd F(4x4, 3x3) in the forward (3x3, stride 1, groups 1, >= 32
+# channels in and out, output >= 8x8): odd sizes leave partial tiles at the right and bottom.
+WINOGRAD = [
+    (2, 32, 9, 11, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    (1, 32, 16, 17, 33, (3, 3), (1, 1), (0, 0), (1, 1), 1),
+    (2, 48, 13, 10, 32, (3, 3), (1, 1), (2, 2), (1, 1), 1),
+    (0, 32, 9, 9, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+]
+
+
+@pytest.mark.parametrize("shape", WINOGRAD, ids=[str(i) for i in range(len(WINOGRAD))])
+def test_conv2d_winograd(shape, rng, isa):
+    # NOTE: Winograd's transforms (entries up to 8 and 1/24) amplify float32 rounding about
+    # 10x over a direct sum; the derived tolerance (c=64, scale sqrt(k)*|x||w|) covers it
+    # with room to spare (observed errors ~2e-5 against an atol of ~4e-3).
+    assert _C.conv2d_winograd()
+    out = run_conv(rng, shape, relu=True)
+    if shape[0]:
+        n, c, h, w_, oc, k, s, p, d, g = shape
+        x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
+        w = (rng.standard_normal((oc, c) + k) / math.sqrt(c * 9)).astype(np.float32)
+        b = rng.standard_normal(oc).astype(np.float32)
+        y_w = _C.conv2d_fwd(x, w, b, 1, 1, p[0], p[1])
+        _C.conv2d_set_winograd(False)
+        try:
+            y_i = _C.conv2d_fwd(x, w, b, 1, 1, p[0], p[1])
+        finally:
+            _C.conv2d_set_winograd(True)
+        ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, p)
+        err_w, err_i = np.abs(y_w - ref).max(), np.abs(y_i - ref).max()
+        assert err_w < 1e-3 and err_i < 1e-4, (err_w, err_i)
+        assert not np.array_equal(y_w, y_i)  # the two algorithms really differ
+
+
+def test_conv2d_winograd_threaded(rng, threads):
+    run_conv(rng, (3, 32, 20, 21, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1), relu=True)
+
+
 def test_conv2d_fd_fastnn(rng):
     """fastnn's gradient vs finite differences of fastnn's own float32 forward."""
     x = fastnn.tensor(rng.standard_normal((2, 2, 5, 6)).astype(np.float32), requires_grad=True)

@@ -32,6 +32,9 @@ PoolArgs pool_args(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, i
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  m.def("conv2d_set_winograd", &conv2d_set_winograd, py::arg("on"),
+        "Use Winograd F(4x4, 3x3) where it applies (default True); False forces im2col.");
+  m.def("conv2d_winograd", &conv2d_winograd, "Whether Winograd F(4x4, 3x3) is enabled.");
   m.def("conv2d_fwd", [](py::handle x, py::handle w, py::handle b, int64_t sh, int64_t sw,
                          int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups,
                          bool relu) {

@@ -1,6 +1,7 @@
 #include "cpu/conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -10,9 +11,20 @@
 namespace fastnn {
 
 namespace {
+std::atomic<bool> g_winograd{true};
+bool winograd_enabled() { return g_winograd.load(std::memory_order_relaxed); }
+}  // namespace
+
+void conv2d_set_winograd(bool on) { g_winograd.store(on); }
+bool conv2d_winograd() { return winograd_enabled(); }
+
+namespace {
 
 #ifndef FASTNN_COLF
 #define FASTNN_COLF (1 << 17)
+#endif
+#ifndef FASTNN_WTILES
+#define FASTNN_WTILES 128
 #endif
 // Work (multiply-adds) below which a whole convolution stays on the calling thread.
 constexpr int64_t kParallelMacs = 1 << 18;
@@ -142,6 +154,221 @@ void over_images(const Conv2dShape& s, int nt, F&& body) {
   });
 }
 
+
+// ---- Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions ---------------------------------
+// Each 4x4 output tile is A^T [ (G g G^T) .* (B^T d B) ] A over a 6x6 input tile d: 36
+// multiplies per tile and channel pair instead of 144, i.e. the GEMM work drops 4x. For each
+// of the 36 tile positions p the products summed over input channels form one GEMM,
+// M_p (OC, tiles) = U_p (OC, C) · V_p (C, tiles), on the library GEMM. The transforms are
+// laid out so that every inner loop runs along the tile column index (unit stride).
+// NOTE: F(4x4, 3x3)'s transforms have entries up to 8 and 1/24, so float32 rounding grows
+// by roughly 10x over a direct sum; the tests allow for that (see test_conv.py).
+
+bool winograd_ok(const Conv2dShape& s) {
+  return s.KH == 3 && s.KW == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
+         s.groups == 1 && s.C >= 32 && s.OC >= 32 && s.OH >= 8 && s.OW >= 8;
+}
+
+// U (36, OC, C) = G g G^T for every (oc, c) 3x3 kernel g, in double then rounded once.
+void winograd_weights(const Conv2dShape& s, const float* w, float* U) {
+  const int64_t OC = s.OC, C = s.C;
+  for (int64_t oc = 0; oc < OC; ++oc)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* g = w + (oc * C + c) * 9;
+      double t[6][3], u[6];
+      for (int j = 0; j < 3; ++j) {
+        const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        t[0][j] = g0 / 4;
+        t[1][j] = -(g0 + g1 + g2) / 6;
+        t[2][j] = -(g0 - g1 + g2) / 6;
+        t[3][j] = g0 / 24 + g1 / 12 + g2 / 6;
+        t[4][j] = g0 / 24 - g1 / 12 + g2 / 6;
+        t[5][j] = g2;
+      }
+      for (int k = 0; k < 6; ++k) {
+        const double g0 = t[k][0], g1 = t[k][1], g2 = t[k][2];
+        u[0] = g0 / 4;
+        u[1] = -(g0 + g1 + g2) / 6;
+        u[2] = -(g0 - g1 + g2) / 6;
+        u[3] = g0 / 24 + g1 / 12 + g2 / 6;
+        u[4] = g0 / 24 - g1 / 12 + g2 / 6;
+        u[5] = g2;
+        for (int l = 0; l < 6; ++l) U[((k * 6 + l) * OC + oc) * C + c] = (float)u[l];
+      }
+    }
+}
+
+// B^T applied to six rows of n values each (out[k] = sum_i B^T[k][i] in[i]). Separate
+// restrict pointers: with arrays of pointers the compiler cannot rule out aliasing and
+// leaves the loop scalar.
+inline void winograd_bt6(const float* __restrict d0, const float* __restrict d1,
+                         const float* __restrict d2, const float* __restrict d3,
+                         const float* __restrict d4, const float* __restrict d5,
+                         float* __restrict o0, float* __restrict o1, float* __restrict o2,
+                         float* __restrict o3, float* __restrict o4, float* __restrict o5,
+                         int64_t n) {
+  for (int64_t t = 0; t < n; ++t) {
+    o0[t] = 4.f * d0[t] - 5.f * d2[t] + d4[t];
+    o1[t] = -4.f * (d1[t] + d2[t]) + d3[t] + d4[t];
+    o2[t] = 4.f * (d1[t] - d2[t]) - d3[t] + d4[t];
+    o3[t] = 2.f * (d3[t] - d1[t]) - d2[t] + d4[t];
+    o4[t] = 2.f * (d1[t] - d3[t]) - d2[t] + d4[t];
+    o5[t] = 4.f * d1[t] - 5.f * d3[t] + d5[t];
+  }
+}
+inline void winograd_bt(const float* const in[6], float* const out[6], int64_t n) {
+  winograd_bt6(in[0], in[1], in[2], in[3], in[4], in[5], out[0], out[1], out[2], out[3],
+               out[4], out[5], n);
+}
+
+// A^T applied to six rows of n values (out[r] = sum_k A^T[r][k] in[k]).
+inline void winograd_at6(const float* __restrict m0, const float* __restrict m1,
+                         const float* __restrict m2, const float* __restrict m3,
+                         const float* __restrict m4, const float* __restrict m5,
+                         float* __restrict o0, float* __restrict o1, float* __restrict o2,
+                         float* __restrict o3, int64_t n) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float a = m1[t] + m2[t], b = m1[t] - m2[t];
+    const float c = m3[t] + m4[t], d = m3[t] - m4[t];
+    o0[t] = m0[t] + a + c;
+    o1[t] = b + 2.f * d;
+    o2[t] = a + 4.f * c;
+    o3[t] = b + 8.f * d + m5[t];
+  }
+}
+inline void winograd_at(const float* const m[6], float* const o[4], int64_t n) {
+  winograd_at6(m[0], m[1], m[2], m[3], m[4], m[5], o[0], o[1], o[2], o[3], n);
+}
+
+void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                  float* y, bool relu) {
+  const int64_t C = s.C, OC = s.OC, H = s.H, W = s.W, OH = s.OH, OW = s.OW;
+  const int64_t TH = (OH + 3) / 4, TW = (OW + 3) / 4, TWp = TW + 1;
+  // Tile rows per block: ~64 tiles keep V and M (36 x channels x tiles each) near L2.
+  const int64_t rb = std::clamp<int64_t>(FASTNN_WTILES / TW, 1, TH);
+  const int64_t Tb = rb * TW, blocks_per_image = (TH + rb - 1) / rb;
+  const int64_t nblocks = s.N * blocks_per_image;
+  std::vector<float> U((size_t)(36 * OC * C));
+  winograd_weights(s, w, U.data());
+  const int64_t macs = s.N * OC * C * 9 * OH * OW;
+  const int nt = macs < kParallelMacs ? 1 : (int)std::min<int64_t>(get_num_threads(), nblocks);
+  auto body = [&](int tid, int ntt) {
+    int64_t b0, b1;
+    split(nblocks, tid, ntt, b0, b1);
+    std::vector<float> V((size_t)(36 * C * Tb)), M((size_t)(36 * OC * Tb));
+    // Input rows split by column phase (q = 4*tw + phase) so tile columns are unit-stride.
+    std::vector<float> rows((size_t)(6 * 4 * TWp)), tv((size_t)(6 * 4 * TWp));
+    std::vector<float> ot((size_t)(6 * 4 * TW)), oq((size_t)(4 * 4 * TW));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n = blk / blocks_per_image;
+      const int64_t th0 = (blk % blocks_per_image) * rb, th1 = std::min(TH, th0 + rb);
+      const int64_t tb = (th1 - th0) * TW;
+      // V_p (C, tb) = B^T d B per channel and tile.
+      for (int64_t c = 0; c < C; ++c) {
+        const float* xc = x + (n * C + c) * H * W;
+        for (int64_t th = th0; th < th1; ++th) {
+          for (int i = 0; i < 6; ++i) {
+            const int64_t r = 4 * th - s.ph + i;
+            for (int m = 0; m < 4; ++m) {
+              float* dst = rows.data() + (i * 4 + m) * TWp;
+              if (r < 0 || r >= H) {
+                for (int64_t t = 0; t < TWp; ++t) dst[t] = 0.f;
+                continue;
+              }
+              const float* xr = xc + r * W;
+              // Columns q = 4t + m - pw inside [0, W) for t in [lo, hi): the middle copies
+              // without a bounds test per element.
+              const int64_t off = m - s.pw;
+              const int64_t lo = std::min(TWp, off >= 0 ? (int64_t)0 : (-off + 3) / 4);
+              const int64_t hi = std::max(lo, std::min(TWp, W - 1 - off < 0 ? (int64_t)0
+                                                                    : (W - 1 - off) / 4 + 1));
+              for (int64_t t = 0; t < lo; ++t) dst[t] = 0.f;
+              const float* src = xr + off;
+              for (int64_t t = lo; t < hi; ++t) dst[t] = src[4 * t];
+              for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
+            }
+          }
+          // Vertical B^T (over the 6 input rows), each column phase separately.
+          for (int m = 0; m < 4; ++m) {
+            const float* in[6];
+            float* out[6];
+            for (int i = 0; i < 6; ++i) {
+              in[i] = rows.data() + (i * 4 + m) * TWp;
+              out[i] = tv.data() + (i * 4 + m) * TWp;
+            }
+            winograd_bt(in, out, TWp);
+          }
+          // Horizontal B^T: tile tw's columns 0..5 are phases 0..3 at tw and 0..1 at tw+1.
+          const int64_t tl = (th - th0) * TW;
+          for (int k = 0; k < 6; ++k) {
+            const float* e = tv.data() + k * 4 * TWp;
+            const float* in[6] = {e, e + TWp, e + 2 * TWp, e + 3 * TWp, e + 1, e + TWp + 1};
+            float* out[6];
+            for (int l = 0; l < 6; ++l) out[l] = V.data() + ((k * 6 + l) * C + c) * Tb + tl;
+            winograd_bt(in, out, TW);
+          }
+        }
+      }
+      for (int p = 0; p < 36; ++p)
+        gemm_f32(false, false, OC, tb, C, U.data() + p * OC * C, C, V.data() + p * C * Tb, Tb,
+                 M.data() + p * OC * Tb, Tb, false, nullptr);
+      // y tile = A^T M A, then bias and activation, clipped at the output's edges.
+      for (int64_t oc = 0; oc < OC; ++oc) {
+        const float bv = b ? b[oc] : 0.f;
+        float* yc = y + (n * OC + oc) * OH * OW;
+        for (int64_t th = th0; th < th1; ++th) {
+          const int64_t tl = (th - th0) * TW;
+          for (int k = 0; k < 6; ++k) {  // along each row k of the 6x6 tile: A^T over l
+            const float* in[6];
+            float* out[4];
+            for (int l = 0; l < 6; ++l) in[l] = M.data() + ((k * 6 + l) * OC + oc) * Tb + tl;
+            for (int r = 0; r < 4; ++r) out[r] = ot.data() + (k * 4 + r) * TW;
+            winograd_at(in, out, TW);
+          }
+          for (int r = 0; r < 4; ++r) {  // then down each column r: A^T over k
+            const float* in[6];
+            float* out[4];
+            for (int k = 0; k < 6; ++k) in[k] = ot.data() + (k * 4 + r) * TW;
+            for (int q = 0; q < 4; ++q) out[q] = oq.data() + (q * 4 + r) * TW;
+            winograd_at(in, out, TW);
+          }
+          for (int q = 0; q < 4; ++q) {
+            const int64_t oh = 4 * th + q;
+            if (oh >= OH) break;
+            float* __restrict yr = yc + oh * OW;
+            const float* __restrict v0 = oq.data() + (q * 4) * TW;
+            const float* __restrict v1 = v0 + TW;
+            const float* __restrict v2 = v1 + TW;
+            const float* __restrict v3 = v2 + TW;
+            // Whole tiles interleave the four column phases back into the row; a last,
+            // partial tile is clipped.
+            const int64_t full = OW / 4;
+            if (relu) {
+              for (int64_t t = 0; t < full; ++t) {
+                yr[4 * t] = std::max(v0[t] + bv, 0.f);
+                yr[4 * t + 1] = std::max(v1[t] + bv, 0.f);
+                yr[4 * t + 2] = std::max(v2[t] + bv, 0.f);
+                yr[4 * t + 3] = std::max(v3[t] + bv, 0.f);
+              }
+            } else {
+              for (int64_t t = 0; t < full; ++t) {
+                yr[4 * t] = v0[t] + bv;
+                yr[4 * t + 1] = v1[t] + bv;
+                yr[4 * t + 2] = v2[t] + bv;
+                yr[4 * t + 3] = v3[t] + bv;
+              }
+            }
+            for (int64_t ow = 4 * full; ow < OW; ++ow)
+              yr[ow] = act_out(oq[(q * 4 + ow % 4) * TW + full] + bv, relu);
+          }
+        }
+      }
+    }
+  };
+  if (nt <= 1) body(0, 1);
+  else parallel_run(nt, body);
+}
+
 }  // namespace
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
@@ -149,6 +376,10 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
   const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
   const int64_t rows = rows_per_block(s);
   const int nt = image_threads(s);
+  if (winograd_ok(s) && winograd_enabled()) {
+    winograd_fwd(s, x, w, b, y, relu);
+    return;
+  }
   const int64_t nb = images_per_block(s);
   if (nb > 1) {
     over_images(s, nt, [&](int, int64_t n0, int64_t n1) {

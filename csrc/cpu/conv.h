@@ -36,4 +36,9 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
 void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const float* x,
                 const float* w, float* dx, float* dw, float* db, bool relu);
 
+// Winograd F(4x4, 3x3) for 3x3 stride-1 ungrouped convolutions with >= 32 channels in and
+// out (on by default); off forces im2col, so tests and benchmarks can compare the two.
+void conv2d_set_winograd(bool on);
+bool conv2d_winograd();
+
 }  // namespace fastnn
