@@ -443,6 +443,36 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
 
 void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const float* x,
                 const float* w, float* dx, float* dw, float* db, bool relu) {
+  if (dx && winograd_enabled() && winograd_ok(s) && s.ph <= 2 && s.pw <= 2) {
+    // The input gradient of a 3x3 stride-1 convolution is itself one: dy convolved with the
+    // kernel flipped in both directions and its channel axes swapped, padding 2 - p (so the
+    // output is H x W again). That convolution takes the Winograd path; the weight and bias
+    // gradients go through the im2col path below with dx left out.
+    std::vector<float> masked;
+    const float* dz = dy;
+    if (relu) {
+      masked.resize((size_t)(s.N * s.OC * s.P()));
+      float* mz = masked.data();
+      parallel_for(s.N * s.OC * s.P(), 1 << 15, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) {
+          const float v = dy[i];  // unconditional load: the select vectorises
+          mz[i] = y[i] > 0.f ? v : 0.f;
+        }
+      });
+      dz = mz;
+    }
+    std::vector<float> wt((size_t)(s.C * s.OC * 9));
+    for (int64_t oc = 0; oc < s.OC; ++oc)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int i = 0; i < 9; ++i) wt[(c * s.OC + oc) * 9 + i] = w[(oc * s.C + c) * 9 + 8 - i];
+    Conv2dShape t = s;
+    t.C = s.OC; t.H = s.OH; t.W = s.OW;
+    t.OC = s.C; t.OH = s.H; t.OW = s.W;
+    t.ph = 2 - s.ph; t.pw = 2 - s.pw;
+    winograd_fwd(t, dz, wt.data(), nullptr, dx, false);
+    if (dw || db) conv2d_bwd(s, dz, nullptr, x, w, nullptr, dw, db, false);
+    return;
+  }
   const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
   const int64_t rows = rows_per_block(s);
   const int nt = image_threads(s);
