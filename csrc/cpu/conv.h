@@ -1,11 +1,17 @@
 // 2-D convolution, NCHW float32, on the library GEMM (fastnn::gemm_f32).
 //
-// Algorithm (why): per image and group, the input window matrix `col` (K = Cg*KH*KW rows,
-// P = OH*OW columns) turns the convolution into one GEMM, y_g(OCg, P) = w_g(OCg, K)·col.
-// A 1x1 stride-1 unpadded convolution needs no col at all (the input already is that
-// matrix). Images are spread over the library pool (each thread runs its own serial
-// GEMMs, so no nested oversubscription); with fewer images than threads the GEMM threads
-// itself instead.
+// Algorithms, chosen per shape (why):
+//  - Winograd F(4x4, 3x3) for 3x3 stride-1 ungrouped convolutions with >= 32 channels in and
+//    out (forward, and the input gradient, which is such a convolution too): 4x fewer
+//    multiplies, as 36 GEMMs (one per tile position) of (OC, C) x (C, tiles).
+//  - otherwise im2col: per image and group the input window matrix `col` (K = Cg*KH*KW rows,
+//    P = OH*OW columns) turns the convolution into one GEMM, y_g(OCg, P) = w_g(OCg, K)·col;
+//    small images are batched (several images' columns side by side in one GEMM), large ones
+//    are cut into blocks of output rows so col stays in cache. A 1x1 stride-1 unpadded
+//    convolution needs no col at all (the input already is that matrix).
+// Every GEMM is fastnn::gemm_f32. Images (or tile blocks) are spread over the library pool,
+// each thread running its own serial GEMMs (no nested oversubscription); with fewer images
+// than threads the GEMM threads itself instead.
 #pragma once
 #include <cstdint>
 
