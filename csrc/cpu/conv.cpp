@@ -25,10 +25,10 @@ constexpr int64_t kParallelMacs = 1 << 18;
 // The col block is sized to stay in L2 between im2col writing it and the GEMM packing it
 // (a whole 64-channel 56x56 3x3 col matrix is 7 MB; a 512 KB block is re-read from cache).
 constexpr int64_t kColFloats = 1 << 17;
-// Winograd tiles per block (whole tile rows): 128 tiles make V and M (36 x channels x tiles)
-// about 1.2 MB each at 64 channels; 64 to 256 measured within noise of each other, smaller
-// blocks pay more GEMM calls.
-constexpr int64_t kWinogradTiles = 128;
+// Winograd tiles per block (whole tile rows). Measured at 64 channels, 56x56, one thread:
+// 84 tiles (V and M ~770 KB each) 6.4 ms; 128 tiles 8.4 ms (the output transform then
+// re-reads M from L3); 32 tiles 8.4 ms (36 GEMM calls per block, each too small).
+constexpr int64_t kWinogradTiles = 84;
 
 // Output rows [oh0, oh1) per block: at least one row.
 int64_t rows_per_block(const Conv2dShape& s) {
@@ -254,20 +254,21 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
     split(nblocks, tid, ntt, b0, b1);
     std::vector<float> V((size_t)(36 * C * Tb)), M((size_t)(36 * OC * Tb));
     // Input rows split by column phase (q = 4*tw + phase) so tile columns are unit-stride.
-    std::vector<float> rows((size_t)(6 * 4 * TWp)), tv((size_t)(6 * 4 * TWp));
-    std::vector<float> ot((size_t)(6 * 4 * TW)), oq((size_t)(4 * 4 * TW));
+    std::vector<float> rows((size_t)(6 * 4 * rb * TWp)), tv((size_t)(6 * 4 * rb * TWp));
+    std::vector<float> ot((size_t)(6 * 4 * Tb)), oq((size_t)(4 * 4 * Tb));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n = blk / blocks_per_image;
       const int64_t th0 = (blk % blocks_per_image) * rb, th1 = std::min(TH, th0 + rb);
       const int64_t tb = (th1 - th0) * TW;
       // V_p (C, tb) = B^T d B per channel and tile.
+      const int64_t RL = (th1 - th0) * TWp;  // one phase row across the block's tile rows
       for (int64_t c = 0; c < C; ++c) {
         const float* xc = x + (n * C + c) * H * W;
         for (int64_t th = th0; th < th1; ++th) {
           for (int i = 0; i < 6; ++i) {
             const int64_t r = 4 * th - s.ph + i;
             for (int m = 0; m < 4; ++m) {
-              float* dst = rows.data() + (i * 4 + m) * TWp;
+              float* dst = rows.data() + (i * 4 + m) * RL + (th - th0) * TWp;
               if (r < 0 || r >= H) {
                 for (int64_t t = 0; t < TWp; ++t) dst[t] = 0.f;
                 continue;
@@ -285,21 +286,23 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
               for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
             }
           }
-          // Vertical B^T (over the 6 input rows), each column phase separately.
-          for (int m = 0; m < 4; ++m) {
-            const float* in[6];
-            float* out[6];
-            for (int i = 0; i < 6; ++i) {
-              in[i] = rows.data() + (i * 4 + m) * TWp;
-              out[i] = tv.data() + (i * 4 + m) * TWp;
-            }
-            winograd_bt(in, out, TWp);
+        }
+        // Vertical B^T (over the 6 input rows) for every column phase and tile row at once.
+        for (int m = 0; m < 4; ++m) {
+          const float* in[6];
+          float* out[6];
+          for (int i = 0; i < 6; ++i) {
+            in[i] = rows.data() + (i * 4 + m) * RL;
+            out[i] = tv.data() + (i * 4 + m) * RL;
           }
+          winograd_bt(in, out, RL);
+        }
+        for (int64_t th = th0; th < th1; ++th) {
           // Horizontal B^T: tile tw's columns 0..5 are phases 0..3 at tw and 0..1 at tw+1.
           const int64_t tl = (th - th0) * TW;
           for (int k = 0; k < 6; ++k) {
-            const float* e = tv.data() + k * 4 * TWp;
-            const float* in[6] = {e, e + TWp, e + 2 * TWp, e + 3 * TWp, e + 1, e + TWp + 1};
+            const float* e = tv.data() + k * 4 * RL + (th - th0) * TWp;
+            const float* in[6] = {e, e + RL, e + 2 * RL, e + 3 * RL, e + 1, e + RL + 1};
             float* out[6];
             for (int l = 0; l < 6; ++l) out[l] = V.data() + ((k * 6 + l) * C + c) * Tb + tl;
             winograd_bt(in, out, TW);
@@ -313,30 +316,32 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
       for (int64_t oc = 0; oc < OC; ++oc) {
         const float bv = b ? b[oc] : 0.f;
         float* yc = y + (n * OC + oc) * OH * OW;
+        // A^T over l along each row k of the 6x6 tiles, then over k down each column r,
+        // for all of the block's tiles at once (long unit-stride loops).
+        for (int k = 0; k < 6; ++k) {
+          const float* in[6];
+          float* out[4];
+          for (int l = 0; l < 6; ++l) in[l] = M.data() + ((k * 6 + l) * OC + oc) * Tb;
+          for (int r = 0; r < 4; ++r) out[r] = ot.data() + (k * 4 + r) * Tb;
+          winograd_at(in, out, tb);
+        }
+        for (int r = 0; r < 4; ++r) {
+          const float* in[6];
+          float* out[4];
+          for (int k = 0; k < 6; ++k) in[k] = ot.data() + (k * 4 + r) * Tb;
+          for (int q = 0; q < 4; ++q) out[q] = oq.data() + (q * 4 + r) * Tb;
+          winograd_at(in, out, tb);
+        }
         for (int64_t th = th0; th < th1; ++th) {
           const int64_t tl = (th - th0) * TW;
-          for (int k = 0; k < 6; ++k) {  // along each row k of the 6x6 tile: A^T over l
-            const float* in[6];
-            float* out[4];
-            for (int l = 0; l < 6; ++l) in[l] = M.data() + ((k * 6 + l) * OC + oc) * Tb + tl;
-            for (int r = 0; r < 4; ++r) out[r] = ot.data() + (k * 4 + r) * TW;
-            winograd_at(in, out, TW);
-          }
-          for (int r = 0; r < 4; ++r) {  // then down each column r: A^T over k
-            const float* in[6];
-            float* out[4];
-            for (int k = 0; k < 6; ++k) in[k] = ot.data() + (k * 4 + r) * TW;
-            for (int q = 0; q < 4; ++q) out[q] = oq.data() + (q * 4 + r) * TW;
-            winograd_at(in, out, TW);
-          }
           for (int q = 0; q < 4; ++q) {
             const int64_t oh = 4 * th + q;
             if (oh >= OH) break;
             float* __restrict yr = yc + oh * OW;
-            const float* __restrict v0 = oq.data() + (q * 4) * TW;
-            const float* __restrict v1 = v0 + TW;
-            const float* __restrict v2 = v1 + TW;
-            const float* __restrict v3 = v2 + TW;
+            const float* __restrict v0 = oq.data() + (q * 4) * Tb + tl;
+            const float* __restrict v1 = v0 + Tb;
+            const float* __restrict v2 = v1 + Tb;
+            const float* __restrict v3 = v2 + Tb;
             // Whole tiles interleave the four column phases back into the row; a last,
             // partial tile is clipped.
             const int64_t full = OW / 4;
@@ -356,7 +361,7 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
               }
             }
             for (int64_t ow = 4 * full; ow < OW; ++ow)
-              yr[ow] = act_out(oq[(q * 4 + ow % 4) * TW + full] + bv, relu);
+              yr[ow] = act_out(oq[(q * 4 + ow % 4) * Tb + tl + full] + bv, relu);
           }
         }
       }
