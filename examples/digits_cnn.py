@@ -57,7 +57,7 @@ def train(epochs=30, batch_size=32, lr=3e-3, seed=1, show=False):
 
 def main(show=True):
     acc, us, _ = train(show=show)
-    print(f"digits CNN (conv16-pool-conv32-pool-64-10): test accuracy {acc:.1%}, "
+    print(f"digits CNN (conv32-pool-conv32-pool-64-10): test accuracy {acc:.1%}, "
           f"{us:.0f} us per training step")
     return acc
 
