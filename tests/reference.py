@@ -516,3 +516,135 @@ def rnn_grad(x, h0, w_ih, w_hh, b_ih, b_hh, r, nonlinearity="tanh"):
         db += dz.sum(0)
         dh = dz @ w_hh
     return [dx, dh, dwi, dwh, db, db.copy()]
+# ---- conv -------------------------------------------------------------------------------
+
+
+def _conv_geom(x, w, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    kh, kw = w.shape[2], w.shape[3]
+    oh = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return oh, ow
+
+
+def _conv_taps(x, w, stride, padding, dilation):
+    """(kh, kw, window slices of the padded input) for every kernel tap."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh, ow = _conv_geom(x, w, stride, padding, dilation)
+    for i in range(w.shape[2]):
+        for j in range(w.shape[3]):
+            yield i, j, (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                         slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+           relu=False):
+    """Direct definition: y[n, o] = b[o] + sum over the group's channels and kernel taps of
+    w[o, c, i, j] * xpad[n, c, oh*s + i*d, ow*s + j*d]."""
+    n, c = x.shape[:2]
+    oc, cg = w.shape[:2]
+    ocg = oc // groups
+    oh, ow = _conv_geom(x, w, stride, padding, dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    y = np.zeros((n, oc, oh, ow))
+    for g in range(groups):
+        xg = xp[:, g * cg:(g + 1) * cg]
+        wg = w[g * ocg:(g + 1) * ocg]
+        for i, j, (rs, cs) in _conv_taps(x, w, stride, padding, dilation):
+            y[:, g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nohw", xg[:, :, rs, cs],
+                                                     wg[:, :, i, j])
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return np.maximum(y, 0) if relu else y
+
+
+def conv2d_grad(x, w, b, g, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+                relu=False):
+    """[dx, dw, db] of sum(conv2d(...) * g): each tap's forward einsum transposed."""
+    if relu:
+        g = g * (conv2d(x, w, b, stride, padding, dilation, groups) > 0)
+    cg, ocg = w.shape[1], w.shape[0] // groups
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for gr in range(groups):
+        cs_, os_ = slice(gr * cg, (gr + 1) * cg), slice(gr * ocg, (gr + 1) * ocg)
+        gg = g[:, os_]
+        for i, j, (rs, cs) in _conv_taps(x, w, stride, padding, dilation):
+            dxp[:, cs_, rs, cs] += np.einsum("nohw,oc->nchw", gg, w[os_, :, i, j])
+            dw[os_, :, i, j] += np.einsum("nohw,nchw->oc", gg, xp[:, cs_, rs, cs])
+    H, W = x.shape[2:]
+    dx = dxp[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W]
+    db = None if b is None else g.sum(axis=(0, 2, 3))
+    return [dx, dw, db]
+
+
+# ---- pool -------------------------------------------------------------------------------
+
+
+def pool_out(n, k, s, p, d=1, ceil_mode=False):
+    """PyTorch's pooling output size (ceil_mode drops a window starting in the right pad)."""
+    span = n + 2 * p - d * (k - 1) - 1
+    o = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= n + p:
+        o -= 1
+    return o
+
+
+def _pool_windows(shape, k, s, p, d=(1, 1), ceil_mode=False):
+    """(oh, ow, [(ih, iw) inside the input], padded window size h*w) per output position."""
+    H, W = shape[2:]
+    OH = pool_out(H, k[0], s[0], p[0], d[0], ceil_mode)
+    OW = pool_out(W, k[1], s[1], p[1], d[1], ceil_mode)
+    for oh in range(OH):
+        for ow in range(OW):
+            h0, w0 = oh * s[0] - p[0], ow * s[1] - p[1]
+            cells = [(h0 + i * d[0], w0 + j * d[1]) for i in range(k[0]) for j in range(k[1])]
+            inside = [(a, b) for a, b in cells if 0 <= a < H and 0 <= b < W]
+            # PyTorch's avg divisor with count_include_pad: the window clipped at the padded
+            # input's end (H + p), not at the input's.
+            hp = min(h0 + k[0], H + p[0]) - h0
+            wp = min(w0 + k[1], W + p[1]) - w0
+            yield oh, ow, OH, OW, inside, hp * wp
+
+
+def max_pool2d(x, k, s, p=(0, 0), d=(1, 1), ceil_mode=False):
+    out = None
+    for oh, ow, OH, OW, cells, _ in _pool_windows(x.shape, k, s, p, d, ceil_mode):
+        if out is None:
+            out = np.empty(x.shape[:2] + (OH, OW))
+        out[:, :, oh, ow] = np.max(np.stack([x[:, :, a, b] for a, b in cells]), axis=0)
+    return out
+
+
+def max_pool2d_grad(x, g, k, s, p=(0, 0), d=(1, 1), ceil_mode=False):
+    """dx: each output's gradient goes to the first maximum of its window (row-major)."""
+    dx = np.zeros_like(x)
+    n_idx, c_idx = np.meshgrid(np.arange(x.shape[0]), np.arange(x.shape[1]), indexing="ij")
+    for oh, ow, _, _, cells, _ in _pool_windows(x.shape, k, s, p, d, ceil_mode):
+        vals = np.stack([x[:, :, a, b] for a, b in cells])
+        first = np.argmax(vals, axis=0)
+        rows = np.array([a for a, _ in cells])[first]
+        cols = np.array([b for _, b in cells])[first]
+        np.add.at(dx, (n_idx, c_idx, rows, cols), g[:, :, oh, ow])
+    return [dx]
+
+
+def avg_pool2d(x, k, s, p=(0, 0), ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    out = None
+    for oh, ow, OH, OW, cells, padded in _pool_windows(x.shape, k, s, p, ceil_mode=ceil_mode):
+        if out is None:
+            out = np.empty(x.shape[:2] + (OH, OW))
+        div = divisor_override or (padded if count_include_pad else len(cells))
+        out[:, :, oh, ow] = sum(x[:, :, a, b] for a, b in cells) / div
+    return out
+
+
+def avg_pool2d_grad(x, g, k, s, p=(0, 0), ceil_mode=False, count_include_pad=True,
+                    divisor_override=None):
+    dx = np.zeros_like(x)
+    for oh, ow, _, _, cells, padded in _pool_windows(x.shape, k, s, p, ceil_mode=ceil_mode):
+        div = divisor_override or (padded if count_include_pad else len(cells))
+        for a, b in cells:
+            dx[:, :, a, b] += g[:, :, oh, ow] / div
+    return [dx]

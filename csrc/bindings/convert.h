@@ -29,5 +29,6 @@ void bind_elementwise(py::module_& m);
 void bind_reduce(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_rnn(py::module_& m);
+void bind_conv(py::module_& m);
 
 }  // namespace fastnn

@@ -27,4 +27,5 @@ PYBIND11_MODULE(_C, m) {
   fastnn::bind_reduce(m);
   fastnn::bind_optim(m);
   fastnn::bind_rnn(m);
+  fastnn::bind_conv(m);
 }

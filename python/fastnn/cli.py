@@ -57,6 +57,11 @@ def cmd_demo(args):
     print("\n== StatQuest LSTM (by hand and nn.LSTM); LSTM on a noisy sine wave ==")
     _example("statquest_lstm").main()
     _example("sequence_lstm").main(show=show)
+    print("\n== StatQuest CNN: O or X in a 6x6 image ==")
+    _example("statquest_cnn").main()
+
+    print("\n== CNN on the digits data set ==")
+    _example("digits_cnn").main(show=show)
     print(f"\ndemo finished in {time.perf_counter() - t_all:.1f} s "
           f"({fastnn.get_isa()} kernels, {fastnn.get_num_threads()} threads)")
     return 0

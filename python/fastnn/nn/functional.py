@@ -3,9 +3,12 @@ from .._functions.activation import relu, sigmoid, tanh, gelu, softplus
 from .._functions.softmax import softmax, log_softmax
 from .._functions.loss import cross_entropy, mse_loss
 from .._functions.dense import linear
+from .._functions.conv import conv2d
+from .._functions.pool import max_pool2d, avg_pool2d
 
 __all__ = ["linear", "relu", "softplus", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
            "cross_entropy", "mse_loss", "dropout"]
+__all__ += ["conv2d", "max_pool2d", "avg_pool2d"]
 
 
 def dropout(input, p=0.5, training=True):

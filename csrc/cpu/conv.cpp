@@ -1,0 +1,619 @@
+#include "cpu/conv.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "core/parallel.h"
+#include "cpu/gemm.h"
+
+namespace fastnn {
+
+namespace {
+std::atomic<bool> g_winograd{true};
+bool winograd_enabled() { return g_winograd.load(std::memory_order_relaxed); }
+}  // namespace
+
+void conv2d_set_winograd(bool on) { g_winograd.store(on); }
+bool conv2d_winograd() { return winograd_enabled(); }
+
+namespace {
+
+// Work (multiply-adds) below which a whole convolution stays on the calling thread.
+constexpr int64_t kParallelMacs = 1 << 18;
+// The col block is sized to stay in L2 between im2col writing it and the GEMM packing it
+// (a whole 64-channel 56x56 3x3 col matrix is 7 MB; a 512 KB block is re-read from cache).
+constexpr int64_t kColFloats = 1 << 17;
+// Winograd tiles per block (whole tile rows). Measured at 64 channels, 56x56, one thread:
+// 84 tiles (V and M ~770 KB each) 6.4 ms; 128 tiles 8.4 ms (the output transform then
+// re-reads M from L3); 32 tiles 8.4 ms (36 GEMM calls per block, each too small).
+constexpr int64_t kWinogradTiles = 84;
+
+// Output rows [oh0, oh1) per block: at least one row.
+int64_t rows_per_block(const Conv2dShape& s) {
+  int64_t r = kColFloats / std::max<int64_t>(1, s.K() * s.OW);
+  return std::clamp<int64_t>(r, 1, std::max<int64_t>(1, s.OH));
+}
+
+// Small images (a col matrix well under the block size) are batched: the columns of nb
+// images side by side make one GEMM with nb*P columns instead of nb small ones, each of which
+// would repack the weights and pay the GEMM's fixed cost.
+int64_t images_per_block(const Conv2dShape& s) {
+  if (s.direct()) return 1;
+  const int64_t per = std::max<int64_t>(1, s.K() * s.P());
+  return std::max<int64_t>(1, kColFloats / per);
+}
+
+// sum(v[0:n]) in double, from 8 float lanes (the lanes vectorise; a running double sum
+// would be a scalar dependency chain).
+inline double row_sum(const float* v, int64_t n) {
+  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += v[i + k];
+  double acc = 0;
+  for (int k = 0; k < 8; ++k) acc += lane[k];
+  for (; i < n; ++i) acc += v[i];
+  return acc;
+}
+
+inline float act_out(float v, bool relu) { return relu ? std::max(v, 0.f) : v; }
+
+// For kernel column offset `off` = kw*dw - pw, the output columns [lo, hi) whose input column
+// ow*sw + off lies inside [0, W); the rest read padding.
+inline void valid_cols(const Conv2dShape& s, int64_t off, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s.sw - 1) / s.sw;
+  hi = (s.W - 1 - off) < 0 ? 0 : (s.W - 1 - off) / s.sw + 1;
+  hi = std::min(hi, s.OW);
+  lo = std::min(lo, hi);
+}
+
+// col (K, (oh1-oh0)*OW) with leading dimension pc, row r = (c*KH + kh)*KW + kw, from one
+// group's input xg (Cg, H, W).
+void im2col(const Conv2dShape& s, const float* xg, int64_t oh0, int64_t oh1, float* col,
+            int64_t pc) {
+  for (int64_t c = 0; c < s.cg(); ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* row = col + ((c * s.KH + kh) * s.KW + kw) * pc;
+        const int64_t off = kw * s.dw - s.pw;
+        int64_t lo, hi;
+        valid_cols(s, off, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          float* dst = row + (oh - oh0) * s.OW;
+          const int64_t ih = oh * s.sh - s.ph + kh * s.dh;
+          if (ih < 0 || ih >= s.H) {
+            std::memset(dst, 0, sizeof(float) * s.OW);
+            continue;
+          }
+          const float* src = xg + (c * s.H + ih) * s.W + off;
+          // NOTE: plain loops, not memcpy/memset: rows are short (OW floats) and a library
+          // call per row costs more than the copy for small images.
+          for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = 0.f;
+          if (s.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * s.sw];
+          }
+          for (int64_t ow = hi; ow < s.OW; ++ow) dst[ow] = 0.f;
+        }
+      }
+}
+
+// dxg (Cg, H, W) += the columns of dcol (same layout as im2col's col) scattered back.
+void col2im(const Conv2dShape& s, const float* dcol, int64_t oh0, int64_t oh1, float* dxg,
+            int64_t pc) {
+  for (int64_t c = 0; c < s.cg(); ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const float* row = dcol + ((c * s.KH + kh) * s.KW + kw) * pc;
+        const int64_t off = kw * s.dw - s.pw;
+        int64_t lo, hi;
+        valid_cols(s, off, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const int64_t ih = oh * s.sh - s.ph + kh * s.dh;
+          if (ih < 0 || ih >= s.H) continue;
+          const float* src = row + (oh - oh0) * s.OW;
+          float* dst = dxg + (c * s.H + ih) * s.W + off;
+          if (s.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s.sw] += src[ow];
+          }
+        }
+      }
+}
+
+// Threads to spread images over: 1 (GEMM threads itself) when the batch is smaller than the
+// pool or the whole problem is too small to pay for waking it.
+int image_threads(const Conv2dShape& s) {
+  const int64_t macs = s.N * s.OC * s.K() * s.P();
+  if (macs < kParallelMacs) return 1;
+  return (int)std::min<int64_t>(get_num_threads(), s.N);
+}
+
+// Images [b, e) of thread tid among nt (contiguous, balanced).
+inline void split(int64_t n, int tid, int nt, int64_t& b, int64_t& e) {
+  b = n * tid / nt;
+  e = n * (tid + 1) / nt;
+}
+
+template <class F>
+void over_images(const Conv2dShape& s, int nt, F&& body) {
+  if (nt <= 1) {
+    body(0, (int64_t)0, s.N);
+    return;
+  }
+  parallel_run(nt, [&](int tid, int n) {
+    int64_t b, e;
+    split(s.N, tid, n, b, e);
+    body(tid, b, e);
+  });
+}
+
+
+// ---- Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions ---------------------------------
+// Each 4x4 output tile is A^T [ (G g G^T) .* (B^T d B) ] A over a 6x6 input tile d: 36
+// multiplies per tile and channel pair instead of 144, i.e. the GEMM work drops 4x. For each
+// of the 36 tile positions p the products summed over input channels form one GEMM,
+// M_p (OC, tiles) = U_p (OC, C) · V_p (C, tiles), on the library GEMM. The transforms are
+// laid out so that every inner loop runs along the tile column index (unit stride).
+// NOTE: F(4x4, 3x3)'s transforms have entries up to 8 and 1/24, so float32 rounding grows
+// by roughly 10x over a direct sum; the tests allow for that (see test_conv.py).
+
+bool winograd_ok(const Conv2dShape& s) {
+  return s.KH == 3 && s.KW == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
+         s.groups == 1 && s.C >= 32 && s.OC >= 32 && s.OH >= 8 && s.OW >= 8;
+}
+
+// U (36, OC, C) = G g G^T for every (oc, c) 3x3 kernel g, in double then rounded once.
+void winograd_weights(const Conv2dShape& s, const float* w, float* U) {
+  const int64_t OC = s.OC, C = s.C;
+  for (int64_t oc = 0; oc < OC; ++oc)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* g = w + (oc * C + c) * 9;
+      double t[6][3], u[6];
+      for (int j = 0; j < 3; ++j) {
+        const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        t[0][j] = g0 / 4;
+        t[1][j] = -(g0 + g1 + g2) / 6;
+        t[2][j] = -(g0 - g1 + g2) / 6;
+        t[3][j] = g0 / 24 + g1 / 12 + g2 / 6;
+        t[4][j] = g0 / 24 - g1 / 12 + g2 / 6;
+        t[5][j] = g2;
+      }
+      for (int k = 0; k < 6; ++k) {
+        const double g0 = t[k][0], g1 = t[k][1], g2 = t[k][2];
+        u[0] = g0 / 4;
+        u[1] = -(g0 + g1 + g2) / 6;
+        u[2] = -(g0 - g1 + g2) / 6;
+        u[3] = g0 / 24 + g1 / 12 + g2 / 6;
+        u[4] = g0 / 24 - g1 / 12 + g2 / 6;
+        u[5] = g2;
+        for (int l = 0; l < 6; ++l) U[((k * 6 + l) * OC + oc) * C + c] = (float)u[l];
+      }
+    }
+}
+
+// B^T applied to six rows of n values each (out[k] = sum_i B^T[k][i] in[i]). Separate
+// restrict pointers: with arrays of pointers the compiler cannot rule out aliasing and
+// leaves the loop scalar.
+inline void winograd_bt6(const float* __restrict d0, const float* __restrict d1,
+                         const float* __restrict d2, const float* __restrict d3,
+                         const float* __restrict d4, const float* __restrict d5,
+                         float* __restrict o0, float* __restrict o1, float* __restrict o2,
+                         float* __restrict o3, float* __restrict o4, float* __restrict o5,
+                         int64_t n) {
+  for (int64_t t = 0; t < n; ++t) {
+    o0[t] = 4.f * d0[t] - 5.f * d2[t] + d4[t];
+    o1[t] = -4.f * (d1[t] + d2[t]) + d3[t] + d4[t];
+    o2[t] = 4.f * (d1[t] - d2[t]) - d3[t] + d4[t];
+    o3[t] = 2.f * (d3[t] - d1[t]) - d2[t] + d4[t];
+    o4[t] = 2.f * (d1[t] - d3[t]) - d2[t] + d4[t];
+    o5[t] = 4.f * d1[t] - 5.f * d3[t] + d5[t];
+  }
+}
+inline void winograd_bt(const float* const in[6], float* const out[6], int64_t n) {
+  winograd_bt6(in[0], in[1], in[2], in[3], in[4], in[5], out[0], out[1], out[2], out[3],
+               out[4], out[5], n);
+}
+
+// A^T applied to six rows of n values (out[r] = sum_k A^T[r][k] in[k]).
+inline void winograd_at6(const float* __restrict m0, const float* __restrict m1,
+                         const float* __restrict m2, const float* __restrict m3,
+                         const float* __restrict m4, const float* __restrict m5,
+                         float* __restrict o0, float* __restrict o1, float* __restrict o2,
+                         float* __restrict o3, int64_t n) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float a = m1[t] + m2[t], b = m1[t] - m2[t];
+    const float c = m3[t] + m4[t], d = m3[t] - m4[t];
+    o0[t] = m0[t] + a + c;
+    o1[t] = b + 2.f * d;
+    o2[t] = a + 4.f * c;
+    o3[t] = b + 8.f * d + m5[t];
+  }
+}
+inline void winograd_at(const float* const m[6], float* const o[4], int64_t n) {
+  winograd_at6(m[0], m[1], m[2], m[3], m[4], m[5], o[0], o[1], o[2], o[3], n);
+}
+
+void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                  float* y, bool relu) {
+  const int64_t C = s.C, OC = s.OC, H = s.H, W = s.W, OH = s.OH, OW = s.OW;
+  const int64_t TH = (OH + 3) / 4, TW = (OW + 3) / 4, TWp = TW + 1;
+  const int64_t rb = std::clamp<int64_t>(kWinogradTiles / TW, 1, TH);
+  const int64_t Tb = rb * TW, blocks_per_image = (TH + rb - 1) / rb;
+  const int64_t nblocks = s.N * blocks_per_image;
+  std::vector<float> U((size_t)(36 * OC * C));
+  winograd_weights(s, w, U.data());
+  const int64_t macs = s.N * OC * C * 9 * OH * OW;
+  const int nt = macs < kParallelMacs ? 1 : (int)std::min<int64_t>(get_num_threads(), nblocks);
+  auto body = [&](int tid, int ntt) {
+    int64_t b0, b1;
+    split(nblocks, tid, ntt, b0, b1);
+    std::vector<float> V((size_t)(36 * C * Tb)), M((size_t)(36 * OC * Tb));
+    // Input rows split by column phase (q = 4*tw + phase) so tile columns are unit-stride.
+    std::vector<float> rows((size_t)(6 * 4 * rb * TWp)), tv((size_t)(6 * 4 * rb * TWp));
+    std::vector<float> ot((size_t)(6 * 4 * Tb)), oq((size_t)(4 * 4 * Tb));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n = blk / blocks_per_image;
+      const int64_t th0 = (blk % blocks_per_image) * rb, th1 = std::min(TH, th0 + rb);
+      const int64_t tb = (th1 - th0) * TW;
+      // V_p (C, tb) = B^T d B per channel and tile.
+      const int64_t RL = (th1 - th0) * TWp;  // one phase row across the block's tile rows
+      for (int64_t c = 0; c < C; ++c) {
+        const float* xc = x + (n * C + c) * H * W;
+        for (int64_t th = th0; th < th1; ++th) {
+          for (int i = 0; i < 6; ++i) {
+            const int64_t r = 4 * th - s.ph + i;
+            for (int m = 0; m < 4; ++m) {
+              float* dst = rows.data() + (i * 4 + m) * RL + (th - th0) * TWp;
+              if (r < 0 || r >= H) {
+                for (int64_t t = 0; t < TWp; ++t) dst[t] = 0.f;
+                continue;
+              }
+              const float* xr = xc + r * W;
+              // Columns q = 4t + m - pw inside [0, W) for t in [lo, hi): the middle copies
+              // without a bounds test per element.
+              const int64_t off = m - s.pw;
+              const int64_t lo = std::min(TWp, off >= 0 ? (int64_t)0 : (-off + 3) / 4);
+              const int64_t hi = std::max(lo, std::min(TWp, W - 1 - off < 0 ? (int64_t)0
+                                                                    : (W - 1 - off) / 4 + 1));
+              for (int64_t t = 0; t < lo; ++t) dst[t] = 0.f;
+              const float* src = xr + off;
+              for (int64_t t = lo; t < hi; ++t) dst[t] = src[4 * t];
+              for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
+            }
+          }
+        }
+        // Vertical B^T (over the 6 input rows) for every column phase and tile row at once.
+        for (int m = 0; m < 4; ++m) {
+          const float* in[6];
+          float* out[6];
+          for (int i = 0; i < 6; ++i) {
+            in[i] = rows.data() + (i * 4 + m) * RL;
+            out[i] = tv.data() + (i * 4 + m) * RL;
+          }
+          winograd_bt(in, out, RL);
+        }
+        for (int64_t th = th0; th < th1; ++th) {
+          // Horizontal B^T: tile tw's columns 0..5 are phases 0..3 at tw and 0..1 at tw+1.
+          const int64_t tl = (th - th0) * TW;
+          for (int k = 0; k < 6; ++k) {
+            const float* e = tv.data() + k * 4 * RL + (th - th0) * TWp;
+            const float* in[6] = {e, e + RL, e + 2 * RL, e + 3 * RL, e + 1, e + RL + 1};
+            float* out[6];
+            for (int l = 0; l < 6; ++l) out[l] = V.data() + ((k * 6 + l) * C + c) * Tb + tl;
+            winograd_bt(in, out, TW);
+          }
+        }
+      }
+      for (int p = 0; p < 36; ++p)
+        gemm_f32(false, false, OC, tb, C, U.data() + p * OC * C, C, V.data() + p * C * Tb, Tb,
+                 M.data() + p * OC * Tb, Tb, false, nullptr);
+      // y tile = A^T M A, then bias and activation, clipped at the output's edges.
+      for (int64_t oc = 0; oc < OC; ++oc) {
+        const float bv = b ? b[oc] : 0.f;
+        float* yc = y + (n * OC + oc) * OH * OW;
+        // A^T over l along each row k of the 6x6 tiles, then over k down each column r,
+        // for all of the block's tiles at once (long unit-stride loops).
+        for (int k = 0; k < 6; ++k) {
+          const float* in[6];
+          float* out[4];
+          for (int l = 0; l < 6; ++l) in[l] = M.data() + ((k * 6 + l) * OC + oc) * Tb;
+          for (int r = 0; r < 4; ++r) out[r] = ot.data() + (k * 4 + r) * Tb;
+          winograd_at(in, out, tb);
+        }
+        for (int r = 0; r < 4; ++r) {
+          const float* in[6];
+          float* out[4];
+          for (int k = 0; k < 6; ++k) in[k] = ot.data() + (k * 4 + r) * Tb;
+          for (int q = 0; q < 4; ++q) out[q] = oq.data() + (q * 4 + r) * Tb;
+          winograd_at(in, out, tb);
+        }
+        for (int64_t th = th0; th < th1; ++th) {
+          const int64_t tl = (th - th0) * TW;
+          for (int q = 0; q < 4; ++q) {
+            const int64_t oh = 4 * th + q;
+            if (oh >= OH) break;
+            float* __restrict yr = yc + oh * OW;
+            const float* __restrict v0 = oq.data() + (q * 4) * Tb + tl;
+            const float* __restrict v1 = v0 + Tb;
+            const float* __restrict v2 = v1 + Tb;
+            const float* __restrict v3 = v2 + Tb;
+            // Whole tiles interleave the four column phases back into the row; a last,
+            // partial tile is clipped.
+            const int64_t full = OW / 4;
+            if (relu) {
+              for (int64_t t = 0; t < full; ++t) {
+                yr[4 * t] = std::max(v0[t] + bv, 0.f);
+                yr[4 * t + 1] = std::max(v1[t] + bv, 0.f);
+                yr[4 * t + 2] = std::max(v2[t] + bv, 0.f);
+                yr[4 * t + 3] = std::max(v3[t] + bv, 0.f);
+              }
+            } else {
+              for (int64_t t = 0; t < full; ++t) {
+                yr[4 * t] = v0[t] + bv;
+                yr[4 * t + 1] = v1[t] + bv;
+                yr[4 * t + 2] = v2[t] + bv;
+                yr[4 * t + 3] = v3[t] + bv;
+              }
+            }
+            for (int64_t ow = 4 * full; ow < OW; ++ow)
+              yr[ow] = act_out(oq[(q * 4 + ow % 4) * Tb + tl + full] + bv, relu);
+          }
+        }
+      }
+    }
+  };
+  if (nt <= 1) body(0, 1);
+  else parallel_run(nt, body);
+}
+
+}  // namespace
+
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                bool relu) {
+  const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
+  const int64_t rows = rows_per_block(s);
+  const int nt = image_threads(s);
+  if (winograd_ok(s) && winograd_enabled()) {
+    winograd_fwd(s, x, w, b, y, relu);
+    return;
+  }
+  const int64_t nb = images_per_block(s);
+  if (nb > 1) {
+    over_images(s, nt, [&](int, int64_t n0, int64_t n1) {
+      const int64_t cap = std::min(nb, n1 - n0) * P;
+      std::vector<float> col((size_t)(K * cap)), tmp((size_t)(OCg * cap));
+      for (int64_t n = n0; n < n1; n += nb) {
+        const int64_t m = std::min(nb, n1 - n), L = m * P;
+        for (int64_t g = 0; g < s.groups; ++g) {
+          for (int64_t j = 0; j < m; ++j)
+            im2col(s, x + ((n + j) * s.C + g * Cg) * HW, 0, s.OH, col.data() + j * P, L);
+          gemm_f32(false, false, OCg, L, K, w + g * OCg * K, K, col.data(), L, tmp.data(), L,
+                   false, nullptr);
+          // Back to NCHW with bias and activation on the way (see the NOTE below).
+          for (int64_t j = 0; j < m; ++j)
+            for (int64_t o = 0; o < OCg; ++o) {
+              const int64_t oc = g * OCg + o;
+              const float bv = b ? b[oc] : 0.f;
+              const float* src = tmp.data() + o * L + j * P;
+              float* dst = y + ((n + j) * s.OC + oc) * P;
+              for (int64_t i = 0; i < P; ++i) dst[i] = act_out(src[i] + bv, relu);
+            }
+        }
+      }
+    });
+    return;
+  }
+  over_images(s, nt, [&](int, int64_t n0, int64_t n1) {
+    std::vector<float> col(s.direct() ? 0 : (size_t)(K * rows * s.OW));
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t g = 0; g < s.groups; ++g) {
+        const float* xg = x + (n * s.C + g * Cg) * HW;
+        const float* wg = w + g * OCg * K;
+        float* yg = y + (n * s.OC + g * OCg) * P;
+        if (s.direct()) {
+          gemm_f32(false, false, OCg, P, K, wg, K, xg, P, yg, P, false, nullptr);
+          continue;
+        }
+        for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+          const int64_t oh1 = std::min(s.OH, oh0 + rows), pc = (oh1 - oh0) * s.OW;
+          im2col(s, xg, oh0, oh1, col.data(), pc);
+          gemm_f32(false, false, OCg, pc, K, wg, K, col.data(), pc, yg + oh0 * s.OW, P, false,
+                   nullptr);
+        }
+      }
+      // NOTE: the GEMM's epilogue adds bias per column, but here bias is per row (channel) of
+      // an NCHW image; this pass runs while the image's output is still in cache.
+      if (b || relu) {
+        for (int64_t oc = 0; oc < s.OC; ++oc) {
+          float* v = y + (n * s.OC + oc) * P;
+          const float bv = b ? b[oc] : 0.f;
+          if (relu) {
+            for (int64_t i = 0; i < P; ++i) v[i] = std::max(v[i] + bv, 0.f);
+          } else {
+            for (int64_t i = 0; i < P; ++i) v[i] += bv;
+          }
+        }
+      }
+    }
+  });
+}
+
+void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const float* x,
+                const float* w, float* dx, float* dw, float* db, bool relu) {
+  if (dx && winograd_enabled() && winograd_ok(s) && s.ph <= 2 && s.pw <= 2) {
+    // The input gradient of a 3x3 stride-1 convolution is itself one: dy convolved with the
+    // kernel flipped in both directions and its channel axes swapped, padding 2 - p (so the
+    // output is H x W again). That convolution takes the Winograd path; the weight and bias
+    // gradients go through the im2col path below with dx left out.
+    std::vector<float> masked;
+    const float* dz = dy;
+    if (relu) {
+      masked.resize((size_t)(s.N * s.OC * s.P()));
+      float* mz = masked.data();
+      parallel_for(s.N * s.OC * s.P(), 1 << 15, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) {
+          const float v = dy[i];  // unconditional load: the select vectorises
+          mz[i] = y[i] > 0.f ? v : 0.f;
+        }
+      });
+      dz = mz;
+    }
+    std::vector<float> wt((size_t)(s.C * s.OC * 9));
+    for (int64_t oc = 0; oc < s.OC; ++oc)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int i = 0; i < 9; ++i) wt[(c * s.OC + oc) * 9 + i] = w[(oc * s.C + c) * 9 + 8 - i];
+    Conv2dShape t = s;
+    t.C = s.OC; t.H = s.OH; t.W = s.OW;
+    t.OC = s.C; t.OH = s.H; t.OW = s.W;
+    t.ph = 2 - s.ph; t.pw = 2 - s.pw;
+    winograd_fwd(t, dz, wt.data(), nullptr, dx, false);
+    if (dw || db) conv2d_bwd(s, dz, nullptr, x, w, nullptr, dw, db, false);
+    return;
+  }
+  const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
+  const int64_t rows = rows_per_block(s);
+  const int nt = image_threads(s);
+  // Per-thread weight/bias gradient partials (thread 0 writes the outputs directly), summed
+  // at the end: images are independent, their weight gradients add.
+  std::vector<std::vector<float>> dw_loc(nt);
+  std::vector<std::vector<double>> db_loc(nt);
+  if (dw) std::fill(dw, dw + s.OC * K, 0.f);
+  const int64_t nb = images_per_block(s);
+  if (nb > 1) {
+    over_images(s, nt, [&](int tid, int64_t n0, int64_t n1) {
+      float* dwt = dw;
+      if (dw && tid > 0) {
+        dw_loc[tid].assign((size_t)(s.OC * K), 0.f);
+        dwt = dw_loc[tid].data();
+      }
+      if (db) db_loc[tid].assign((size_t)s.OC, 0.0);
+      const int64_t cap = std::min(nb, n1 - n0) * P;
+      std::vector<float> dzt((size_t)(OCg * cap));
+      std::vector<float> col(dw ? (size_t)(K * cap) : 0), dcol(dx ? (size_t)(K * cap) : 0);
+      for (int64_t n = n0; n < n1; n += nb) {
+        const int64_t m = std::min(nb, n1 - n), L = m * P;
+        if (dx) std::fill(dx + n * s.C * HW, dx + (n + m) * s.C * HW, 0.f);
+        for (int64_t g = 0; g < s.groups; ++g) {
+          // Gather the group's output gradient as one (OCg, m*P) matrix, through the ReLU's
+          // derivative (y > 0 passes it), summing the bias gradient on the way.
+          for (int64_t o = 0; o < OCg; ++o) {
+            const int64_t oc = g * OCg + o;
+            double acc = 0;
+            for (int64_t j = 0; j < m; ++j) {
+              const float* src = dy + ((n + j) * s.OC + oc) * P;
+              float* dst = dzt.data() + o * L + j * P;
+              if (relu) {
+                const float* yv = y + ((n + j) * s.OC + oc) * P;
+                // NOTE: both operands loaded unconditionally so the select vectorises (a
+                // conditional load of src compiles to a mispredicted branch per element).
+                for (int64_t i = 0; i < P; ++i) {
+                  const float v = src[i];
+                  dst[i] = yv[i] > 0.f ? v : 0.f;
+                }
+              } else {
+                std::memcpy(dst, src, sizeof(float) * P);
+              }
+              // NOTE: see the per-image path: double keeps the bias-gradient sum exact
+              // enough not to depend on the thread split.
+              if (db) acc += row_sum(dst, P);
+            }
+            if (db) db_loc[tid][oc] += acc;
+          }
+          if (!dw && !dx) continue;
+          const float* wg = w + g * OCg * K;
+          if (dw) {
+            for (int64_t j = 0; j < m; ++j)
+              im2col(s, x + ((n + j) * s.C + g * Cg) * HW, 0, s.OH, col.data() + j * P, L);
+            gemm_f32(false, true, OCg, K, L, dzt.data(), L, col.data(), L, dwt + g * OCg * K, K,
+                     true, nullptr);
+          }
+          if (dx) {
+            gemm_f32(true, false, K, L, OCg, wg, K, dzt.data(), L, dcol.data(), L, false,
+                     nullptr);
+            for (int64_t j = 0; j < m; ++j)
+              col2im(s, dcol.data() + j * P, 0, s.OH, dx + ((n + j) * s.C + g * Cg) * HW, L);
+          }
+        }
+      }
+    });
+  } else {
+  over_images(s, nt, [&](int tid, int64_t n0, int64_t n1) {
+    float* dwt = dw;
+    if (dw && tid > 0) {
+      dw_loc[tid].assign((size_t)(s.OC * K), 0.f);
+      dwt = dw_loc[tid].data();
+    }
+    if (db) db_loc[tid].assign((size_t)s.OC, 0.0);
+    const bool need_col = !s.direct();
+    std::vector<float> col(need_col && dw ? (size_t)(K * rows * s.OW) : 0);
+    std::vector<float> dcol(need_col && dx ? (size_t)(K * rows * s.OW) : 0);
+    std::vector<float> mask(relu ? (size_t)(s.OC * P) : 0);
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* dzn = dy + n * s.OC * P;
+      if (relu) {
+        // ReLU's derivative from its output: y > 0 passes the gradient, y == 0 blocks it.
+        const float* yn = y + n * s.OC * P;
+        for (int64_t i = 0; i < s.OC * P; ++i) {
+          const float v = dzn[i];  // unconditional load: see the NOTE in the batched path
+          mask[i] = yn[i] > 0.f ? v : 0.f;
+        }
+        dzn = mask.data();
+      }
+      if (db) {
+        // NOTE: the bias gradient sums N*OH*OW terms; double keeps that sum exact enough
+        // that it does not depend on the thread split.
+        for (int64_t oc = 0; oc < s.OC; ++oc) {
+          db_loc[tid][oc] += row_sum(dzn + oc * P, P);
+        }
+      }
+      if (!dw && !dx) continue;
+      float* dxn = dx ? dx + n * s.C * HW : nullptr;
+      if (dx && need_col) std::fill(dxn, dxn + s.C * HW, 0.f);
+      for (int64_t g = 0; g < s.groups; ++g) {
+        const float* xg = x + (n * s.C + g * Cg) * HW;
+        const float* wg = w + g * OCg * K;
+        const float* dzg = dzn + g * OCg * P;
+        float* dwg = dw ? dwt + g * OCg * K : nullptr;
+        float* dxg = dx ? dxn + g * Cg * HW : nullptr;
+        if (!need_col) {
+          // 1x1 stride 1: dW_g += dz_g · x_gᵀ, dx_g = W_gᵀ · dz_g, straight on the planes.
+          if (dw) gemm_f32(false, true, OCg, K, P, dzg, P, xg, P, dwg, K, true, nullptr);
+          if (dx) gemm_f32(true, false, K, P, OCg, wg, K, dzg, P, dxg, P, false, nullptr);
+          continue;
+        }
+        for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+          const int64_t oh1 = std::min(s.OH, oh0 + rows), pc = (oh1 - oh0) * s.OW;
+          const float* dzb = dzg + oh0 * s.OW;
+          if (dw) {
+            im2col(s, xg, oh0, oh1, col.data(), pc);
+            gemm_f32(false, true, OCg, K, pc, dzb, P, col.data(), pc, dwg, K, true, nullptr);
+          }
+          if (dx) {
+            gemm_f32(true, false, K, pc, OCg, wg, K, dzb, P, dcol.data(), pc, false, nullptr);
+            col2im(s, dcol.data(), oh0, oh1, dxg, pc);
+          }
+        }
+      }
+    }
+  });
+  }
+  if (dw)
+    for (int t = 1; t < nt; ++t)
+      if (!dw_loc[t].empty())
+        for (int64_t i = 0; i < s.OC * K; ++i) dw[i] += dw_loc[t][i];
+  if (db) {
+    for (int64_t oc = 0; oc < s.OC; ++oc) {
+      double acc = 0;
+      for (int t = 0; t < nt; ++t)
+        if (!db_loc[t].empty()) acc += db_loc[t][oc];
+      db[oc] = (float)acc;
+    }
+  }
+}
+
+}  // namespace fastnn
