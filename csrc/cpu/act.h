@@ -17,7 +17,7 @@ struct ActParams {
 const char* act_name(Act a);
 // gelu and softplus need the pre-activation input for their derivative; the others can
 // take it from the output alone.
-inline bool act_backward_needs_input(Act a) { return a == Act::gelu || a == Act::softplus; }
+constexpr bool act_backward_needs_input(Act a) { return a == Act::gelu || a == Act::softplus; }
 
 // NOTE: sigmoid is evaluated on the side where exp() cannot overflow, so |x| up to 1e4 (or
 // inf) gives 0 or 1, never NaN.
