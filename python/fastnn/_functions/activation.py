@@ -1,7 +1,8 @@
 """ReLU, sigmoid, tanh, GELU, softplus: forward and backward in C++ (csrc/cpu/activation.cpp)."""
 from .. import _C
 from ..autograd import Function, grad_mode
-from ..tensor import Tensor, _contig, float32
+from ..tensor import Tensor, _contig
+from ._check import check_tensor
 
 # Activation codes shared with csrc/cpu/act.h (enum class Act) and the fused linear op.
 ACT_CODES = {"none": 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4,
@@ -26,11 +27,7 @@ class Activation(Function):
         return _C.activation_bwd(_contig(dy), x, y, act, beta, threshold)
 
 
-def _check(x, op):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
-    if x.dtype is not float32:
-        raise TypeError(f"[{op}] input must be float32, got {x.dtype}")
+_check = check_tensor  # (x, op)
 
 
 def _apply(x, name, beta=1.0, threshold=20.0):

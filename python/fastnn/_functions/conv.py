@@ -7,7 +7,8 @@ requested gradients.
 """
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig, float32
+from ..tensor import _contig
+from ._check import check_tensor
 
 
 def _pair(v, op, name, minimum):
@@ -27,13 +28,7 @@ def _pair(v, op, name, minimum):
     return a, b
 
 
-def _check_float(t, op, name, optional=False):
-    if t is None and optional:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(t).__name__}")
-    if t.dtype is not float32:
-        raise TypeError(f"[{op}] {name} must be float32, got {t.dtype}")
+_check_float = check_tensor  # (t, op, name, optional=)
 
 
 class Conv2d(Function):

@@ -12,20 +12,15 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function, grad_mode
-from ..tensor import Tensor, _contig, float32
+from ..tensor import Tensor, _contig
 from .activation import ACT_CODES, NEEDS_INPUT
 from .shape import sum_to_shape
+from ._check import check_tensor
 
 _F32 = np.dtype(np.float32)
 
 
-def _check_float(t, op, name, optional=False):
-    if t is None and optional:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(t).__name__}")
-    if t.dtype is not float32:
-        raise TypeError(f"[{op}] {name} must be float32, got {t.dtype}")
+_check_float = check_tensor  # (t, op, name, optional=)
 
 
 # ---- linear -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .. import _C
 from ..autograd import Function
 from ..tensor import Tensor, _contig, bool_, float32, int64, tensor
 from .shape import sum_to_shape
+from ._check import check_tensor
 
 _BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 _INT_OK = ("add", "sub", "mul", "maximum", "minimum")  # int64 kernels; div/pow go via float32
@@ -127,11 +128,7 @@ class Unary(Function):
 
 
 def _check_tensor(x, op):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
-    if x.dtype not in (float32, int64):
-        raise TypeError(f"[{op}] input must be float32 or int64, got {x.dtype}")
-    return x
+    return check_tensor(x, op, dtypes=(float32, int64))
 
 
 def neg(x): return Unary.apply(_check_tensor(x, "neg"), "neg")

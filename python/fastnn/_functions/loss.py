@@ -7,7 +7,8 @@ import numbers
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig, float32, int64
+from ..tensor import _contig, float32, int64
+from ._check import check_tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -18,10 +19,7 @@ def _check_reduction(reduction, op):
 
 
 def _check_tensor(x, op, name, dt, what=""):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(x).__name__}")
-    if x.dtype is not dt:
-        raise TypeError(f"[{op}] {name} must be {dt.name}{what}, got {x.dtype.name}")
+    check_tensor(x, op, name, (dt,), what=what)
 
 
 class CrossEntropy(Function):

@@ -2,15 +2,13 @@
 and output sizes (ceil_mode included); input NCHW or unbatched CHW."""
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig, float32
+from ..tensor import _contig
 from .conv import _pair
+from ._check import check_tensor
 
 
 def _check(x, op):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
-    if x.dtype is not float32:
-        raise TypeError(f"[{op}] input must be float32, got {x.dtype}")
+    check_tensor(x, op)
     if x.ndim not in (3, 4):
         raise ValueError(f"[{op}] input must be 4-D (N, C, H, W) or 3-D (C, H, W), got "
                          f"{x.ndim}-D with shape {tuple(x.shape)}")

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig, float32, int64
+from ..tensor import _contig, float32, int64
+from ._check import check_tensor
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
@@ -62,8 +63,7 @@ class Sum(Function):
 
 
 def _check(x, op):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"[{op}] input must be a fastnn.Tensor, got {type(x).__name__}")
+    check_tensor(x, op, dtypes=None)
 
 
 def sum(x, dim=None, keepdim=False):

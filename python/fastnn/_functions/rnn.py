@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig
+from ..tensor import _contig
+from ._check import check_tensor
 
 LSTM, RNN_TANH, RNN_RELU = 0, 1, 2
 # NOTE (speed): dtype checks compare the NumPy dtype object directly; Tensor.dtype goes
@@ -82,12 +83,7 @@ class RecurrentLayer(Function):
 
 
 def _check(t, op, name, optional=False):
-    if t is None and optional:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(t).__name__}")
-    if t._data.dtype is not _F32:
-        raise TypeError(f"[{op}] {name} must be float32, got {t.dtype}")
+    check_tensor(t, op, name, optional=optional)
 
 
 def _check_state(t, op, name, x, w_hh, batch_first, unbatched=False):

@@ -7,14 +7,10 @@ import numbers
 from .. import _C
 from ..autograd import Function
 from ..tensor import Tensor, _contig, float32, int64
+from ._check import check_tensor
 
 
-def _check_tensor(x, op, name="input", dtypes=(float32,)):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(x).__name__}")
-    if x.dtype not in dtypes:
-        want = " or ".join(d.name for d in dtypes)
-        raise TypeError(f"[{op}] {name} must be {want}, got {x.dtype.name}")
+_check_tensor = check_tensor  # (x, op, name=, dtypes=)
 
 
 def _wrap_dim(dim, ndim, op):

@@ -1,0 +1,15 @@
+"""The argument check every differentiable op starts with."""
+from ..tensor import Tensor, float32
+
+
+def check_tensor(t, op, name="input", dtypes=(float32,), optional=False, what=""):
+    """t must be a fastnn.Tensor whose dtype is in `dtypes` (None: any dtype); None passes
+    when `optional`. Raises TypeError "[op] name must be ..., got ..."; returns t."""
+    if t is None and optional:
+        return None
+    if not isinstance(t, Tensor):
+        raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(t).__name__}")
+    if dtypes is not None and t.dtype not in dtypes:
+        want = " or ".join(d.name for d in dtypes)
+        raise TypeError(f"[{op}] {name} must be {want}{what}, got {t.dtype.name}")
+    return t
