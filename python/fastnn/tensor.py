@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from . import _C
-from .autograd import Function, grad_mode, run_backward
+from .autograd import grad_mode, run_backward
 
 __all__ = ["Tensor", "dtype", "float32", "int64", "bool_", "device", "tensor", "from_numpy",
            "as_tensor", "zeros", "ones", "full", "empty", "rand", "randn", "randint", "arange",

@@ -4,7 +4,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..autograd import zero_grads
-from ..tensor import Tensor, _aligned_copy, _check_device, float32, int64
+from ..tensor import Tensor, _check_device
 
 
 class Parameter(Tensor):
