@@ -99,10 +99,47 @@ void copy_panel(int R, const float* src, int64_t ld, int cols, int64_t kc, float
   }
 }
 
+// The same panels as copy_panel over every R-wide column group of `cols` at once: dst panel q
+// (at dst + q*kc*R) gets dst[p*R + c] = src[p*ld + q*R + c] (zero past cols).
+// NOTE (speed): row by row, not panel by panel: each source row is read once, as one
+// contiguous run the prefetcher streams, instead of being revisited once per panel at a
+// large stride (for a transposed A of an RNN weight gradient, 8 KB apart: a new page per
+// row, every time). The stores go to the L2-resident pack buffer, R floats at a time.
+template <int R>
+void copy_panels_rows(const float* src, int64_t ld, int64_t cols, int64_t kc, float* dst) {
+  const int64_t full = cols / R, rem = cols % R, ps = kc * R;
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* s = src + p * ld;
+    float* d = dst + p * R;
+    for (int64_t q = 0; q < full; ++q) std::memcpy(d + q * ps, s + q * R, R * sizeof(float));
+    if (rem) {
+      float* dr = d + full * ps;
+      const float* sr = s + full * R;
+      for (int c = 0; c < R; ++c) dr[c] = c < rem ? sr[c] : 0.f;
+    }
+  }
+}
+
+void copy_panels_rows_any(int R, const float* src, int64_t ld, int64_t cols, int64_t kc,
+                          float* dst) {
+  switch (R) {
+    case 4: return copy_panels_rows<4>(src, ld, cols, kc, dst);
+    case 6: return copy_panels_rows<6>(src, ld, cols, kc, dst);
+    case 8: return copy_panels_rows<8>(src, ld, cols, kc, dst);
+    case 14: return copy_panels_rows<14>(src, ld, cols, kc, dst);
+    case 16: return copy_panels_rows<16>(src, ld, cols, kc, dst);
+    case 32: return copy_panels_rows<32>(src, ld, cols, kc, dst);
+    default: break;
+  }
+  for (int64_t c0 = 0; c0 < cols; c0 += R, dst += kc * R)
+    copy_panel(R, src + c0, ld, (int)std::min<int64_t>(R, cols - c0), kc, dst);
+}
+
 // Pack rows [0, mc) x columns [0, kc) of op(A) into MR-row panels: panel r0 holds, for each
 // p, the MR values op(A)(r0..r0+MR, p) consecutively; rows past mc are zero so the kernel can
 // always run a full tile. A already points at op(A)(0, 0) of this block.
 void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int mr, float* dst) {
+  if (trans) return copy_panels_rows_any(mr, A, lda, mc, kc, dst);  // op(A)(i, p) = A[p*lda + i]
   for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += kc * mr) {
     const int rows = (int)std::min<int64_t>(mr, mc - r0);
     if (trans)  // op(A)(i, p) = A[p*lda + i]
@@ -115,6 +152,7 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int
 // Pack rows [0, kc) x columns [0, nc) of op(B) into NR-column panels (zero-padded), the mirror
 // image of pack_a. B already points at op(B)(0, 0) of this block.
 void pack_b(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, int nr, float* dst) {
+  if (!trans) return copy_panels_rows_any(nr, B, ldb, nc, kc, dst);  // op(B)(p, j) = B[p*ldb + j]
   for (int64_t c0 = 0; c0 < nc; c0 += nr, dst += kc * nr) {
     const int cols = (int)std::min<int64_t>(nr, nc - c0);
     if (!trans)  // op(B)(p, j) = B[p*ldb + j]
