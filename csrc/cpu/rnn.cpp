@@ -119,12 +119,12 @@ __attribute__((target("avx2,fma"))) void lstm_cell_bwd_rows_avx2(
 }
 // NOTE (speed): the AVX-512 build of the same loops does 16 lanes per instruction; the cell
 // (5 exp and 5 divisions per element) is the largest non-GEMM cost of an LSTM step.
-__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))
+__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 void lstm_cell_rows_avx512(int64_t r0, int64_t r1, int64_t H, float* g, const float* cprev,
                            const float* zrow, float* c, float* h) {
   lstm_cell_rows_impl(r0, r1, H, g, cprev, zrow, c, h);
 }
-__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))
+__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 void lstm_cell_bwd_rows_avx512(int64_t r0, int64_t r1, int64_t H, const float* g,
                                const float* c, const float* cprev, const float* dyt,
                                const float* zrow, const float* dh, float* dc, float* dg) {
