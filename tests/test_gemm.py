@@ -213,3 +213,61 @@ def test_mm_views_and_errors(rng):
     expect_error(TypeError, "matmul", _C.mm, a.astype(np.float64), b)
     expect_error(TypeError, "matmul", _C.mm, a, [[1.0]])
     expect_error(ValueError, "matmul", _C.mm, a[0], b, match="2-D")
+
+
+# ---- pre-packed B (gemm_pack_b_f32 + gemm_f32_packed, through _C.gemm_packed_test) ----------
+
+PACKED_SHAPES = [(1, 1, 1), (1, 33, 7), (7, 1, 65), (3, 17, 0), (0, 5, 3), (32, 100, 64),
+                 (31, 65, 33), (65, 31, 100), (14, 32, 17), (15, 33, 2)]
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("m,n,k", PACKED_SHAPES)
+def test_gemm_packed_shapes(m, n, k, ta, tb, rng, isa):
+    a, b = operands(rng, m, n, k, ta, tb)
+    c, z = _C.gemm_packed_test(a, b, ta, tb, reps=2)  # the second use reads the same pack
+    assert c.dtype == np.float32 and c.shape == (m, n) and z is None
+    assert_close(c, reference(a, b, ta, tb), k=k, scale=gemm_scale(a, b, k), what="packed")
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 33, 17), (32, 65, 100), (17, 64, 0)])
+def test_gemm_packed_accumulate_epilogue(m, n, k, ta, tb, rng, isa):
+    a, b = operands(rng, m, n, k, ta, tb)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    pre = c0 + reference(a, b, ta, tb) + bias
+    scale = gemm_scale(a, b, k) + _mx(c0) + _mx(bias)
+    # accumulate, no epilogue
+    c, _ = _C.gemm_packed_test(a, b, ta, tb, c=c0)
+    assert_close(c, c0 + reference(a, b, ta, tb), k=k + 1, scale=gemm_scale(a, b, k) + _mx(c0),
+                 what="packed accumulate")
+    # accumulate + bias + ReLU (in the kernel) with the pre-activation stored
+    c, z = _C.gemm_packed_test(a, b, ta, tb, c=c0, bias=bias, act=1, want_z=True)
+    assert_close(z, pre, k=k + 2, scale=scale, what="packed z")
+    assert_close(c, np.maximum(pre, 0), k=k + 2, scale=scale, what="packed relu")
+    # overwrite + bias + tanh (applied by the driver after the kernel)
+    c, _ = _C.gemm_packed_test(a, b, ta, tb, bias=bias, act=3)
+    # tanh is 1-Lipschitz, so the pre-activation's error bound carries over (+1 for tanh's own).
+    assert_close(c, np.tanh(pre - c0), k=k + 2, scale=scale, what="packed tanh")
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, True)])
+def test_gemm_packed_blocked_threaded(ta, tb, rng, isa, threads):
+    # The blocked driver on a pre-packed B: K blocks (partial sums over several kc), rows split
+    # between threads (m > mc), column panels split (short m) and more columns than one nc.
+    mc, kc, nc = _C.gemm_blocks()
+    for m, n, k in [(mc + 19, 45, kc + 37), (32, 300, 2 * kc + 1), (300, nc + 21, 9)]:
+        a, b = operands(rng, m, n, k, ta, tb)
+        c, _ = _C.gemm_packed_test(a, b, ta, tb)
+        assert_close(c, reference(a, b, ta, tb), k=k, scale=gemm_scale(a, b, k),
+                     what=f"packed {m}x{n}x{k} {isa}")
+
+
+def test_gemm_packed_bad_input():
+    f = np.ones((3, 4), np.float32)
+    expect_error(ValueError, "gemm_packed_test", _C.gemm_packed_test, f, f, match="inner")
+    expect_error(ValueError, "gemm_packed_test", _C.gemm_packed_test, f, f.T.copy(),
+                 c=np.ones((2, 2), np.float32))
+    expect_error(TypeError, "gemm_packed_test", _C.gemm_packed_test, f.astype(np.float64),
+                 f.T.copy())

@@ -48,6 +48,30 @@ def test_lstm_layer_vs_unrolled(rng, threads, T, N, I, H):
              grad_scale=gsc, rng=rng)
 
 
+# Every kernel path (cell loops per ISA, W_hh packed once per call for that ISA's GEMM), with
+# a batch past one 8/14-row tile and H off the 16/32-column panels.
+@pytest.mark.parametrize("T,N,I,H", [(3, 1, 2, 3), (4, 17, 5, 33)])
+def test_lstm_rnn_every_isa(rng, isa, T, N, I, H):
+    inputs = _inputs(rng, T, N, I, H, 4)
+
+    def fn(x, h0, c0, wi, wh, bi, bh):
+        y, hn, cn = lstm_layer(x, h0, c0, wi, wh, bi, bh)
+        return fastnn.cat([y.reshape(-1), hn.reshape(-1), cn.reshape(-1)])
+
+    k, sc, gk, gsc = _tols(T, I, H)
+    check_op(fn, R.lstm, inputs, ref_grad=R.lstm_grad, k=k, scale=sc, grad_k=gk,
+             grad_scale=gsc, rng=rng)
+    x, h0, _, wi, wh, bi, bh = _inputs(rng, T, N, I, H, 1)
+
+    def fr(x, h0, wi, wh, bi, bh):
+        y, hn = rnn_layer(x, h0, wi, wh, bi, bh, nonlinearity="tanh")
+        return fastnn.cat([y.reshape(-1), hn.reshape(-1)])
+
+    check_op(fr, lambda *a: R.rnn(*a, nonlinearity="tanh"), [x, h0, wi, wh, bi, bh],
+             ref_grad=lambda *a: R.rnn_grad(*a, nonlinearity="tanh"), k=k, scale=sc,
+             grad_k=gk, grad_scale=gsc, rng=rng)
+
+
 @pytest.mark.parametrize("nl", ["tanh", "relu"])
 @pytest.mark.parametrize("T,N,I,H", SHAPES)
 def test_rnn_layer_vs_unrolled(rng, threads, T, N, I, H, nl):

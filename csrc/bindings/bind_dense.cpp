@@ -1,8 +1,10 @@
+#include <cstring>
 #include <tuple>
 
 #include "bindings/convert.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
+#include "ops/common.h"
 #include "ops/dense.h"
 
 namespace fastnn {
@@ -154,6 +156,54 @@ void bind_dense(py::module_& m) {
     GemmBlocks b = gemm_blocks(gemm_kernel());
     return py::make_tuple(b.mc, b.kc, b.nc);
   }, "(mc, kc, nc) cache blocks of the active GEMM kernel.");
+
+  // Test hook for the pre-packed GEMM: packs op(b) once, then runs op(a)·B with it `reps`
+  // times into fresh copies of c (so reuse of one pack is exercised), returning the last.
+  m.def("gemm_packed_test", [](py::handle a, py::handle b, bool trans_a, bool trans_b,
+                               py::handle c, py::handle bias, int act, bool want_z, int reps) {
+    const char* op = "gemm_packed_test";
+    ActParams p = act_params(act, 1.f, 20.f);
+    Tensor ta = arg_tensor(a, op, "a", DType::f32);
+    Tensor tb = arg_tensor(b, op, "b", DType::f32);
+    Tensor tc = opt_tensor(c, op, "c", DType::f32);
+    Tensor tbias = opt_tensor(bias, op, "bias", DType::f32);
+    check_ndim(ta, 2, op, "a");
+    check_ndim(tb, 2, op, "b");
+    check_contiguous(ta, op, "a");
+    check_contiguous(tb, op, "b");
+    if (reps < 1) fail(op, "reps must be >= 1, got ", reps);
+    const int64_t M = trans_a ? ta.size(1) : ta.size(0), K = trans_a ? ta.size(0) : ta.size(1);
+    const int64_t Kb = trans_b ? tb.size(1) : tb.size(0), N = trans_b ? tb.size(0) : tb.size(1);
+    if (K != Kb) fail(op, "inner dimensions must match: op(a) has K=", K, ", op(b) has K=", Kb);
+    if (tc.defined()) {
+      check_contiguous(tc, op, "c");
+      check_shape(tc, {M, N}, op, "c");
+    }
+    if (tbias.defined()) check_shape(tbias, {N}, op, "bias");
+    Tensor out = empty({M, N}, DType::f32), z;
+    if (want_z) z = empty({M, N}, DType::f32);
+    {
+      py::gil_scoped_release nogil;
+      const GemmPackedB pb = gemm_pack_b_f32(trans_b, K, N, tb.data<float>(), tb.size(1));
+      GemmEpilogue ep;
+      ep.bias = tbias.defined() ? tbias.data<float>() : nullptr;
+      ep.act = p;
+      ep.z = want_z ? z.data<float>() : nullptr;
+      for (int r = 0; r < reps; ++r) {
+        if (tc.defined())
+          std::memcpy(out.data<float>(), tc.data<float>(), sizeof(float) * size_t(M * N));
+        else  // garbage that an overwrite must not leave behind
+          for (int64_t i = 0; i < M * N; ++i) out.data<float>()[i] = 1e30f;
+        gemm_f32_packed(trans_a, M, ta.data<float>(), ta.size(1), pb, out.data<float>(), N,
+                        tc.defined(), &ep);
+      }
+    }
+    return py::make_tuple(to_numpy(out), want_z ? opt_numpy(z) : py::object(py::none()));
+  }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+     py::arg("c") = py::none(), py::arg("bias") = py::none(), py::arg("act") = 0,
+     py::arg("want_z") = false, py::arg("reps") = 1,
+     "Test hook: (act(op(a)·op(b) [+ c] + bias), z) through gemm_pack_b_f32 + gemm_f32_packed; "
+     "c given means accumulate.");
 
   m.def("gemm_kernel_name", [] { return std::string(gemm_kernel().name); },
         "Name of the GEMM micro-kernel for the active ISA.");

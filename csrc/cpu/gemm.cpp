@@ -99,10 +99,47 @@ void copy_panel(int R, const float* src, int64_t ld, int cols, int64_t kc, float
   }
 }
 
+// The same panels as copy_panel over every R-wide column group of `cols` at once: dst panel q
+// (at dst + q*kc*R) gets dst[p*R + c] = src[p*ld + q*R + c] (zero past cols).
+// NOTE (speed): row by row, not panel by panel: each source row is read once, as one
+// contiguous run the prefetcher streams, instead of being revisited once per panel at a
+// large stride (for a transposed A of an RNN weight gradient, 8 KB apart: a new page per
+// row, every time). The stores go to the L2-resident pack buffer, R floats at a time.
+template <int R>
+void copy_panels_rows(const float* src, int64_t ld, int64_t cols, int64_t kc, float* dst) {
+  const int64_t full = cols / R, rem = cols % R, ps = kc * R;
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* s = src + p * ld;
+    float* d = dst + p * R;
+    for (int64_t q = 0; q < full; ++q) std::memcpy(d + q * ps, s + q * R, R * sizeof(float));
+    if (rem) {
+      float* dr = d + full * ps;
+      const float* sr = s + full * R;
+      for (int c = 0; c < R; ++c) dr[c] = c < rem ? sr[c] : 0.f;
+    }
+  }
+}
+
+void copy_panels_rows_any(int R, const float* src, int64_t ld, int64_t cols, int64_t kc,
+                          float* dst) {
+  switch (R) {
+    case 4: return copy_panels_rows<4>(src, ld, cols, kc, dst);
+    case 6: return copy_panels_rows<6>(src, ld, cols, kc, dst);
+    case 8: return copy_panels_rows<8>(src, ld, cols, kc, dst);
+    case 14: return copy_panels_rows<14>(src, ld, cols, kc, dst);
+    case 16: return copy_panels_rows<16>(src, ld, cols, kc, dst);
+    case 32: return copy_panels_rows<32>(src, ld, cols, kc, dst);
+    default: break;
+  }
+  for (int64_t c0 = 0; c0 < cols; c0 += R, dst += kc * R)
+    copy_panel(R, src + c0, ld, (int)std::min<int64_t>(R, cols - c0), kc, dst);
+}
+
 // Pack rows [0, mc) x columns [0, kc) of op(A) into MR-row panels: panel r0 holds, for each
 // p, the MR values op(A)(r0..r0+MR, p) consecutively; rows past mc are zero so the kernel can
 // always run a full tile. A already points at op(A)(0, 0) of this block.
 void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int mr, float* dst) {
+  if (trans) return copy_panels_rows_any(mr, A, lda, mc, kc, dst);  // op(A)(i, p) = A[p*lda + i]
   for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += kc * mr) {
     const int rows = (int)std::min<int64_t>(mr, mc - r0);
     if (trans)  // op(A)(i, p) = A[p*lda + i]
@@ -115,6 +152,7 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int
 // Pack rows [0, kc) x columns [0, nc) of op(B) into NR-column panels (zero-padded), the mirror
 // image of pack_a. B already points at op(B)(0, 0) of this block.
 void pack_b(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, int nr, float* dst) {
+  if (!trans) return copy_panels_rows_any(nr, B, ldb, nc, kc, dst);  // op(B)(p, j) = B[p*ldb + j]
   for (int64_t c0 = 0; c0 < nc; c0 += nr, dst += kc * nr) {
     const int cols = (int)std::min<int64_t>(nr, nc - c0);
     if (!trans)  // op(B)(p, j) = B[p*ldb + j]
@@ -224,9 +262,33 @@ GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
   return b;
 }
 
-void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
-              int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
-              const GemmEpilogue* ep) {
+namespace {
+
+// Where the driver gets op(B) from: the caller's matrix (packed block by block as it goes),
+// or a GemmPackedB (panel q of the whole K at packed + q*K*NR: nothing to pack).
+struct BSource {
+  bool trans = false;
+  const float* B = nullptr;
+  int64_t ldb = 0;
+  const float* packed = nullptr;
+};
+
+// Blocks depend only on the kernel (and the caches): derived once per thread and kernel.
+const GemmBlocks& blocks_for(const GemmKernelInfo& kr) {
+  static thread_local const GemmKernelInfo* t_kr = nullptr;
+  static thread_local GemmBlocks t_blocks;
+  if (t_kr != &kr) {
+    t_blocks = gemm_blocks(kr);
+    t_kr = &kr;
+  }
+  return t_blocks;
+}
+
+// The whole GEMM after the argument handling of gemm_f32 / gemm_f32_packed; kr is the kernel
+// every thread uses (read once by the caller).
+void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, int64_t K,
+                 const float* A, int64_t lda, const BSource& src, float* C, int64_t ldc,
+                 bool accumulate, const GemmEpilogue* ep) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     // An empty sum: C = 0 (or unchanged), then bias/activation as usual.
@@ -235,13 +297,11 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     if (!epilogue_is_trivial(ep)) apply_epilogue(*ep, C, ep->z, ep->bias, ldc, M, N);
     return;
   }
-  const GemmKernelInfo& kr = gemm_kernel();  // read once: every thread uses the same path
-  static thread_local const GemmKernelInfo* t_kr = nullptr;
-  static thread_local GemmBlocks t_blocks;
-  if (t_kr != &kr) {  // blocks depend only on the kernel (and the caches): derive once
-    t_blocks = gemm_blocks(kr);
-    t_kr = &kr;
-  }
+  const bool trans_b = src.trans;
+  const float* B = src.B;
+  const int64_t ldb = src.ldb;
+  const float* prepacked = src.packed;
+  const GemmBlocks& t_blocks = blocks_for(kr);
   const bool epi = !epilogue_is_trivial(ep);
   const bool act_in_kernel = !epi || ep->act.act == Act::none || ep->act.act == Act::relu;
 
@@ -252,7 +312,11 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     // with contiguous stores, O(N*K) against O(M*N*K) of arithmetic.
     const float* b = B;
     int64_t ldb_s = ldb, bps = nr;
-    if (trans_b) {
+    if (prepacked) {
+      b = prepacked;
+      ldb_s = nr;
+      bps = K * nr;
+    } else if (trans_b) {
       float* t = t_bpack.get(size_t(K * panels * nr));
       if (kr.pack_bt) kr.pack_bt(B, ldb, K, N, t);
       else pack_b(true, B, ldb, K, N, nr, t);
@@ -290,7 +354,7 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
   // The caller's thread owns the buffers (thread_local, grown once) and shares them with the
   // pool threads for the duration of the call: one packed B block for everyone, one A block
   // per thread. Allocated here so nothing inside the parallel region can throw.
-  float* bpack = t_bpack.get(size_t(kc_max * nc_max));
+  float* bpack = prepacked ? nullptr : t_bpack.get(size_t(kc_max * nc_max));
   float* apack_all = t_apack.get(size_t(kc_max * mc_max * nt));
 
   auto body = [&](int t, int T, SpinBarrier& bar) {
@@ -298,7 +362,10 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     // Partition C between threads: by rows when there are enough row tiles (each thread packs
     // only its own A rows; B is packed once, cooperatively), else by column panels (each
     // thread packs the whole, small, A itself).
-    const bool by_rows = tiles_m >= 2 * T;
+    // NOTE: with a pre-packed B nothing is packed cooperatively, and for a short A (one MC
+    // block, e.g. an RNN step's 32 rows) splitting columns lets each thread stream only its
+    // share of B, the operand that dominates the traffic; so rows only when A is tall.
+    const bool by_rows = prepacked ? (M > MC && tiles_m >= 2 * T) : tiles_m >= 2 * T;
     const int64_t m_lo = by_rows ? tiles_m * t / T * mr : 0;
     const int64_t m_hi = by_rows ? std::min(M, tiles_m * (t + 1) / T * mr) : M;
     for (int64_t jc = 0; jc < N; jc += NC) {
@@ -310,7 +377,7 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
         // Later K blocks add onto what the earlier ones wrote; the epilogue waits for the last.
         const bool acc = accumulate || pc > 0;
         const bool last = pc + kb == K;
-        {  // this thread's share of the B panels
+        if (!prepacked) {  // this thread's share of the B panels
           const int64_t q0 = panels * t / T, q1 = panels * (t + 1) / T;
           if (q0 < q1) {
             const int64_t j0 = jc + q0 * nr, cols = std::min(nb - q0 * nr, (q1 - q0) * nr);
@@ -320,7 +387,7 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
                         nr, dstb);
           }
         }
-        bar.wait();  // B block complete
+        if (!prepacked) bar.wait();  // B block complete
         for (int64_t ic = m_lo; ic < m_hi; ic += MC) {
           const int64_t mb = std::min<int64_t>(MC, m_hi - ic);
           pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr,
@@ -328,7 +395,8 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
           for (int64_t q = p_lo; q < p_hi; ++q) {
             const int64_t jr = q * nr, j = jc + jr;
             const int cols = (int)std::min<int64_t>(nr, nb - jr);
-            const float* bp = bpack + jr * kb;
+            const float* bp = prepacked ? prepacked + (jc / nr + q) * K * nr + pc * nr
+                                        : bpack + jr * kb;
             MicroEpilogue me;
             if (last && epi) {
               me.bias = ep->bias ? ep->bias + j : nullptr;
@@ -348,7 +416,7 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             }
           }
         }
-        bar.wait();  // everyone is done with this B block before it is overwritten
+        if (!prepacked) bar.wait();  // everyone is done with this B block before it is overwritten
       }
     }
   };
@@ -367,6 +435,67 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     }
     body(t, T, *barp);
   });
+}
+
+}  // namespace
+
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
+              const GemmEpilogue* ep) {
+  BSource src;
+  src.trans = trans_b;
+  src.B = B;
+  src.ldb = ldb;
+  // The kernel is read once: every thread of this call uses the same path.
+  gemm_driver(gemm_kernel(), trans_a, M, N, K, A, lda, src, C, ldc, accumulate, ep);
+}
+
+GemmPackedB& GemmPackedB::operator=(GemmPackedB&& o) noexcept {
+  if (this != &o) {
+    aligned_free(p_);
+    p_ = o.p_;
+    K = o.K;
+    N = o.N;
+    kernel = o.kernel;
+    o.p_ = nullptr;
+    o.K = o.N = 0;
+    o.kernel = nullptr;
+  }
+  return *this;
+}
+
+GemmPackedB::~GemmPackedB() { aligned_free(p_); }
+
+GemmPackedB gemm_pack_b_f32(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) {
+  GemmPackedB r;
+  const GemmKernelInfo& kr = gemm_kernel();
+  r.kernel = &kr;
+  r.K = std::max<int64_t>(K, 0);
+  r.N = std::max<int64_t>(N, 0);
+  if (r.K == 0 || r.N == 0) return r;
+  const int nr = kr.nr;
+  const int64_t panels = (r.N + nr - 1) / nr;
+  r.p_ = static_cast<float*>(aligned_alloc_bytes(size_t(panels * nr * r.K) * sizeof(float)));
+  float* dst = r.p_;
+  // Whole panels per thread; a panel is K*NR floats of copying, so ~2^16 floats per thread
+  // before the pool pays.
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / (r.K * nr));
+  parallel_for(panels, grain, [&](int64_t q0, int64_t q1) {
+    const int64_t j0 = q0 * nr, cols = std::min(r.N, q1 * nr) - j0;
+    float* d = dst + q0 * r.K * nr;
+    if (trans_b && kr.pack_bt) kr.pack_bt(B + j0 * ldb, ldb, r.K, cols, d);
+    else pack_b(trans_b, trans_b ? B + j0 * ldb : B + j0, ldb, r.K, cols, nr, d);
+  });
+  return r;
+}
+
+void gemm_f32_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const GemmPackedB& B,
+                     float* C, int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
+  BSource src;
+  src.packed = B.data();
+  // An empty B (K = 0 or N = 0) has no storage and no kernel needs to read it.
+  const GemmKernelInfo& kr = B.kernel ? *B.kernel : gemm_kernel();
+  gemm_driver(kr, trans_a, M, B.N, B.K, A, lda, src, C, ldc, accumulate, ep);
 }
 
 double peak_gflops(int threads) {

@@ -7,6 +7,7 @@
 // dimensions were. KC/MC/NC blocking keeps the B panel in L2/L3 and the A panel in L1.
 #pragma once
 #include <cstdint>
+#include <utility>
 
 #include "cpu/act.h"
 
@@ -29,6 +30,44 @@ struct GemmEpilogue {
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
               int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
               const GemmEpilogue* ep = nullptr);
+
+struct GemmKernelInfo;
+
+// op(B) (K, N) packed once, for a B that many GEMMs share (an RNN's W_hh, used at every step):
+// gemm_f32 re-packs its B on every call, which for short-and-wide products (M = a batch of 32
+// rows against a 2048 x 512 weight) is a whole extra pass over the weight per call.
+// Layout: ceil(N / NR) panels of the packing kernel's NR columns, panel q at data() + q*K*NR,
+// each K rows of NR consecutive floats (columns past N zero), 64-byte aligned: the micro-
+// kernel's B panel format over the whole K, so any K block of a panel is contiguous too.
+// Move-only; owns its storage.
+struct GemmPackedB {
+  GemmPackedB() = default;
+  GemmPackedB(GemmPackedB&& o) noexcept { *this = std::move(o); }
+  GemmPackedB& operator=(GemmPackedB&& o) noexcept;
+  GemmPackedB(const GemmPackedB&) = delete;
+  GemmPackedB& operator=(const GemmPackedB&) = delete;
+  ~GemmPackedB();
+
+  int64_t K = 0, N = 0;
+  // The kernel whose NR the panels use; gemm_f32_packed multiplies with this kernel (not the
+  // one active at call time), so a set_isa() between packing and use cannot mix formats.
+  const GemmKernelInfo* kernel = nullptr;
+  const float* data() const { return p_; }
+
+ private:
+  friend GemmPackedB gemm_pack_b_f32(bool, int64_t, int64_t, const float*, int64_t);
+  float* p_ = nullptr;
+};
+
+// Packs op(B) (K, N) for the active kernel. B: trans_b ? (N, K) : (K, N), row-major with
+// leading dimension ldb (as in gemm_f32). Multithreaded over panels when large.
+GemmPackedB gemm_pack_b_f32(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb);
+
+// gemm_f32 with a pre-packed op(B): C(M, N) = op(A)(M, K) · B [+ C], then the epilogue, where
+// K, N are B's. Same arguments, results and threading as gemm_f32 (the same driver: only the
+// packing of B is skipped); for small M the threads split B's column panels.
+void gemm_f32_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const GemmPackedB& B,
+                     float* C, int64_t ldc, bool accumulate, const GemmEpilogue* ep = nullptr);
 
 // ---- micro-kernels (csrc/cpu/kernels/f32_gemm_<MR>x<NR>_<isa>.cpp) -------------------------
 // The part of the epilogue a micro-kernel applies while the tile is still in registers: bias,

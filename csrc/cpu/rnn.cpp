@@ -117,6 +117,19 @@ __attribute__((target("avx2,fma"))) void lstm_cell_bwd_rows_avx2(
     const float* dyt, const float* zrow, const float* dh, float* dc, float* dg) {
   lstm_cell_bwd_rows_impl(r0, r1, H, g, c, cprev, dyt, zrow, dh, dc, dg);
 }
+// NOTE (speed): the AVX-512 build of the same loops does 16 lanes per instruction; the cell
+// (5 exp and 5 divisions per element) is the largest non-GEMM cost of an LSTM step.
+__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+void lstm_cell_rows_avx512(int64_t r0, int64_t r1, int64_t H, float* g, const float* cprev,
+                           const float* zrow, float* c, float* h) {
+  lstm_cell_rows_impl(r0, r1, H, g, cprev, zrow, c, h);
+}
+__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+void lstm_cell_bwd_rows_avx512(int64_t r0, int64_t r1, int64_t H, const float* g,
+                               const float* c, const float* cprev, const float* dyt,
+                               const float* zrow, const float* dh, float* dc, float* dg) {
+  lstm_cell_bwd_rows_impl(r0, r1, H, g, c, cprev, dyt, zrow, dh, dc, dg);
+}
 #endif
 
 using CellFwd = void (*)(int64_t, int64_t, int64_t, float*, const float*, const float*, float*,
@@ -125,26 +138,17 @@ using CellBwd = void (*)(int64_t, int64_t, int64_t, const float*, const float*, 
                          const float*, const float*, const float*, float*, float*);
 CellFwd cell_fwd() {
 #ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) return lstm_cell_rows_avx512;
   if (active_isa() != Isa::generic) return lstm_cell_rows_avx2;
 #endif
   return lstm_cell_rows_generic;
 }
 CellBwd cell_bwd() {
 #ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) return lstm_cell_bwd_rows_avx512;
   if (active_isa() != Isa::generic) return lstm_cell_bwd_rows_avx2;
 #endif
   return lstm_cell_bwd_rows_generic;
-}
-
-// dst (cols, rows) = src (rows, cols)^T, in 32x32 tiles so both sides stay in cache.
-void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
-  constexpr int64_t B = 32;
-  for (int64_t i0 = 0; i0 < rows; i0 += B)
-    for (int64_t j0 = 0; j0 < cols; j0 += B) {
-      const int64_t i1 = i0 + B < rows ? i0 + B : rows, j1 = j0 + B < cols ? j0 + B : cols;
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < j1; ++j) dst[j * rows + i] = src[i * cols + j];
-    }
 }
 
 // db[j] = sum over rows of d[r, j]; d (rows, cols).
@@ -193,19 +197,16 @@ void lstm_fwd(int64_t T, int64_t N, int64_t I, int64_t H, const float* x, const 
   const CellFwd cell = cell_fwd();
   const std::vector<float> zeros(size_t(H), 0.f);  // c_{t-1} when c0 is null
   const float* zrow = zeros.data();
-  // NOTE (speed): gemm_f32 packs its B operand on every call. Read as W_hh^T (transposed in
-  // place) that packing is a strided gather of the whole 4H x H matrix at every step; a
-  // one-off (H, 4H) copy turns it into contiguous row copies (measured ~1.5x on the step).
-  std::vector<float> whT;
-  if (T > 1 || h0) {
-    whT.resize(size_t(H * G));
-    transpose(w_hh, G, H, whT.data());
-  }
+  // NOTE (speed): W_hh^T (H, 4H) is packed once into the GEMM's panel format and reused by
+  // every step; gemm_f32 would re-pack (or re-read with 16 KB strides) the whole weight at
+  // each of the T steps.
+  GemmPackedB whT;
+  if (T > 1 || h0) whT = gemm_pack_b_f32(true, H, G, w_hh, H);
   for (int64_t t = 0; t < T; ++t) {
     float* gt = gates + t * N * G;
     const float* hprev = t ? y + (t - 1) * N * H : h0;
     const float* cprev = t ? c + (t - 1) * N * H : c0;
-    if (hprev) gemm_f32(false, false, N, G, H, hprev, H, whT.data(), G, gt, G, true);
+    if (hprev) gemm_f32_packed(false, N, hprev, H, whT, gt, G, true);
     float* ct = c + t * N * H;
     float* ht = y + t * N * H;
     if (N * H < kGrain) {
@@ -231,6 +232,8 @@ void lstm_bwd(int64_t T, int64_t N, int64_t I, int64_t H, const float* x, const 
     const CellBwd cell = cell_bwd();
     const std::vector<float> zeros(size_t(H), 0.f);  // stands for a null c0 or dy
     const float* zrow = zeros.data();
+    // dh recurrence: W_hh (4H, H) as op(B), packed once for all T steps.
+    const GemmPackedB wh = gemm_pack_b_f32(false, G, H, w_hh, H);
     for (int64_t t = T - 1; t >= 0; --t) {
       const float* gt = gates + t * N * G;
       const float* ct = c + t * NH;
@@ -245,7 +248,7 @@ void lstm_bwd(int64_t T, int64_t N, int64_t I, int64_t H, const float* x, const 
         });
       }
       // dL/dh_{t-1} (without its own dy term, added at the next step).
-      gemm_f32(false, false, N, H, G, dgt, G, w_hh, H, dh0, H, false);
+      gemm_f32_packed(false, N, dgt, G, wh, dh0, H, false);
     }
   }
   if (H == 0 || T == 0) {
@@ -267,11 +270,13 @@ void rnn_fwd(Act act, int64_t T, int64_t N, int64_t I, int64_t H, const float* x
   GemmEpilogue ep;
   ep.bias = bias;
   ep.act.act = act;
+  GemmPackedB wh;  // W_hh^T (H, H), packed once for every step that has an h_{t-1}
+  if (T > 1 || h0) wh = gemm_pack_b_f32(true, H, H, w_hh, H);
   for (int64_t t = 0; t < T; ++t) {
     float* yt = y + t * N * H;
     const float* hprev = t ? yt - N * H : h0;
     if (hprev) {
-      gemm_f32(false, true, N, H, H, hprev, H, w_hh, H, yt, H, true, &ep);
+      gemm_f32_packed(false, N, hprev, H, wh, yt, H, true, &ep);
     } else {
       // h0 = 0: no recurrent term, just the bias and activation (K = 0 leaves C unchanged).
       gemm_f32(false, true, N, H, 0, hprev, H, w_hh, H, yt, H, true, &ep);
@@ -287,6 +292,7 @@ void rnn_bwd(Act act, int64_t T, int64_t N, int64_t I, int64_t H, const float* x
   if (dhn) std::memcpy(dh0, dhn, sizeof(float) * NH); else std::memset(dh0, 0, sizeof(float) * NH);
   if (T > 0 && N > 0 && H > 0) {
     const bool is_relu = act == Act::relu;
+    const GemmPackedB wh = gemm_pack_b_f32(false, H, H, w_hh, H);  // once for all T steps
     for (int64_t t = T - 1; t >= 0; --t) {
       const float* yt = y + t * NH;
       const float* dyt = dy ? dy + t * NH : nullptr;
@@ -299,7 +305,7 @@ void rnn_bwd(Act act, int64_t T, int64_t N, int64_t I, int64_t H, const float* x
         }
       };
       if (NH < kGrain) body(0, NH); else parallel_for(NH, kGrain, body);
-      gemm_f32(false, false, N, H, H, dp, H, w_hh, H, dh0, H, false);
+      gemm_f32_packed(false, N, dp, H, wh, dh0, H, false);
     }
   }
   if (H == 0 || T == 0) {

@@ -109,6 +109,14 @@ void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const f
       const float* ar[SMR];
 #pragma GCC unroll 8
       for (int i = 0; i < SMR; ++i) ar[i] = A + (i0 + (i < rows ? i : rows - 1)) * rs_a;
+      if (accumulate) {
+        // As in the packed kernel: start pulling the C tile in while the K loop runs (an RNN
+        // step adds onto gate rows last written a whole sequence earlier, long out of L2).
+        for (int i = 0; i < rows; ++i) {
+          _mm_prefetch((const char*)(C + (i0 + i) * ldc + j0), _MM_HINT_T0);
+          _mm_prefetch((const char*)(C + (i0 + i) * ldc + j0 + cols - 1), _MM_HINT_T0);
+        }
+      }
       __m512 c0[SMR], c1[SMR];
 #pragma GCC unroll 8
       for (int i = 0; i < SMR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
