@@ -55,11 +55,10 @@ void act_bwd_and_bias_grad(const ActParams& p, const float* dy, const float* zs,
   });
 }
 
-}  // namespace
-
-std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
-                                         const ActParams& p) {
-  const char* op = "linear";
+// x (N, IN) and w (OUT, IN), both contiguous float32: the checks linear's forward and
+// backward share. Returns {N, IN, OUT}.
+struct LinearDims { int64_t N, IN, OUT; };
+LinearDims check_linear_args(const Tensor& x, const Tensor& w, const char* op) {
   check_f32_contig(x, op, "input");
   check_f32_contig(w, op, "weight");
   check_ndim(x, 2, op, "input");
@@ -67,7 +66,15 @@ std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const
   if (w.ndim() != 2 || w.size(1) != IN)
     fail(op, "weight must be (out, in) with in=", IN, " matching input ", shape_str(x.shape()),
          ", got ", shape_str(w.shape()));
-  const int64_t OUT = w.size(0);
+  return {N, IN, w.size(0)};
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
+                                         const ActParams& p) {
+  const char* op = "linear";
+  const auto [N, IN, OUT] = check_linear_args(x, w, op);
   if (b.defined()) {
     check_f32_contig(b, op, "bias");
     check_shape(b, {OUT}, op, "bias");
@@ -91,15 +98,8 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                             bool need_db) {
   const char* op = "linear";
   check_f32_contig(dy, op, "grad_output");
-  check_f32_contig(x, op, "input");
-  check_f32_contig(w, op, "weight");
   check_ndim(dy, 2, op, "grad_output");
-  check_ndim(x, 2, op, "input");
-  const int64_t N = x.size(0), IN = x.size(1);
-  if (w.ndim() != 2 || w.size(1) != IN)
-    fail(op, "weight must be (out, in) with in=", IN, " matching input ", shape_str(x.shape()),
-         ", got ", shape_str(w.shape()));
-  const int64_t OUT = w.size(0);
+  const auto [N, IN, OUT] = check_linear_args(x, w, op);
   check_shape(dy, {N, OUT}, op, "grad_output");
 
   // dZ = dy * act'(.): the activation's derivative from the saved output (or pre-activation).
