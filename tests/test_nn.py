@@ -145,3 +145,17 @@ def test_bad_construction():
     expect_error(ValueError, "MSELoss", nn.MSELoss, reduction="avg")
     expect_error(TypeError, "Sequential", nn.Sequential, nn.ReLU(), 3)
     expect_error(ValueError, "Softplus", nn.Softplus, beta=0)
+
+
+def test_fused_conv_relu_sequential_matches_unfused(rng):
+    conv = nn.Conv2d(3, 5, 3, stride=2, padding=1)
+    seq = nn.Sequential(conv, nn.ReLU())
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    xf = fastnn.tensor(x, requires_grad=True)
+    xu = fastnn.tensor(x, requires_grad=True)
+    yf, yu = seq(xf), nn.ReLU()(conv(xu))
+    np.testing.assert_allclose(yf.detach().numpy(), yu.detach().numpy(), rtol=1e-6, atol=1e-6)
+    g = fastnn.tensor(rng.standard_normal(tuple(yf.shape)).astype(np.float32))
+    yf.backward(g)
+    yu.backward(g)
+    assert_close(xf.grad.numpy(), xu.grad.numpy(), k=27, c=64, what="fused conv grad")

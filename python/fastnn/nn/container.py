@@ -1,14 +1,17 @@
 from collections import OrderedDict
 
+from .._functions.conv import conv2d
 from .._functions.dense import linear
-from .activation import _Act
+from .activation import ReLU, _Act
+from .conv import Conv2d
 from .linear import Linear
 from .module import Module
 
 
 class Sequential(Module):
     """Modules applied in order. A Linear followed directly by ReLU/Sigmoid/Tanh/GELU/Softplus
-    runs as one fused kernel call (GEMM with bias and activation in its epilogue)."""
+    runs as one fused kernel call (GEMM with bias and activation in its epilogue), and a
+    Conv2d followed by ReLU as one conv2d call with the ReLU fused into its output pass."""
 
     def __init__(self, *args):
         super().__init__()
@@ -47,6 +50,10 @@ class Sequential(Module):
             if type(m) is Linear and isinstance(nxt, _Act):
                 act, beta, threshold = nxt.fused_act()
                 x = linear(x, m.weight, m.bias, act=act, beta=beta, threshold=threshold)
+                i += 2
+            elif type(m) is Conv2d and type(nxt) is ReLU:
+                x = conv2d(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
+                           act="relu")
                 i += 2
             else:
                 x = m(x)
