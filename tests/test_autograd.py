@@ -109,3 +109,41 @@ def test_zero_d_tensor_used_twice():
     h = a * a
     ((h * h) * a).backward()  # a^5: gradient 5 a^4; two 0-d gradients meet in the graph
     assert abs(a.grad.item() - 5 * 1.5 ** 4) < 1e-5
+
+
+def test_inplace_on_graph_tensor_is_refused_not_silently_wrong():
+    x = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2.0
+    expect_error(RuntimeError, "mul_", y.mul_, 3.0)
+    expect_error(RuntimeError, "__setitem__", y.__setitem__, 0, 0.0)
+    w = fastnn.nn.Parameter(fastnn.zeros(2, 2))
+    expect_error(RuntimeError, "add_", w[0].add_, 1.0)  # a view of a leaf that requires grad
+    assert w.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    z = fastnn.zeros(3)
+    expect_error(RuntimeError, "__setitem__", z.__setitem__, slice(0, 2),
+                 fastnn.ones(2, requires_grad=True) * 2.0)
+    with fastnn.no_grad():
+        y.mul_(3.0)  # outside autograd it is an ordinary in-place update
+    assert y.tolist() == [6.0, 12.0, 18.0]
+
+
+def test_input_modified_after_use_is_detected_in_backward():
+    x = fastnn.tensor([1.0, 2.0], requires_grad=True)
+    c = fastnn.tensor([3.0, 4.0])
+    y = (x * c).sum()
+    c.add_(1.0)  # c was saved for the gradient of x
+    expect_error(RuntimeError, "backward", y.backward)
+
+
+def test_setitem_shape_error_names_the_op():
+    t = fastnn.ones(2, 3)
+    expect_error(ValueError, "__setitem__", t.__setitem__, 0, fastnn.ones(4))
+
+
+def test_no_grad_decorates_generators():
+    @fastnn.no_grad()
+    def gen():
+        yield fastnn.is_grad_enabled()
+        yield fastnn.is_grad_enabled()
+    assert list(gen()) == [False, False]
+    assert fastnn.is_grad_enabled()

@@ -120,3 +120,28 @@ def test_random_split(rng):
     # A Subset of a TensorDataset goes through the generic (stacking) path.
     xb, yb = next(iter(DataLoader(parts[0], batch_size=3)))
     assert tuple(xb.shape) == (3, 3) and sorted(yb.tolist()) == sorted(parts[0].indices)
+
+
+def test_tensor_dataset_subclass_is_honoured():
+    class Scaled(TensorDataset):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return x * 100.0, y
+
+        def __len__(self):
+            return 2
+
+    X = fastnn.arange(8).reshape(4, 2).float()
+    Y = fastnn.arange(4)
+    batches = list(DataLoader(Scaled(X, Y), batch_size=2))
+    assert len(batches) == 1
+    assert batches[0][0].tolist() == [[0.0, 100.0], [200.0, 300.0]]
+
+
+def test_int_seed_shuffles_differently_each_epoch_but_reproducibly():
+    ds = TensorDataset(fastnn.arange(50))
+    a = DataLoader(ds, batch_size=50, shuffle=True, generator=7)
+    e1, e2 = [next(iter(a))[0].tolist() for _ in range(2)]
+    assert e1 != e2
+    b = DataLoader(ds, batch_size=50, shuffle=True, generator=7)
+    assert next(iter(b))[0].tolist() == e1

@@ -159,3 +159,34 @@ def test_fused_conv_relu_sequential_matches_unfused(rng):
     yf.backward(g)
     yu.backward(g)
     assert_close(xf.grad.numpy(), xu.grad.numpy(), k=27, c=64, what="fused conv grad")
+
+
+def test_sequential_respects_overridden_activation_forward():
+    class HalfReLU(nn.ReLU):
+        def forward(self, x):
+            return x * 0.5
+
+    lin = nn.Linear(2, 2)
+    s = nn.Sequential(lin, HalfReLU())
+    x = fastnn.ones(1, 2)
+    np.testing.assert_allclose(s(x).detach().numpy(), (lin(x) * 0.5).detach().numpy())
+
+
+def test_reassigning_buffers_and_parameters():
+    m = nn.Module()
+    m.register_buffer("rm", fastnn.zeros(2))
+    m.rm = fastnn.ones(2)
+    assert list(m.state_dict()) == ["rm"] and m.rm.tolist() == [1.0, 1.0]
+    lin = nn.Linear(2, 2)
+    expect_error(TypeError, "Linear", setattr, lin, "weight", fastnn.ones(2, 2))
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    lin.bias = None
+    assert lin.bias is None and [n for n, _ in lin.named_parameters()] == ["weight"]
+    lin.weight = nn.Parameter(fastnn.ones(2, 2))
+    assert lin.weight.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+
+
+def test_sequential_slice_keeps_names():
+    s = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    assert list(s[1:].state_dict()) == ["2.weight", "2.bias"]
+    assert isinstance(s[0], nn.Linear) and len(s[1:]) == 2

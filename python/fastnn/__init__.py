@@ -16,7 +16,7 @@ from ._functions.elementwise import exp, log, sqrt, abs, maximum, minimum, clamp
 from ._functions.reduce import sum, mean, max, min
 from ._functions.shape import cat, stack, where, reshape, flatten, transpose, permute, \
     squeeze, unsqueeze
-from . import autograd, cuda, optim, utils, datasets
+from . import autograd, cuda, nn, optim, utils, datasets
 from ._config import (set_num_threads, get_num_threads, show_config, get_isa, set_isa,
                       supported_isas)
 
@@ -57,6 +57,6 @@ __all__ = [
     "is_grad_enabled", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "argmax", "matmul",
     "exp", "log", "sqrt", "abs", "maximum", "minimum", "clamp", "sum", "mean", "max", "min",
     "cat", "stack", "where", "reshape", "flatten", "transpose", "permute", "squeeze",
-    "unsqueeze", "autograd", "cuda", "optim", "utils", "datasets", "set_num_threads", "get_num_threads", "show_config",
+    "unsqueeze", "autograd", "cuda", "nn", "optim", "utils", "datasets", "set_num_threads", "get_num_threads", "show_config",
     "get_isa", "set_isa", "supported_isas", "save", "load", "__version__",
 ]

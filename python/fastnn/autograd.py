@@ -8,6 +8,7 @@ when gradients are being recorded, remembers a ``Node`` that links the output to
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 import numpy as np
@@ -55,6 +56,21 @@ class _GradModeContext:
         return False
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):
+            # A generator runs after the call returns: switch the mode around each resume.
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                gen = fn(*args, **kwargs)
+                value = None
+                while True:
+                    with type(self)():
+                        try:
+                            item = gen.send(value)
+                        except StopIteration as stop:
+                            return stop.value
+                    value = yield item
+            return gen_wrapper
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with type(self)():
@@ -87,7 +103,8 @@ class Context:
 class Node:
     """One recorded call: the Function, its context, and the Tensor inputs it came from."""
 
-    __slots__ = ("fn", "ctx", "inputs", "n_outputs", "out_meta", "freed", "__weakref__")
+    __slots__ = ("fn", "ctx", "inputs", "n_outputs", "out_meta", "freed", "versions",
+                 "__weakref__")
 
     def __init__(self, fn, ctx, inputs, n_outputs, out_meta=None):
         self.fn = fn
@@ -96,6 +113,9 @@ class Node:
         self.n_outputs = n_outputs
         self.out_meta = out_meta  # [(shape, dtype)] of each output, for multi-output functions
         self.freed = False
+        # (tensor, its version at forward time) for every Tensor argument: backward refuses
+        # to run if one was modified in place since, as its saved values would be stale.
+        self.versions = ()
 
     @property
     def name(self):
@@ -148,6 +168,7 @@ class Function:
         node = Node(cls, ctx, [a if needs[i] else None for i, a in enumerate(args)],
                     len(out) if multi else 1,
                     [(o.shape, o.dtype) for o in out] if multi else None)
+        node.versions = [(a, a._version) for a in args if isinstance(a, T)]
         # Only float outputs carry gradients (indices and masks never do).
         if multi:
             return tuple(make(o, node if o.dtype == np.float32 else None, i)
@@ -212,6 +233,12 @@ def run_backward(root, grad, retain_graph=False):
                 f"[backward] trying to backward through the graph a second time (through "
                 f"{node.name}); its saved values were freed after the first backward. Pass "
                 f"retain_graph=True to the first backward() to keep them.")
+        for t, version in node.versions:
+            if t._version != version:
+                raise RuntimeError(
+                    f"[backward] a tensor of shape {tuple(t.shape)} used by {node.name} was "
+                    f"modified by an in-place operation after that use, so its gradient "
+                    f"would be wrong; modify a copy (t.clone()) or do it out of place")
         if node.n_outputs > 1:  # outputs that got no gradient contribute zeros
             gouts = [g if g is not None else np.zeros(shape, np.float32)
                      for g, (shape, _) in zip(gouts, node.out_meta)]

@@ -141,7 +141,7 @@ class Tensor:
     """A multi-dimensional array of float32 or int64 with optional gradient tracking."""
 
     __slots__ = ("_data", "_requires_grad", "grad", "_node", "_index", "_retains_grad",
-                 "__weakref__")
+                 "_version", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to Tensor's operators (ndarray * Tensor -> Tensor)
 
     def __init__(self, data, requires_grad=False):
@@ -153,6 +153,7 @@ class Tensor:
         self._node = None
         self._index = 0
         self._retains_grad = False
+        self._version = 0  # bumped by every in-place op (see autograd.Node.versions)
         if requires_grad:
             self.requires_grad = True
 
@@ -165,6 +166,7 @@ class Tensor:
         t._node = node
         t._index = index
         t._retains_grad = False
+        t._version = 0
         return t
 
     # ---- attributes ------------------------------------------------------------------
@@ -420,11 +422,19 @@ class Tensor:
 
     # ---- in place ----------------------------------------------------------------------
     def _check_inplace(self, op):
-        if grad_mode.enabled and self._requires_grad and self._node is None:
-            raise RuntimeError(f"[{op}] a leaf tensor that requires grad is being used in an "
-                               f"in-place operation; wrap it in fastnn.no_grad()")
+        if grad_mode.enabled and self._requires_grad:
+            if self._node is None:
+                raise RuntimeError(f"[{op}] a leaf tensor that requires grad is being used in "
+                                   f"an in-place operation; wrap it in fastnn.no_grad()")
+            # NOTE: the autograd graph records operations, not memory: an in-place change of
+            # a tensor inside the graph would make its backward silently wrong, so it is
+            # refused (PyTorch records it instead; fastnn asks for the out-of-place form).
+            raise RuntimeError(f"[{op}] in-place operations on a tensor that is part of the "
+                               f"autograd graph (it comes from {self._node.name}) are not "
+                               f"supported; write it out of place, e.g. y = y * 3")
         if not self._data.flags.writeable:
             raise ValueError(f"[{op}] tensor memory is read-only")
+        self._version += 1
 
     def zero_(self):
         self._check_inplace("zero_")
@@ -443,9 +453,17 @@ class Tensor:
         return self
 
     def __setitem__(self, idx, value):
+        if isinstance(value, Tensor) and value._requires_grad and grad_mode.enabled:
+            raise RuntimeError("[__setitem__] assigning a tensor that requires grad into "
+                               "another tensor would drop its gradient; build the result out "
+                               "of place (fastnn.cat, fastnn.where)")
         self._check_inplace("__setitem__")
         idx = _unwrap_index(idx)
-        self._data[idx] = value._data if isinstance(value, Tensor) else value
+        try:
+            self._data[idx] = value._data if isinstance(value, Tensor) else value
+        except (ValueError, IndexError) as e:
+            raise type(e)(f"[__setitem__] cannot assign to index {idx!r} of a tensor of shape "
+                          f"{tuple(self.shape)}: {e}") from None
 
     def add_(self, other, alpha=1):
         self._check_inplace("add_")

@@ -2,10 +2,13 @@ from collections import OrderedDict
 
 from .._functions.conv import conv2d
 from .._functions.dense import linear
-from .activation import ReLU, _Act
+from .activation import GELU, ReLU, Sigmoid, Softplus, Tanh
 from .conv import Conv2d
 from .linear import Linear
 from .module import Module
+
+
+_FUSABLE = (ReLU, Sigmoid, Tanh, GELU, Softplus)
 
 
 class Sequential(Module):
@@ -32,10 +35,10 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def __getitem__(self, idx):
-        mods = list(self._modules.values())
         if isinstance(idx, slice):
-            return Sequential(*mods[idx])
-        return mods[idx]
+            # Sub-modules keep their names (as PyTorch), so state_dict keys still match.
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return list(self._modules.values())[idx]
 
     def append(self, module):
         self.add_module(str(len(self._modules)), module)
@@ -47,7 +50,8 @@ class Sequential(Module):
         while i < len(mods):
             m = mods[i]
             nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if type(m) is Linear and isinstance(nxt, _Act):
+            # Exact types only: a subclass may override forward, which must then run as written.
+            if type(m) is Linear and type(nxt) in _FUSABLE:
                 act, beta, threshold = nxt.fused_act()
                 x = linear(x, m.weight, m.bias, act=act, beta=beta, threshold=threshold)
                 i += 2

@@ -43,7 +43,18 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"[{type(self).__name__}] call super().__init__() before "
                                f"assigning attributes")
-        for d in (self._parameters, self._modules, self._buffers):
+        params, buffers = self._parameters, self._buffers
+        if name in params and value is None:
+            params[name] = None  # stays registered, as PyTorch's `self.bias = None`
+            return
+        if name in params and not isinstance(value, Parameter):
+            raise TypeError(f"[{type(self).__name__}] cannot assign {type(value).__name__} as "
+                            f"parameter '{name}' (a Parameter or None expected)")
+        if name in buffers and (value is None or isinstance(value, Tensor)) \
+                and not isinstance(value, Parameter):
+            buffers[name] = value  # still a buffer: it stays in state_dict
+            return
+        for d in (params, self._modules, buffers):
             d.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value

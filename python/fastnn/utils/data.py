@@ -141,8 +141,9 @@ class DataLoader:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"[DataLoader] dataset must support len() and indexing, got "
                             f"{type(dataset).__name__}")
-        if generator is not None:
-            _rng(generator)  # reject a bad generator now, not at the first epoch
+        # Resolved once (and a bad generator rejected now): an int seed then gives a new order
+        # every epoch, reproducibly, instead of the same order each time.
+        self._shuffle_rng = _rng(generator) if generator is not None else None
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -157,14 +158,17 @@ class DataLoader:
     def _order(self):
         n = len(self.dataset)
         if self.shuffle:
-            return _rng(self.generator).permutation(n).astype(np.int64)
+            rng = self._shuffle_rng if self._shuffle_rng is not None else _rng(None)
+            return rng.permutation(n).astype(np.int64)
         return np.arange(n, dtype=np.int64)
 
     def __iter__(self):
         order = self._order()
         n, bs = len(order), self.batch_size
         stop = n - n % bs if self.drop_last else n
-        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        # Only an exact TensorDataset takes the indexing fast path: a subclass may override
+        # __getitem__ (augmentation) or __len__, which must then be honoured.
+        fast = type(self.dataset) is TensorDataset and self.collate_fn is None
         collate = self.collate_fn or default_collate
         for b in range(0, stop, bs):
             idx = order[b:b + bs]
