@@ -10,6 +10,7 @@ import fastnn
 import reference as R
 from fastnn import _C
 from fastnn.optim import SGD, Adam, Optimizer
+from harness import expect_error
 from harness import EPS32, assert_close, expect_error
 
 # Odd sizes, one empty tensor, a 0-d one, and (in BIG) a total large enough that two threads
@@ -424,3 +425,29 @@ def test_rejected_step_keeps_state():
     opt.step()
     assert opt.state[p]["step"] == 1
     assert math.isclose(float(p.detach().numpy()[0]), -1e-3, rel_tol=1e-5)
+
+
+def test_non_contiguous_params_are_handled():
+    # A Parameter made from a strided view owns contiguous memory and trains normally.
+    v = fastnn.nn.Parameter(fastnn.ones(2, 4).T)
+    assert v.is_contiguous() and tuple(v.shape) == (4, 2)
+    w = fastnn.nn.Parameter(fastnn.ones(2))
+    opt = fastnn.optim.SGD([w, v], lr=1.0, momentum=0.9, dampening=0.5)
+    w.grad, v.grad = fastnn.ones(2), fastnn.ones(4, 2)
+    opt.step()
+    assert w.tolist() == [0.0, 0.0]  # first step: buffer = grad, no dampening (PyTorch)
+    # A plain strided leaf is refused up front, before any state exists.
+    t = fastnn.ones(2, 4).T.requires_grad_()
+    expect_error(ValueError, "SGD", fastnn.optim.SGD, [t], lr=0.1)
+
+
+def test_rejected_step_leaves_no_momentum_state():
+    w = fastnn.nn.Parameter(fastnn.ones(3))
+    opt = fastnn.optim.SGD([w], lr=1.0, momentum=0.9, dampening=0.5)
+    w.grad = fastnn.ones(4)  # wrong shape: the kernel rejects the step
+    with pytest.raises(ValueError, match=r"^\[(sgd|optimizer)\]"):
+        opt.step()
+    assert w not in opt.state or "momentum_buffer" not in opt.state[w]
+    w.grad = fastnn.ones(3)
+    opt.step()
+    assert w.tolist() == [0.0, 0.0, 0.0]  # still treated as the first step

@@ -103,3 +103,16 @@ def test_missing_safetensors_message(monkeypatch, tmp_path):
         serialization.save(fastnn.ones(1), tmp_path / "x.st")
     with pytest.raises(ImportError, match=r"^\[load\]"):
         serialization.load(tmp_path / "x.st")
+
+
+def test_save_into_missing_folder_names_the_op(tmp_path):
+    expect_error(FileNotFoundError, "save", fastnn.save, fastnn.ones(1),
+                 str(tmp_path / "missing" / "x.safetensors"))
+
+
+def test_bfloat16_file_gets_a_clear_error(tmp_path):
+    torch = pytest.importorskip("torch")
+    st = pytest.importorskip("safetensors.torch")
+    path = str(tmp_path / "bf16.safetensors")
+    st.save_file({"w": torch.ones(2, dtype=torch.bfloat16)}, path)
+    expect_error(TypeError, "load", fastnn.load, path, match="bfloat16")

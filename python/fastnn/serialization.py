@@ -87,7 +87,14 @@ def save(obj, path):
         raise TypeError(f"[save] obj must be a Tensor or a dict of str -> Tensor / NumPy array "
                         f"(a state_dict), got {type(obj).__name__}")
     record = {"version": _FORMAT_VERSION, "kind": kind, "entries": entries}
-    save_file(arrays, os.fspath(path), metadata={_META_KEY: json.dumps(record)})
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"[save] cannot write {path!r}: folder {folder!r} does not exist")
+    try:
+        save_file(arrays, path, metadata={_META_KEY: json.dumps(record)})
+    except Exception as e:  # safetensors reports I/O failures with its own error type
+        raise OSError(f"[save] could not write {path!r}: {e}") from e
 
 
 def _to_tensor(a):
@@ -101,6 +108,10 @@ def _to_tensor(a):
     raise TypeError(f"[load] can't load an array of dtype {a.dtype}")
 
 
+# safetensors dtypes with no NumPy equivalent.
+_UNSUPPORTED = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3", "F8_E5M2": "float8_e5m2"}
+
+
 def load(path):
     """Load what save() wrote: a Tensor, or a dict (nested as saved, keys in saved order)."""
     safe_open, _ = _safetensors("load")
@@ -110,7 +121,15 @@ def load(path):
     try:
         with safe_open(path, framework="np") as f:
             meta = f.metadata() or {}
+            for k in f.keys():
+                dt = f.get_slice(k).get_dtype()
+                if dt in _UNSUPPORTED:
+                    raise TypeError(f"[load] tensor {k!r} in {path!r} is {_UNSUPPORTED[dt]}, "
+                                    f"which NumPy (and so fastnn) cannot hold; convert it to "
+                                    f"float32 before saving (e.g. torch: t.float())")
             arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except TypeError:
+        raise
     except Exception as e:  # safetensors raises its own error types for malformed files
         raise ValueError(f"[load] {path!r} is not a readable safetensors file: {e}") from e
     record = json.loads(meta[_META_KEY]) if _META_KEY in meta else None

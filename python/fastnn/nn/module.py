@@ -4,7 +4,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..autograd import zero_grads
-from ..tensor import Tensor, _check_device
+from ..tensor import Tensor, _aligned_copy, _check_device, float32
 
 
 class Parameter(Tensor):
@@ -16,7 +16,10 @@ class Parameter(Tensor):
         if data is None:
             data = np.zeros((0,), np.float32)
         arr = data._data if isinstance(data, Tensor) else np.asarray(data, np.float32)
-        super().__init__(arr if arr.dtype == np.float32 else arr.astype(np.float32))
+        if arr.dtype != np.float32 or not arr.flags.c_contiguous:
+            # Optimizers update parameters in place, in one kernel call over contiguous memory.
+            arr = _aligned_copy(arr, float32)
+        super().__init__(arr)
         self.requires_grad = requires_grad
 
     def __repr__(self):

@@ -72,6 +72,11 @@ class Optimizer:
             if not p.is_leaf:
                 raise ValueError(f"[{self._name}] can't optimize a non-leaf Tensor "
                                  f"(params[{i}])")
+            if not p.is_contiguous():
+                # The update runs in place on the parameter's memory, in one kernel call.
+                raise ValueError(f"[{self._name}] params[{i}] must be contiguous, got strides "
+                                 f"{p.stride()} for shape {tuple(p.shape)}; make it "
+                                 f"contiguous (t.contiguous()) before requires_grad_()")
         group["params"] = params
         for k, v in self.defaults.items():
             if v is required and k not in group:

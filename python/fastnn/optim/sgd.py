@@ -44,18 +44,21 @@ class SGD(Optimizer):
         if not params:
             return
         momentum = group["momentum"]
-        bufs, first = None, False
+        bufs, first, new = None, False, []
         if momentum != 0:
             bufs, first = [], []
             for p in params:
-                st = self.state.setdefault(p, {})
-                buf = st.get("momentum_buffer")
+                buf = self.state.get(p, {}).get("momentum_buffer")
                 # PyTorch starts a buffer as a copy of the gradient the first time a parameter
                 # has one; the kernel does that copy when first[i] is set.
                 first.append(buf is None)
                 if buf is None:
-                    buf = st["momentum_buffer"] = _zeros_like(p)
+                    buf = _zeros_like(p)
+                    new.append((p, buf))
                 bufs.append(buf._data)
         _C.sgd_step([p._data for p in params], grads, bufs, float(group["lr"]),
                     float(momentum), float(group["dampening"]), float(group["weight_decay"]),
                     bool(group["nesterov"]), bool(group["maximize"]), first)
+        # Recorded only after the kernel accepted the call: a rejected step leaves no state.
+        for p, buf in new:
+            self.state.setdefault(p, {})["momentum_buffer"] = buf
