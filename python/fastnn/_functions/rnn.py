@@ -96,16 +96,21 @@ def _check_state(t, op, name, x, w_hh, batch_first, unbatched=False):
                          f"values, got shape {tuple(t.shape)}")
 
 
-def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, batch_first=False,
-               unbatched=False):
-    """unbatched: x is (T, I), y (T, H), states hold H values ((1, H) by default)."""
+def _check_layer_args(op, x, w_ih, w_hh, b_ih, b_hh, unbatched):
+    """The tensor and rank checks the LSTM and RNN layers share."""
     for t, name, opt in ((x, "input", False), (w_ih, "weight_ih", False),
                          (w_hh, "weight_hh", False), (b_ih, "bias_ih", True),
                          (b_hh, "bias_hh", True)):
-        _check(t, "lstm", name, opt)
+        _check(t, op, name, opt)
     if x.ndim != (2 if unbatched else 3):
-        raise ValueError(f"[lstm] input must be {2 if unbatched else 3}-D, got shape "
+        raise ValueError(f"[{op}] input must be {2 if unbatched else 3}-D, got shape "
                          f"{tuple(x.shape)}")
+
+
+def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, batch_first=False,
+               unbatched=False):
+    """unbatched: x is (T, I), y (T, H), states hold H values ((1, H) by default)."""
+    _check_layer_args("lstm", x, w_ih, w_hh, b_ih, b_hh, unbatched)
     _check_state(h0, "lstm", "h0", x, w_hh, batch_first, unbatched)
     _check_state(c0, "lstm", "c0", x, w_hh, batch_first, unbatched)
     return RecurrentLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, LSTM, bool(batch_first),
@@ -117,13 +122,7 @@ def rnn_layer(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", batc
     modes = {"tanh": RNN_TANH, "relu": RNN_RELU}
     if nonlinearity not in modes:
         raise ValueError(f"[rnn] nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    for t, name, opt in ((x, "input", False), (w_ih, "weight_ih", False),
-                         (w_hh, "weight_hh", False), (b_ih, "bias_ih", True),
-                         (b_hh, "bias_hh", True)):
-        _check(t, "rnn", name, opt)
-    if x.ndim != (2 if unbatched else 3):
-        raise ValueError(f"[rnn] input must be {2 if unbatched else 3}-D, got shape "
-                         f"{tuple(x.shape)}")
+    _check_layer_args("rnn", x, w_ih, w_hh, b_ih, b_hh, unbatched)
     _check_state(h0, "rnn", "h0", x, w_hh, batch_first, unbatched)
     return RecurrentLayer.apply(x, h0, None, w_ih, w_hh, b_ih, b_hh, modes[nonlinearity],
                                 bool(batch_first), bool(unbatched))
