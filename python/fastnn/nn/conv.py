@@ -1,5 +1,3 @@
-import math
-
 from .._functions.conv import _pair, conv2d
 from ..tensor import empty
 from . import init
@@ -45,15 +43,7 @@ class Conv2d(Module):
 
     def reset_parameters(self):
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
-        if fan_in == 0:
-            init.zeros_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
-            return
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias, fan_in)
 
     def forward(self, x):
         return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,

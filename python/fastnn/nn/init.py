@@ -80,3 +80,18 @@ def xavier_uniform_(t, gain=1.0):
 def xavier_normal_(t, gain=1.0):
     fan_in, fan_out = _fan_in_out(t)
     return t.normal_(0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def default_layer_init_(weight, bias, fan_in):
+    """PyTorch's default for Linear and Conv2d: weight kaiming-uniform with a=sqrt(5) (which
+    reduces to U(-1/sqrt(fan_in), 1/sqrt(fan_in))), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in));
+    all zeros when fan_in is 0 (an empty layer)."""
+    if fan_in == 0:
+        zeros_(weight)
+        if bias is not None:
+            zeros_(bias)
+        return
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        bound = 1 / math.sqrt(fan_in)
+        uniform_(bias, -bound, bound)

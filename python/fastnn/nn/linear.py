@@ -1,5 +1,3 @@
-import math
-
 from ..tensor import empty
 from .._functions.dense import linear
 from . import init
@@ -27,15 +25,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        if self.in_features == 0:
-            init.zeros_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
-            return
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias, self.in_features)
 
     def forward(self, x):
         return linear(x, self.weight, self.bias)
