@@ -1,5 +1,5 @@
-"""CUDA backend status. This build runs on the CPU; the CUDA backend is a separate build
-option (see the README), so here no GPU is ever reported."""
+"""CUDA backend status. fastnn has no CUDA backend yet (it is planned as an optional part of
+the build), so is_available() is False and every tensor lives on the CPU."""
 from . import _C
 
 
