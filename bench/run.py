@@ -64,11 +64,20 @@ def _stats(samples):
             "max_s": max(samples), "samples_s": samples}
 
 
-def measure(fns, repeats, target_s, contexts=None):
+def measure(fns, repeats, target_s, contexts=None, settle_s=0.0):
     """Time several callables interleaved: sample r of every callable is taken before sample
     r+1 of any, and the order rotates each round, so machine-load drift and position effects
     hit all implementations alike. Returns one stats dict per callable, or {"error": exc}
-    for one that raised (the others go on)."""
+    for one that raised (the others go on).
+
+    settle_s: idle time before each sample when the previous sample was another callable's.
+    NOTE: thread pools spin after a call before they sleep (OpenBLAS's workers for about
+    2^28 cycles, ~70 ms here; libgomp's, which PyTorch uses, for a shorter while; fastnn's
+    for ~0.2 ms). On a 2-core machine a peer's spinning worker takes one of the two cores
+    from whichever library is sampled next: measured, fastnn's 2-thread 1024^3 GEMM ran at
+    single-thread speed right after a NumPy call and at full speed after a 0.1 s pause. The
+    pause lets every pool go idle, so each library is timed on the whole machine, as a user
+    running only that library would see it."""
     k = len(fns)
     contexts = contexts or [None] * k
     inner, samples, errors = [0] * k, [[] for _ in fns], [None] * k
@@ -77,10 +86,14 @@ def measure(fns, repeats, target_s, contexts=None):
             inner[i] = _calibrate(fns[i], target_s, contexts[i])
         except Exception as e:
             errors[i] = e
+    last = None
     for r in range(repeats):
         for j in range(k):
             i = (j + r) % k
             if errors[i] is None:
+                if settle_s > 0 and last is not None and last != i:
+                    time.sleep(settle_s)
+                last = i
                 try:
                     samples[i].append(_sample(fns[i], inner[i], contexts[i]))
                 except Exception as e:
@@ -186,6 +199,7 @@ class Ctx:
         self.threads = args.threads
         self.repeats = args.repeats
         self.target_s = args.target_ms / 1e3
+        self.settle_s = args.settle_ms / 1e3
         arch = _openblas_arch()
         self.openblas_note = f"OpenBLAS {arch}" if arch else "BLAS: see numpy.show_config()"
         if os.environ.get("OPENBLAS_CORETYPE"):   # a forced kernel, not OpenBLAS's own pick
@@ -210,7 +224,7 @@ def _setup(args):
             "numpy": np.__version__, "openblas_arch": _openblas_arch(),
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
             "threads": args.threads, "quick": args.quick, "repeats": args.repeats,
-            "target_ms": args.target_ms, "load_start": _load()}
+            "target_ms": args.target_ms, "settle_ms": args.settle_ms, "load_start": _load()}
     meta["stand_ins"] = _stand_ins()
     try:
         import torch
@@ -258,7 +272,7 @@ def run_bench(bench, ctx):
             row.update(status="error", note=f"{type(e).__name__}: {e}")
     if live:
         results = measure([f for _, f, _ in live], ctx.repeats, ctx.target_s,
-                          [c for _, _, c in live])
+                          [c for _, _, c in live], ctx.settle_s)
         for (row, _, _), res in zip(live, results):
             e = res.pop("error", None)
             row.update(res) if e is None else row.update(
@@ -328,7 +342,8 @@ def header_lines(meta):
         f"peak: {peak}",
         _load_line(meta),
         f"protocol: {'--quick, ' if meta['quick'] else ''}{meta['repeats']} interleaved "
-        f"samples of >= {meta['target_ms']:g} ms each; ratio = peer median / fastnn median "
+        f"samples of >= {meta['target_ms']:g} ms each, {meta['settle_ms']:g} ms idle before a "
+        "sample that follows another library's; ratio = peer median / fastnn median "
         "(>1: fastnn faster)",
     ]
 
@@ -373,12 +388,20 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=None, help="samples per implementation")
     p.add_argument("--target-ms", type=float, default=20.0, help="minimum duration of a sample")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--settle-ms", type=float, default=None,
+                   help="idle pause before a sample that follows another library's, so its "
+                   "spinning pool threads go to sleep (default: 100 with more than one "
+                   "thread, else 0; 0 in --quick)")
     p.add_argument("--numpy-gemm-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = 5 if args.quick else 11
+    if args.settle_ms is None:
+        args.settle_ms = 0.0 if args.quick or args.threads == 1 else 100.0
     if args.repeats < 1 or args.target_ms <= 0 or (args.threads is not None and args.threads < 1):
         p.error("--repeats, --target-ms and --threads must be positive")
+    if args.settle_ms < 0:
+        p.error("--settle-ms must be >= 0")
     return args
 
 

@@ -1,5 +1,6 @@
 #include "cpu/softmax.h"
 #include "cpu/isa.h"
+#include "cpu/kernels/rowops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -22,22 +23,83 @@ __attribute__((target("avx2,fma"))) void exp_row_avx2(const float* x, float a, f
                                                       float* y, int64_t n) {
   exp_row_impl(x, a, b, s, y, n);
 }
-__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))) void exp_row_avx512(
-    const float* x, float a, float b, float s, float* y, int64_t n) {
-  exp_row_impl(x, a, b, s, y, n);
-}
 #endif
+
+// Generic row reductions: several independent lanes so the adds and compares pipeline.
+float row_max_generic(const float* x, int64_t n) {
+  constexpr int L = 8;
+  float acc[L];
+  for (int j = 0; j < L; ++j) acc[j] = -__builtin_inff();
+  int64_t k = 0;
+  for (; k + L <= n; k += L)
+    for (int j = 0; j < L; ++j) acc[j] = x[k + j] > acc[j] ? x[k + j] : acc[j];
+  for (; k < n; ++k) acc[0] = x[k] > acc[0] ? x[k] : acc[0];
+  float m = acc[0];
+  for (int j = 1; j < L; ++j) m = acc[j] > m ? acc[j] : m;
+  return m;
+}
+
+template <bool Dot>
+double row_sum_generic(const float* a, const float* b, int64_t n) {
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4)
+    for (int j = 0; j < 4; ++j) acc[j] += Dot ? (double)a[k + j] * b[k + j] : (double)a[k + j];
+  for (; k < n; ++k) acc[0] += Dot ? (double)a[k] * b[k] : (double)a[k];
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
 }  // namespace
 
 void exp_row(const float* x, float a, float b, float s, float* y, int64_t n) {
 #ifdef FASTNN_X86
   switch (active_isa()) {
-    case Isa::avx512: return exp_row_avx512(x, a, b, s, y, n);
+    case Isa::avx512: return exp_row_avx512(x, a, b, s, y, n);  // kernels/rowops_avx512.cpp
     case Isa::avx2: return exp_row_avx2(x, a, b, s, y, n);
     case Isa::generic: break;
   }
 #endif
   exp_row_generic(x, a, b, s, y, n);
+}
+
+double exp_row_sum(const float* x, float a, float b, float s, float* y, int64_t n) {
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) return exp_row_sum_avx512(x, a, b, s, y, n);
+#endif
+  exp_row(x, a, b, s, y, n);
+  return row_sum_f64(y, n);
+}
+
+float row_max(const float* x, int64_t n) {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return row_max_avx512(x, n);
+    case Isa::avx2: return row_max_avx2(x, n);
+    case Isa::generic: break;
+  }
+#endif
+  return row_max_generic(x, n);
+}
+
+double row_sum_f64(const float* x, int64_t n) {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return row_sum_f64_avx512(x, n);
+    case Isa::avx2: return row_sum_f64_avx2(x, n);
+    case Isa::generic: break;
+  }
+#endif
+  return row_sum_generic<false>(x, nullptr, n);
+}
+
+double row_dot_f64(const float* a, const float* b, int64_t n) {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return row_dot_f64_avx512(a, b, n);
+    case Isa::avx2: return row_dot_f64_avx2(a, b, n);
+    case Isa::generic: break;
+  }
+#endif
+  return row_sum_generic<true>(a, b, n);
 }
 
 namespace {
@@ -68,8 +130,7 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
   const float m = row_max(x, n);
   // The exps go through y (even for log_softmax, where y is then overwritten) so that this
   // loop has no reduction in it and vectorises.
-  exp_row(x, m, 0.f, 1.f, y, n);
-  const double s = sum_as_double(y, n);
+  const double s = exp_row_sum(x, m, 0.f, 1.f, y, n);
   if (log) {
     const float ls = (float)std::log(s);
     for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m) - ls;
@@ -111,14 +172,14 @@ void softmax_strip(const float* x, float* y, int64_t dim, int64_t inner, int64_t
 }
 
 void softmax_bwd_row(const float* dy, const float* y, float* dx, int64_t n, bool log) {
-  double s = 0.0;
   if (log) {
-    for (int64_t k = 0; k < n; ++k) s += dy[k];
-    const float sf = (float)s;
-    for (int64_t k = 0; k < n; ++k) dx[k] = dy[k] - exp_f32(y[k]) * sf;
+    const float sf = (float)row_sum_f64(dy, n);
+    // exp(y) * sum through the per-ISA exp loop into dx, then dy minus it. dx is a fresh
+    // buffer (ops/softmax.cpp), never dy.
+    exp_row(y, 0.f, 0.f, sf, dx, n);
+    for (int64_t k = 0; k < n; ++k) dx[k] = dy[k] - dx[k];
   } else {
-    for (int64_t k = 0; k < n; ++k) s += (double)dy[k] * y[k];
-    const float sf = (float)s;
+    const float sf = (float)row_dot_f64(dy, y, n);
     for (int64_t k = 0; k < n; ++k) dx[k] = y[k] * (dy[k] - sf);
   }
 }

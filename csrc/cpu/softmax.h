@@ -55,33 +55,17 @@ inline float exp_f32(float x) {
 // chosen by fastnn::active_isa(), so FASTNN_ISA forces it like every other kernel path.
 // y may alias x.
 void exp_row(const float* x, float a, float b, float s, float* y, int64_t n);
+// The same, returning sum_k y[k] (in double) from the same pass.
+double exp_row_sum(const float* x, float a, float b, float s, float* y, int64_t n);
 
 // max(x[0..n)) ignoring NaN (v > m is false for NaN), -inf for an empty row.
-// NOTE: 16 independent running maxima, combined at the end: the same result as one running
-// max (max is exact, order does not matter once NaN is skipped), but without the serial
-// dependency, so the compiler turns it into vector max instructions.
-inline float row_max(const float* x, int64_t n) {
-  constexpr int L = 16;
-  float acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = -__builtin_inff();
-  int64_t k = 0;
-  for (; k + L <= n; k += L)
-    for (int j = 0; j < L; ++j) acc[j] = x[k + j] > acc[j] ? x[k + j] : acc[j];
-  for (; k < n; ++k) acc[0] = x[k] > acc[0] ? x[k] : acc[0];
-  float m = acc[0];
-  for (int j = 1; j < L; ++j) m = acc[j] > m ? acc[j] : m;
-  return m;
-}
+// Per ISA (csrc/cpu/kernels/rowops_*.cpp), chosen by fastnn::active_isa() like exp_row.
+float row_max(const float* x, int64_t n);
 
-// sum(a[0..n)) accumulated in double, in 4 independent lanes so the adds pipeline.
-inline double sum_as_double(const float* a, int64_t n) {
-  double acc[4] = {0.0, 0.0, 0.0, 0.0};
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4)
-    for (int j = 0; j < 4; ++j) acc[j] += a[k + j];
-  for (; k < n; ++k) acc[0] += a[k];
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
+// sum(x[0..n)) and sum(a[k]*b[k]) accumulated in double (the products exactly): next to
+// exp() this costs nothing and keeps rows of 1000+ classes accurate. Per ISA, like row_max.
+double row_sum_f64(const float* x, int64_t n);
+double row_dot_f64(const float* a, const float* b, int64_t n);
 
 // log == false: y = softmax(x); log == true: y = log_softmax(x).
 // x: (outer, dim, inner), y: (outer, dim, inner).
