@@ -16,7 +16,7 @@ import fastnn  # noqa: E402
 
 
 class _Ctx:
-    repeats, target_s, peak = 2, 1e-4, 100.0
+    repeats, target_s, peak, settle_s = 2, 1e-4, 100.0, 0.0
 
 
 def _fake_row(rows, impl):
