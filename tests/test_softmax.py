@@ -182,3 +182,23 @@ def test_bad_input_c_level():
     expect_error(ValueError, "argmax", _C.argmax, good.T, 0)
     expect_error(TypeError, "argmax", _C.argmax, np.ones(3, np.int32), 0)
     expect_error(IndexError, "argmax", _C.argmax, good, -3)
+
+
+@pytest.mark.parametrize("n", [63, 64, 65, 200, 1000])
+def test_exp_range_in_long_rows(n, isa, rng):
+    """The exp over its whole range (gradual underflow, 0, values near overflow) in rows
+    long enough for the vector kernels' main loops, not only their tails: softmax(x) with a
+    spread of 220 gives terms from 1 down to exp(-220) = 0."""
+    x = rng.uniform(-130.0, 90.0, (3, n)).astype(np.float32)
+    x[1, n // 2] = -np.inf  # exp(-inf - m) = 0 exactly, mid-row
+    got = F.softmax(fastnn.tensor(x), 1).numpy().astype(np.float64)
+    want = R.softmax(x.astype(np.float64), 1)
+    # NOTE: every term is exp(x - m) with x - m exact in float32 (Sterbenz does not apply
+    # in general, so allow the rounding of x - m: |x - m| <= 220, ulp 1.5e-5, and exp's own
+    # few ulp) relative to each term, plus the denominators' rounding. Results below the
+    # smallest normal float may be flushed to 0 (the generic exp does; vscalefps gives the
+    # subnormal), hence atol = float32's tiny.
+    np.testing.assert_allclose(got, want, rtol=5e-5, atol=float(np.finfo(np.float32).tiny))
+    assert got[1, n // 2] == 0.0
+    log = F.log_softmax(fastnn.tensor(x), 1).numpy()
+    np.testing.assert_allclose(log, R.log_softmax(x.astype(np.float64), 1), rtol=1e-6, atol=2e-5)
