@@ -148,7 +148,20 @@ void export_deleter(DLManagedTensor* m) {
   delete static_cast<ExportCtx*>(m->manager_ctx);
 }
 
-py::capsule to_dlpack(const CudaArray& a, py::object stream) {
+py::capsule to_dlpack(const CudaArray& src, py::object stream, py::object max_version,
+                      py::object dl_device, py::object copy) {
+  const char* op = "__dlpack__";
+  if (!dl_device.is_none()) {
+    auto d = dl_device.cast<std::pair<int, int>>();
+    if (d.first != kDLCUDA || d.second != src.device)
+      throw py::buffer_error(str("[", op, "] dl_device must be (2, ", src.device, "), got (",
+                                 d.first, ", ", d.second, ")"));
+  }
+  CudaArray a = src;
+  if (!copy.is_none() && copy.cast<bool>()) {
+    a = new_array(src.shape, src.dtype, src.device, op);
+    memcpy_d2d(a.data, src.data, src.nbytes(), op);
+  }
   // The consumer's stream must see our (legacy default stream) work: make it wait on an
   // event recorded now. None or 1 (the legacy default stream itself) needs nothing; -1 means
   // the consumer asks for no synchronisation.
@@ -285,13 +298,13 @@ void bind_array(py::module_& m) {
       .def_property_readonly("data_ptr", [](const CudaArray& a) { return (uintptr_t)a.data; })
       .def_static("empty", [](py::handle shape, const std::string& dtype, int device) {
         return new_array(parse_shape(shape), parse_cdtype(dtype, "empty"), device, "empty");
-      }, py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = 0)
+      }, py::arg("shape"), py::arg("dtype_name") = "float32", py::arg("device") = 0)
       .def_static("zeros", [](py::handle shape, const std::string& dtype, int device) {
         return make_filled(shape, 0.0, dtype, device, "zeros");
-      }, py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = 0)
+      }, py::arg("shape"), py::arg("dtype_name") = "float32", py::arg("device") = 0)
       .def_static("full", [](py::handle shape, double value, const std::string& dtype, int device) {
         return make_filled(shape, value, dtype, device, "full");
-      }, py::arg("shape"), py::arg("value"), py::arg("dtype") = "float32", py::arg("device") = 0)
+      }, py::arg("shape"), py::arg("value"), py::arg("dtype_name") = "float32", py::arg("device") = 0)
       .def_static("from_numpy", [](py::handle arr, int device) {
         const char* op = "from_numpy";
         require_device(op, device);
@@ -305,7 +318,7 @@ void bind_array(py::module_& m) {
                                 device, op);
         copy_from_host(d, arr, op);
         return d;
-      }, py::arg("array"), py::arg("device") = 0)
+      }, py::arg("ndarray"), py::arg("device") = 0)
       .def_static("from_dlpack", &from_dlpack, py::arg("obj"))
       .def("numpy", [](const CudaArray& a) {
         py::array out(np_dtype(a.dtype), a.shape);
@@ -358,7 +371,7 @@ void bind_array(py::module_& m) {
         CudaArray v = a;  // shares the buffer
         v.shape = shape;
         return v;
-      }, py::arg("shape"))
+      }, py::arg("shape_tuple"))
       .def("astype", [](const CudaArray& a, const std::string& dtype) {
         const char* op = "astype";
         CudaArray c = new_array(a.shape, parse_cdtype(dtype, op), a.device, op);
@@ -366,7 +379,7 @@ void bind_array(py::module_& m) {
         if (c.dtype == a.dtype) memcpy_d2d(c.data, a.data, a.nbytes(), op);
         else cast((int)a.dtype, a.data, (int)c.dtype, c.data, a.numel());
         return c;
-      }, py::arg("dtype"))
+      }, py::arg("dtype_name"))
       .def("fill_", [](CudaArray& a, double value) -> CudaArray& {
         set_device(a.device, "fill_");
         fill((int)a.dtype, a.data, a.numel(), value);
@@ -396,7 +409,12 @@ void bind_array(py::module_& m) {
         if (a.shape.empty()) throw py::type_error("len() of a 0-d array");
         return a.shape[0];
       })
-      .def("__dlpack__", &to_dlpack, py::arg("stream") = py::none())
+      .def("__dlpack__", &to_dlpack, py::arg("stream") = py::none(), py::kw_only(),
+           py::arg("max_version") = py::none(), py::arg("dl_device") = py::none(),
+           py::arg("copy") = py::none(),
+           "A DLPack capsule (legacy 'dltensor' ABI, kDLCUDA) sharing this memory; copy=True "
+           "exports a copy. max_version is accepted and a legacy capsule returned, as the "
+           "protocol allows.")
       .def("__dlpack_device__", [](const CudaArray& a) { return py::make_tuple(kDLCUDA, a.device); })
       .def("__repr__", [](const CudaArray& a) {
         return str("CudaArray(shape=", shape_str(a.shape), ", dtype=", cdtype_name(a.dtype),

@@ -142,7 +142,8 @@ __global__ void inplace_kernel(int op, Walk w, T* dst, const T* src, T alpha, in
     offsets<1>(w, i, off);
     const T s = src[off[0]];
     if constexpr (sizeof(T) == 4) {
-      dst[i] = op == kAdd ? dst[i] + alpha * s : bin_f32(op, dst[i], s);
+      // NOTE: rounded multiply then add (no FMA contraction), as the CPU op computes it.
+      dst[i] = op == kAdd ? __fadd_rn(dst[i], __fmul_rn(alpha, s)) : bin_f32(op, dst[i], s);
     } else {
       dst[i] = op == kAdd ? bin_i64(kAdd, dst[i], bin_i64(kMul, alpha, s)) : bin_i64(op, dst[i], s);
     }
