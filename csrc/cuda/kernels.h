@@ -37,6 +37,10 @@ void memcpy_h2d(void* dst, const void* src, size_t nbytes, const char* op);
 void memcpy_d2h(void* dst, const void* src, size_t nbytes, const char* op);  // synchronises
 void memcpy_d2d(void* dst, const void* src, size_t nbytes, const char* op);
 void synchronize(const char* op);
+// Queues a copy of `bytes` host bytes into dst (device memory of `device`) on the legacy
+// default stream without waiting for the stream: the bytes go through a pinned staging
+// buffer first, so the caller's buffer may be reused as soon as this returns.
+void upload_async(void* dst, const void* src, size_t bytes, int device, const char* op);
 
 // ---- GEMM (gemm.cu)
 enum class Precision { highest = 0, high = 1, medium = 2 };  // fp32 SIMT, TF32, BF16

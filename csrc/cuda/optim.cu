@@ -72,9 +72,8 @@ __global__ void adam_kernel(AdamHyper h, const AdamSlot* slots, const Chunk* chu
   }
 }
 
-// Slots then chunks in one device buffer (one host-to-device copy per step).
-// NOTE: a pageable-memory copy waits for the stream; a pinned staging buffer would avoid
-// that sync (not done yet: to be measured on a GPU first).
+// Slots then chunks in one device buffer: one asynchronous host-to-device copy per step
+// (through pinned staging, so the step never waits for the GPU).
 template <class Slot, class Launch>
 void run_group(const Slot* slots, int count, int device, const char* op, Launch&& launch) {
   std::vector<Chunk> chunks;
@@ -89,7 +88,7 @@ void run_group(const Slot* slots, int count, int device, const char* op, Launch&
   std::memcpy(host.data() + slot_bytes, chunks.data(), sizeof(Chunk) * chunks.size());
   void* dev = device_alloc(bytes, device);
   try {
-    FASTNN_CUDA_CHECK(cudaMemcpyAsync(dev, host.data(), bytes, cudaMemcpyHostToDevice, 0), op);
+    upload_async(dev, host.data(), bytes, device, op);
     const int nchunks = (int)chunks.size();
     const unsigned blocks = (unsigned)(nchunks < 65535 ? nchunks : 65535);
     launch(blocks, (const Slot*)dev,

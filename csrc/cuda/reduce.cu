@@ -322,8 +322,9 @@ int64_t first_out_of_range(const int64_t* t, int64_t n, int64_t lo, int64_t hi, 
   *kept = 0;
   if (n <= 0) return -1;
   Scratch res(2);
-  unsigned long long init[2] = {~0ull, 0ull};
-  FASTNN_CUDA_CHECK(cudaMemcpyAsync(res.p, init, sizeof(init), cudaMemcpyHostToDevice, 0), op);
+  // res[0] = ~0 (all bytes 0xff), res[1] = 0.
+  FASTNN_CUDA_CHECK(cudaMemsetAsync(res.p, 0xff, 8, 0), op);
+  FASTNN_CUDA_CHECK(cudaMemsetAsync(res.u64() + 1, 0, 8, 0), op);
   range_check<<<grid_for(n), kThreads>>>(t, n, lo, hi, use_skip, skip, res.u64());
   FASTNN_CUDA_LAUNCHED(op);
   unsigned long long host[2];

@@ -1,6 +1,7 @@
 // Runtime helpers and the caching allocator of fastnn._C_cuda.
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -181,6 +182,55 @@ void memcpy_d2d(void* dst, const void* src, size_t nbytes, const char* op) {
   if (nbytes) check_status((int)cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, 0), op);
 }
 void synchronize(const char* op) { check_status((int)cudaDeviceSynchronize(), op); }
+
+namespace {
+
+// Pinned staging slabs for upload_async, per device, used round-robin. A slab is refilled
+// only after the copy that last read it has completed (its event): with kSlabs of them this
+// waits only when that many uploads are still queued behind unfinished work.
+// NOTE: a copy from pageable memory would synchronise with the stream on every call (one
+// per optimizer step), which is what this avoids.
+constexpr int kSlabs = 4;
+struct Slab {
+  void* host = nullptr;
+  size_t cap = 0;
+  cudaEvent_t done = nullptr;
+};
+struct Staging {
+  std::mutex mu;
+  std::map<int, std::vector<Slab>> slabs;
+  std::map<int, int> next;
+};
+Staging& staging() {
+  static Staging* s = new Staging();  // never destroyed, as the allocator
+  return *s;
+}
+
+}  // namespace
+
+void upload_async(void* dst, const void* src, size_t bytes, int device, const char* op) {
+  if (!bytes) return;
+  Staging& st = staging();
+  std::lock_guard<std::mutex> lock(st.mu);
+  set_device(device, op);
+  auto& v = st.slabs[device];
+  if (v.empty()) v.resize(kSlabs);
+  Slab& s = v[st.next[device]];
+  st.next[device] = (st.next[device] + 1) % kSlabs;
+  if (s.done) check_status((int)cudaEventSynchronize(s.done), op);
+  else check_status((int)cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), op);
+  if (s.cap < bytes) {
+    if (s.host) check_status((int)cudaFreeHost(s.host), op);
+    s.host = nullptr;
+    s.cap = 0;
+    const size_t cap = bytes < 4096 ? 4096 : bytes * 2;
+    check_status((int)cudaHostAlloc(&s.host, cap, cudaHostAllocPortable), op);
+    s.cap = cap;
+  }
+  std::memcpy(s.host, src, bytes);
+  check_status((int)cudaMemcpyAsync(dst, s.host, bytes, cudaMemcpyHostToDevice, 0), op);
+  check_status((int)cudaEventRecord(s.done, 0), op);
+}
 
 }  // namespace cuda
 }  // namespace fastnn
