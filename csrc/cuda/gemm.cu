@@ -175,12 +175,12 @@ __global__ void __launch_bounds__(256) sgemm_kernel(GemmArgs g) {
 // input precision on the way in (BF16: rounded to nearest when stored; TF32: rounded when
 // the fragment is loaded). Accumulation is fp32 in both.
 // NOTE: single-buffered and with scalar (coalesced) global loads: simple, not yet tuned.
-constexpr int TK = 32;
 
 template <bool TA, bool TB, bool BF16>
 __global__ void __launch_bounds__(256) tc_gemm_kernel(GemmArgs g) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using namespace nvcuda;
+  constexpr int TK = 32;  // K step through shared memory
   using Elem = typename std::conditional<BF16, __nv_bfloat16, float>::type;
   using InT = typename std::conditional<BF16, __nv_bfloat16, wmma::precision::tf32>::type;
   constexpr int KF = BF16 ? 16 : 8;      // K of one mma fragment
