@@ -59,23 +59,23 @@ CudaArray new_array(const Shape& shape, CDType dt, int device, const char* op);
 // ValueError when device is not a valid index.
 void require_device(const char* op, int device = -1);
 
-// An op argument that must be a CudaArray on `device` (-1: any; set to the array's device);
-// TypeError "[op] <name> must be a CUDA array on device N, got ..." otherwise. dt: required
-// dtype (float32/int64) or none.
+// An op argument that must be a CudaArray on `device` (-1: the first array argument, whose
+// device is then stored in `device` and made current); TypeError "[op] <name> must be a CUDA
+// array on device N, got ..." otherwise (RuntimeError when no device is usable at all).
 CudaArray& cuda_arg(py::handle obj, const char* op, const char* name, int& device);
 // The same as a fastnn::Tensor (shape, dtype, device data pointer) for the shared argument
-// checks of csrc/ops/common.h; bool arrays are rejected like any unexpected dtype.
+// checks of csrc/ops/common.h; dt: the required dtype, or null for float32 or int64. bool
+// arrays are rejected like any unexpected dtype.
 Tensor arg_view(py::handle obj, const char* op, const char* name, int& device,
                 const DType* dt);
 Tensor opt_view(py::handle obj, const char* op, const char* name, int& device, const DType* dt);
-// A fresh float32/int64 output and its Tensor view.
+// A fresh float32/int64 output: the CudaArray the binding returns and a Tensor view of it
+// for the kernels' pointers.
 struct Out {
   CudaArray arr;
   Tensor t;
 };
 Out new_out(const Shape& shape, DType dt, int device, const char* op);
-// The CudaArray behind a Tensor created by new_out (or an argument view) is needed to return
-// it: outputs are kept as CudaArray, so the bindings return `Out::arr`.
 
 void bind_array(py::module_& m);
 void bind_ops(py::module_& m);

@@ -59,7 +59,7 @@ py::object opt_out(const std::optional<Out>& o) {
 const float* f(const Tensor& t) { return t.data<float>(); }
 float* fo(const Out& o) { return o.t.data<float>(); }
 
-// A Tensor on a fresh device output that shares the CudaArray's buffer under a new shape.
+// A view of a with a new shape of the same element count (shares the buffer).
 CudaArray reshaped(const CudaArray& a, const Shape& shape) {
   CudaArray v = a;
   v.shape = shape;
