@@ -41,7 +41,12 @@ void bind_core(py::module_& m) {
   });
   m.def("cpu_features", &cpu_features);
   m.def("cpu_name", &cpu_name);
+  // FASTNN_CUDA_BUILT: set by CMake when fastnn._C_cuda was built alongside this module.
+#ifdef FASTNN_CUDA_BUILT
+  m.def("cuda_built", [] { return true; });
+#else
   m.def("cuda_built", [] { return false; });
+#endif
 }
 
 }  // namespace fastnn
