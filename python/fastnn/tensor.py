@@ -262,7 +262,9 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False):
         if not isinstance(data, np.ndarray) or data.dtype not in _DTYPES_NP:
-            data = tensor(data)._data
+            t = _cuda._array_type  # a CUDA array is taken as it is, like an ndarray
+            if t is None or not isinstance(data, t) or data.dtype not in _DTYPES_NP:
+                data = tensor(data)._data
         self._data = data
         self._requires_grad = False
         self.grad = None
