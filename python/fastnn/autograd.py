@@ -150,19 +150,22 @@ class Function:
         T = _tensor_cls()
         raw = list(args)
         needs = [False] * len(args)
-        track = device = False
+        track = False
         for i, a in enumerate(args):
             if isinstance(a, T):
-                d = raw[i] = a._data
-                if type(d) is not _ND:  # NOTE: the one device test on the CPU path (~30 ns)
-                    device = True
+                raw[i] = a._data
                 if a._requires_grad:
                     needs[i] = track = True
-        if device:
-            _check_devices(cls, args, T)
         ctx = Context()
         ctx.needs_input_grad = tuple(needs)
-        out = cls.forward(ctx, *raw)
+        try:
+            out = cls.forward(ctx, *raw)
+        except TypeError:
+            # NOTE: tensors on different devices reach kernels of one backend, which refuse
+            # the other's arrays with a TypeError: name the devices instead. Checked only
+            # after a failure, so the device model costs a call nothing here.
+            _check_devices(cls, args, T)
+            raise
         make = T._make
         if not (track and grad_mode.enabled):
             if type(out) is tuple:
@@ -185,9 +188,13 @@ _ND = np.ndarray
 
 
 def _check_devices(cls, args, T):
-    """A CUDA tensor is among the arguments: all Tensor arguments must share its device."""
+    """RuntimeError "[op] expected all tensors on the same device, got ..." when the Tensor
+    arguments of a Function live on different devices."""
     from .tensor import _same_device
-    _same_device(cls.__name__.lower(), *[a for a in args if isinstance(a, T)])
+    try:
+        _same_device(cls.__name__.lower(), *[a for a in args if isinstance(a, T)])
+    except RuntimeError as e:
+        raise e from None
 
 
 def _array_device(a):

@@ -399,7 +399,7 @@ class Tensor:
             if self._data.size != 1:
                 raise RuntimeError(f"[backward] grad can be implicitly created only for scalar "
                                    f"outputs; got shape {tuple(self.shape)}: pass gradient=")
-            if not _is_host(self._data):
+            if type(self._data) is not _ND and not _is_host(self._data):
                 g = _new_array(self._data.shape, float32, self.device, 1.0)
             else:
                 g = np.ones(self._data.shape, np.float32)
@@ -424,7 +424,8 @@ class Tensor:
     def _accumulate_grad(self, g):
         if self.grad is None:
             # The graph may hand the same array to several consumers: own a copy.
-            self.grad = Tensor._make(_copy_as(g, float32))
+            self.grad = Tensor._make(_aligned_copy(g, float32) if type(g) is _ND
+                                     else _copy_as(g, float32))
         else:
             _ew = _fnmod("elementwise")
             _ew.add_inplace(self.grad._data, _contig(g))

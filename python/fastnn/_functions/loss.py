@@ -46,7 +46,8 @@ def cross_entropy(input, target, reduction="mean", ignore_index=-100):
     op = "cross_entropy"
     _check_tensor(input, op, "input", float32)
     _check_tensor(target, op, "target", int64, " class indices")
-    _same_device(op, input, target)
+    if type(input._data) is not _ND or type(target._data) is not _ND:
+        _same_device(op, input, target)
     _check_reduction(reduction, op)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"[{op}] ignore_index must be an int, got {type(ignore_index).__name__}")
@@ -75,6 +76,7 @@ def mse_loss(input, target, reduction="mean"):
     op = "mse_loss"
     _check_tensor(input, op, "input", float32)
     _check_tensor(target, op, "target", float32)
-    _same_device(op, input, target)
+    if type(input._data) is not _ND or type(target._data) is not _ND:
+        _same_device(op, input, target)
     _check_reduction(reduction, op)
     return MSE.apply(input, target, reduction)
