@@ -48,6 +48,7 @@ def test_cuda_module_on_fake():
     assert fastnn.cuda.device_count() == 1
     assert "fake" in fastnn.cuda.get_device_name()
     assert fastnn.cuda.get_device_capability(0) == (9, 0)
+    assert "available, 1 device(s): fastnn fake CUDA device" in fastnn.show_config()
     fastnn.cuda.synchronize()
     expect_error(ValueError, "get_device_name", fastnn.cuda.get_device_name, 3)
     before = fastnn.cuda.memory_allocated()
@@ -424,6 +425,13 @@ def test_state_dict_save_load_from_device(tmp_path):
     m2 = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Dropout(0.25),
                        nn.Linear(8, 3)).cuda()
     m2.load_state_dict(back)  # host values into device parameters
+    m4 = mlp().cuda()
+    with fastnn.no_grad():
+        for p in m4.parameters():
+            p.zero_()
+    m4.load_state_dict(sd)  # device to device
+    for a, b in zip(m4.parameters(), m.parameters()):
+        same(b, a)
     m3 = mlp()
     m3.load_state_dict(sd)  # device values into host parameters
     x = fastnn.tensor(X)

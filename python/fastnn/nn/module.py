@@ -250,8 +250,10 @@ class Module:
                 continue
             v = state_dict[k]
             arr = v._data if isinstance(v, Tensor) else _to_numpy(v)
-            if not _is_host(arr):  # a CUDA tensor's values: copied through the host below
-                arr = arr.numpy()
+            if not _is_host(arr) and (_is_host(target._data) or arr.dtype is not
+                                      target._data.dtype or arr.shape != target._data.shape
+                                      or arr.device_index != target._data.device_index):
+                arr = arr.numpy()  # a CUDA tensor's values: copied through the host below
             if tuple(arr.shape) != tuple(target.shape):
                 raise ValueError(f"[load_state_dict] {k}: expected shape {tuple(target.shape)}, "
                                  f"got {tuple(arr.shape)}")
@@ -261,6 +263,8 @@ class Module:
         for target, arr in staged:
             if _is_host(target._data):
                 np.copyto(target._data, arr, casting="unsafe")
+            elif not _is_host(arr):  # same device, dtype and shape: a device-side copy
+                target._data.copy_(arr)
             else:  # into a module on a CUDA device: one host -> device copy per tensor
                 # (np.array, not ascontiguousarray, which makes a 0-d array 1-d)
                 target._data.copy_(np.array(arr, dtype=target._data.dtype, order="C"))
