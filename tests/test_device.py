@@ -201,6 +201,8 @@ OPS = {
     "matmul_bcast": lambda x, w, b: fastnn.matmul(x.reshape(3, 1, 5),
                                                   w.reshape(5, 4).expand(3, 5, 4)),
     "matmul_vec": lambda x, w, b: fastnn.matmul(x, w.sum(0) * 0.5),
+    "matmul_partial_bcast": lambda x, w, b: fastnn.matmul(x.reshape(3, 1, 1, 5),
+                                                          w.reshape(2, 5, 2)),
     "linear": lambda x, w, b: F.linear(x, w, b),
     "linear_3d_gelu": lambda x, w, b: F.linear(x.reshape(3, 1, 5), w, b, act="gelu"),
     "softmax": lambda x, w, b: x.softmax(1) * x.log_softmax(0),
