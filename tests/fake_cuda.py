@@ -76,6 +76,10 @@ class CudaArray:
             _track(host)
             weakref.finalize(self, _free, host.nbytes)
 
+    def __reduce_ex__(self, protocol):
+        # As the compiled class (pybind11 defines no pickling): copies go through the host.
+        raise TypeError("cannot pickle 'CudaArray' object")
+
     def __array_function__(self, func, types, args, kwargs):
         raise TypeError(f"fake CUDA array passed to numpy.{func.__name__}: host code used a "
                         f"CUDA tensor's data (use .cpu() first)")

@@ -66,7 +66,8 @@ def test_cuda_module_on_fake():
 
 def test_missing_backend_is_remembered(monkeypatch):
     fastnn.cuda._restore((None, None, None, False))  # as after `import fastnn` (the fixture restores)
-    monkeypatch.setitem(sys.modules, "fastnn._C_cuda", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "fastnn._C_cuda", None)  # makes the import fail ...
+    monkeypatch.delattr(fastnn, "_C_cuda", raising=False)  # ... even after a real import
     assert fastnn.cuda.is_built() is False and fastnn.cuda.is_available() is False
     assert fastnn.cuda.device_count() == 0
     assert "fastnn._C_cuda" in fastnn.cuda._unavailable_reason()
@@ -439,6 +440,24 @@ def test_state_dict_save_load_from_device(tmp_path):
     x = fastnn.tensor(X)
     m2.eval(), m3.eval()
     same(m3(x), m2(x.cuda()))
+
+
+def test_deepcopy_and_pickle_keep_the_device():
+    import copy
+    import pickle
+    m = mlp().cuda()
+    m.register_buffer("steps", fastnn.zeros(2, dtype=fastnn.int64, device="cuda"))
+    m2 = copy.deepcopy(m)
+    for (n, a), (_, b) in zip(m.state_dict(keep_vars=True).items(),
+                              m2.state_dict(keep_vars=True).items()):
+        same(a.detach(), b.detach())
+        assert type(a) is type(b) and a.requires_grad == b.requires_grad, n
+        assert a.data_ptr() != b.data_ptr(), n  # a copy, not shared memory
+    t = pickle.loads(pickle.dumps(fastnn.tensor(X, device="cuda", requires_grad=True)))
+    assert t.is_cuda and t.requires_grad and t.is_leaf
+    np.testing.assert_array_equal(t.detach().cpu().numpy(), X)
+    c = pickle.loads(pickle.dumps(fastnn.tensor(X)))  # host tensors as before
+    assert not c.is_cuda
 
 
 def test_dropout_training_on_device():

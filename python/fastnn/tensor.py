@@ -53,6 +53,14 @@ _DTYPES = {"float32": float32, "int64": int64, "bool": bool_}
 _DTYPES_NP = {d.np: d for d in _DTYPES.values()}
 
 
+def _rebuild_on_device(cls, host, dev, requires_grad):
+    t = Tensor._make(_to_device(host, _check_device(dev, "load")))
+    if cls is not Tensor:
+        return cls(t, requires_grad)  # nn.Parameter(data, requires_grad)
+    t.requires_grad = requires_grad
+    return t
+
+
 def _dtype_by_name(name):
     return _DTYPES[name]
 
@@ -508,6 +516,15 @@ class Tensor:
 
     def __hash__(self):
         return id(self)
+
+    def __reduce_ex__(self, protocol):
+        a = self._data
+        if type(a) is _ND or isinstance(a, _ND):
+            return super().__reduce_ex__(protocol)
+        # A CUDA tensor pickles (and deep-copies) through the host and comes back on its
+        # device, as a Tensor or Parameter (the graph is not kept, as for a detached copy).
+        return (_rebuild_on_device, (type(self), a.numpy(), str(self.device),
+                                     self._requires_grad))
 
     def __repr__(self):
         a = self._data
