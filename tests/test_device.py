@@ -164,6 +164,8 @@ def test_second_device():
     fake.N_DEVICES = 2
     a = fastnn.ones(3, device="cuda:1")
     assert a.device == "cuda:1" and a._data.device_index == 1
+    assert fastnn.ones(1).cuda(1).device == "cuda:1"
+    assert nn.Linear(1, 1).cuda(1).weight.device == "cuda:1"
     b = a.to("cuda:0")
     assert b.device == "cuda:0"
     msg = expect_error(RuntimeError, "add", lambda: a + b)

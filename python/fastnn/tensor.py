@@ -559,7 +559,7 @@ class Tensor:
         return self if _is_host(self._data) else self.to(_CPU)
 
     def cuda(self, device=None):
-        return self.to(device if device is not None else "cuda")
+        return self.to(_cuda_arg(device))
 
     def type(self, dt):
         dt = _resolve_dtype(dt, "to")
@@ -1053,6 +1053,15 @@ def as_tensor(data, dtype=None, device=None):
 def _on_device(a, dev):
     """Fresh host array a, moved to dev when that is a CUDA device."""
     return a if dev is _CPU else _to_device(a, dev)
+
+
+def _cuda_arg(device):
+    """cuda()'s argument: None, an index (as PyTorch's t.cuda(0)), or a device."""
+    if device is None:
+        return "cuda"
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
+        return f"cuda:{int(device)}"
+    return device
 
 
 def _parse_to(args, kwargs):

@@ -4,8 +4,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..autograd import zero_grads
-from ..tensor import (Tensor, _aligned_copy, _check_device, _copy_as, _is_host, _parse_to,
-                      _to_device, float32)
+from ..tensor import (Tensor, _aligned_copy, _check_device, _copy_as, _cuda_arg, _is_host,
+                      _parse_to, _to_device, float32)
 
 
 class Parameter(Tensor):
@@ -206,7 +206,7 @@ class Module:
         return self.to("cpu")
 
     def cuda(self, device=None):
-        return self.to(device if device is not None else "cuda")
+        return self.to(_cuda_arg(device))
 
     def apply(self, fn):
         for m in self.children():
