@@ -80,10 +80,11 @@ def fd_check_reference(ref, inputs, r, grads, which, n_samples=12, h=1e-6, rng=N
 
 
 def check_op(fn, ref, inputs, ref_grad=None, k=1, scale=1.0, grad_k=None, grad_scale=None,
-             requires_grad=None, c=16.0, fd=True, fd_fastnn=False, rng=None):
+             requires_grad=None, c=16.0, fd=True, fd_fastnn=False, rng=None, device=None):
     """Check fn (fastnn) against ref (NumPy float64) on `inputs` (NumPy arrays).
 
-    inputs: float arrays become float32 tensors, integer arrays int64 tensors.
+    inputs: float arrays become float32 tensors, integer arrays int64 tensors, on `device`
+    (None: the CPU; "cuda": see tests/cuda_harness.py; results are copied back with .cpu()).
     requires_grad: indices of inputs to differentiate (default: all float inputs).
     ref_grad(*inputs, r) -> list with one gradient (or None) per input.
     Returns the fastnn output tensor.
@@ -96,10 +97,11 @@ def check_op(fn, ref, inputs, ref_grad=None, k=1, scale=1.0, grad_k=None, grad_s
         x = np.asarray(x)
         if x.dtype.kind == "f":
             x32 = x.astype(np.float32)
-            ts.append(fastnn.tensor(x32, requires_grad=(i in requires_grad and ref_grad is not None)))
+            ts.append(fastnn.tensor(x32, device=device,
+                                    requires_grad=(i in requires_grad and ref_grad is not None)))
             x64.append(x32.astype(np.float64))  # the reference sees exactly fastnn's inputs
         else:
-            ts.append(fastnn.tensor(x.astype(np.int64)))
+            ts.append(fastnn.tensor(x.astype(np.int64), device=device))
             x64.append(x.astype(np.int64))
     out = fn(*ts)
     want = np.asarray(ref(*x64))
@@ -107,19 +109,20 @@ def check_op(fn, ref, inputs, ref_grad=None, k=1, scale=1.0, grad_k=None, grad_s
     assert out.dtype is (fastnn.float32 if want.dtype.kind == "f" else fastnn.int64), \
         f"forward: dtype {out.dtype}"
     if want.dtype.kind == "f":
-        assert_close(out.detach().numpy(), want, k=k, scale=scale, c=c, what="forward")
+        assert_close(out.detach().cpu().numpy(), want, k=k, scale=scale, c=c, what="forward")
     else:
-        np.testing.assert_array_equal(out.numpy(), want, err_msg="forward")
+        np.testing.assert_array_equal(out.cpu().numpy(), want, err_msg="forward")
     if ref_grad is None:
         return out
     r = rng.standard_normal(want.shape)
     r32 = r.astype(np.float32)
-    out.backward(fastnn.tensor(r32))
+    out.backward(fastnn.tensor(r32, device=device))
     grads = ref_grad(*x64, r32.astype(np.float64))
     for i in requires_grad:
         g = ts[i].grad
         assert g is not None, f"input {i} got no gradient"
-        assert_close(g.numpy(), grads[i], k=grad_k or k, scale=grad_scale or scale, c=c,
+        assert g.device == out.device, f"gradient of input {i} on {g.device}, not {out.device}"
+        assert_close(g.cpu().numpy(), grads[i], k=grad_k or k, scale=grad_scale or scale, c=c,
                      what=f"gradient of input {i}")
     if fd:
         fd_check_reference(ref, x64, r32.astype(np.float64), grads, requires_grad, rng=rng)

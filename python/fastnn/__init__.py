@@ -25,9 +25,26 @@ float = float32
 long = int64
 
 
+# DLPack device types (dlpack.h DLDeviceType): kDLCPU, kDLCUDA, kDLCUDAHost, kDLCUDAManaged.
+_DL_CPU, _DL_CUDA = 1, 2
+
+
 def from_dlpack(x):
-    """A tensor sharing memory with any DLPack producer on the CPU (NumPy, PyTorch, ...)."""
+    """A tensor sharing memory with any DLPack producer: on the CPU (NumPy, PyTorch, ...), or
+    on a CUDA device (PyTorch, CuPy, ...) through the CUDA backend, without a copy."""
     import numpy as _np
+    dev = getattr(x, "__dlpack_device__", None)
+    if dev is not None:
+        try:
+            dev_type = int(dev()[0])
+        except Exception as e:  # noqa: BLE001 - a producer's own error type
+            raise TypeError(f"[from_dlpack] {type(x).__name__}.__dlpack_device__() failed: "
+                            f"{e}") from None
+        if dev_type == _DL_CUDA:
+            return _from_dlpack_cuda(x)
+        if dev_type != _DL_CPU:
+            raise TypeError(f"[from_dlpack] expected a CPU (1) or CUDA (2) DLPack device, got "
+                            f"device type {dev_type}")
     try:
         a = _np.from_dlpack(x)
     except (TypeError, RuntimeError, BufferError) as e:
@@ -36,6 +53,22 @@ def from_dlpack(x):
         raise TypeError(f"[from_dlpack] dtype must be float32 or int64, got {a.dtype}")
     if not a.flags.c_contiguous:
         raise ValueError("[from_dlpack] the producer's memory must be C-contiguous to share it")
+    return Tensor._make(a)
+
+
+def _from_dlpack_cuda(x):
+    """A CUDA tensor over x's device memory (the backend's CudaArray.from_dlpack keeps x
+    alive and checks dtype, strides and device)."""
+    import numpy as _np
+    K = cuda._require("from_dlpack")
+    try:
+        a = K.CudaArray.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, ValueError) as e:
+        msg = str(e)
+        raise type(e)(msg if msg.startswith("[from_dlpack]")
+                      else f"[from_dlpack] could not import {type(x).__name__}: {msg}") from None
+    if a.dtype not in (_np.dtype(_np.float32), _np.dtype(_np.int64)):
+        raise TypeError(f"[from_dlpack] dtype must be float32 or int64, got {a.dtype}")
     return Tensor._make(a)
 
 

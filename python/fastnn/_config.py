@@ -40,9 +40,12 @@ def config():
         "gemm_kernel": _C.gemm_kernel_name(),
         "cache_sizes": _C.cache_sizes(),
         "gemm_blocks": _C.gemm_blocks(),
-        "cuda_built": _C.cuda_built(),
+        "cuda_built": cuda.is_built(),
         "cuda_available": cuda.is_available(),
         "cuda_devices": cuda.device_count(),
+        "cuda_unavailable_reason": cuda._unavailable_reason(),
+        "cuda_device_names": [cuda.get_device_name(i) for i in range(cuda.device_count())]
+        if cuda.is_available() else [],
     }
 
 
@@ -61,7 +64,7 @@ def show_config(peak=False):
         + ("" if cs.get("detected", True) else " (defaults: cpuid gave none)"),
         f"threads: {c['threads']}",
         f"cuda: {'built' if c['cuda_built'] else 'not built'}, "
-        f"{'available, ' + str(c['cuda_devices']) + ' device(s)' if c['cuda_available'] else 'not available'}",
+        f"{'available, ' + str(c['cuda_devices']) + ' device(s): ' + ', '.join(c['cuda_device_names']) if c['cuda_available'] else 'not available: ' + c['cuda_unavailable_reason']}",
     ]
     if peak:
         lines.append(f"fma peak ({c['isa']}, {c['threads']} threads): "

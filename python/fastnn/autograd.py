@@ -158,7 +158,14 @@ class Function:
                     needs[i] = track = True
         ctx = Context()
         ctx.needs_input_grad = tuple(needs)
-        out = cls.forward(ctx, *raw)
+        try:
+            out = cls.forward(ctx, *raw)
+        except TypeError:
+            # NOTE: tensors on different devices reach kernels of one backend, which refuse
+            # the other's arrays with a TypeError: name the devices instead. Checked only
+            # after a failure, so the device model costs a call nothing here.
+            _check_devices(cls, args, T)
+            raise
         make = T._make
         if not (track and grad_mode.enabled):
             if type(out) is tuple:
@@ -167,7 +174,7 @@ class Function:
         multi = isinstance(out, tuple)
         node = Node(cls, ctx, [a if needs[i] else None for i, a in enumerate(args)],
                     len(out) if multi else 1,
-                    [(o.shape, o.dtype) for o in out] if multi else None)
+                    [(o.shape, o.dtype, _array_device(o)) for o in out] if multi else None)
         node.versions = [(a, a._version) for a in args if isinstance(a, T)]
         # Only float outputs carry gradients (indices and masks never do).
         if multi:
@@ -177,6 +184,30 @@ class Function:
 
 
 _TENSOR = None
+_ND = np.ndarray
+
+
+def _check_devices(cls, args, T):
+    """RuntimeError "[op] expected all tensors on the same device, got ..." when the Tensor
+    arguments of a Function live on different devices."""
+    from .tensor import _same_device
+    try:
+        _same_device(cls.__name__.lower(), *[a for a in args if isinstance(a, T)])
+    except RuntimeError as e:
+        raise e from None
+
+
+def _array_device(a):
+    """None for a host array, else the CUDA array's device index."""
+    return None if isinstance(a, _ND) else a.device_index
+
+
+def _zeros(shape, dev):
+    """float32 zeros on the host (dev None) or on CUDA device dev."""
+    if dev is None:
+        return np.zeros(shape, np.float32)
+    from . import cuda
+    return cuda._require("backward").CudaArray.zeros(tuple(shape), "float32", dev)
 
 
 def _tensor_cls():
@@ -191,6 +222,9 @@ def _tensor_cls():
 def _accumulate(acc, g):
     if acc is None:
         return g
+    if type(acc) is not _ND and not isinstance(acc, _ND):  # CUDA arrays have no operators
+        from .tensor import _kernels
+        return _kernels(acc).binary(acc, g, "add")
     # NOTE: np.add on two 0-d arrays returns a NumPy scalar; kernels need an array.
     return np.asarray(acc + g)
 
@@ -240,8 +274,8 @@ def run_backward(root, grad, retain_graph=False):
                     f"modified by an in-place operation after that use, so its gradient "
                     f"would be wrong; modify a copy (t.clone()) or do it out of place")
         if node.n_outputs > 1:  # outputs that got no gradient contribute zeros
-            gouts = [g if g is not None else np.zeros(shape, np.float32)
-                     for g, (shape, _) in zip(gouts, node.out_meta)]
+            gouts = [g if g is not None else _zeros(shape, dev)
+                     for g, (shape, _, dev) in zip(gouts, node.out_meta)]
         gins = node.fn.backward(node.ctx, *gouts)
         if not isinstance(gins, tuple):
             gins = (gins,)
@@ -274,9 +308,12 @@ def gradcheck(fn, inputs, eps=1e-3, atol=1e-2, rtol=1e-2, raise_exception=True):
     defaults (eps=1e-3, atol=rtol=1e-2) are sized for that, not for float64 like PyTorch's.
     Returns True, or raises (or returns False) naming the input and the worst element.
     """
-    from .tensor import Tensor, tensor
+    from .tensor import Tensor, _host_only, tensor
 
     inputs = tuple(inputs)
+    for x in inputs:
+        if isinstance(x, Tensor):
+            _host_only(x, "gradcheck")  # perturbs elements through NumPy
     rng = np.random.default_rng(0)
     with no_grad():
         out = fn(*inputs)
@@ -326,4 +363,4 @@ def zero_grads(params, set_to_none=True):
         if set_to_none:
             p.grad = None
         else:
-            p.grad._data[...] = 0
+            p.grad._fill(0)

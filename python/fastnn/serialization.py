@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .tensor import Tensor, _aligned_copy, _contig, bool_, float32, int64
+from .tensor import Tensor, _aligned_copy, _contig, _is_host, bool_, float32, int64
 
 __all__ = ["save", "load"]
 
@@ -41,6 +41,8 @@ def _safetensors(op):
 def _as_array(v, where):
     if isinstance(v, Tensor):
         a = v._data
+        if not _is_host(a):  # saving from a CUDA tensor copies it to the host
+            a = a.numpy()
     elif isinstance(v, np.ndarray):
         a = v
     else:

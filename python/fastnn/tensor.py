@@ -1,9 +1,12 @@
-"""fastnn.Tensor: a NumPy-backed CPU tensor with autograd.
+"""fastnn.Tensor: a tensor with autograd, on the CPU or on a CUDA device.
 
-The data lives in a NumPy array (``t._data``): arrays the library allocates come from the
-compiled module's 64-byte-aligned allocator; ``from_numpy`` wraps the caller's array without
-a copy. Arithmetic, activations, reductions and the rest run in fastnn's C++ kernels
-(``fastnn._functions``); NumPy is used only to hold and view data.
+A CPU tensor's data lives in a NumPy array (``t._data``): arrays the library allocates come
+from the compiled module's 64-byte-aligned allocator; ``from_numpy`` wraps the caller's array
+without a copy. A CUDA tensor's data is a ``CudaArray`` of the backend module
+(``fastnn._C_cuda``, see fastnn.cuda), which offers the same kernels under the same names.
+Arithmetic, activations, reductions and the rest run in fastnn's kernels
+(``fastnn._functions``), which pick the module by the array's type (``_kernels``); NumPy is
+used only to hold and view host data, so ops that need NumPy refuse CUDA tensors by name.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numbers
 import numpy as np
 
 from . import _C
+from . import cuda as _cuda
 from .autograd import grad_mode, run_backward
 
 __all__ = ["Tensor", "dtype", "float32", "int64", "bool_", "device", "tensor", "from_numpy",
@@ -47,6 +51,14 @@ _DTYPES = {"float32": float32, "int64": int64, "bool": bool_}
 # call (~2 us), a dict lookup on the dtype object costs ~20 ns, and Tensor.dtype is read by
 # every op's argument check.
 _DTYPES_NP = {d.np: d for d in _DTYPES.values()}
+
+
+def _rebuild_on_device(cls, host, dev, requires_grad):
+    t = Tensor._make(_to_device(host, _check_device(dev, "load")))
+    if cls is not Tensor:
+        return cls(t, requires_grad)  # nn.Parameter(data, requires_grad)
+    t.requires_grad = requires_grad
+    return t
 
 
 def _dtype_by_name(name):
@@ -107,15 +119,121 @@ _CPU = device("cpu")
 
 
 def _check_device(dev, op):
+    """A device argument -> a fastnn.device; "cuda" without an index means cuda:0. Raises
+    RuntimeError naming the reason when CUDA is asked for but unavailable."""
     if dev is None:
         return _CPU
-    d = device(dev)
+    d = dev if isinstance(dev, device) else device(dev)
     if d.type == "cuda":
-        from . import cuda
-        if not cuda.is_available():
+        if not _cuda.is_available():
             raise RuntimeError(f"[{op}] device 'cuda' requested, but "
-                               + cuda._unavailable_reason())
+                               + _cuda._unavailable_reason())
+        idx = 0 if d.index is None else d.index
+        n = _cuda.device_count()
+        if not 0 <= idx < n:
+            raise RuntimeError(f"[{op}] CUDA device index must be in [0, {n - 1}], got {idx}")
+        return _cuda_device(idx)
+    return _CPU
+
+
+# ---- devices of arrays --------------------------------------------------------------------
+# NOTE (speed): every op picks its kernel module with `type(a) is _ND` (~30 ns), falling back
+# to _kernels(a) only when that fails; no dict lookup or import on the CPU path.
+_ND = np.ndarray
+_CUDA_DEVICES = {}
+
+
+def _cuda_device(index):
+    d = _CUDA_DEVICES.get(index)
+    if d is None:
+        d = _CUDA_DEVICES[index] = device("cuda", index)
     return d
+
+
+def _is_host(a):
+    return type(a) is _ND or isinstance(a, _ND)
+
+
+def _kernels(a):
+    """The kernel module for array a: fastnn._C for host arrays (and anything that is not a
+    device array, so that _C reports the wrong type), the CUDA backend for its arrays."""
+    if isinstance(a, _ND):
+        return _C
+    t = _cuda._array_type
+    if t is not None and isinstance(a, t):
+        return _cuda._backend
+    return _C
+
+
+def _device_of(a):
+    return _CPU if _is_host(a) else _cuda_device(a.device_index)
+
+
+def _host_only(t, op):
+    """Refuse a CUDA tensor in an op that has no CUDA implementation (one that needs NumPy or
+    a CPU-only kernel), rather than copying it to the host behind the caller's back."""
+    if not _is_host(t._data):
+        raise RuntimeError(f"[{op}] not supported on device {t.device}: this operation has "
+                           f"no CUDA implementation; move the tensor with .cpu() first")
+
+
+def _same_device(op, *tensors):
+    """RuntimeError "[op] expected all tensors on the same device, got cpu and cuda:0" when
+    the Tensors (None entries skipped) are not all on one device."""
+    first = None
+    for t in tensors:
+        if t is None:
+            continue
+        d = _device_of(t._data)
+        if first is None:
+            first = d
+        elif d != first:
+            raise RuntimeError(f"[{op}] expected all tensors on the same device, got {first} "
+                               f"and {d}")
+    return first
+
+
+def _to_device(a, dev, op="to"):
+    """Array a on device dev (a checked fastnn.device): a itself when it is already there,
+    else a copy (host <-> device, or device -> device through the host)."""
+    host = _is_host(a)
+    if dev.type == "cpu":
+        return a if host else a.numpy()
+    K = _cuda._require(op)
+    if not host:
+        if a.device_index == dev.index:
+            return a
+        a = a.numpy()
+    return K.CudaArray.from_numpy(a, dev.index)
+
+
+def _new_array(shape, dt, dev, fill=None):
+    """A new C-contiguous array on dev (None: the CPU), filled with `fill` unless None."""
+    if dev is None or dev.type == "cpu":
+        a = _aligned(shape, dt)
+        if fill is not None:
+            a[...] = fill
+        return a
+    CA = _cuda._require("empty").CudaArray
+    if fill is None:
+        return CA.empty(tuple(shape), dt.name, dev.index)
+    return CA.full(tuple(shape), fill, dt.name, dev.index)
+
+
+def _zeros_like_array(a, dt=None):
+    """float32 (or dt) zeros shaped like array a, on a's device."""
+    dt = dt or float32
+    if _is_host(a):
+        return _C.zeros(tuple(a.shape), dt.name) if dt is not bool_ else \
+            np.zeros(a.shape, np.bool_)
+    return type(a).zeros(tuple(a.shape), dt.name, a.device_index)
+
+
+def _copy_as(a, dt):
+    """A new array with a's values as dtype dt, on a's device."""
+    if _is_host(a):
+        return _aligned_copy(a, dt)
+    return a.clone() if a.dtype is dt.np else a.astype(dt.name)
 
 
 def _aligned(shape, dt: dtype):
@@ -132,9 +250,15 @@ def _aligned_copy(a: np.ndarray, dt: dtype):
     return out
 
 
-def _contig(a: np.ndarray) -> np.ndarray:
-    """The array itself if C-contiguous, else a contiguous copy (kernels take contiguous)."""
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+def _contig(a):
+    """The array itself if C-contiguous, else a contiguous copy (kernels take contiguous).
+    A CUDA array is always C-contiguous."""
+    # NOTE (speed): try costs nothing on the host path (Python 3.11's zero-cost exceptions);
+    # a CUDA array has no .flags and is always C-contiguous.
+    try:
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    except AttributeError:
+        return a
 
 
 class Tensor:
@@ -146,7 +270,9 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False):
         if not isinstance(data, np.ndarray) or data.dtype not in _DTYPES_NP:
-            data = tensor(data)._data
+            t = _cuda._array_type  # a CUDA array is taken as it is, like an ndarray
+            if t is None or not isinstance(data, t) or data.dtype not in _DTYPES_NP:
+                data = tensor(data)._data
         self._data = data
         self._requires_grad = False
         self.grad = None
@@ -197,10 +323,12 @@ class Tensor:
         return st if dim is None else st[dim]
 
     def is_contiguous(self):
-        return bool(self._data.flags.c_contiguous)
+        a = self._data
+        return bool(a.flags.c_contiguous) if _is_host(a) else True
 
     def data_ptr(self):
-        return int(self._data.ctypes.data)
+        a = self._data
+        return int(a.ctypes.data) if _is_host(a) else int(a.data_ptr)
 
     @property
     def dtype(self):
@@ -208,11 +336,16 @@ class Tensor:
 
     @property
     def device(self):
-        return _CPU
+        a = self._data
+        return _CPU if type(a) is _ND or isinstance(a, _ND) else _cuda_device(a.device_index)
 
     @property
     def is_cuda(self):
-        return False
+        return not _is_host(self._data)
+
+    @property
+    def is_cpu(self):
+        return _is_host(self._data)
 
     @property
     def requires_grad(self):
@@ -274,19 +407,33 @@ class Tensor:
             if self._data.size != 1:
                 raise RuntimeError(f"[backward] grad can be implicitly created only for scalar "
                                    f"outputs; got shape {tuple(self.shape)}: pass gradient=")
-            g = np.ones(self._data.shape, np.float32)
+            if type(self._data) is not _ND and not _is_host(self._data):
+                g = _new_array(self._data.shape, float32, self.device, 1.0)
+            else:
+                g = np.ones(self._data.shape, np.float32)
         else:
-            g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            if isinstance(gradient, Tensor):
+                _same_device("backward", self, gradient)
+                g = gradient._data
+            elif not _is_host(self._data):
+                raise RuntimeError(f"[backward] expected all tensors on the same device, got "
+                                   f"{self.device} and a {type(gradient).__name__} (cpu)")
+            else:
+                g = np.asarray(gradient)
             if g.shape != self._data.shape:
                 raise RuntimeError(f"[backward] gradient must have shape {tuple(self.shape)}, "
                                    f"got {tuple(g.shape)}")
-            g = np.array(g, dtype=np.float32, order="C")  # a copy; ascontiguousarray makes 0-d 1-d
+            if _is_host(g):
+                g = np.array(g, dtype=np.float32, order="C")  # a copy; ascontiguousarray makes 0-d 1-d
+            else:
+                g = _copy_as(g, float32)
         run_backward(self, g, retain_graph=bool(retain_graph))
 
     def _accumulate_grad(self, g):
         if self.grad is None:
             # The graph may hand the same array to several consumers: own a copy.
-            self.grad = Tensor._make(_aligned_copy(g, float32))
+            self.grad = Tensor._make(_aligned_copy(g, float32) if type(g) is _ND
+                                     else _copy_as(g, float32))
         else:
             _ew = _fnmod("elementwise")
             _ew.add_inplace(self.grad._data, _contig(g))
@@ -300,20 +447,31 @@ class Tensor:
         return self
 
     # ---- conversion ------------------------------------------------------------------
+    def _host_data(self, op):
+        """The host array, or (CUDA tensor) TypeError as PyTorch: no implicit device->host copy."""
+        a = self._data
+        if not _is_host(a):
+            raise TypeError(f"[{op}] can't convert {self.device} device type tensor to numpy; "
+                            f"use .cpu() first to copy the tensor to host memory")
+        return a
+
     def numpy(self, force=False):
         if self._requires_grad and not force:
             raise RuntimeError("[numpy] can't call numpy() on a tensor that requires grad; use "
                                "tensor.detach().numpy()")
-        return self._data
+        return self._host_data("numpy")
 
     def __array__(self, dtype=None, copy=None):
-        a = self._data
+        a = self._host_data("__array__")
         if dtype is not None and np.dtype(dtype) != a.dtype:
             return a.astype(dtype)
         return a.copy() if copy else a
 
     def __dlpack__(self, stream=None, **kwargs):
-        return self._data.__dlpack__(**kwargs) if kwargs else self._data.__dlpack__()
+        a = self._data
+        if not _is_host(a):  # a kDLCUDA capsule from the backend (zero copy)
+            return a.__dlpack__(stream=stream)
+        return a.__dlpack__(**kwargs) if kwargs else a.__dlpack__()
 
     def __dlpack_device__(self):
         return self._data.__dlpack_device__()
@@ -322,10 +480,12 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(f"[item] only one-element tensors can be converted to Python "
                              f"scalars, got shape {tuple(self.shape)}")
-        return self._data.reshape(()).item()
+        a = self._data
+        return a.reshape(()).item() if _is_host(a) else a.item()
 
     def tolist(self):
-        return self._data.tolist()
+        a = self._data
+        return (a if _is_host(a) else a.numpy()).tolist()
 
     def __float__(self):
         return float(self.item())
@@ -342,7 +502,7 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"[bool] the truth value of a tensor with {self._data.size} "
                                f"elements is ambiguous")
-        return bool(self._data.reshape(()).item())
+        return bool(self.item())
 
     def __len__(self):
         if self.ndim == 0:
@@ -357,9 +517,22 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
+    def __reduce_ex__(self, protocol):
+        a = self._data
+        if type(a) is _ND or isinstance(a, _ND):
+            return super().__reduce_ex__(protocol)
+        # A CUDA tensor pickles (and deep-copies) through the host and comes back on its
+        # device, as a Tensor or Parameter (the graph is not kept, as for a detached copy).
+        return (_rebuild_on_device, (type(self), a.numpy(), str(self.device),
+                                     self._requires_grad))
+
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
-        extra = ""
+        a = self._data
+        host = _is_host(a)
+        # Printing a CUDA tensor copies it to the host (as PyTorch does).
+        body = np.array2string(a if host else a.numpy(), separator=", ", precision=4,
+                               prefix="tensor(")
+        extra = "" if host else f", device='{self.device}'"
         if self.dtype is not float32 and not (self.dtype is int64 and self._data.size > 0):
             extra += f", dtype={self.dtype}"
         if self._node is not None:
@@ -369,30 +542,24 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     def to(self, *args, **kwargs):
-        """to(device), to(dtype), to(device, dtype), to(other_tensor)."""
-        dev = kwargs.pop("device", None)
-        dt = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("copy", None)
-        for a in args:
-            if isinstance(a, Tensor):
-                dev, dt = a.device, a.dtype
-            elif isinstance(a, (dtype, np.dtype, type)):
-                dt = a
-            else:
-                dev = a
+        """to(device), to(dtype), to(device, dtype), to(other_tensor). Returns self when
+        nothing changes; a move between devices is a copy that gradients flow back through."""
+        dev, dt = _parse_to(args, kwargs)
         out = self
         if dev is not None:
-            _check_device(dev, "to")
+            d = _check_device(dev, "to")
+            if d != _device_of(self._data):
+                _sh = _fnmod("shape")
+                out = _sh.ToDevice.apply(self, d)
         if dt is not None:
             out = out.type(dt)
         return out
 
     def cpu(self):
-        return self
+        return self if _is_host(self._data) else self.to(_CPU)
 
     def cuda(self, device=None):
-        return self.to(device if device is not None else "cuda")
+        return self.to(_cuda_arg(device))
 
     def type(self, dt):
         dt = _resolve_dtype(dt, "to")
@@ -432,31 +599,63 @@ class Tensor:
             raise RuntimeError(f"[{op}] in-place operations on a tensor that is part of the "
                                f"autograd graph (it comes from {self._node.name}) are not "
                                f"supported; write it out of place, e.g. y = y * 3")
-        if not self._data.flags.writeable:
+        a = self._data
+        if _is_host(a) and not a.flags.writeable:
             raise ValueError(f"[{op}] tensor memory is read-only")
         self._version += 1
 
     def zero_(self):
         self._check_inplace("zero_")
-        self._data[...] = 0
-        return self
+        return self._fill(0)
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        self._data[...] = value.item() if isinstance(value, Tensor) else value
+        return self._fill(value.item() if isinstance(value, Tensor) else value)
+
+    def _fill(self, value):
+        a = self._data
+        if _is_host(a):
+            a[...] = value
+        else:
+            a.fill_(value)
         return self
 
     def copy_(self, src):
+        """Copy src's values (broadcast to self's shape, cast to self's dtype) into self;
+        src may live on another device (an explicit copy, as PyTorch's copy_)."""
         self._check_inplace("copy_")
-        src = src._data if isinstance(src, Tensor) else np.asarray(src)
-        np.copyto(self._data, np.broadcast_to(src, self._data.shape), casting="unsafe")
+        if isinstance(src, Tensor):
+            s = src._data
+        else:
+            s = np.asarray(src)
+        a = self._data
+        if not _is_host(a) and not _is_host(s) and s.shape == a.shape and s.dtype is a.dtype:
+            a.copy_(s)  # device to device
+            return self
+        if not _is_host(s):
+            s = s.numpy()
+        if _is_host(a):
+            np.copyto(a, np.broadcast_to(s, a.shape), casting="unsafe")
+        else:
+            host = np.empty(a.shape, a.dtype)
+            np.copyto(host, np.broadcast_to(s, a.shape), casting="unsafe")
+            a.copy_(host)
         return self
+
+    def _write_host(self, values):
+        """Store a host array of self's shape into self (on any device)."""
+        a = self._data
+        if _is_host(a):
+            a[...] = values
+        else:
+            a.copy_(np.array(values, dtype=a.dtype, order="C"))  # (keeps 0-d as 0-d)
 
     def __setitem__(self, idx, value):
         if isinstance(value, Tensor) and value._requires_grad and grad_mode.enabled:
             raise RuntimeError("[__setitem__] assigning a tensor that requires grad into "
                                "another tensor would drop its gradient; build the result out "
                                "of place (fastnn.cat, fastnn.where)")
+        _host_only(self, "__setitem__")
         self._check_inplace("__setitem__")
         idx = _unwrap_index(idx)
         try:
@@ -487,13 +686,14 @@ class Tensor:
         return self
 
     def uniform_(self, a=0.0, b=1.0):
+        # Drawn on the host from the one generator (same values on every device), then copied.
         self._check_inplace("uniform_")
-        self._data[...] = default_generator.uniform(a, b, self._data.shape)
+        self._write_host(default_generator.uniform(a, b, self._data.shape))
         return self
 
     def normal_(self, mean=0.0, std=1.0):
         self._check_inplace("normal_")
-        self._data[...] = default_generator.normal(mean, std, self._data.shape)
+        self._write_host(default_generator.normal(mean, std, self._data.shape))
         return self
 
     # ---- shape and indexing (views, in _functions/shape.py) -----------------------------
@@ -798,12 +998,19 @@ def manual_seed(seed):
     return default_generator.manual_seed(seed)
 
 
+def _host_values(t):
+    """A Tensor's values as a host array (a copy for a CUDA tensor): for constructors, which
+    copy their data anyway."""
+    a = t._data
+    return a if _is_host(a) else a.numpy()
+
+
 def _infer_array(data, dt, op):
     """Python data / NumPy array -> (array, fastnn dtype) with fastnn's dtype rules."""
     if isinstance(data, Tensor):
-        data = data._data
+        data = _host_values(data)
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
-        data = [x._data if isinstance(x, Tensor) else x for x in data]
+        data = [_host_values(x) if isinstance(x, Tensor) else x for x in data]
     try:
         a = np.asarray(data)
     except (ValueError, TypeError) as e:
@@ -826,19 +1033,51 @@ def _infer_array(data, dt, op):
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """Copy data into a new tensor: floats become float32, integers int64 (as PyTorch)."""
-    _check_device(device, "tensor")
+    if device is None and isinstance(data, Tensor):
+        device = _device_of(data._data)  # torch.tensor(t) keeps t's device
+    dev = _check_device(device, "tensor")
     dt = _resolve_dtype(dtype, "tensor")
     a, dt = _infer_array(data, dt, "tensor")
-    out = Tensor._make(_aligned_copy(a, dt))
+    out = Tensor._make(_on_device(_aligned_copy(a, dt), dev))
     if requires_grad:
         out.requires_grad = True
     return out
 
 
 def as_tensor(data, dtype=None, device=None):
-    if isinstance(data, Tensor) and (dtype is None or _resolve_dtype(dtype) is data.dtype):
-        return data
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype)
     return tensor(data, dtype=dtype, device=device)
+
+
+def _on_device(a, dev):
+    """Fresh host array a, moved to dev when that is a CUDA device."""
+    return a if dev is _CPU else _to_device(a, dev)
+
+
+def _cuda_arg(device):
+    """cuda()'s argument: None, an index (as PyTorch's t.cuda(0)), or a device."""
+    if device is None:
+        return "cuda"
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
+        return f"cuda:{int(device)}"
+    return device
+
+
+def _parse_to(args, kwargs):
+    """(device or None, dtype or None) from to()'s PyTorch-style arguments."""
+    dev = kwargs.pop("device", None)
+    dt = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("copy", None)
+    for a in args:
+        if isinstance(a, Tensor):
+            dev, dt = a.device, a.dtype
+        elif isinstance(a, (dtype, np.dtype, type)):
+            dt = a
+        else:
+            dev = a
+    return dev, dt
 
 
 def from_numpy(a):
@@ -865,12 +1104,9 @@ def _size_args(size, op):
 
 
 def _new(shape, dtype, requires_grad, fill, op, device=None):
-    _check_device(device, op)
+    dev = _check_device(device, op)
     dt = _resolve_dtype(dtype, op) or float32
-    a = _aligned(_size_args(shape, op), dt)
-    if fill is not None:
-        a[...] = fill
-    t = Tensor._make(a)
+    t = Tensor._make(_new_array(_size_args(shape, op), dt, dev, fill))
     if requires_grad:
         t.requires_grad = True
     return t
@@ -896,37 +1132,40 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
                 "full", device)
 
 
-def _like(t, dtype):
-    return t.shape, (dtype if dtype is not None else t.dtype)
+def _like(t, dtype, device):
+    """(shape, dtype, device) of a *_like result: t's unless given (as PyTorch)."""
+    return (t.shape, (dtype if dtype is not None else t.dtype),
+            (device if device is not None else t.device))
 
 
-def empty_like(t, dtype=None, requires_grad=False):
-    s, d = _like(t, dtype)
-    return empty(s, dtype=d, requires_grad=requires_grad)
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    s, d, dev = _like(t, dtype, device)
+    return empty(s, dtype=d, device=dev, requires_grad=requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    s, d = _like(t, dtype)
-    return zeros(s, dtype=d, requires_grad=requires_grad)
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    s, d, dev = _like(t, dtype, device)
+    return zeros(s, dtype=d, device=dev, requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    s, d = _like(t, dtype)
-    return ones(s, dtype=d, requires_grad=requires_grad)
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    s, d, dev = _like(t, dtype, device)
+    return ones(s, dtype=d, device=dev, requires_grad=requires_grad)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
-    s, d = _like(t, dtype)
-    return full(s, fill_value, dtype=d, requires_grad=requires_grad)
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    s, d, dev = _like(t, dtype, device)
+    return full(s, fill_value, dtype=d, device=dev, requires_grad=requires_grad)
 
 
 def _random(size, dtype, requires_grad, draw, op, device=None):
-    _check_device(device, op)
+    # Drawn on the host (one generator, the same values on every device), then copied.
+    dev = _check_device(device, op)
     dt = _resolve_dtype(dtype, op) or float32
     if not dt.is_floating_point:
         raise TypeError(f"[{op}] dtype must be float32, got {dt}")
     shape = _size_args(size, op)
-    t = Tensor._make(_aligned_copy(draw(shape), float32))
+    t = Tensor._make(_on_device(_aligned_copy(draw(shape), float32), dev))
     if requires_grad:
         t.requires_grad = True
     return t
@@ -944,12 +1183,14 @@ def randn(*size, dtype=None, device=None, requires_grad=False):
                    "randn", device)
 
 
-def rand_like(t, dtype=None, requires_grad=False):
-    return rand(t.shape, dtype=dtype, requires_grad=requires_grad)
+def rand_like(t, dtype=None, device=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype, device=device if device is not None else t.device,
+                requires_grad=requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False):
-    return randn(t.shape, dtype=dtype, requires_grad=requires_grad)
+def randn_like(t, dtype=None, device=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype, device=device if device is not None else t.device,
+                 requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None):
@@ -957,8 +1198,10 @@ def randint(low, high=None, size=(), dtype=None, device=None):
         low, high = 0, low
     if high <= low:
         raise ValueError(f"[randint] high must be greater than low, got low={low}, high={high}")
+    dev = _check_device(device, "randint")
     a = default_generator.rng.integers(low, high, _size_args(size, "randint"))
-    return Tensor._make(_aligned_copy(a, _resolve_dtype(dtype, "randint") or int64))
+    return Tensor._make(_on_device(_aligned_copy(a, _resolve_dtype(dtype, "randint") or int64),
+                                   dev))
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -981,8 +1224,8 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
 
 
 def _new_from(a, dt, requires_grad, device, op):
-    _check_device(device, op)
-    t = Tensor._make(_aligned_copy(a, dt))
+    dev = _check_device(device, op)
+    t = Tensor._make(_on_device(_aligned_copy(a, dt), dev))
     if requires_grad:
         t.requires_grad = True
     return t

@@ -1,5 +1,9 @@
 """The argument check every differentiable op starts with."""
-from ..tensor import Tensor, float32
+from ..tensor import _ND, Tensor, _host_only, float32
+
+# Ops with no CUDA implementation (CPU kernels only): a CUDA tensor is refused by name here,
+# centrally, rather than reaching fastnn._C (which would report a bare type error).
+HOST_ONLY_OPS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "lstm", "rnn"})
 
 
 def check_tensor(t, op, name="input", dtypes=(float32,), optional=False, what=""):
@@ -9,6 +13,8 @@ def check_tensor(t, op, name="input", dtypes=(float32,), optional=False, what=""
         return None
     if not isinstance(t, Tensor):
         raise TypeError(f"[{op}] {name} must be a fastnn.Tensor, got {type(t).__name__}")
+    if type(t._data) is not _ND and op in HOST_ONLY_OPS:
+        _host_only(t, op)
     if dtypes is not None and t.dtype not in dtypes:
         want = " or ".join(d.name for d in dtypes)
         raise TypeError(f"[{op}] {name} must be {want}{what}, got {t.dtype.name}")

@@ -1,7 +1,7 @@
 """ReLU, sigmoid, tanh, GELU, softplus: forward and backward in C++ (csrc/cpu/activation.cpp)."""
 from .. import _C
 from ..autograd import Function, grad_mode
-from ..tensor import Tensor, _contig
+from ..tensor import Tensor, _ND, _contig, _kernels
 from ._check import check_tensor
 
 # Activation codes shared with csrc/cpu/act.h (enum class Act) and the fused linear op.
@@ -15,7 +15,7 @@ class Activation(Function):
     @staticmethod
     def forward(ctx, x, act, beta, threshold):
         x = _contig(x)
-        y = _C.activation_fwd(x, act, beta, threshold)
+        y = (_C if type(x) is _ND else _kernels(x)).activation_fwd(x, act, beta, threshold)
         ctx.args = (act, beta, threshold)
         ctx.save_for_backward(x if act in NEEDS_INPUT else None, None if act in NEEDS_INPUT else y)
         return y
@@ -24,7 +24,7 @@ class Activation(Function):
     def backward(ctx, dy):
         x, y = ctx.saved_tensors
         act, beta, threshold = ctx.args
-        return _C.activation_bwd(_contig(dy), x, y, act, beta, threshold)
+        return (_C if type(dy) is _ND else _kernels(dy)).activation_bwd(_contig(dy), x, y, act, beta, threshold)
 
 
 _check = check_tensor  # (x, op)
@@ -35,8 +35,9 @@ def _apply(x, name, beta=1.0, threshold=20.0):
     if not (x._requires_grad and grad_mode.enabled):
         # Fast path (nothing to record): straight to the kernel. Saves the Function machinery,
         # which costs more than the kernel itself on small tensors.
-        return Tensor._make(_C.activation_fwd(_contig(x._data), ACT_CODES[name], float(beta),
-                                              float(threshold)))
+        xd = x._data
+        return Tensor._make((_C if type(xd) is _ND else _kernels(xd)).activation_fwd(
+            _contig(xd), ACT_CODES[name], float(beta), float(threshold)))
     return Activation.apply(x, ACT_CODES[name], float(beta), float(threshold))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function, grad_mode
-from ..tensor import Tensor, _contig
+from ..tensor import Tensor, _ND, _contig, _is_host, _kernels, _same_device
 from .activation import ACT_CODES, NEEDS_INPUT
 from .shape import sum_to_shape
 from ._check import check_tensor
@@ -35,15 +35,15 @@ class Linear(Function):
         if x.ndim != 2:
             lead = x.shape[:-1]
             # (*, in) -> (rows, in): a view for contiguous x, so nothing is copied.
-            x2 = x2.reshape(math.prod(lead), x.shape[-1])
+            x2 = x2.reshape((math.prod(lead), x.shape[-1]))
         w = _contig(w)
         b = None if b is None else _contig(b)
-        y, z = _C.linear_fwd(x2, w, b, act, beta, threshold)
+        y, z = (_C if type(x2) is _ND else _kernels(x2)).linear_fwd(x2, w, b, act, beta, threshold)
         ctx.args = (act, beta, threshold, x.shape, b is not None)
         # The activation's derivative comes from z (gelu, softplus) or from y (the others).
         saved = z if act in NEEDS_INPUT else (y if act != 0 else None)
         ctx.save_for_backward(x2, w, saved)
-        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], w.shape[0])
+        return y if x.ndim == 2 else y.reshape((*x.shape[:-1], w.shape[0]))
 
     @staticmethod
     def backward(ctx, g):
@@ -52,8 +52,8 @@ class Linear(Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g2 = _contig(g)
         if g2.ndim != 2:
-            g2 = g2.reshape(x2.shape[0], w.shape[0])
-        dx, dw, db = _C.linear_bwd(g2, x2, w, saved, act, beta, threshold, need_x, need_w,
+            g2 = g2.reshape((x2.shape[0], w.shape[0]))
+        dx, dw, db = (_C if type(g2) is _ND else _kernels(g2)).linear_bwd(g2, x2, w, saved, act, beta, threshold, need_x, need_w,
                                    need_b and has_bias)
         if dx is not None and len(xshape) != 2:
             dx = dx.reshape(xshape)
@@ -73,6 +73,7 @@ def linear(x, weight, bias=None, act="none", beta=1.0, threshold=20.0):
     _check_float(x, "linear", "input")
     _check_float(weight, "linear", "weight")
     _check_float(bias, "linear", "bias", optional=True)
+    _same_device("linear", x, weight, bias)
     if act not in ACT_CODES:
         raise ValueError(f"[linear] act must be one of {sorted(ACT_CODES)}, got {act!r}")
     if x.ndim == 0:
@@ -91,9 +92,20 @@ def _as3d(m, batch):
     mb = m.shape[:-2]
     nb = int(np.prod(mb, dtype=np.int64))
     if tuple(mb) == tuple(batch) or (nb == 1 and int(np.prod(batch, dtype=np.int64)) != 0):
-        return _contig(m).reshape(nb, *m.shape[-2:])
-    full = np.ascontiguousarray(np.broadcast_to(m, tuple(batch) + m.shape[-2:]))
-    return full.reshape(-1, *m.shape[-2:])
+        return _contig(m).reshape((nb, *m.shape[-2:]))
+    full = _contig(_broadcast(m, tuple(batch) + m.shape[-2:]))
+    return full.reshape((-1, *m.shape[-2:]))
+
+
+def _broadcast(m, shape):
+    """m broadcast to shape: a NumPy view on the host, the backend's expand kernel (a copy)
+    for a CUDA array, which has no strided views."""
+    if _is_host(m):
+        return np.broadcast_to(m, shape)
+    if tuple(m.shape) == tuple(shape):
+        return m
+    lead = (1,) * (len(shape) - m.ndim)
+    return _kernels(m).expand(m.reshape(lead + tuple(m.shape)), list(shape), 1.0)
 
 
 def _batched(a, b, trans_a, trans_b, batch):
@@ -102,10 +114,11 @@ def _batched(a, b, trans_a, trans_b, batch):
     N = b.shape[-2] if trans_b else b.shape[-1]
     if b.ndim == 2 and not trans_a:
         # b is shared by every batch element: stack a's batch into rows, one 2-D GEMM.
-        a2 = _contig(a).reshape(-1, a.shape[-1])
-        return _C.gemm(a2, _contig(b), False, trans_b).reshape(*batch, M, N)
-    c = _C.bmm(_as3d(a, batch), _as3d(b, batch), trans_a, trans_b)
-    return c.reshape(*batch, M, N)
+        a2 = _contig(a).reshape((-1, a.shape[-1]))
+        return (_C if type(a2) is _ND else _kernels(a2)).gemm(a2, _contig(b), False, trans_b).reshape((*batch, M, N))
+    a3 = _as3d(a, batch)
+    c = (_C if type(a3) is _ND else _kernels(a3)).bmm(a3, _as3d(b, batch), trans_a, trans_b)
+    return c.reshape((*batch, M, N))
 
 
 class MatMul(Function):
@@ -115,8 +128,8 @@ class MatMul(Function):
             raise ValueError(f"[matmul] both arguments must be at least 1-D, got shapes "
                              f"{a.shape} and {b.shape}")
         va, vb = a.ndim == 1, b.ndim == 1
-        A = a.reshape(1, -1) if va else a  # a vector on the left is a row ...
-        B = b.reshape(-1, 1) if vb else b  # ... on the right a column; both dropped at the end
+        A = a.reshape((1, -1)) if va else a  # a vector on the left is a row ...
+        B = b.reshape((-1, 1)) if vb else b  # ... on the right a column; both dropped at the end
         if A.shape[-1] != B.shape[-2]:
             raise ValueError(f"[matmul] inner dimensions must match: a {a.shape} has "
                              f"{A.shape[-1]} columns, b {b.shape} has {B.shape[-2]} rows")
@@ -136,15 +149,15 @@ class MatMul(Function):
         A, B = ctx.saved_tensors
         batch, ashape, bshape = ctx.meta
         M, N = A.shape[-2], B.shape[-1]
-        G = _contig(g).reshape(*batch, M, N)
+        G = _contig(g).reshape((*batch, M, N))
         ga = gb = None
         if ctx.needs_input_grad[0]:  # dA = G·Bᵀ
             ga = sum_to_shape(_batched(G, B, False, True, batch), A.shape).reshape(ashape)
         if ctx.needs_input_grad[1]:  # dB = Aᵀ·G
             if B.ndim == 2:
                 # B shared across the batch: Σ_i A_iᵀ G_i is one GEMM over the stacked rows.
-                A2 = _contig(np.broadcast_to(A, tuple(batch) + A.shape[-2:])).reshape(-1, A.shape[-1])
-                gb = _C.gemm(A2, G.reshape(-1, N), True, False)
+                A2 = _contig(_broadcast(A, tuple(batch) + A.shape[-2:])).reshape((-1, A.shape[-1]))
+                gb = (_C if type(A2) is _ND else _kernels(A2)).gemm(A2, G.reshape((-1, N)), True, False)
             else:
                 gb = sum_to_shape(_batched(A, G, True, False, batch), B.shape)
             gb = gb.reshape(bshape)
@@ -158,14 +171,15 @@ class MatMul2D(Function):
     def forward(ctx, a, b):
         a, b = _contig(a), _contig(b)
         ctx.save_for_backward(a, b)
-        return _C.mm(a, b)
+        return (_C if type(a) is _ND else _kernels(a)).mm(a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         g = _contig(g)
-        ga = _C.gemm(g, b, False, True) if ctx.needs_input_grad[0] else None  # dA = G·Bᵀ
-        gb = _C.gemm(a, g, True, False) if ctx.needs_input_grad[1] else None  # dB = Aᵀ·G
+        K = (_C if type(g) is _ND else _kernels(g))
+        ga = K.gemm(g, b, False, True) if ctx.needs_input_grad[0] else None  # dA = G·Bᵀ
+        gb = K.gemm(a, g, True, False) if ctx.needs_input_grad[1] else None  # dB = Aᵀ·G
         return ga, gb
 
 
@@ -177,11 +191,16 @@ def matmul(a, b):
         # gradient, and _C.mm tests its arguments itself (non-contiguous ones are copied,
         # wrong shapes raise), so nothing else is checked here. `is` on the dtype: NumPy's
         # native float32 descriptor is a singleton; any other spelling takes the checked path.
-        if ad.dtype is _F32 and bd.dtype is _F32 and ad.ndim == 2 and bd.ndim == 2:
+        # Both host arrays or both CUDA arrays (the backend checks their device indices);
+        # a mixed pair takes the checked path below, which names the devices.
+        ta = type(ad)
+        if ad.dtype is _F32 and bd.dtype is _F32 and ad.ndim == 2 and bd.ndim == 2 \
+                and ta is type(bd):
             if not ((a._requires_grad or b._requires_grad) and grad_mode.enabled):
-                return Tensor._make(_C.mm(ad, bd))
+                return Tensor._make((_C if ta is _ND else _kernels(ad)).mm(ad, bd))
             if ad.shape[1] == bd.shape[0]:
                 return MatMul2D.apply(a, b)
     _check_float(a, "matmul", "a")
     _check_float(b, "matmul", "b")
+    _same_device("matmul", a, b)
     return MatMul.apply(a, b)

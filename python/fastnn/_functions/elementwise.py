@@ -18,7 +18,8 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig, bool_, float32, int64, tensor
+from ..tensor import (Tensor, _ND, _contig, _device_of, _host_only, _is_host, _kernels, _same_device,
+                      _to_device, bool_, float32, int64, tensor)
 from .shape import sum_to_shape
 from ._check import check_tensor
 
@@ -44,8 +45,11 @@ def _as_pair(a, b, op="elementwise"):
         # A Python float (or anything next to a float32 tensor) becomes float32; a Python int
         # next to an int64 tensor stays int64. Arrays and lists follow tensor()'s rules.
         to_float = isinstance(x, float) or ref.dtype is float32
+        # NOTE: a number next to a CUDA tensor becomes a 0-d CUDA tensor (one small host to
+        # device copy): the kernels take two arrays on one device.
+        dev = None if type(ref._data) is _ND else ref.device
         try:
-            return tensor(x, dtype=float32 if to_float else None)
+            return tensor(x, dtype=float32 if to_float else None, device=dev)
         except (TypeError, ValueError) as e:
             raise TypeError(f"[{op}] other must be a Tensor or a number, got "
                             f"{type(x).__name__}: {e}") from None
@@ -70,7 +74,7 @@ class Binary(Function):
         a, b = _contig(a), _contig(b)
         ctx.op = op
         ctx.save_for_backward(a, b)
-        return _C.binary(a, b, op)
+        return (_C if type(a) is _ND else _kernels(a)).binary(a, b, op)
 
     @staticmethod
     def backward(ctx, g):
@@ -78,18 +82,21 @@ class Binary(Function):
         need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         op = ctx.op
         g = _contig(g)
+        K = (_C if type(g) is _ND else _kernels(g))
         if op == "add":  # the gradient passes through unchanged: no kernel, no copy
             ga, gb = g, g
         elif op == "sub":
-            ga, gb = g, (_C.unary(g, "neg") if need_b else None)
+            ga, gb = g, (K.unary(g, "neg") if need_b else None)
         else:
-            ga, gb = _C.binary_bwd(g, a, b, op, need_a, need_b)
+            ga, gb = K.binary_bwd(g, a, b, op, need_a, need_b)
         return (sum_to_shape(ga, a.shape) if need_a else None,
                 sum_to_shape(gb, b.shape) if need_b else None, None)
 
 
 def _binary(a, b, op):
     a, b = _as_pair(a, b, op)
+    if type(a._data) is not _ND or type(b._data) is not _ND:
+        _same_device(op, a, b)
     if a.dtype is int64 and op not in _INT_OK:
         a, b = a.float(), b.float()  # true division; pow in float32
     # Checked here too (the kernel checks again) so the error names the op before any cast.
@@ -114,7 +121,7 @@ class Unary(Function):
     @staticmethod
     def forward(ctx, x, op):
         x = _contig(x)
-        y = _C.unary(x, op)
+        y = (_C if type(x) is _ND else _kernels(x)).unary(x, op)
         ctx.op = op
         # exp and sqrt differentiate through their output, abs and log through the input.
         ctx.save_for_backward(x if op in ("abs", "log") else None,
@@ -124,7 +131,7 @@ class Unary(Function):
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved_tensors
-        return _C.unary_bwd(_contig(g), x, y, ctx.op), None
+        return (_C if type(g) is _ND else _kernels(g)).unary_bwd(_contig(g), x, y, ctx.op), None
 
 
 def _check_tensor(x, op):
@@ -163,6 +170,9 @@ def compare(a, b, op):
     kernel would need a second pass to produce the mask; NumPy's comparison is one pass."""
     if not isinstance(b, (Tensor, numbers.Number, np.ndarray, np.number)) or isinstance(b, complex):
         return NotImplemented
+    for t in (a, b):
+        if isinstance(t, Tensor):
+            _host_only(t, op)
     if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype is b.dtype:
         pass  # same dtype (bool masks included): compare as they are
     else:
@@ -178,7 +188,7 @@ def compare(a, b, op):
 
 def add_inplace(dst, src):
     """dst += src for same-shape float32 arrays (gradient accumulation): one kernel pass."""
-    _C.binary_inplace(dst, _contig(src), "add", 1.0, "add_")
+    (_C if type(dst) is _ND else _kernels(dst)).binary_inplace(dst, _contig(src), "add", 1.0, "add_")
 
 
 def inplace(t, other, op, alpha):
@@ -187,11 +197,15 @@ def inplace(t, other, op, alpha):
     int64 tensor (or div_ on one) is a TypeError, as PyTorch."""
     name = op + "_"
     if isinstance(other, Tensor):
+        _same_device(name, t, other)
         o = other._data
     elif _is_number(other) or isinstance(other, np.number):
         o = np.asarray(other)
     else:
         raise TypeError(f"[{name}] other must be a Tensor or a number, got {type(other).__name__}")
+    data = t._data
+    if not _is_host(data):
+        return _inplace_device(data, o, t.dtype, op, alpha, name)
     dt = t.dtype
     if dt is int64 and (o.dtype.kind == "f" or (op == "add" and isinstance(alpha, float)
                                                  and alpha != int(alpha))):
@@ -202,7 +216,6 @@ def inplace(t, other, op, alpha):
     if o.dtype != dt.np:
         o = o.astype(dt.np)  # int operand on a float32 tensor (lossless for |x| < 2^24)
     o = _contig(o)
-    data = t._data
     if data.flags.c_contiguous:
         _C.binary_inplace(data, o, op, float(alpha), name)
     else:
@@ -211,3 +224,17 @@ def inplace(t, other, op, alpha):
         tmp = np.ascontiguousarray(data)
         _C.binary_inplace(tmp, o, op, float(alpha), name)
         np.copyto(data, tmp)
+
+
+def _inplace_device(data, o, dt, op, alpha, name):
+    """inplace() on a CUDA tensor: o (a device array, or a host number) as t's dtype on t's
+    device, then the backend's binary_inplace (CUDA arrays are always contiguous)."""
+    if dt is int64 and (o.dtype.kind == "f" or (op == "add" and isinstance(alpha, float)
+                                                 and alpha != int(alpha))):
+        raise TypeError(f"[{name}] result type float32 can't be cast to the desired output "
+                        f"type int64")
+    if o.dtype is not dt.np:
+        o = o.astype(dt.np) if _is_host(o) else o.astype(dt.name)
+    if _is_host(o):  # a Python number: a 0-d array on the device
+        o = _to_device(_contig(o), _device_of(data))
+    _kernels(data).binary_inplace(data, o, op, float(alpha), name)

@@ -7,7 +7,7 @@ import numbers
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import _contig, float32, int64
+from ..tensor import _ND, _contig, _kernels, _same_device, float32, int64
 from ._check import check_tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -26,7 +26,7 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, x, t, reduction, ignore_index):
         x, t = _contig(x), _contig(t)
-        loss, stats = _C.cross_entropy_fwd(x, t, reduction, ignore_index)
+        loss, stats = (_C if type(x) is _ND else _kernels(x)).cross_entropy_fwd(x, t, reduction, ignore_index)
         # stats: (N, 2) per-row [max, log-sum-exp of shifted logits], so the backward is one
         # pass over the logits with nothing to recompute.
         ctx.save_for_backward(x, t, stats)
@@ -36,7 +36,7 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         x, t, stats = ctx.saved_tensors
-        dx = _C.cross_entropy_bwd(_contig(g), x, t, stats, ctx.reduction, ctx.ignore_index)
+        dx = (_C if type(x) is _ND else _kernels(x)).cross_entropy_bwd(_contig(g), x, t, stats, ctx.reduction, ctx.ignore_index)
         return dx, None, None, None
 
 
@@ -46,6 +46,8 @@ def cross_entropy(input, target, reduction="mean", ignore_index=-100):
     op = "cross_entropy"
     _check_tensor(input, op, "input", float32)
     _check_tensor(target, op, "target", int64, " class indices")
+    if type(input._data) is not _ND or type(target._data) is not _ND:
+        _same_device(op, input, target)
     _check_reduction(reduction, op)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"[{op}] ignore_index must be an int, got {type(ignore_index).__name__}")
@@ -58,13 +60,13 @@ class MSE(Function):
         x, y = _contig(x), _contig(y)
         ctx.save_for_backward(x, y)
         ctx.reduction = reduction
-        return _C.mse_fwd(x, y, reduction)
+        return (_C if type(x) is _ND else _kernels(x)).mse_fwd(x, y, reduction)
 
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved_tensors
         need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        gx, gy = _C.mse_bwd(_contig(g), x, y, ctx.reduction, need_x, need_y)
+        gx, gy = (_C if type(x) is _ND else _kernels(x)).mse_bwd(_contig(g), x, y, ctx.reduction, need_x, need_y)
         return gx, gy, None
 
 
@@ -74,5 +76,7 @@ def mse_loss(input, target, reduction="mean"):
     op = "mse_loss"
     _check_tensor(input, op, "input", float32)
     _check_tensor(target, op, "target", float32)
+    if type(input._data) is not _ND or type(target._data) is not _ND:
+        _same_device(op, input, target)
     _check_reduction(reduction, op)
     return MSE.apply(input, target, reduction)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import _contig, float32, int64
+from ..tensor import _ND, _contig, _is_host, _kernels, float32, int64
 from ._check import check_tensor
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -47,7 +47,7 @@ class Sum(Function):
     def forward(ctx, x, dims, keepdim, mean):
         x = _contig(x)
         ctx.shape, ctx.dims, ctx.mean = x.shape, dims, mean
-        return _C.sum(x, dims, keepdim, mean)
+        return (_C if type(x) is _ND else _kernels(x)).sum(x, dims, keepdim, mean)
 
     @staticmethod
     def backward(ctx, g):
@@ -59,7 +59,7 @@ class Sum(Function):
         scale = 1.0 / count if (ctx.mean and count) else 1.0
         # g has the output's shape; viewing it with the reduced dims as 1 lets the kernel
         # broadcast it back over them.
-        return _C.expand(_contig(g).reshape(kept), list(shape), scale)
+        return (_C if type(g) is _ND else _kernels(g)).expand(_contig(g).reshape(kept), list(shape), scale)
 
 
 def _check(x, op):
@@ -85,7 +85,7 @@ class ExtremeAll(Function):
     @staticmethod
     def forward(ctx, x, is_max):
         x = _contig(x)
-        v = _C.extreme(x, None, False, is_max)
+        v = (_C if type(x) is _ND else _kernels(x)).extreme(x, None, False, is_max)
         ctx.save_for_backward(x, v)
         ctx.is_max = is_max
         return v
@@ -93,14 +93,14 @@ class ExtremeAll(Function):
     @staticmethod
     def backward(ctx, g):
         x, v = ctx.saved_tensors
-        return _C.extreme_all_bwd(x, v, _contig(g), ctx.is_max), None
+        return (_C if type(x) is _ND else _kernels(x)).extreme_all_bwd(x, v, _contig(g), ctx.is_max), None
 
 
 class ExtremeDim(Function):
     @staticmethod
     def forward(ctx, x, dim, keepdim, is_max):
         x = _contig(x)
-        vals, idx = _C.extreme(x, dim, keepdim, is_max)
+        vals, idx = (_C if type(x) is _ND else _kernels(x)).extreme(x, dim, keepdim, is_max)
         ctx.shape, ctx.dim, ctx.keepdim, ctx.is_max = x.shape, dim, keepdim, is_max
         ctx.save_for_backward(idx)
         return vals, idx
@@ -108,7 +108,7 @@ class ExtremeDim(Function):
     @staticmethod
     def backward(ctx, g, gi):
         (idx,) = ctx.saved_tensors
-        return (_C.extreme_dim_bwd(_contig(g), idx, list(ctx.shape), ctx.dim, ctx.keepdim,
+        return ((_C if type(g) is _ND else _kernels(g)).extreme_dim_bwd(_contig(g), idx, list(ctx.shape), ctx.dim, ctx.keepdim,
                                    ctx.is_max), None, None, None)
 
 
@@ -136,6 +136,10 @@ def min(x, dim=None, keepdim=False):
 
 def sum_axes(a, axes):
     """float32 array summed over `axes` (no keepdims): the backward of broadcasting."""
+    if not _is_host(a):  # gradients on a device are float32 device arrays already
+        if len(axes) == 0:
+            return a.clone()
+        return _kernels(a).sum(a, [int(d) for d in axes], False, False)
     a = _contig(np.asarray(a, dtype=np.float32))
     if len(axes) == 0:  # the kernel reads an empty dim list as "all dims"
         return a.copy()

@@ -1,10 +1,15 @@
 """Views and data movement: reshape, transpose, permute, (un)squeeze, expand, indexing, cat,
-stack, where, casts. These move or select data without arithmetic, so they are NumPy views
-and copies; their backward routes gradients back to the positions they came from."""
+stack, where, casts, device moves. These move or select data without arithmetic, so they are
+NumPy views and copies; their backward routes gradients back to the positions they came from.
+
+On CUDA tensors: reshape (and flatten, (un)squeeze), expand, casts, clone and device moves
+work (CudaArray views and the backend's expand kernel); permute/transpose, indexing, cat,
+stack and where need NumPy and raise "[op] not supported on device cuda"."""
 import numpy as np
 
 from ..autograd import Function
-from ..tensor import Tensor, _aligned_copy, _unwrap_index, float32, tensor
+from ..tensor import (Tensor, _aligned_copy, _copy_as, _device_of, _host_only, _is_host,
+                      _kernels, _to_device, _unwrap_index, float32, tensor)
 
 
 def _wrap(dim, ndim, op):
@@ -19,14 +24,14 @@ class Reshape(Function):
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
         try:
-            return x.reshape(shape)
+            return x.reshape(shape)  # one tuple argument: the form CudaArray.reshape takes
         except ValueError:
             raise ValueError(f"[reshape] shape {tuple(shape)} is invalid for input of shape "
                              f"{x.shape} ({x.size} elements)") from None
 
     @staticmethod
     def backward(ctx, g):
-        return g.reshape(ctx.in_shape)
+        return g.reshape(tuple(ctx.in_shape))
 
 
 def reshape(x, shape):
@@ -59,6 +64,7 @@ class Permute(Function):
 
 
 def permute(x, dims):
+    _host_only(x, "permute")
     dims = tuple(_wrap(d, x.ndim, "permute") for d in dims)
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"[permute] dims must be a permutation of 0..{x.ndim - 1}, got {dims}")
@@ -68,6 +74,7 @@ def permute(x, dims):
 def transpose(x, dim0, dim1):
     if x.ndim == 0:
         return x
+    _host_only(x, "transpose")
     d0, d1 = _wrap(dim0, x.ndim, "transpose"), _wrap(dim1, x.ndim, "transpose")
     dims = list(range(x.ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
@@ -96,6 +103,11 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
+        if not _is_host(x):
+            # No strided views on the device: the backend's expand kernel materialises it
+            # (x viewed with shape's rank, its missing leading dims as 1).
+            lead = (1,) * (len(shape) - x.ndim)
+            return _kernels(x).expand(x.reshape(lead + tuple(x.shape)), list(shape), 1.0)
         return np.broadcast_to(x, shape)
 
     @staticmethod
@@ -149,6 +161,7 @@ class GetItem(Function):
 
 
 def getitem(x, idx):
+    _host_only(x, "getitem")
     idx = _unwrap_index(idx)
     if _is_basic(idx):
         items = idx if isinstance(idx, tuple) else (idx,)
@@ -195,6 +208,8 @@ def _check_seq(tensors, op):
 
 def cat(tensors, dim=0):
     tensors = _check_seq(tensors, "cat")
+    for t in tensors:
+        _host_only(t, "cat")
     d = _wrap(dim, tensors[0].ndim, "cat")
     for i, t in enumerate(tensors):
         if t.ndim != tensors[0].ndim or any(a != b for j, (a, b) in
@@ -206,6 +221,8 @@ def cat(tensors, dim=0):
 
 def stack(tensors, dim=0):
     tensors = _check_seq(tensors, "stack")
+    for t in tensors:
+        _host_only(t, "stack")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ValueError(f"[stack] all tensors must have the same shape: element 0 is "
@@ -230,6 +247,9 @@ class Where(Function):
 
 
 def where(cond, a, b):
+    for t in (cond, a, b):
+        if isinstance(t, Tensor):
+            _host_only(t, "where")
     c = cond._data if isinstance(cond, Tensor) else np.asarray(cond)
     if c.dtype != np.bool_:
         raise TypeError(f"[where] condition must be a bool tensor (a comparison), got {c.dtype}")
@@ -248,6 +268,8 @@ def where(cond, a, b):
 class Cast(Function):
     @staticmethod
     def forward(ctx, x, dt):
+        if not _is_host(x):
+            return x.astype(dt.name)
         return _aligned_copy(x, dt) if dt.name != "bool" else x.astype(np.bool_)
 
     @staticmethod
@@ -258,8 +280,21 @@ class Cast(Function):
 class Clone(Function):
     @staticmethod
     def forward(ctx, x):
-        return _aligned_copy(x, _dt(x))
+        return _copy_as(x, _dt(x))
 
     @staticmethod
     def backward(ctx, g):
         return g
+
+
+class ToDevice(Function):
+    """Tensor.to(device): a copy onto another device; the gradient is copied back."""
+
+    @staticmethod
+    def forward(ctx, x, dev):
+        ctx.src = _device_of(x)
+        return _to_device(x, dev)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _to_device(g, ctx.src), None

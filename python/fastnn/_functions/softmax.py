@@ -6,7 +6,7 @@ import numbers
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _contig, float32, int64
+from ..tensor import Tensor, _ND, _contig, _kernels, float32, int64
 from ._check import check_tensor
 
 
@@ -26,7 +26,7 @@ def _wrap_dim(dim, ndim, op):
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim, log):
-        y = _C.softmax_fwd(_contig(x), dim, log)
+        y = (_C if type(x) is _ND else _kernels(x)).softmax_fwd(_contig(x), dim, log)
         ctx.dim, ctx.log = dim, log
         # Both backward formulas need only the output (probabilities or log-probabilities).
         ctx.save_for_backward(y)
@@ -35,7 +35,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, dy):
         (y,) = ctx.saved_tensors
-        return _C.softmax_bwd(_contig(dy), y, ctx.dim, ctx.log), None, None
+        return (_C if type(y) is _ND else _kernels(y)).softmax_bwd(_contig(dy), y, ctx.dim, ctx.log), None, None
 
 
 def softmax(x, dim):
@@ -54,4 +54,5 @@ def argmax(x, dim=None, keepdim=False):
     _check_tensor(x, "argmax", dtypes=(float32, int64))
     if dim is not None:
         dim = _wrap_dim(dim, x.ndim, "argmax")
-    return Tensor._make(_C.argmax(_contig(x._data), dim, bool(keepdim)))
+    xd = x._data
+    return Tensor._make((_C if type(xd) is _ND else _kernels(xd)).argmax(_contig(xd), dim, bool(keepdim)))

@@ -22,4 +22,6 @@ def dropout(input, p=0.5, training=True):
     from ..tensor import default_generator, Tensor, _aligned_copy, float32
     keep = default_generator.rng.random(tuple(input.shape)) >= p
     mask = Tensor._make(_aligned_copy(keep * (1.0 / (1.0 - p)), float32))
+    if input.is_cuda:  # drawn on the host (one generator for every device), then copied
+        mask = mask.to(input.device)
     return input * mask

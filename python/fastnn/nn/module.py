@@ -4,7 +4,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..autograd import zero_grads
-from ..tensor import Tensor, _aligned_copy, _check_device, float32
+from ..tensor import (Tensor, _aligned_copy, _check_device, _copy_as, _cuda_arg, _is_host,
+                      _parse_to, _to_device, float32)
 
 
 class Parameter(Tensor):
@@ -16,7 +17,10 @@ class Parameter(Tensor):
         if data is None:
             data = np.zeros((0,), np.float32)
         arr = data._data if isinstance(data, Tensor) else np.asarray(data, np.float32)
-        if arr.dtype != np.float32 or not arr.flags.c_contiguous:
+        if not _is_host(arr):  # a CUDA array: contiguous already; float32 on its device
+            if arr.dtype != np.float32:
+                arr = _copy_as(arr, float32)
+        elif arr.dtype != np.float32 or not arr.flags.c_contiguous:
             # Optimizers update parameters in place, in one kernel call over contiguous memory.
             arr = _aligned_copy(arr, float32)
         super().__init__(arr)
@@ -175,16 +179,34 @@ class Module:
         zero_grads(self.parameters(), set_to_none)
 
     def to(self, *args, **kwargs):
-        dev = kwargs.get("device", args[0] if args else None)
-        if dev is not None and not hasattr(dev, "is_floating_point"):
-            _check_device(dev, "to")
+        """Move every parameter and buffer to a device, in place: parameters stay the same
+        Parameter objects (their data and .grad move), so optimizers built before still hold
+        them -- but their state does not move: build the optimizer after moving the model,
+        as PyTorch recommends. Buffers are replaced by moved copies. A dtype argument is
+        accepted for PyTorch compatibility; only float32 parameters exist."""
+        dev, _ = _parse_to(args, dict(kwargs))
+        if dev is None:
+            return self
+        d = _check_device(dev, "to")
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is None:
+                    continue
+                p._data = _to_device(p._data, d)
+                if p.grad is not None:
+                    p.grad._data = _to_device(p.grad._data, d)
+            for name, b in m._buffers.items():
+                if b is not None:
+                    moved = Tensor._make(_to_device(b._data, d))
+                    moved._requires_grad = b._requires_grad
+                    m._buffers[name] = moved
         return self
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None):
-        return self.to(device if device is not None else "cuda")
+        return self.to(_cuda_arg(device))
 
     def apply(self, fn):
         for m in self.children():
@@ -228,6 +250,10 @@ class Module:
                 continue
             v = state_dict[k]
             arr = v._data if isinstance(v, Tensor) else _to_numpy(v)
+            if not _is_host(arr) and (_is_host(target._data) or arr.dtype is not
+                                      target._data.dtype or arr.shape != target._data.shape
+                                      or arr.device_index != target._data.device_index):
+                arr = arr.numpy()  # a CUDA tensor's values: copied through the host below
             if tuple(arr.shape) != tuple(target.shape):
                 raise ValueError(f"[load_state_dict] {k}: expected shape {tuple(target.shape)}, "
                                  f"got {tuple(arr.shape)}")
@@ -235,7 +261,13 @@ class Module:
                 raise TypeError(f"[load_state_dict] {k}: expected numbers, got dtype {arr.dtype}")
             staged.append((target, arr))
         for target, arr in staged:
-            np.copyto(target._data, arr, casting="unsafe")
+            if _is_host(target._data):
+                np.copyto(target._data, arr, casting="unsafe")
+            elif not _is_host(arr):  # same device, dtype and shape: a device-side copy
+                target._data.copy_(arr)
+            else:  # into a module on a CUDA device: one host -> device copy per tensor
+                # (np.array, not ascontiguousarray, which makes a 0-d array 1-d)
+                target._data.copy_(np.array(arr, dtype=target._data.dtype, order="C"))
         return missing, unexpected
 
     # ---- printing -------------------------------------------------------------------------

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from .. import _C
 from .optimizer import Optimizer, _zeros_like
 
 __all__ = ["Adam"]
@@ -57,9 +56,15 @@ class Adam(Optimizer):
             vs.append(st["exp_avg_sq"]._data)
             steps.append(st["step"] + 1)  # the kernel takes counts that include this step
         beta1, beta2 = group["betas"]
-        _C.adam_step([p._data for p in params], grads, ms, vs, steps, float(group["lr"]),
-                     float(beta1), float(beta2), float(group["eps"]),
-                     float(group["weight_decay"]), bool(group["maximize"]))
+        try:
+            self._kernels_for(params).adam_step(
+                [p._data for p in params], grads, ms, vs, steps, float(group["lr"]),
+                float(beta1), float(beta2), float(group["eps"]),
+                float(group["weight_decay"]), bool(group["maximize"]))
+        except TypeError:
+            self._explain_devices(params, (("gradients", grads), ("exp_avg", ms),
+                                           ("exp_avg_sq", vs)))
+            raise
         # Counted only once the update happened, so a rejected step leaves the state as it was.
         for st, t in zip(states, steps):
             st["step"] = t

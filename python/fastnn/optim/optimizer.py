@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import _C
 from ..autograd import enable_grad, no_grad, zero_grads
-from ..tensor import Tensor, _aligned_copy, _contig, float32
+from ..tensor import (_ND, Tensor, _aligned_copy, _contig, _device_of, _is_host, _kernels,
+                      _to_device, _zeros_like_array, float32)
 
 __all__ = ["Optimizer", "required"]
 
@@ -123,10 +124,36 @@ class Optimizer:
                 raise ValueError(f"[optimizer] a gradient has shape {g.shape} but its parameter "
                                  f"has shape {p._data.shape}")
             ps.append(p)
+            if type(g) is not _ND and not _is_host(g):
+                if _device_of(g) != _device_of(p._data):
+                    raise RuntimeError(f"[optimizer] expected all tensors on the same device, "
+                                       f"got {_device_of(p._data)} (parameter) and "
+                                       f"{_device_of(g)} (its gradient)")
+                gs.append(g if g.dtype is _F32 else g.astype("float32"))
+                continue
             # The kernels read float32, C-contiguous memory; a user-assigned grad may be neither.
             # (_contig, not np.ascontiguousarray, which turns a 0-d array into 1-d.)
             gs.append(_contig(np.asarray(g, dtype=np.float32)))
         return ps, gs
+
+    @staticmethod
+    def _kernels_for(params):
+        """The kernel module for the parameters' device (fastnn._C, or the CUDA backend)."""
+        a0 = params[0]._data
+        return _C if type(a0) is _ND else _kernels(a0)
+
+    def _explain_devices(self, params, arrays):
+        """After a kernel refused its arguments: RuntimeError naming the devices if they are
+        not all on the first parameter's device (else nothing, and the kernel's error
+        stands). NOTE: checked only on failure, so a step costs nothing extra."""
+        dev = _device_of(params[0]._data)
+        for what, lst in (("parameters", [p._data for p in params]),) + tuple(arrays):
+            for a in lst or ():
+                if a is not None and _device_of(a) != dev:
+                    raise RuntimeError(
+                        f"[{self._name}] expected all tensors on the same device, got {dev} "
+                        f"and {_device_of(a)} ({what}); keep a group's parameters on one "
+                        f"device and create the optimizer after moving the model") from None
 
     # ---- state_dict (PyTorch's layout) ---------------------------------------------------
     def state_dict(self):
@@ -196,7 +223,10 @@ class Optimizer:
             if a.shape != p._data.shape:
                 raise ValueError(f"[{self._name}] state {key!r} has shape {a.shape}, its "
                                  f"parameter has shape {p._data.shape}")
-            return Tensor._make(_aligned_copy(a, float32))
+            # State lives on its parameter's device, whatever device it was saved from.
+            if not _is_host(a):
+                a = a.numpy()
+            return Tensor._make(_to_device(_aligned_copy(a, float32), _device_of(p._data)))
         return copy.deepcopy(v)
 
     def __repr__(self):
@@ -210,6 +240,10 @@ class Optimizer:
         return "\n".join(lines)
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _zeros_like(p):
-    """Optimizer state memory from fastnn's aligned allocator, shaped like the parameter."""
-    return Tensor._make(_C.zeros(tuple(p._data.shape), "float32"))
+    """Optimizer state memory shaped like the parameter, on its device (host memory from
+    fastnn's aligned allocator)."""
+    return Tensor._make(_zeros_like_array(p._data))

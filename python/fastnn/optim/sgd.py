@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from .. import _C
 from .optimizer import Optimizer, _zeros_like
 
 __all__ = ["SGD"]
@@ -56,9 +55,14 @@ class SGD(Optimizer):
                     buf = _zeros_like(p)
                     new.append((p, buf))
                 bufs.append(buf._data)
-        _C.sgd_step([p._data for p in params], grads, bufs, float(group["lr"]),
-                    float(momentum), float(group["dampening"]), float(group["weight_decay"]),
-                    bool(group["nesterov"]), bool(group["maximize"]), first)
+        try:
+            self._kernels_for(params).sgd_step(
+                [p._data for p in params], grads, bufs, float(group["lr"]), float(momentum),
+                float(group["dampening"]), float(group["weight_decay"]),
+                bool(group["nesterov"]), bool(group["maximize"]), first)
+        except TypeError:
+            self._explain_devices(params, (("gradients", grads), ("momentum buffers", bufs)))
+            raise
         # Recorded only after the kernel accepted the call: a rejected step leaves no state.
         for p, buf in new:
             self.state.setdefault(p, {})["momentum_buffer"] = buf
