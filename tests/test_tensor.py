@@ -26,6 +26,25 @@ def test_storage_is_64_byte_aligned():
     assert fastnn.tensor([[1.0, 2.0, 3.0]]).data_ptr() % 64 == 0
 
 
+def test_first_gradient_is_an_aligned_copy(rng):
+    """A leaf's first gradient is copied (the graph may hand one array to several leaves) into
+    the library's aligned memory, for every dtype and shape the kernels return."""
+    from fastnn import _C
+    for shape in [(0,), (1,), (3, 5), (2, 0, 3), (17, 33)]:
+        for dt in (np.float32, np.int64):
+            a = (rng.standard_normal(shape) * 100).astype(dt)
+            c = _C.clone(a)
+            assert c.dtype == dt and c.shape == a.shape and c.flags.c_contiguous
+            np.testing.assert_array_equal(c, a)
+            if c.size:
+                assert c.ctypes.data % 64 == 0 and not np.shares_memory(c, a)
+    with pytest.raises(ValueError, match=r"\[clone\] input"):
+        _C.clone(np.zeros((4, 4), np.float32)[:, ::2])
+    w = fastnn.tensor([1.0, 2.0], requires_grad=True)
+    (w + w).sum().backward()  # one gradient array reaches w twice
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 2.0])
+
+
 def test_from_numpy_shares_memory():
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     t = fastnn.from_numpy(a)

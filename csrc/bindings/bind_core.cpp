@@ -1,5 +1,7 @@
 #include <pybind11/stl.h>
 
+#include <cstring>
+
 #include "bindings/convert.h"
 #include "core/parallel.h"
 #include "cpu/isa.h"
@@ -22,6 +24,14 @@ void bind_core(py::module_& m) {
     return to_numpy(empty(shape, parse_dtype(dtype, "empty")));
   }, py::arg("shape"), py::arg("dtype") = "float32",
      "A new 64-byte-aligned, C-contiguous array (uninitialised).");
+  m.def("clone", [](py::handle a) {
+    // NOTE: one call instead of empty() + np.copyto (~1.1 us -> ~0.3 us for a small array):
+    // autograd copies every leaf's first gradient, several per training step.
+    Tensor src = arg_tensor(a, "clone", "input", std::nullopt);
+    Tensor out = empty(src.shape(), src.dtype());
+    if (out.numel()) std::memcpy(out.raw(), src.raw(), size_t(out.numel()) * dtype_size(out.dtype()));
+    return to_numpy(out);
+  }, py::arg("a"), "A new 64-byte-aligned copy of a C-contiguous float32/int64 array.");
   m.def("zeros", [](const Shape& shape, const std::string& dtype) {
     return to_numpy(zeros(shape, parse_dtype(dtype, "zeros")));
   }, py::arg("shape"), py::arg("dtype") = "float32");
