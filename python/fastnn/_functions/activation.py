@@ -1,4 +1,6 @@
 """ReLU, sigmoid, tanh, GELU, softplus: forward and backward in C++ (csrc/cpu/activation.cpp)."""
+import numpy as np
+
 from .. import _C
 from ..autograd import Function, grad_mode
 from ..tensor import Tensor, _ND, _contig, _kernels
@@ -28,6 +30,19 @@ class Activation(Function):
 
 
 _check = check_tensor  # (x, op)
+_F32 = np.dtype(np.float32)
+_make = Tensor._make
+
+
+def relu(x):
+    # NOTE (speed): relu is the op whose per-call cost shows first in small networks, so its
+    # common case -- a contiguous float32 host tensor with nothing to record -- goes straight
+    # to the kernel (~0.3 us less than _apply); anything else, errors included, takes _apply.
+    if type(x) is Tensor and not (x._requires_grad and grad_mode.enabled):
+        xd = x._data
+        if type(xd) is _ND and xd.dtype is _F32 and xd.flags.c_contiguous:
+            return _make(_C.activation_fwd(xd, 1))
+    return _apply(x, "relu")
 
 
 def _apply(x, name, beta=1.0, threshold=20.0):
@@ -39,10 +54,6 @@ def _apply(x, name, beta=1.0, threshold=20.0):
         return Tensor._make((_C if type(xd) is _ND else _kernels(xd)).activation_fwd(
             _contig(xd), ACT_CODES[name], float(beta), float(threshold)))
     return Activation.apply(x, ACT_CODES[name], float(beta), float(threshold))
-
-
-def relu(x):
-    return _apply(x, "relu")
 
 
 def sigmoid(x):
