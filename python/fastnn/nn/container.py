@@ -53,7 +53,8 @@ class Sequential(Module):
             # Exact types only: a subclass may override forward, which must then run as written.
             if type(m) is Linear and type(nxt) in _FUSABLE:
                 act, beta, threshold = nxt.fused_act()
-                x = linear(x, m.weight, m.bias, act=act, beta=beta, threshold=threshold)
+                p = m._parameters  # not m.weight: see Linear.forward's NOTE
+                x = linear(x, p["weight"], p["bias"], act=act, beta=beta, threshold=threshold)
                 i += 2
             elif type(m) is Conv2d and type(nxt) is ReLU:
                 x = conv2d(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,

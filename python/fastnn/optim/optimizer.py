@@ -124,6 +124,9 @@ class Optimizer:
                 raise ValueError(f"[optimizer] a gradient has shape {g.shape} but its parameter "
                                  f"has shape {p._data.shape}")
             ps.append(p)
+            if type(g) is _ND and g.dtype is _F32 and g.flags.c_contiguous:
+                gs.append(g)  # what backward produces: nothing to convert (the common case)
+                continue
             if type(g) is not _ND and not _is_host(g):
                 if _device_of(g) != _device_of(p._data):
                     raise RuntimeError(f"[optimizer] expected all tensors on the same device, "
