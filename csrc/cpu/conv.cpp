@@ -238,13 +238,93 @@ inline void winograd_at(const float* const m[6], float* const o[4], int64_t n) {
   winograd_at6(m[0], m[1], m[2], m[3], m[4], m[5], o[0], o[1], o[2], o[3], n);
 }
 
+// Tile geometry shared by the Winograd passes: TH x TW output tiles per image, cut into
+// blocks of rb whole tile rows (Tb = rb*TW tiles, the leading dimension of V and M).
+struct WinoGeom {
+  int64_t TH, TW, TWp, rb, Tb, bpi, nblocks;
+};
+WinoGeom wino_geom(const Conv2dShape& s) {
+  WinoGeom g;
+  g.TH = (s.OH + 3) / 4;
+  g.TW = (s.OW + 3) / 4;
+  g.TWp = g.TW + 1;
+  g.rb = std::clamp<int64_t>(kWinogradTiles / g.TW, 1, g.TH);
+  g.Tb = g.rb * g.TW;
+  g.bpi = (g.TH + g.rb - 1) / g.rb;
+  g.nblocks = s.N * g.bpi;
+  return g;
+}
+
+// Per-thread scratch of the input transform: input rows split by column phase
+// (q = 4*tw + phase) so tile columns are unit-stride, and their vertical transform.
+struct WinoInputScratch {
+  std::vector<float> rows, tv;
+  explicit WinoInputScratch(const WinoGeom& g)
+      : rows((size_t)(6 * 4 * g.rb * g.TWp)), tv((size_t)(6 * 4 * g.rb * g.TWp)) {}
+};
+
+// V (36, C, Tb) = B^T d B for every channel and every tile of tile rows [th0, th1) of image n.
+void winograd_input(const Conv2dShape& s, const WinoGeom& g, const float* x, int64_t n,
+                    int64_t th0, int64_t th1, float* V, WinoInputScratch& sc) {
+  const int64_t C = s.C, H = s.H, W = s.W, TW = g.TW, TWp = g.TWp, Tb = g.Tb;
+  float* rows = sc.rows.data();
+  float* tv = sc.tv.data();
+  const int64_t RL = (th1 - th0) * TWp;  // one phase row across the block's tile rows
+  for (int64_t c = 0; c < C; ++c) {
+    const float* xc = x + (n * C + c) * H * W;
+    for (int64_t th = th0; th < th1; ++th) {
+      for (int i = 0; i < 6; ++i) {
+        const int64_t r = 4 * th - s.ph + i;
+        for (int m = 0; m < 4; ++m) {
+          float* dst = rows + (i * 4 + m) * RL + (th - th0) * TWp;
+          if (r < 0 || r >= H) {
+            for (int64_t t = 0; t < TWp; ++t) dst[t] = 0.f;
+            continue;
+          }
+          const float* xr = xc + r * W;
+          // Columns q = 4t + m - pw inside [0, W) for t in [lo, hi): the middle copies
+          // without a bounds test per element.
+          const int64_t off = m - s.pw;
+          const int64_t lo = std::min(TWp, off >= 0 ? (int64_t)0 : (-off + 3) / 4);
+          const int64_t hi = std::max(lo, std::min(TWp, W - 1 - off < 0 ? (int64_t)0
+                                                                : (W - 1 - off) / 4 + 1));
+          for (int64_t t = 0; t < lo; ++t) dst[t] = 0.f;
+          const float* src = xr + off;
+          for (int64_t t = lo; t < hi; ++t) dst[t] = src[4 * t];
+          for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
+        }
+      }
+    }
+    // Vertical B^T (over the 6 input rows) for every column phase and tile row at once.
+    for (int m = 0; m < 4; ++m) {
+      const float* in[6];
+      float* out[6];
+      for (int i = 0; i < 6; ++i) {
+        in[i] = rows + (i * 4 + m) * RL;
+        out[i] = tv + (i * 4 + m) * RL;
+      }
+      winograd_bt(in, out, RL);
+    }
+    for (int64_t th = th0; th < th1; ++th) {
+      // Horizontal B^T: tile tw's columns 0..5 are phases 0..3 at tw and 0..1 at tw+1.
+      const int64_t tl = (th - th0) * TW;
+      for (int k = 0; k < 6; ++k) {
+        const float* e = tv + k * 4 * RL + (th - th0) * TWp;
+        const float* in[6] = {e, e + RL, e + 2 * RL, e + 3 * RL, e + 1, e + RL + 1};
+        float* out[6];
+        for (int l = 0; l < 6; ++l) out[l] = V + ((k * 6 + l) * C + c) * Tb + tl;
+        winograd_bt(in, out, TW);
+      }
+    }
+  }
+}
+
 void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b,
                   float* y, bool relu) {
-  const int64_t C = s.C, OC = s.OC, H = s.H, W = s.W, OH = s.OH, OW = s.OW;
-  const int64_t TH = (OH + 3) / 4, TW = (OW + 3) / 4, TWp = TW + 1;
-  const int64_t rb = std::clamp<int64_t>(kWinogradTiles / TW, 1, TH);
-  const int64_t Tb = rb * TW, blocks_per_image = (TH + rb - 1) / rb;
-  const int64_t nblocks = s.N * blocks_per_image;
+  const int64_t C = s.C, OC = s.OC, OH = s.OH, OW = s.OW;
+  const WinoGeom g = wino_geom(s);
+  const int64_t TH = g.TH, TW = g.TW, rb = g.rb, Tb = g.Tb, blocks_per_image = g.bpi;
+  const int64_t nblocks = g.nblocks;
   std::vector<float> U((size_t)(36 * OC * C));
   winograd_weights(s, w, U.data());
   const int64_t macs = s.N * OC * C * 9 * OH * OW;
@@ -253,62 +333,13 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
     int64_t b0, b1;
     split(nblocks, tid, ntt, b0, b1);
     std::vector<float> V((size_t)(36 * C * Tb)), M((size_t)(36 * OC * Tb));
-    // Input rows split by column phase (q = 4*tw + phase) so tile columns are unit-stride.
-    std::vector<float> rows((size_t)(6 * 4 * rb * TWp)), tv((size_t)(6 * 4 * rb * TWp));
+    WinoInputScratch sc(g);
     std::vector<float> ot((size_t)(6 * 4 * Tb)), oq((size_t)(4 * 4 * Tb));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n = blk / blocks_per_image;
       const int64_t th0 = (blk % blocks_per_image) * rb, th1 = std::min(TH, th0 + rb);
       const int64_t tb = (th1 - th0) * TW;
-      // V_p (C, tb) = B^T d B per channel and tile.
-      const int64_t RL = (th1 - th0) * TWp;  // one phase row across the block's tile rows
-      for (int64_t c = 0; c < C; ++c) {
-        const float* xc = x + (n * C + c) * H * W;
-        for (int64_t th = th0; th < th1; ++th) {
-          for (int i = 0; i < 6; ++i) {
-            const int64_t r = 4 * th - s.ph + i;
-            for (int m = 0; m < 4; ++m) {
-              float* dst = rows.data() + (i * 4 + m) * RL + (th - th0) * TWp;
-              if (r < 0 || r >= H) {
-                for (int64_t t = 0; t < TWp; ++t) dst[t] = 0.f;
-                continue;
-              }
-              const float* xr = xc + r * W;
-              // Columns q = 4t + m - pw inside [0, W) for t in [lo, hi): the middle copies
-              // without a bounds test per element.
-              const int64_t off = m - s.pw;
-              const int64_t lo = std::min(TWp, off >= 0 ? (int64_t)0 : (-off + 3) / 4);
-              const int64_t hi = std::max(lo, std::min(TWp, W - 1 - off < 0 ? (int64_t)0
-                                                                    : (W - 1 - off) / 4 + 1));
-              for (int64_t t = 0; t < lo; ++t) dst[t] = 0.f;
-              const float* src = xr + off;
-              for (int64_t t = lo; t < hi; ++t) dst[t] = src[4 * t];
-              for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
-            }
-          }
-        }
-        // Vertical B^T (over the 6 input rows) for every column phase and tile row at once.
-        for (int m = 0; m < 4; ++m) {
-          const float* in[6];
-          float* out[6];
-          for (int i = 0; i < 6; ++i) {
-            in[i] = rows.data() + (i * 4 + m) * RL;
-            out[i] = tv.data() + (i * 4 + m) * RL;
-          }
-          winograd_bt(in, out, RL);
-        }
-        for (int64_t th = th0; th < th1; ++th) {
-          // Horizontal B^T: tile tw's columns 0..5 are phases 0..3 at tw and 0..1 at tw+1.
-          const int64_t tl = (th - th0) * TW;
-          for (int k = 0; k < 6; ++k) {
-            const float* e = tv.data() + k * 4 * RL + (th - th0) * TWp;
-            const float* in[6] = {e, e + RL, e + 2 * RL, e + 3 * RL, e + 1, e + RL + 1};
-            float* out[6];
-            for (int l = 0; l < 6; ++l) out[l] = V.data() + ((k * 6 + l) * C + c) * Tb + tl;
-            winograd_bt(in, out, TW);
-          }
-        }
-      }
+      winograd_input(s, g, x, n, th0, th1, V.data(), sc);
       for (int p = 0; p < 36; ++p)
         gemm_f32(false, false, OC, tb, C, U.data() + p * OC * C, C, V.data() + p * C * Tb, Tb,
                  M.data() + p * OC * Tb, Tb, false, nullptr);
@@ -369,6 +400,125 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
   };
   if (nt <= 1) body(0, 1);
   else parallel_run(nt, body);
+}
+
+
+// A applied to four rows of n values (out[k] = sum_r A[k][r] in[r], A = (A^T)^T is 6x4):
+// the transform of a 4x4 tile of the output gradient in the weight gradient.
+inline void winograd_a6(const float* __restrict e0, const float* __restrict e1,
+                        const float* __restrict e2, const float* __restrict e3,
+                        float* __restrict o0, float* __restrict o1, float* __restrict o2,
+                        float* __restrict o3, float* __restrict o4, float* __restrict o5,
+                        int64_t n) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float s02 = e0[t] + e2[t], s13 = e1[t] + e3[t];
+    const float f02 = e0[t] + 4.f * e2[t], f13 = 2.f * e1[t] + 8.f * e3[t];
+    o0[t] = e0[t];
+    o1[t] = s02 + s13;
+    o2[t] = s02 - s13;
+    o3[t] = f02 + f13;
+    o4[t] = f02 - f13;
+    o5[t] = e3[t];
+  }
+}
+
+// Weight gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3). With a tile's
+// output Y = A^T (U .* V) A and U = G g G^T, the gradient of sum(E .* Y) (E: the tile's 4x4
+// output gradient) is dL/dU = (A E A^T) .* V, summed over tiles, and dL/dg = G^T dL/dU G.
+// For each tile position p the sum over tiles is one GEMM, dU_p (OC, C) += Z_p (OC, tiles) ·
+// V_p (C, tiles)^T with Z = A E A^T: 4x fewer multiplies than the im2col GEMM. V is the
+// forward's input transform. Each thread accumulates its own dU over its tile blocks.
+//   x: (N, C, H, W)  dz: (N, OC, OH, OW) (already through the ReLU mask)  dw: (OC, C, 3, 3),
+//   overwritten.
+// NOTE: dU is accumulated in float over all N*tiles blocks (like the im2col GEMM's K sum);
+// only the final G^T dU G runs in double.
+void winograd_wgrad(const Conv2dShape& s, const float* x, const float* dz, float* dw) {
+  const int64_t C = s.C, OC = s.OC, OH = s.OH, OW = s.OW;
+  const WinoGeom g = wino_geom(s);
+  const int64_t TH = g.TH, TW = g.TW, rb = g.rb, Tb = g.Tb;
+  const int64_t macs = s.N * OC * C * 9 * OH * OW;
+  const int nt =
+      macs < kParallelMacs ? 1 : (int)std::min<int64_t>(get_num_threads(), g.nblocks);
+  std::vector<std::vector<float>> dU(nt);
+  auto body = [&](int tid, int ntt) {
+    int64_t b0, b1;
+    split(g.nblocks, tid, ntt, b0, b1);
+    dU[tid].assign((size_t)(36 * OC * C), 0.f);
+    float* dUt = dU[tid].data();
+    std::vector<float> V((size_t)(36 * C * Tb)), Z((size_t)(36 * OC * Tb));
+    WinoInputScratch sc(g);
+    std::vector<float> ge((size_t)(16 * Tb)), he((size_t)(24 * Tb));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n = blk / g.bpi;
+      const int64_t th0 = (blk % g.bpi) * rb, th1 = std::min(TH, th0 + rb);
+      const int64_t tb = (th1 - th0) * TW;
+      winograd_input(s, g, x, n, th0, th1, V.data(), sc);
+      for (int64_t oc = 0; oc < OC; ++oc) {
+        const float* dzc = dz + (n * OC + oc) * OH * OW;
+        // E split by row r and column phase q: ge[(r*4 + q)*Tb + tile] = E[r][q], zero past
+        // the output's edges (those positions contribute nothing).
+        for (int64_t th = th0; th < th1; ++th)
+          for (int r = 0; r < 4; ++r) {
+            const int64_t oh = 4 * th + r;
+            for (int q = 0; q < 4; ++q) {
+              float* dst = ge.data() + (r * 4 + q) * Tb + (th - th0) * TW;
+              int64_t hi = 0;
+              if (oh < OH) {
+                hi = std::min(TW, (OW - q + 3) / 4);
+                const float* src = dzc + oh * OW + q;
+                for (int64_t t = 0; t < hi; ++t) dst[t] = src[4 * t];
+              }
+              for (int64_t t = hi; t < TW; ++t) dst[t] = 0.f;
+            }
+          }
+        // Z = A E A^T: along each row r (over the phases q), then down each column l.
+        for (int r = 0; r < 4; ++r) {
+          const float* e = ge.data() + r * 4 * Tb;
+          float* o = he.data() + r * 6 * Tb;
+          winograd_a6(e, e + Tb, e + 2 * Tb, e + 3 * Tb, o, o + Tb, o + 2 * Tb, o + 3 * Tb,
+                      o + 4 * Tb, o + 5 * Tb, tb);
+        }
+        for (int l = 0; l < 6; ++l) {
+          const float* h = he.data() + l * Tb;
+          float* o[6];
+          for (int k = 0; k < 6; ++k) o[k] = Z.data() + ((k * 6 + l) * OC + oc) * Tb;
+          winograd_a6(h, h + 6 * Tb, h + 12 * Tb, h + 18 * Tb, o[0], o[1], o[2], o[3], o[4],
+                      o[5], tb);
+        }
+      }
+      for (int p = 0; p < 36; ++p)
+        gemm_f32(false, true, OC, C, tb, Z.data() + p * OC * Tb, Tb, V.data() + p * C * Tb, Tb,
+                 dUt + p * OC * C, C, true, nullptr);
+    }
+  };
+  if (nt <= 1) body(0, 1);
+  else parallel_run(nt, body);
+  float* dU0 = dU[0].data();
+  for (int t = 1; t < nt; ++t)
+    for (int64_t i = 0; i < 36 * OC * C; ++i) dU0[i] += dU[t][i];
+  // dw = G^T dU G per (oc, c), G the 6x3 kernel transform of winograd_weights.
+  static const double G[6][3] = {{1. / 4, 0, 0},
+                                 {-1. / 6, -1. / 6, -1. / 6},
+                                 {-1. / 6, 1. / 6, -1. / 6},
+                                 {1. / 24, 1. / 12, 1. / 6},
+                                 {1. / 24, -1. / 12, 1. / 6},
+                                 {0, 0, 1}};
+  for (int64_t oc = 0; oc < OC; ++oc)
+    for (int64_t c = 0; c < C; ++c) {
+      double t[6][3];  // t = dU G
+      for (int k = 0; k < 6; ++k)
+        for (int j = 0; j < 3; ++j) {
+          double a = 0;
+          for (int l = 0; l < 6; ++l) a += (double)dU0[((k * 6 + l) * OC + oc) * C + c] * G[l][j];
+          t[k][j] = a;
+        }
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+          double a = 0;
+          for (int k = 0; k < 6; ++k) a += G[k][i] * t[k][j];
+          dw[(oc * C + c) * 9 + i * 3 + j] = (float)a;
+        }
+    }
 }
 
 }  // namespace
@@ -443,38 +593,67 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
   });
 }
 
+namespace {
+void conv2d_bwd_im2col(const Conv2dShape& s, const float* dy, const float* y, const float* x,
+                       const float* w, float* dx, float* dw, float* db, bool relu);
+}  // namespace
+
 void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const float* x,
                 const float* w, float* dx, float* dw, float* db, bool relu) {
-  if (dx && winograd_enabled() && winograd_ok(s) && s.ph <= 2 && s.pw <= 2) {
-    // The input gradient of a 3x3 stride-1 convolution is itself one: dy convolved with the
-    // kernel flipped in both directions and its channel axes swapped, padding 2 - p (so the
-    // output is H x W again). That convolution takes the Winograd path; the weight and bias
-    // gradients go through the im2col path below with dx left out.
-    std::vector<float> masked;
-    const float* dz = dy;
-    if (relu) {
-      masked.resize((size_t)(s.N * s.OC * s.P()));
-      float* mz = masked.data();
-      parallel_for(s.N * s.OC * s.P(), 1 << 15, [&](int64_t b0, int64_t b1) {
-        for (int64_t i = b0; i < b1; ++i) {
-          const float v = dy[i];  // unconditional load: the select vectorises
-          mz[i] = y[i] > 0.f ? v : 0.f;
-        }
-      });
-      dz = mz;
-    }
-    std::vector<float> wt((size_t)(s.C * s.OC * 9));
-    for (int64_t oc = 0; oc < s.OC; ++oc)
-      for (int64_t c = 0; c < s.C; ++c)
-        for (int i = 0; i < 9; ++i) wt[(c * s.OC + oc) * 9 + i] = w[(oc * s.C + c) * 9 + 8 - i];
-    Conv2dShape t = s;
-    t.C = s.OC; t.H = s.OH; t.W = s.OW;
-    t.OC = s.C; t.OH = s.H; t.OW = s.W;
-    t.ph = 2 - s.ph; t.pw = 2 - s.pw;
-    winograd_fwd(t, dz, wt.data(), nullptr, dx, false);
-    if (dw || db) conv2d_bwd(s, dz, nullptr, x, w, nullptr, dw, db, false);
+  if (!(winograd_enabled() && winograd_ok(s) && (dx || dw))) {
+    conv2d_bwd_im2col(s, dy, y, x, w, dx, dw, db, relu);
     return;
   }
+  // Winograd for the input gradient (when the padding allows, see below) and the weight
+  // gradient; both want the output gradient through the ReLU mask, made once here.
+  const int64_t P = s.P();
+  std::vector<float> masked;
+  const float* dz = dy;
+  if (relu) {
+    masked.resize((size_t)(s.N * s.OC * P));
+    float* mz = masked.data();
+    parallel_for(s.N * s.OC * P, 1 << 15, [&](int64_t b0, int64_t b1) {
+      for (int64_t i = b0; i < b1; ++i) {
+        const float v = dy[i];  // unconditional load: the select vectorises
+        mz[i] = y[i] > 0.f ? v : 0.f;
+      }
+    });
+    dz = mz;
+  }
+  if (dx) {
+    if (s.ph <= 2 && s.pw <= 2) {
+      // The input gradient of a 3x3 stride-1 convolution is itself one: dz convolved with the
+      // kernel flipped in both directions and its channel axes swapped, padding 2 - p (so the
+      // output is H x W again), which takes the Winograd forward path.
+      std::vector<float> wt((size_t)(s.C * s.OC * 9));
+      for (int64_t oc = 0; oc < s.OC; ++oc)
+        for (int64_t c = 0; c < s.C; ++c)
+          for (int i = 0; i < 9; ++i)
+            wt[(c * s.OC + oc) * 9 + i] = w[(oc * s.C + c) * 9 + 8 - i];
+      Conv2dShape t = s;
+      t.C = s.OC; t.H = s.OH; t.W = s.OW;
+      t.OC = s.C; t.OH = s.H; t.OW = s.W;
+      t.ph = 2 - s.ph; t.pw = 2 - s.pw;
+      winograd_fwd(t, dz, wt.data(), nullptr, dx, false);
+    } else {
+      conv2d_bwd_im2col(s, dz, nullptr, x, w, dx, nullptr, nullptr, false);
+    }
+  }
+  if (dw) winograd_wgrad(s, x, dz, dw);
+  if (db) {
+    // NOTE: in double, as the im2col path: N*OH*OW terms per channel.
+    for (int64_t oc = 0; oc < s.OC; ++oc) {
+      double acc = 0;
+      for (int64_t n = 0; n < s.N; ++n) acc += row_sum(dz + (n * s.OC + oc) * P, P);
+      db[oc] = (float)acc;
+    }
+  }
+}
+
+namespace {
+// Any shape: im2col/col2im around the library GEMM.
+void conv2d_bwd_im2col(const Conv2dShape& s, const float* dy, const float* y, const float* x,
+                       const float* w, float* dx, float* dw, float* db, bool relu) {
   const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
   const int64_t rows = rows_per_block(s);
   const int nt = image_threads(s);
@@ -615,5 +794,6 @@ void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const flo
     }
   }
 }
+}  // namespace
 
 }  // namespace fastnn
