@@ -184,6 +184,35 @@ def test_conv2d_winograd_grads(shape, rng, isa, threads):
             assert np.array_equal(win[0], im2[0])  # padding 3: dx from im2col
 
 
+# Stride-1 shapes of the "wide" im2col layout (shared zero padding between rows and images)
+# and its few-tap weight gradient (dots, C/groups*KH*KW <= 32), with the algorithms each must
+# select: odd sizes and channel counts, taps and output channels off the dot kernel's 4x2
+# blocks, dilation, groups, a rectangular kernel with one-sided padding, blocks of images
+# (the last partial), batch 1, and shapes that must fall back (1x1 image, padding > kernel-1).
+WIDE = [
+    ((5, 1, 28, 28, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=dots"),
+    ((3, 3, 9, 11, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=dots"),
+    ((9, 16, 14, 14, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=wide"),
+    ((1, 5, 7, 7, 3, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=wide"),
+    ((2, 2, 11, 10, 3, (3, 3), (1, 1), (2, 2), (2, 2), 1), "fwd=wide dx=wide dw=dots"),
+    ((2, 4, 9, 8, 6, (3, 3), (1, 1), (1, 0), (1, 1), 2), "fwd=wide dx=wide dw=dots"),
+    ((3, 2, 6, 9, 4, (1, 3), (1, 1), (0, 1), (1, 1), 1), "fwd=wide dx=wide dw=dots"),
+    ((2, 3, 8, 8, 4, (5, 5), (1, 1), (2, 2), (1, 1), 1), "fwd=wide dx=wide dw=wide"),
+    ((3, 2, 1, 1, 3, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=im2col dx=im2col dw=im2col"),
+    ((2, 3, 6, 6, 2, (3, 3), (1, 1), (3, 3), (1, 1), 1), "fwd=im2col dx=im2col dw=im2col"),
+]
+
+
+@pytest.mark.parametrize("shape,algos", WIDE, ids=[str(i) for i in range(len(WIDE))])
+def test_conv2d_wide(shape, algos, rng, isa, threads):
+    n, c, h, w_, oc, k, s, p, d, g = shape
+    x = np.zeros((n, c, h, w_), np.float32)
+    w = np.zeros((oc, c // g) + k, np.float32)
+    assert _C.conv2d_algorithms(x, w, *s, *p, *d, g) == algos
+    run_conv(rng, shape, relu=True)
+    run_conv(rng, shape, bias=False)
+
+
 def test_conv2d_fd_fastnn(rng):
     """fastnn's gradient vs finite differences of fastnn's own float32 forward."""
     x = fastnn.tensor(rng.standard_normal((2, 2, 5, 6)).astype(np.float32), requires_grad=True)

@@ -741,6 +741,15 @@ void wide_bwd(const Conv2dShape& s, const float* dy, const float* y, const float
 
 }  // namespace
 
+std::string conv2d_algorithms(const Conv2dShape& s) {
+  const bool wino = winograd_ok(s) && winograd_enabled(), wide = wide_ok(s);
+  const char* plain = s.direct() ? "direct" : "im2col";
+  std::string fwd = wino ? "winograd" : wide ? "wide" : plain;
+  std::string dx = wino && s.ph <= 2 && s.pw <= 2 ? "winograd" : wide ? "wide" : plain;
+  std::string dw = wino ? "winograd" : wide ? (s.K() <= kDotsMaxTaps ? "dots" : "wide") : plain;
+  return "fwd=" + fwd + " dx=" + dx + " dw=" + dw;
+}
+
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                 bool relu) {
   const int64_t K = s.K(), P = s.P(), OCg = s.ocg(), Cg = s.cg(), HW = s.H * s.W;
