@@ -9,6 +9,7 @@
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
 #include "cpu/kernels/conv_dots.h"
+#include "cpu/kernels/winograd.h"
 
 namespace fastnn {
 
@@ -29,7 +30,8 @@ constexpr int64_t kParallelMacs = 1 << 18;
 constexpr int64_t kColFloats = 1 << 17;
 // Winograd tiles per block (whole tile rows). Measured at 64 channels, 56x56, one thread:
 // 84 tiles (V and M ~770 KB each) 6.4 ms; 128 tiles 8.4 ms (the output transform then
-// re-reads M from L3); 32 tiles 8.4 ms (36 GEMM calls per block, each too small).
+// re-reads M from L3); 32 tiles 8.4 ms (36 GEMM calls per block, each too small). Re-checked
+// with the per-ISA transforms (forward, 6 vs 4 vs 8 tile rows of 14): within the noise.
 constexpr int64_t kWinogradTiles = 84;
 
 // Output rows [oh0, oh1) per block: at least one row.
@@ -198,50 +200,12 @@ void winograd_weights(const Conv2dShape& s, const float* w, float* U) {
     }
 }
 
-// B^T applied to six rows of n values each (out[k] = sum_i B^T[k][i] in[i]). Separate
-// restrict pointers: with arrays of pointers the compiler cannot rule out aliasing and
-// leaves the loop scalar.
-inline void winograd_bt6(const float* __restrict d0, const float* __restrict d1,
-                         const float* __restrict d2, const float* __restrict d3,
-                         const float* __restrict d4, const float* __restrict d5,
-                         float* __restrict o0, float* __restrict o1, float* __restrict o2,
-                         float* __restrict o3, float* __restrict o4, float* __restrict o5,
-                         int64_t n) {
-  for (int64_t t = 0; t < n; ++t) {
-    o0[t] = 4.f * d0[t] - 5.f * d2[t] + d4[t];
-    o1[t] = -4.f * (d1[t] + d2[t]) + d3[t] + d4[t];
-    o2[t] = 4.f * (d1[t] - d2[t]) - d3[t] + d4[t];
-    o3[t] = 2.f * (d3[t] - d1[t]) - d2[t] + d4[t];
-    o4[t] = 2.f * (d1[t] - d3[t]) - d2[t] + d4[t];
-    o5[t] = 4.f * d1[t] - 5.f * d3[t] + d5[t];
-  }
-}
-inline void winograd_bt(const float* const in[6], float* const out[6], int64_t n) {
-  winograd_bt6(in[0], in[1], in[2], in[3], in[4], in[5], out[0], out[1], out[2], out[3],
-               out[4], out[5], n);
-}
-
-// A^T applied to six rows of n values (out[r] = sum_k A^T[r][k] in[k]).
-inline void winograd_at6(const float* __restrict m0, const float* __restrict m1,
-                         const float* __restrict m2, const float* __restrict m3,
-                         const float* __restrict m4, const float* __restrict m5,
-                         float* __restrict o0, float* __restrict o1, float* __restrict o2,
-                         float* __restrict o3, int64_t n) {
-  for (int64_t t = 0; t < n; ++t) {
-    const float a = m1[t] + m2[t], b = m1[t] - m2[t];
-    const float c = m3[t] + m4[t], d = m3[t] - m4[t];
-    o0[t] = m0[t] + a + c;
-    o1[t] = b + 2.f * d;
-    o2[t] = a + 4.f * c;
-    o3[t] = b + 8.f * d + m5[t];
-  }
-}
-inline void winograd_at(const float* const m[6], float* const o[4], int64_t n) {
-  winograd_at6(m[0], m[1], m[2], m[3], m[4], m[5], o[0], o[1], o[2], o[3], n);
-}
-
 // Tile geometry shared by the Winograd passes: TH x TW output tiles per image, cut into
-// blocks of rb whole tile rows (Tb = rb*TW tiles, the leading dimension of V and M).
+// blocks of rb whole tile rows. Tiles are stored TWp = TW + 1 to a tile row (Tb = rb*TWp, the
+// leading dimension of V, M and Z): the transforms then run over a whole block at once, never
+// over one 14-tile row (a short loop leaves AVX-512 idle). NOTE: the extra tile per row is
+// garbage the GEMM computes too (1/TWp more work) and the output transform skips; in the
+// weight gradient its Z is zero, so it adds nothing to dU.
 struct WinoGeom {
   int64_t TH, TW, TWp, rb, Tb, bpi, nblocks;
 };
@@ -251,7 +215,7 @@ WinoGeom wino_geom(const Conv2dShape& s) {
   g.TW = (s.OW + 3) / 4;
   g.TWp = g.TW + 1;
   g.rb = std::clamp<int64_t>(kWinogradTiles / g.TW, 1, g.TH);
-  g.Tb = g.rb * g.TW;
+  g.Tb = g.rb * g.TWp;
   g.bpi = (g.TH + g.rb - 1) / g.rb;
   g.nblocks = s.N * g.bpi;
   return g;
@@ -265,72 +229,38 @@ struct WinoInputScratch {
       : rows((size_t)(6 * 4 * g.rb * g.TWp)), tv((size_t)(6 * 4 * g.rb * g.TWp)) {}
 };
 
+const WinoKernels& wino_kernels() {
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) return wino_kernels_avx512();
+  if (active_isa() == Isa::avx2) return wino_kernels_avx2();
+#endif
+  return wino_kernels_generic();
+}
+
+// The transforms' description of tile rows [th0, th1) over planes of C channels, H x W.
+WinoBlock wino_block(const WinoGeom& g, int64_t C, int64_t H, int64_t W, int64_t ph,
+                     int64_t pw, int64_t th0, int64_t th1) {
+  return WinoBlock{C, H, W, ph, pw, th0, th1, g.TW, g.Tb};
+}
+
 // V (36, C, Tb) = B^T d B for every channel and every tile of tile rows [th0, th1) of image n.
 void winograd_input(const Conv2dShape& s, const WinoGeom& g, const float* x, int64_t n,
                     int64_t th0, int64_t th1, float* V, WinoInputScratch& sc) {
-  const int64_t C = s.C, H = s.H, W = s.W, TW = g.TW, TWp = g.TWp, Tb = g.Tb;
-  float* rows = sc.rows.data();
-  float* tv = sc.tv.data();
-  const int64_t RL = (th1 - th0) * TWp;  // one phase row across the block's tile rows
-  for (int64_t c = 0; c < C; ++c) {
-    const float* xc = x + (n * C + c) * H * W;
-    for (int64_t th = th0; th < th1; ++th) {
-      for (int i = 0; i < 6; ++i) {
-        const int64_t r = 4 * th - s.ph + i;
-        for (int m = 0; m < 4; ++m) {
-          float* dst = rows + (i * 4 + m) * RL + (th - th0) * TWp;
-          if (r < 0 || r >= H) {
-            for (int64_t t = 0; t < TWp; ++t) dst[t] = 0.f;
-            continue;
-          }
-          const float* xr = xc + r * W;
-          // Columns q = 4t + m - pw inside [0, W) for t in [lo, hi): the middle copies
-          // without a bounds test per element.
-          const int64_t off = m - s.pw;
-          const int64_t lo = std::min(TWp, off >= 0 ? (int64_t)0 : (-off + 3) / 4);
-          const int64_t hi = std::max(lo, std::min(TWp, W - 1 - off < 0 ? (int64_t)0
-                                                                : (W - 1 - off) / 4 + 1));
-          for (int64_t t = 0; t < lo; ++t) dst[t] = 0.f;
-          const float* src = xr + off;
-          for (int64_t t = lo; t < hi; ++t) dst[t] = src[4 * t];
-          for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
-        }
-      }
-    }
-    // Vertical B^T (over the 6 input rows) for every column phase and tile row at once.
-    for (int m = 0; m < 4; ++m) {
-      const float* in[6];
-      float* out[6];
-      for (int i = 0; i < 6; ++i) {
-        in[i] = rows + (i * 4 + m) * RL;
-        out[i] = tv + (i * 4 + m) * RL;
-      }
-      winograd_bt(in, out, RL);
-    }
-    for (int64_t th = th0; th < th1; ++th) {
-      // Horizontal B^T: tile tw's columns 0..5 are phases 0..3 at tw and 0..1 at tw+1.
-      const int64_t tl = (th - th0) * TW;
-      for (int k = 0; k < 6; ++k) {
-        const float* e = tv + k * 4 * RL + (th - th0) * TWp;
-        const float* in[6] = {e, e + RL, e + 2 * RL, e + 3 * RL, e + 1, e + RL + 1};
-        float* out[6];
-        for (int l = 0; l < 6; ++l) out[l] = V + ((k * 6 + l) * C + c) * Tb + tl;
-        winograd_bt(in, out, TW);
-      }
-    }
-  }
+  wino_kernels().input(wino_block(g, s.C, s.H, s.W, s.ph, s.pw, th0, th1),
+                       x + n * s.C * s.H * s.W, V, sc.rows.data(), sc.tv.data());
 }
 
 void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const float* b,
                   float* y, bool relu) {
   const int64_t C = s.C, OC = s.OC, OH = s.OH, OW = s.OW;
   const WinoGeom g = wino_geom(s);
-  const int64_t TH = g.TH, TW = g.TW, rb = g.rb, Tb = g.Tb, blocks_per_image = g.bpi;
+  const int64_t TH = g.TH, rb = g.rb, Tb = g.Tb, blocks_per_image = g.bpi;
   const int64_t nblocks = g.nblocks;
   std::vector<float> U((size_t)(36 * OC * C));
   winograd_weights(s, w, U.data());
   const int64_t macs = s.N * OC * C * 9 * OH * OW;
   const int nt = macs < kParallelMacs ? 1 : (int)std::min<int64_t>(get_num_threads(), nblocks);
+  const WinoKernels& wk = wino_kernels();
   auto body = [&](int tid, int ntt) {
     int64_t b0, b1;
     split(nblocks, tid, ntt, b0, b1);
@@ -340,89 +270,20 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n = blk / blocks_per_image;
       const int64_t th0 = (blk % blocks_per_image) * rb, th1 = std::min(TH, th0 + rb);
-      const int64_t tb = (th1 - th0) * TW;
+      const int64_t tb = (th1 - th0) * g.TWp;
       winograd_input(s, g, x, n, th0, th1, V.data(), sc);
       for (int p = 0; p < 36; ++p)
         gemm_f32(false, false, OC, tb, C, U.data() + p * OC * C, C, V.data() + p * C * Tb, Tb,
                  M.data() + p * OC * Tb, Tb, false, nullptr);
       // y tile = A^T M A, then bias and activation, clipped at the output's edges.
-      for (int64_t oc = 0; oc < OC; ++oc) {
-        const float bv = b ? b[oc] : 0.f;
-        float* yc = y + (n * OC + oc) * OH * OW;
-        // A^T over l along each row k of the 6x6 tiles, then over k down each column r,
-        // for all of the block's tiles at once (long unit-stride loops).
-        for (int k = 0; k < 6; ++k) {
-          const float* in[6];
-          float* out[4];
-          for (int l = 0; l < 6; ++l) in[l] = M.data() + ((k * 6 + l) * OC + oc) * Tb;
-          for (int r = 0; r < 4; ++r) out[r] = ot.data() + (k * 4 + r) * Tb;
-          winograd_at(in, out, tb);
-        }
-        for (int r = 0; r < 4; ++r) {
-          const float* in[6];
-          float* out[4];
-          for (int k = 0; k < 6; ++k) in[k] = ot.data() + (k * 4 + r) * Tb;
-          for (int q = 0; q < 4; ++q) out[q] = oq.data() + (q * 4 + r) * Tb;
-          winograd_at(in, out, tb);
-        }
-        for (int64_t th = th0; th < th1; ++th) {
-          const int64_t tl = (th - th0) * TW;
-          for (int q = 0; q < 4; ++q) {
-            const int64_t oh = 4 * th + q;
-            if (oh >= OH) break;
-            float* __restrict yr = yc + oh * OW;
-            const float* __restrict v0 = oq.data() + (q * 4) * Tb + tl;
-            const float* __restrict v1 = v0 + Tb;
-            const float* __restrict v2 = v1 + Tb;
-            const float* __restrict v3 = v2 + Tb;
-            // Whole tiles interleave the four column phases back into the row; a last,
-            // partial tile is clipped.
-            const int64_t full = OW / 4;
-            if (relu) {
-              for (int64_t t = 0; t < full; ++t) {
-                yr[4 * t] = std::max(v0[t] + bv, 0.f);
-                yr[4 * t + 1] = std::max(v1[t] + bv, 0.f);
-                yr[4 * t + 2] = std::max(v2[t] + bv, 0.f);
-                yr[4 * t + 3] = std::max(v3[t] + bv, 0.f);
-              }
-            } else {
-              for (int64_t t = 0; t < full; ++t) {
-                yr[4 * t] = v0[t] + bv;
-                yr[4 * t + 1] = v1[t] + bv;
-                yr[4 * t + 2] = v2[t] + bv;
-                yr[4 * t + 3] = v3[t] + bv;
-              }
-            }
-            for (int64_t ow = 4 * full; ow < OW; ++ow)
-              yr[ow] = act_out(oq[(q * 4 + ow % 4) * Tb + tl + full] + bv, relu);
-          }
-        }
-      }
+      wk.output(wino_block(g, OC, OH, OW, 0, 0, th0, th1), M.data(), b, relu,
+                y + n * OC * OH * OW, ot.data(), oq.data());
     }
   };
   if (nt <= 1) body(0, 1);
   else parallel_run(nt, body);
 }
 
-
-// A applied to four rows of n values (out[k] = sum_r A[k][r] in[r], A = (A^T)^T is 6x4):
-// the transform of a 4x4 tile of the output gradient in the weight gradient.
-inline void winograd_a6(const float* __restrict e0, const float* __restrict e1,
-                        const float* __restrict e2, const float* __restrict e3,
-                        float* __restrict o0, float* __restrict o1, float* __restrict o2,
-                        float* __restrict o3, float* __restrict o4, float* __restrict o5,
-                        int64_t n) {
-  for (int64_t t = 0; t < n; ++t) {
-    const float s02 = e0[t] + e2[t], s13 = e1[t] + e3[t];
-    const float f02 = e0[t] + 4.f * e2[t], f13 = 2.f * e1[t] + 8.f * e3[t];
-    o0[t] = e0[t];
-    o1[t] = s02 + s13;
-    o2[t] = s02 - s13;
-    o3[t] = f02 + f13;
-    o4[t] = f02 - f13;
-    o5[t] = e3[t];
-  }
-}
 
 // Weight gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3). With a tile's
 // output Y = A^T (U .* V) A and U = G g G^T, the gradient of sum(E .* Y) (E: the tile's 4x4
@@ -437,7 +298,7 @@ inline void winograd_a6(const float* __restrict e0, const float* __restrict e1,
 void winograd_wgrad(const Conv2dShape& s, const float* x, const float* dz, float* dw) {
   const int64_t C = s.C, OC = s.OC, OH = s.OH, OW = s.OW;
   const WinoGeom g = wino_geom(s);
-  const int64_t TH = g.TH, TW = g.TW, rb = g.rb, Tb = g.Tb;
+  const int64_t TH = g.TH, rb = g.rb, Tb = g.Tb;
   const int64_t macs = s.N * OC * C * 9 * OH * OW;
   const int nt =
       macs < kParallelMacs ? 1 : (int)std::min<int64_t>(get_num_threads(), g.nblocks);
@@ -453,41 +314,10 @@ void winograd_wgrad(const Conv2dShape& s, const float* x, const float* dz, float
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n = blk / g.bpi;
       const int64_t th0 = (blk % g.bpi) * rb, th1 = std::min(TH, th0 + rb);
-      const int64_t tb = (th1 - th0) * TW;
+      const int64_t tb = (th1 - th0) * g.TWp;
       winograd_input(s, g, x, n, th0, th1, V.data(), sc);
-      for (int64_t oc = 0; oc < OC; ++oc) {
-        const float* dzc = dz + (n * OC + oc) * OH * OW;
-        // E split by row r and column phase q: ge[(r*4 + q)*Tb + tile] = E[r][q], zero past
-        // the output's edges (those positions contribute nothing).
-        for (int64_t th = th0; th < th1; ++th)
-          for (int r = 0; r < 4; ++r) {
-            const int64_t oh = 4 * th + r;
-            for (int q = 0; q < 4; ++q) {
-              float* dst = ge.data() + (r * 4 + q) * Tb + (th - th0) * TW;
-              int64_t hi = 0;
-              if (oh < OH) {
-                hi = std::min(TW, (OW - q + 3) / 4);
-                const float* src = dzc + oh * OW + q;
-                for (int64_t t = 0; t < hi; ++t) dst[t] = src[4 * t];
-              }
-              for (int64_t t = hi; t < TW; ++t) dst[t] = 0.f;
-            }
-          }
-        // Z = A E A^T: along each row r (over the phases q), then down each column l.
-        for (int r = 0; r < 4; ++r) {
-          const float* e = ge.data() + r * 4 * Tb;
-          float* o = he.data() + r * 6 * Tb;
-          winograd_a6(e, e + Tb, e + 2 * Tb, e + 3 * Tb, o, o + Tb, o + 2 * Tb, o + 3 * Tb,
-                      o + 4 * Tb, o + 5 * Tb, tb);
-        }
-        for (int l = 0; l < 6; ++l) {
-          const float* h = he.data() + l * Tb;
-          float* o[6];
-          for (int k = 0; k < 6; ++k) o[k] = Z.data() + ((k * 6 + l) * OC + oc) * Tb;
-          winograd_a6(h, h + 6 * Tb, h + 12 * Tb, h + 18 * Tb, o[0], o[1], o[2], o[3], o[4],
-                      o[5], tb);
-        }
-      }
+      wino_kernels().grad(wino_block(g, OC, OH, OW, 0, 0, th0, th1), dz + n * OC * OH * OW,
+                          Z.data(), ge.data(), he.data());
       for (int p = 0; p < 36; ++p)
         gemm_f32(false, true, OC, C, tb, Z.data() + p * OC * Tb, Tb, V.data() + p * C * Tb, Tb,
                  dUt + p * OC * C, C, true, nullptr);
