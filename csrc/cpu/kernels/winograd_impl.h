@@ -4,9 +4,49 @@
 #include <cstdint>
 
 #include "cpu/kernels/winograd.h"
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 namespace fastnn {
 namespace {
+
+// dst[t] = src[4*t] for t < n: splits a row into one column phase of the 4x4 tiles.
+// NOTE: with 14-16 tiles to a row the compiler leaves this loop scalar (one vector is 16
+// lanes); the AVX-512 build deinterleaves 64 floats with two permutes per 32 instead, reading
+// only the 4*(n-1)+1 floats the scalar loop reads (masked loads; a part with an empty mask is
+// not issued).
+static inline void gather_stride4(const float* __restrict src, float* __restrict dst,
+                                  int64_t n) {
+#ifdef __AVX512F__
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24,
+                                        28);
+  for (; n > 0; n -= 16, src += 64, dst += 16) {
+    const int64_t cnt = 4 * (std::min<int64_t>(n, 16) - 1) + 1;  // floats read
+    __m512 v[4];
+    for (int k = 0; k < 4; ++k) {
+      const int64_t left = cnt - 16 * k;
+      if (left >= 16) {
+        v[k] = _mm512_loadu_ps(src + 16 * k);
+      } else if (left > 0) {
+        v[k] = _mm512_maskz_loadu_ps((__mmask16)((1u << left) - 1), src + 16 * k);
+      } else {
+        v[k] = _mm512_setzero_ps();
+      }
+    }
+    const __m512 lo = _mm512_permutex2var_ps(v[0], idx, v[1]);  // lanes 0-7 useful
+    const __m512 hi = _mm512_permutex2var_ps(v[2], idx, v[3]);
+    const __m512 r = _mm512_shuffle_f32x4(lo, hi, 0x44);  // lo[0:8], hi[0:8]
+    if (n >= 16) {
+      _mm512_storeu_ps(dst, r);
+    } else {
+      _mm512_mask_storeu_ps(dst, (__mmask16)((1u << n) - 1), r);
+    }
+  }
+#else
+  for (int64_t t = 0; t < n; ++t) dst[t] = src[4 * t];
+#endif
+}
 
 // B^T applied to six rows of n values each (out[k] = sum_i B^T[k][i] in[i]). Separate
 // restrict pointers: with arrays of pointers the compiler cannot rule out aliasing and
@@ -96,8 +136,7 @@ void wino_input(const WinoBlock& b, const float* x, float* V, float* rows, float
           const int64_t hi = std::max(lo, std::min(TWp, W - 1 - off < 0 ? (int64_t)0
                                                                 : (W - 1 - off) / 4 + 1));
           for (int64_t t = 0; t < lo; ++t) dst[t] = 0.f;
-          const float* src = xr + off;
-          for (int64_t t = lo; t < hi; ++t) dst[t] = src[4 * t];
+          gather_stride4(xr + off + 4 * lo, dst + lo, hi - lo);
           for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
         }
       }
@@ -200,8 +239,7 @@ void wino_grad(const WinoBlock& b, const float* dz, float* Z, float* ge, float* 
           int64_t hi = 0;
           if (oh < OH) {
             hi = std::min(TW, (OW - q + 3) / 4);
-            const float* src = dzc + oh * OW + q;
-            for (int64_t t = 0; t < hi; ++t) dst[t] = src[4 * t];
+            gather_stride4(dzc + oh * OW + q, dst, hi);
           }
           // Zero to the end of the tile row, the garbage tile included (no gradient there).
           for (int64_t t = hi; t < TWp; ++t) dst[t] = 0.f;
