@@ -171,32 +171,31 @@ bool winograd_ok(const Conv2dShape& s) {
          s.groups == 1 && s.C >= 32 && s.OC >= 32 && s.OH >= 8 && s.OW >= 8;
 }
 
+// The kernel transform G (6x3) of F(4x4, 3x3).
+constexpr double kWinoG[6][3] = {{1. / 4, 0, 0},
+                                 {-1. / 6, -1. / 6, -1. / 6},
+                                 {-1. / 6, 1. / 6, -1. / 6},
+                                 {1. / 24, 1. / 12, 1. / 6},
+                                 {1. / 24, -1. / 12, 1. / 6},
+                                 {0, 0, 1}};
+
 // U (36, OC, C) = G g G^T for every (oc, c) 3x3 kernel g, in double then rounded once.
+// NOTE: multiplies by the table's rounded reciprocals rather than dividing by 6, 12, 24
+// (double divisions made this ~7% of a training step); the difference is an ulp of double,
+// far below the float rounding that follows.
 void winograd_weights(const Conv2dShape& s, const float* w, float* U) {
   const int64_t OC = s.OC, C = s.C;
   for (int64_t oc = 0; oc < OC; ++oc)
     for (int64_t c = 0; c < C; ++c) {
       const float* g = w + (oc * C + c) * 9;
-      double t[6][3], u[6];
-      for (int j = 0; j < 3; ++j) {
-        const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-        t[0][j] = g0 / 4;
-        t[1][j] = -(g0 + g1 + g2) / 6;
-        t[2][j] = -(g0 - g1 + g2) / 6;
-        t[3][j] = g0 / 24 + g1 / 12 + g2 / 6;
-        t[4][j] = g0 / 24 - g1 / 12 + g2 / 6;
-        t[5][j] = g2;
-      }
-      for (int k = 0; k < 6; ++k) {
-        const double g0 = t[k][0], g1 = t[k][1], g2 = t[k][2];
-        u[0] = g0 / 4;
-        u[1] = -(g0 + g1 + g2) / 6;
-        u[2] = -(g0 - g1 + g2) / 6;
-        u[3] = g0 / 24 + g1 / 12 + g2 / 6;
-        u[4] = g0 / 24 - g1 / 12 + g2 / 6;
-        u[5] = g2;
-        for (int l = 0; l < 6; ++l) U[((k * 6 + l) * OC + oc) * C + c] = (float)u[l];
-      }
+      double t[6][3];
+      for (int k = 0; k < 6; ++k)
+        for (int j = 0; j < 3; ++j)
+          t[k][j] = kWinoG[k][0] * g[j] + kWinoG[k][1] * g[3 + j] + kWinoG[k][2] * g[6 + j];
+      for (int k = 0; k < 6; ++k)
+        for (int l = 0; l < 6; ++l)
+          U[((k * 6 + l) * OC + oc) * C + c] =
+              (float)(t[k][0] * kWinoG[l][0] + t[k][1] * kWinoG[l][1] + t[k][2] * kWinoG[l][2]);
     }
 }
 
@@ -329,12 +328,7 @@ void winograd_wgrad(const Conv2dShape& s, const float* x, const float* dz, float
   for (int t = 1; t < nt; ++t)
     for (int64_t i = 0; i < 36 * OC * C; ++i) dU0[i] += dU[t][i];
   // dw = G^T dU G per (oc, c), G the 6x3 kernel transform of winograd_weights.
-  static const double G[6][3] = {{1. / 4, 0, 0},
-                                 {-1. / 6, -1. / 6, -1. / 6},
-                                 {-1. / 6, 1. / 6, -1. / 6},
-                                 {1. / 24, 1. / 12, 1. / 6},
-                                 {1. / 24, -1. / 12, 1. / 6},
-                                 {0, 0, 1}};
+  const auto& G = kWinoG;
   for (int64_t oc = 0; oc < OC; ++oc)
     for (int64_t c = 0; c < C; ++c) {
       double t[6][3];  // t = dU G
