@@ -171,6 +171,16 @@ bool winograd_ok(const Conv2dShape& s) {
          s.groups == 1 && s.C >= 32 && s.OC >= 32 && s.OH >= 8 && s.OW >= 8;
 }
 
+// The transformed input and product blocks (~0.8 MB each at 64 channels) of the calling
+// thread, kept between calls. NOTE: fresh vectors cost a zero fill and, above malloc's mmap
+// threshold, page faults on every call (~3% of a training step); contents are undefined,
+// every user writes the part it reads first. Slots: 0 V, 1 M or Z.
+float* wino_scratch(int slot, size_t n) {
+  static thread_local std::vector<float> buf[2];
+  if (buf[slot].size() < n) buf[slot].resize(n);
+  return buf[slot].data();
+}
+
 // The kernel transform G (6x3) of F(4x4, 3x3).
 constexpr double kWinoG[6][3] = {{1. / 4, 0, 0},
                                  {-1. / 6, -1. / 6, -1. / 6},
@@ -270,19 +280,20 @@ void winograd_fwd(const Conv2dShape& s, const float* x, const float* w, const fl
   auto body = [&](int tid, int ntt) {
     int64_t b0, b1;
     split(nblocks, tid, ntt, b0, b1);
-    std::vector<float> V((size_t)(36 * C * Tb)), M((size_t)(36 * OC * Tb));
+    float* V = wino_scratch(0, (size_t)(36 * C * Tb));
+    float* M = wino_scratch(1, (size_t)(36 * OC * Tb));
     WinoInputScratch sc(g);
     std::vector<float> ot((size_t)(6 * 4 * Tb)), oq((size_t)(4 * 4 * Tb));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n = blk / blocks_per_image;
       const int64_t th0 = (blk % blocks_per_image) * rb, th1 = std::min(TH, th0 + rb);
       const int64_t tb = (th1 - th0) * g.TWp;
-      winograd_input(s, g, x, n, th0, th1, V.data(), sc);
+      winograd_input(s, g, x, n, th0, th1, V, sc);
       for (int p = 0; p < 36; ++p)
-        gemm_f32(false, false, OC, tb, C, U.data() + p * OC * C, C, V.data() + p * C * Tb, Tb,
-                 M.data() + p * OC * Tb, Tb, false, nullptr);
+        gemm_f32(false, false, OC, tb, C, U.data() + p * OC * C, C, V + p * C * Tb, Tb,
+                 M + p * OC * Tb, Tb, false, nullptr);
       // y tile = A^T M A, then bias and activation, clipped at the output's edges.
-      wk.output(wino_block(g, OC, OH, OW, 0, 0, th0, th1), M.data(), b, relu,
+      wk.output(wino_block(g, OC, OH, OW, 0, 0, th0, th1), M, b, relu,
                 y + n * OC * OH * OW, ot.data(), oq.data());
     }
   };
@@ -314,18 +325,19 @@ void winograd_wgrad(const Conv2dShape& s, const float* x, const float* dz, float
     split(g.nblocks, tid, ntt, b0, b1);
     dU[tid].assign((size_t)(36 * OC * C), 0.f);
     float* dUt = dU[tid].data();
-    std::vector<float> V((size_t)(36 * C * Tb)), Z((size_t)(36 * OC * Tb));
+    float* V = wino_scratch(0, (size_t)(36 * C * Tb));
+    float* Z = wino_scratch(1, (size_t)(36 * OC * Tb));
     WinoInputScratch sc(g);
     std::vector<float> ge((size_t)(16 * Tb)), he((size_t)(24 * Tb));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n = blk / g.bpi;
       const int64_t th0 = (blk % g.bpi) * rb, th1 = std::min(TH, th0 + rb);
       const int64_t tb = (th1 - th0) * g.TWp;
-      winograd_input(s, g, x, n, th0, th1, V.data(), sc);
+      winograd_input(s, g, x, n, th0, th1, V, sc);
       wino_kernels().grad(wino_block(g, OC, OH, OW, 0, 0, th0, th1), dz + n * OC * OH * OW,
-                          Z.data(), ge.data(), he.data());
+                          Z, ge.data(), he.data());
       for (int p = 0; p < 36; ++p)
-        gemm_f32(false, true, OC, C, tb, Z.data() + p * OC * Tb, Tb, V.data() + p * C * Tb, Tb,
+        gemm_f32(false, true, OC, C, tb, Z + p * OC * Tb, Tb, V + p * C * Tb, Tb,
                  dUt + p * OC * C, C, true, nullptr);
     }
   };
