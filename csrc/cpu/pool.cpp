@@ -89,26 +89,22 @@ __attribute__((target("avx2,fma"))) void max22_fwd_avx2(FASTNN_MAX22_ARGS_FWD) {
 __attribute__((target("avx2,fma"))) bool max22_bwd_avx2(FASTNN_MAX22_ARGS_BWD) {
   FASTNN_MAX22_BWD_BODY
 }
-// AVX-512 with explicit masks: 16 outputs per step and a masked last step, so short rows
-// (the 7- and 14-wide outputs of a small CNN) stay branch-free. Full steps load and store
-// unmasked, and a part with an empty mask is not issued at all. NOTE: used for rows narrower
-// than 16 outputs only: on long rows (the 56-wide maxpool bench case) this loop measured 2x
-// slower than the compiler's (whose tail is then a small part of the row); cause not found. NOTE: the compiler-vectorised
-// body above leaves rows shorter than one vector to a scalar tail whose float compares
-// become branches, mispredicted half the time on real data (~10 ns per output).
+// AVX-512 kernels for rows under 16 outputs (max22_fwd/max22_bwd pick them by width; they
+// handle any width): 16 outputs per step and a masked last step, so short rows (the 7- and
+// 14-wide outputs of a small CNN) stay branch-free. NOTE: the compiler-vectorised body leaves
+// rows shorter than one vector to a scalar tail whose float compares become branches,
+// mispredicted half the time on real data (~10 ns per output). Full steps load and store
+// unmasked, and a part with an empty mask is not issued at all. On long rows (the 56-wide
+// maxpool bench case) this loop measured 2x slower than the compiler's, cause not found, so
+// those keep the compiler's body.
 #define FASTNN_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 FASTNN_AVX512 inline __mmask16 tail_mask16(int64_t n) {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
 }
-// NOTE: noinline: inlined into the wrappers below, GCC vectorised the backward body 10x worse.
-FASTNN_AVX512 __attribute__((noinline)) void max22_fwd_avx512_vec(FASTNN_MAX22_ARGS_FWD) {
-  FASTNN_MAX22_FWD_BODY
-}
-FASTNN_AVX512 __attribute__((noinline)) bool max22_bwd_avx512_vec(FASTNN_MAX22_ARGS_BWD) {
-  FASTNN_MAX22_BWD_BODY
-}
-FASTNN_AVX512 void max22_fwd_avx512(FASTNN_MAX22_ARGS_FWD) {
-  if (OW >= 16) return max22_fwd_avx512_vec(r0, r1, OW, W, base, y, idx);
+// Rows of 16 outputs or more: the compiler-vectorised body, as for the other ISAs.
+FASTNN_AVX512 void max22_fwd_avx512(FASTNN_MAX22_ARGS_FWD) { FASTNN_MAX22_FWD_BODY }
+FASTNN_AVX512 bool max22_bwd_avx512(FASTNN_MAX22_ARGS_BWD) { FASTNN_MAX22_BWD_BODY }
+FASTNN_AVX512 void max22_fwd_avx512_short(FASTNN_MAX22_ARGS_FWD) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                          28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -175,8 +171,7 @@ FASTNN_AVX512 inline __mmask16 eq16(__m512i o0, __m512i o1, __m512i v) {
   return (__mmask16)(_mm512_cmpeq_epi64_mask(o0, v) |
                      ((unsigned)_mm512_cmpeq_epi64_mask(o1, v) << 8));
 }
-FASTNN_AVX512 bool max22_bwd_avx512(FASTNN_MAX22_ARGS_BWD) {
-  if (OW >= 16) return max22_bwd_avx512_vec(dy, idx, OW, W, base, d0, d1);
+FASTNN_AVX512 bool max22_bwd_avx512_short(FASTNN_MAX22_ARGS_BWD) {
   // Interleave: out[2i] = e[i], out[2i+1] = o[i] (lanes 0-7 of each into the low vector,
   // 8-15 into the high one).
   const __m512i lo_ix = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
@@ -229,16 +224,17 @@ FASTNN_AVX512 bool max22_bwd_avx512(FASTNN_MAX22_ARGS_BWD) {
 using Max22Fwd = void (*)(FASTNN_MAX22_ARGS_FWD);
 using Max22Bwd = bool (*)(FASTNN_MAX22_ARGS_BWD);
 
-Max22Fwd max22_fwd() {
+// ow: output row width (rows under 16 outputs take the AVX-512 masked kernel).
+Max22Fwd max22_fwd(int64_t ow) {
 #ifdef FASTNN_X86
-  if (active_isa() == Isa::avx512) return max22_fwd_avx512;
+  if (active_isa() == Isa::avx512) return ow < 16 ? max22_fwd_avx512_short : max22_fwd_avx512;
   if (active_isa() == Isa::avx2) return max22_fwd_avx2;
 #endif
   return max22_fwd_generic;
 }
-Max22Bwd max22_bwd() {
+Max22Bwd max22_bwd(int64_t ow) {
 #ifdef FASTNN_X86
-  if (active_isa() == Isa::avx512) return max22_bwd_avx512;
+  if (active_isa() == Isa::avx512) return ow < 16 ? max22_bwd_avx512_short : max22_bwd_avx512;
   if (active_isa() == Isa::avx2) return max22_bwd_avx2;
 #endif
   return max22_bwd_generic;
@@ -268,7 +264,7 @@ void max_bwd_plane(const Pool2dShape& s, const float* dyp, const int64_t* ip, fl
 void max_pool2d_fwd(const Pool2dShape& s, const float* x, float* y, int64_t* idx) {
   const int64_t HW = s.H * s.W, OP = s.OH * s.OW;
   const bool fast22 = is_max22(s) && idx;
-  const Max22Fwd k22 = max22_fwd();
+  const Max22Fwd k22 = max22_fwd(s.OW);
   parallel_for(s.N * s.C, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const float* xp = x + p * HW;
@@ -312,7 +308,7 @@ void max_pool2d_fwd(const Pool2dShape& s, const float* x, float* y, int64_t* idx
 void max_pool2d_bwd(const Pool2dShape& s, const float* dy, const int64_t* idx, float* dx) {
   const int64_t HW = s.H * s.W, OP = s.OH * s.OW;
   const bool fast22 = is_max22(s);
-  const Max22Bwd k22 = max22_bwd();
+  const Max22Bwd k22 = max22_bwd(s.OW);
   parallel_for(s.N * s.C, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       float* dxp = dx + p * HW;
