@@ -136,6 +136,83 @@ def test_conv2d_winograd_threaded(rng, threads):
     run_conv(rng, (3, 32, 20, 21, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1), relu=True)
 
 
+def _grads(x, w, b, dy, p, relu, winograd):
+    _C.conv2d_set_winograd(winograd)
+    try:
+        y = _C.conv2d_fwd(x, w, b, 1, 1, p, p, 1, 1, 1, relu)
+        return _C.conv2d_bwd(dy, x, w, y, 1, 1, p, p, 1, 1, 1, relu, True, True, True)
+    finally:
+        _C.conv2d_set_winograd(True)
+
+
+# (N, C, OC, H, W, padding): Winograd weight gradient (any padding) and input gradient
+# (padding <= 2; padding 3 sends dx to im2col while dw stays Winograd). Odd H/W leave partial
+# tiles; 8x8 outputs are the smallest that select Winograd; several tile-row blocks per image
+# (60 wide: 15 tiles a row, 5 rows a block) and batch 1.
+WINOGRAD_GRAD = [
+    (2, 32, 33, 9, 11, 1), (1, 33, 32, 10, 10, 0), (3, 32, 40, 10, 13, 2),
+    (2, 32, 32, 6, 7, 3), (1, 32, 32, 30, 60, 1),
+]
+
+
+@pytest.mark.parametrize("shape", WINOGRAD_GRAD, ids=[str(i) for i in range(len(WINOGRAD_GRAD))])
+def test_conv2d_winograd_grads(shape, rng, isa, threads):
+    """All three gradients of the Winograd paths against the float64 reference, tighter than
+    the harness's derived bound, and against the im2col path (they must differ: the Winograd
+    path really ran)."""
+    n, c, oc, h, w_, p = shape
+    x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
+    w = (rng.standard_normal((oc, c, 3, 3)) / math.sqrt(c * 9)).astype(np.float32)
+    b = rng.standard_normal(oc).astype(np.float32)
+    dy = rng.standard_normal((n, oc, h + 2 * p - 2, w_ + 2 * p - 2)).astype(np.float32)
+    for relu in (False, True):
+        win = _grads(x, w, b, dy, p, relu, True)
+        im2 = _grads(x, w, b, dy, p, relu, False)
+        ref = R.conv2d_grad(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                            dy.astype(np.float64), (1, 1), (p, p), (1, 1), 1, relu)
+        for name, a, i, r in zip(("dx", "dw", "db"), win, im2, ref):
+            # NOTE: relative to the largest reference entry: im2col's float32 sums land near
+            # 1e-6, Winograd's transforms (entries up to 8 and 1/24) cost about 10x more;
+            # 2e-4 leaves room for that and still fails on any wrong tile or edge.
+            rel = np.abs(a - r).max() / np.abs(r).max()
+            assert rel < 2e-4, (name, relu, rel)
+            assert np.abs(i - r).max() / np.abs(r).max() < 2e-5, (name, relu)
+        assert not np.array_equal(win[1], im2[1])  # dw came from the Winograd path
+        if p <= 2:
+            assert not np.array_equal(win[0], im2[0])  # so did dx
+        else:
+            assert np.array_equal(win[0], im2[0])  # padding 3: dx from im2col
+
+
+# Stride-1 shapes of the "wide" im2col layout (shared zero padding between rows and images)
+# and its few-tap weight gradient (dots, C/groups*KH*KW <= 32), with the algorithms each must
+# select: odd sizes and channel counts, taps and output channels off the dot kernel's 4x2
+# blocks, dilation, groups, a rectangular kernel with one-sided padding, blocks of images
+# (the last partial), batch 1, and shapes that must fall back (1x1 image, padding > kernel-1).
+WIDE = [
+    ((5, 1, 28, 28, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=dots"),
+    ((3, 3, 9, 11, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=dots"),
+    ((9, 16, 14, 14, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=wide"),
+    ((1, 5, 7, 7, 3, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=wide dx=wide dw=wide"),
+    ((2, 2, 11, 10, 3, (3, 3), (1, 1), (2, 2), (2, 2), 1), "fwd=wide dx=wide dw=dots"),
+    ((2, 4, 9, 8, 6, (3, 3), (1, 1), (1, 0), (1, 1), 2), "fwd=wide dx=wide dw=dots"),
+    ((3, 2, 6, 9, 4, (1, 3), (1, 1), (0, 1), (1, 1), 1), "fwd=wide dx=wide dw=dots"),
+    ((2, 3, 8, 8, 4, (5, 5), (1, 1), (2, 2), (1, 1), 1), "fwd=wide dx=wide dw=wide"),
+    ((3, 2, 1, 1, 3, (3, 3), (1, 1), (1, 1), (1, 1), 1), "fwd=im2col dx=im2col dw=im2col"),
+    ((2, 3, 6, 6, 2, (3, 3), (1, 1), (3, 3), (1, 1), 1), "fwd=im2col dx=im2col dw=im2col"),
+]
+
+
+@pytest.mark.parametrize("shape,algos", WIDE, ids=[str(i) for i in range(len(WIDE))])
+def test_conv2d_wide(shape, algos, rng, isa, threads):
+    n, c, h, w_, oc, k, s, p, d, g = shape
+    x = np.zeros((n, c, h, w_), np.float32)
+    w = np.zeros((oc, c // g) + k, np.float32)
+    assert _C.conv2d_algorithms(x, w, *s, *p, *d, g) == algos
+    run_conv(rng, shape, relu=True)
+    run_conv(rng, shape, bias=False)
+
+
 def test_conv2d_fd_fastnn(rng):
     """fastnn's gradient vs finite differences of fastnn's own float32 forward."""
     x = fastnn.tensor(rng.standard_normal((2, 2, 5, 6)).astype(np.float32), requires_grad=True)

@@ -151,3 +151,47 @@ def test_max_pool2d_bwd_foreign_indices():
     want = np.zeros((1, 1, 4, 4), np.float32)
     want[0, 0, 0, 0] = 10
     np.testing.assert_array_equal(dx, want)
+
+
+def _argmax22(x):
+    """PyTorch's 2x2/stride-2 max-pool indices: the first maximum in a window's row-major
+    order, except that a NaN wins (the last NaN)."""
+    n, c, h, w = x.shape
+    idx = np.zeros((n, c, h // 2, w // 2), np.int64)
+    for i in np.ndindex(idx.shape):
+        best, bi = None, None
+        for dh in (0, 1):
+            for dw in (0, 1):
+                r, q = 2 * i[2] + dh, 2 * i[3] + dw
+                v = x[i[0], i[1], r, q]
+                if best is None or v > best or np.isnan(v):
+                    best, bi = v, r * w + q
+        idx[i] = bi
+    return idx
+
+
+@pytest.mark.parametrize("w", [2, 3, 14, 15, 16, 28, 30, 31, 32, 33, 34])
+def test_max_pool2d_22_row_widths(w, rng, isa, threads):
+    """The 2x2 kernel on every row width around the SIMD steps (outputs 1..17 per row; the
+    AVX-512 path has its own masked loop for rows under 16 outputs), with ties and NaNs in
+    every window position: values, indices and the backward's scatter."""
+    x = rng.integers(0, 4, (2, 3, 5, w)).astype(np.float32)  # few values: many ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y, idx = _C.max_pool2d_fwd(x, 2, 2, 2, 2)
+    want = _argmax22(x)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(y, np.take_along_axis(x.reshape(2, 3, -1),
+                                                        want.reshape(2, 3, -1), 2).reshape(y.shape))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = _C.max_pool2d_bwd(dy, idx, 5, w, 2, 2, 2, 2)
+    ref = np.zeros((2, 3, 5 * w), np.float32)
+    np.put_along_axis(ref, want.reshape(2, 3, -1), dy.reshape(2, 3, -1), 2)
+    np.testing.assert_array_equal(dx, ref.reshape(dx.shape))
+    # An index moved out of its window in the last (partial) vector step must not be dropped.
+    bad = idx.copy()
+    bad[1, 2, -1, -1] = 0
+    dx = _C.max_pool2d_bwd(dy, bad, 5, w, 2, 2, 2, 2)
+    ref = np.zeros((2, 3, 5 * w), np.float32)
+    for i in np.ndindex(bad.shape):
+        ref[i[0], i[1], bad[i]] += dy[i]
+    np.testing.assert_array_equal(dx, ref.reshape(dx.shape))

@@ -35,6 +35,15 @@ void bind_conv(py::module_& m) {
   m.def("conv2d_set_winograd", &conv2d_set_winograd, py::arg("on"),
         "Use Winograd F(4x4, 3x3) where it applies (default True); False forces im2col.");
   m.def("conv2d_winograd", &conv2d_winograd, "Whether Winograd F(4x4, 3x3) is enabled.");
+  m.def("conv2d_algorithms", [](py::handle x, py::handle w, int64_t sh, int64_t sw, int64_t ph,
+                                int64_t pw, int64_t dh, int64_t dw, int64_t groups) {
+    Tensor tx = arg_tensor(x, "conv2d", "input", DType::f32);
+    Tensor tw = arg_tensor(w, "conv2d", "weight", DType::f32);
+    return conv2d_algorithms(conv2d_shape(tx, tw, Tensor(), conv_args(sh, sw, ph, pw, dh, dw,
+                                                                          groups, false)));
+  }, py::arg("x"), py::arg("w"), py::arg("sh") = 1, py::arg("sw") = 1, py::arg("ph") = 0,
+     py::arg("pw") = 0, py::arg("dh") = 1, py::arg("dw") = 1, py::arg("groups") = 1,
+     "The algorithms conv2d takes for these shapes: 'fwd=A dx=B dw=C' (a test hook).");
   m.def("conv2d_fwd", [](py::handle x, py::handle w, py::handle b, int64_t sh, int64_t sw,
                          int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups,
                          bool relu) {

@@ -14,6 +14,7 @@
 // than threads the GEMM threads itself instead.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace fastnn {
 
@@ -41,6 +42,11 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
 //   dx: (N, C, H, W)  dw: (OC, C/groups, KH, KW)  db: (OC,)
 void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const float* x,
                 const float* w, float* dx, float* dw, float* db, bool relu);
+
+// The algorithms shape s takes, for tests and benchmarks: "fwd=A dx=B dw=C", each one of
+// winograd, wide, im2col, direct (1x1 stride 1), dots (few-tap weight gradient on the wide
+// layout).
+std::string conv2d_algorithms(const Conv2dShape& s);
 
 // Winograd F(4x4, 3x3) for 3x3 stride-1 ungrouped convolutions with >= 32 channels in and
 // out (on by default); off forces im2col, so tests and benchmarks can compare the two.
