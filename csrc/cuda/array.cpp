@@ -41,14 +41,21 @@ void require_device(const char* op, int device) {
 
 CudaArray new_array(const Shape& shape, CDType dt, int device, const char* op) {
   require_device(op, device);
+  // NOTE: the byte count is checked for int64 overflow: a wrapped product would allocate a
+  // small block for an array whose numel() claims far more, and the next kernel on it would
+  // write out of bounds (an illegal address that kills the CUDA context).
   int64_t n = 1;
-  for (auto s : shape) {
+  for (auto s : shape)
     if (s < 0) fail(op, "shape must have non-negative sizes, got ", shape_str(shape));
-    n *= s;
-  }
+  bool overflow = false;
+  for (auto s : shape) overflow |= __builtin_mul_overflow(n, s, &n);
+  int64_t bytes = 0;
+  overflow |= __builtin_mul_overflow(n, (int64_t)cdtype_size(dt), &bytes);
+  if (overflow)
+    fail(op, "shape ", shape_str(shape), " is too large: its size in bytes overflows int64");
   CudaArray a;
   a.buf = std::make_shared<Buffer>();
-  a.buf->nbytes = (size_t)n * cdtype_size(dt);
+  a.buf->nbytes = (size_t)bytes;
   a.buf->device = device;
   a.buf->ptr = device_alloc(a.buf->nbytes, device);
   a.data = a.buf->ptr;
