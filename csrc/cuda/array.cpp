@@ -194,12 +194,16 @@ py::capsule to_dlpack(const CudaArray& src, py::object stream, py::object max_ve
   ctx->managed.deleter = export_deleter;
   return py::capsule(&ctx->managed, "dltensor", [](PyObject* cap) {
     // Consumed capsules are renamed "used_dltensor" and owned by the consumer.
+    // NOTE: a capsule may be destroyed while an exception is being raised (a frame torn
+    // down mid-raise): the pending error must survive this destructor, so it is saved and
+    // restored around it (never cleared: PyCapsule_IsValid sets no error of its own).
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     if (PyCapsule_IsValid(cap, "dltensor")) {
       auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
       if (m && m->deleter) m->deleter(m);
-    } else {
-      PyErr_Clear();
     }
+    PyErr_Restore(type, value, tb);
   });
 }
 
