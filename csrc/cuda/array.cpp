@@ -167,6 +167,7 @@ py::capsule to_dlpack(const CudaArray& src, py::object stream, py::object max_ve
   CudaArray a = src;
   if (!copy.is_none() && copy.cast<bool>()) {
     a = new_array(src.shape, src.dtype, src.device, op);
+    set_device(src.device, op);  // on src's device's stream, as clone()
     memcpy_d2d(a.data, src.data, src.nbytes(), op);
   }
   // The consumer's stream must see our (legacy default stream) work: make it wait on an
@@ -344,8 +345,18 @@ void bind_array(py::module_& m) {
           if (s.dtype != a.dtype || s.shape != a.shape)
             fail(op, "src must be ", cdtype_name(a.dtype), " with shape ", shape_str(a.shape),
                  ", got ", cdtype_name(s.dtype), " with shape ", shape_str(s.shape));
+          // NOTE: each device has its own legacy default stream, and they do not order
+          // each other: a copy across devices first waits for the source device's queued
+          // work (which may still be producing src) and is waited for before returning
+          // (later work on the source device may overwrite src).
+          const bool cross = s.device != a.device;
+          if (cross) {
+            set_device(s.device, op);
+            synchronize(op);
+          }
           set_device(a.device, op);
           memcpy_d2d(a.data, s.data, a.nbytes(), op);  // cudaMemcpyDefault: across devices too
+          if (cross) synchronize(op);
         } else {
           copy_from_host(a, src, op);
         }
@@ -353,6 +364,8 @@ void bind_array(py::module_& m) {
       }, py::arg("src"), py::return_value_policy::reference_internal)
       .def("clone", [](const CudaArray& a) {
         CudaArray c = new_array(a.shape, a.dtype, a.device, "clone");
+        // The copy must go on a's device's stream, after the work that produced a.
+        set_device(a.device, "clone");
         memcpy_d2d(c.data, a.data, a.nbytes(), "clone");
         return c;
       })
