@@ -41,14 +41,21 @@ void require_device(const char* op, int device) {
 
 CudaArray new_array(const Shape& shape, CDType dt, int device, const char* op) {
   require_device(op, device);
+  // NOTE: the byte count is checked for int64 overflow: a wrapped product would allocate a
+  // small block for an array whose numel() claims far more, and the next kernel on it would
+  // write out of bounds (an illegal address that kills the CUDA context).
   int64_t n = 1;
-  for (auto s : shape) {
+  for (auto s : shape)
     if (s < 0) fail(op, "shape must have non-negative sizes, got ", shape_str(shape));
-    n *= s;
-  }
+  bool overflow = false;
+  for (auto s : shape) overflow |= __builtin_mul_overflow(n, s, &n);
+  int64_t bytes = 0;
+  overflow |= __builtin_mul_overflow(n, (int64_t)cdtype_size(dt), &bytes);
+  if (overflow)
+    fail(op, "shape ", shape_str(shape), " is too large: its size in bytes overflows int64");
   CudaArray a;
   a.buf = std::make_shared<Buffer>();
-  a.buf->nbytes = (size_t)n * cdtype_size(dt);
+  a.buf->nbytes = (size_t)bytes;
   a.buf->device = device;
   a.buf->ptr = device_alloc(a.buf->nbytes, device);
   a.data = a.buf->ptr;
@@ -160,6 +167,7 @@ py::capsule to_dlpack(const CudaArray& src, py::object stream, py::object max_ve
   CudaArray a = src;
   if (!copy.is_none() && copy.cast<bool>()) {
     a = new_array(src.shape, src.dtype, src.device, op);
+    set_device(src.device, op);  // on src's device's stream, as clone()
     memcpy_d2d(a.data, src.data, src.nbytes(), op);
   }
   // The consumer's stream must see our (legacy default stream) work: make it wait on an
@@ -187,12 +195,16 @@ py::capsule to_dlpack(const CudaArray& src, py::object stream, py::object max_ve
   ctx->managed.deleter = export_deleter;
   return py::capsule(&ctx->managed, "dltensor", [](PyObject* cap) {
     // Consumed capsules are renamed "used_dltensor" and owned by the consumer.
+    // NOTE: a capsule may be destroyed while an exception is being raised (a frame torn
+    // down mid-raise): the pending error must survive this destructor, so it is saved and
+    // restored around it (never cleared: PyCapsule_IsValid sets no error of its own).
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     if (PyCapsule_IsValid(cap, "dltensor")) {
       auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
       if (m && m->deleter) m->deleter(m);
-    } else {
-      PyErr_Clear();
     }
+    PyErr_Restore(type, value, tb);
   });
 }
 
@@ -333,8 +345,18 @@ void bind_array(py::module_& m) {
           if (s.dtype != a.dtype || s.shape != a.shape)
             fail(op, "src must be ", cdtype_name(a.dtype), " with shape ", shape_str(a.shape),
                  ", got ", cdtype_name(s.dtype), " with shape ", shape_str(s.shape));
+          // NOTE: each device has its own legacy default stream, and they do not order
+          // each other: a copy across devices first waits for the source device's queued
+          // work (which may still be producing src) and is waited for before returning
+          // (later work on the source device may overwrite src).
+          const bool cross = s.device != a.device;
+          if (cross) {
+            set_device(s.device, op);
+            synchronize(op);
+          }
           set_device(a.device, op);
           memcpy_d2d(a.data, s.data, a.nbytes(), op);  // cudaMemcpyDefault: across devices too
+          if (cross) synchronize(op);
         } else {
           copy_from_host(a, src, op);
         }
@@ -342,6 +364,8 @@ void bind_array(py::module_& m) {
       }, py::arg("src"), py::return_value_policy::reference_internal)
       .def("clone", [](const CudaArray& a) {
         CudaArray c = new_array(a.shape, a.dtype, a.device, "clone");
+        // The copy must go on a's device's stream, after the work that produced a.
+        set_device(a.device, "clone");
         memcpy_d2d(c.data, a.data, a.nbytes(), "clone");
         return c;
       })

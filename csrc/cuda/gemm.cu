@@ -273,10 +273,27 @@ __global__ void __launch_bounds__(256) tc_gemm_kernel(GemmArgs g) {
 #endif
 }
 
+// Whether the tensor-core kernel that runs on the current device has a body: it is empty
+// when compiled for a virtual arch below compute_80 (e.g. FASTNN_CUDA_ARCHS=75, whose PTX
+// the driver JITs for an sm_80+ GPU), and would then leave C unwritten.
+// NOTE: ptxVersion is the virtual arch the loaded code came from (80 for sm_80 SASS, 75 for
+// compute_75 PTX JIT-compiled to sm_90), which is what the #if in the kernel tests.
+template <bool TA, bool TB, bool BF16>
+bool tc_kernel_has_body() {
+  cudaFuncAttributes attr;
+  if (cudaFuncGetAttributes(&attr, tc_gemm_kernel<TA, TB, BF16>) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attr.ptxVersion >= 80;
+}
+
 template <bool TA, bool TB>
 void launch(Precision prec, bool vec, bool tc_ok, const GemmArgs& g, dim3 grid) {
-  if (prec != Precision::highest && tc_ok) {
-    if (prec == Precision::medium) tc_gemm_kernel<TA, TB, true><<<grid, 256>>>(g);
+  const bool bf16 = prec == Precision::medium;
+  if (prec != Precision::highest && tc_ok &&
+      (bf16 ? tc_kernel_has_body<TA, TB, true>() : tc_kernel_has_body<TA, TB, false>())) {
+    if (bf16) tc_gemm_kernel<TA, TB, true><<<grid, 256>>>(g);
     else tc_gemm_kernel<TA, TB, false><<<grid, 256>>>(g);
   } else if (vec) {
     sgemm_kernel<TA, TB, true><<<grid, 256>>>(g);
