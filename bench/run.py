@@ -70,14 +70,16 @@ def measure(fns, repeats, target_s, contexts=None, settle_s=0.0):
     hit all implementations alike. Returns one stats dict per callable, or {"error": exc}
     for one that raised (the others go on).
 
-    settle_s: idle time before each sample when the previous sample was another callable's.
-    NOTE: thread pools spin after a call before they sleep (OpenBLAS's workers for about
-    2^28 cycles, ~70 ms here; libgomp's, which PyTorch uses, for a shorter while; fastnn's
+    settle_s: before a sample that follows another callable's, run this one untimed for
+    settle_s seconds. NOTE: thread pools spin after a call before they sleep (OpenBLAS's
+    workers for ~2^28 cycles, ~70 ms here; libgomp's, which PyTorch uses, for less; fastnn's
     for ~0.2 ms). On a 2-core machine a peer's spinning worker takes one of the two cores
     from whichever library is sampled next: measured, fastnn's 2-thread 1024^3 GEMM ran at
-    single-thread speed right after a NumPy call and at full speed after a 0.1 s pause. The
-    pause lets every pool go idle, so each library is timed on the whole machine, as a user
-    running only that library would see it."""
+    single-thread speed right after a NumPy call. Sleeping the spin out is no cure here: an
+    idle vCPU of this VM comes back slow (the same GEMM ran 10-20% slower for several ms
+    after a 0.1-0.3 s sleep, measured). Running the next library for settle_s instead lets
+    the peer's workers time out while the cores stay busy, so each library is timed warm on
+    the whole machine, as a user running only that library would see it."""
     k = len(fns)
     contexts = contexts or [None] * k
     inner, samples, errors = [0] * k, [[] for _ in fns], [None] * k
@@ -92,7 +94,9 @@ def measure(fns, repeats, target_s, contexts=None, settle_s=0.0):
             i = (j + r) % k
             if errors[i] is None:
                 if settle_s > 0 and last is not None and last != i:
-                    time.sleep(settle_s)
+                    t_end = time.perf_counter() + settle_s
+                    while time.perf_counter() < t_end:
+                        _sample(fns[i], inner[i], contexts[i])
                 last = i
                 try:
                     samples[i].append(_sample(fns[i], inner[i], contexts[i]))
@@ -342,8 +346,8 @@ def header_lines(meta):
         f"peak: {peak}",
         _load_line(meta),
         f"protocol: {'--quick, ' if meta['quick'] else ''}{meta['repeats']} interleaved "
-        f"samples of >= {meta['target_ms']:g} ms each, {meta['settle_ms']:g} ms idle before a "
-        "sample that follows another library's; ratio = peer median / fastnn median "
+        f"samples of >= {meta['target_ms']:g} ms each, {meta['settle_ms']:g} ms untimed run "
+        "before a sample that follows another library's; ratio = peer median / fastnn median "
         "(>1: fastnn faster)",
     ]
 
@@ -389,9 +393,9 @@ def parse_args(argv):
     p.add_argument("--target-ms", type=float, default=20.0, help="minimum duration of a sample")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--settle-ms", type=float, default=None,
-                   help="idle pause before a sample that follows another library's, so its "
-                   "spinning pool threads go to sleep (default: 100 with more than one "
-                   "thread, else 0; 0 in --quick)")
+                   help="untimed run of a library before a sample that follows another "
+                   "library's, so the other's spinning pool threads time out (default: 100 "
+                   "with more than one thread, else 0; 0 in --quick)")
     p.add_argument("--numpy-gemm-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeats is None:
