@@ -147,3 +147,70 @@ def test_no_grad_decorates_generators():
         yield fastnn.is_grad_enabled()
     assert list(gen()) == [False, False]
     assert fastnn.is_grad_enabled()
+
+
+class _Probe(fastnn.autograd.Function):
+    """Identity whose backward returns a fresh kernel array for x (and, when asked, the
+    same array again for y, or keeps it), recording where that array's memory is."""
+    ptr = None
+    keep = []
+
+    @staticmethod
+    def forward(ctx, x, y, mode):
+        ctx.mode = mode
+        return fastnn._C.clone(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = fastnn._C.clone(g)
+        _Probe.ptr = gx.__array_interface__["data"][0]
+        if ctx.mode == "keep":
+            _Probe.keep.append(gx)
+        return gx, (gx if ctx.mode == "twice" else None), None
+
+
+def _leaves():
+    return (fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True),
+            fastnn.tensor([4.0, 5.0, 6.0], requires_grad=True))
+
+
+def test_a_first_gradient_nothing_else_holds_is_adopted():
+    x, y = _leaves()
+    _Probe.apply(x, y, "once").sum().backward()
+    assert x.grad._data.__array_interface__["data"][0] == _Probe.ptr  # the backward's own array, not a copy
+    assert x.grad.tolist() == [1.0, 1.0, 1.0] and y.grad is None
+
+
+def test_a_gradient_handed_to_two_leaves_is_copied():
+    x, y = _leaves()
+    _Probe.apply(x, y, "twice").sum().backward()
+    assert not np.shares_memory(x.grad._data, y.grad._data)
+    x.grad.mul_(2.0)  # in place on one leaf's gradient: the other's is untouched
+    assert x.grad.tolist() == [2.0, 2.0, 2.0] and y.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_gradient_the_backward_keeps_is_copied():
+    x, y = _leaves()
+    _Probe.apply(x, y, "keep").sum().backward()
+    assert not np.shares_memory(x.grad._data, _Probe.keep.pop())
+
+
+def test_user_seed_gradient_is_not_adopted_or_modified():
+    x = fastnn.tensor([1.0, -2.0], requires_grad=True)
+    seed = np.array([3.0, 4.0], np.float32)
+    x.backward(seed)  # backward on a leaf: its gradient is the seed, copied
+    assert not np.shares_memory(x.grad._data, seed)
+    z = fastnn.tensor([1.0, -2.0], requires_grad=True)
+    (z * 1.0).backward(seed)
+    assert not np.shares_memory(z.grad._data, seed)
+    seed[:] = 0
+    assert x.grad.tolist() == [3.0, 4.0] and z.grad.tolist() == [3.0, 4.0]
+
+
+def test_sole_owner_recognises_only_unshared_library_arrays():
+    from fastnn import _C
+    a = _C.clone(np.arange(6, dtype=np.float32))
+    assert _C.sole_owner(a)
+    assert not _C.sole_owner(a.reshape(2, 3))      # a view of a: its base is a
+    assert not _C.sole_owner(np.arange(6, dtype=np.float32))  # NumPy's memory
+    assert not _C.sole_owner(3.0) and not _C.sole_owner(fastnn.tensor([1.0, 2.0]))

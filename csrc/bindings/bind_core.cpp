@@ -32,6 +32,9 @@ void bind_core(py::module_& m) {
     if (out.numel()) std::memcpy(out.raw(), src.raw(), size_t(out.numel()) * dtype_size(out.dtype()));
     return to_numpy(out);
   }, py::arg("a"), "A new 64-byte-aligned copy of a C-contiguous float32/int64 array.");
+  m.def("sole_owner", &sole_owner, py::arg("a"),
+        "Whether a is a library-allocated array whose storage nothing else shares (autograd "
+        "then adopts it as a gradient instead of copying it).");
   m.def("zeros", [](const Shape& shape, const std::string& dtype) {
     return to_numpy(zeros(shape, parse_dtype(dtype, "zeros")));
   }, py::arg("shape"), py::arg("dtype") = "float32");

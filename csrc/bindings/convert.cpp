@@ -41,14 +41,42 @@ Tensor opt_tensor(py::handle obj, const char* op, const char* name, std::optiona
   return arg_tensor(obj, op, name, dt);
 }
 
+namespace {
+constexpr const char* kStorageCapsule = "fastnn.storage";
+
+void release_storage(PyObject* cap) {
+  delete static_cast<std::shared_ptr<Storage>*>(PyCapsule_GetPointer(cap, kStorageCapsule));
+}
+}  // namespace
+
 py::array to_numpy(const Tensor& t) {
+  // The array's base is a capsule named kStorageCapsule holding a reference to the storage,
+  // so sole_owner() below can recognise the library's own outputs.
   auto* holder = new std::shared_ptr<Storage>(t.storage());
-  py::capsule owner(holder, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
+  PyObject* cap = PyCapsule_New(holder, kStorageCapsule, release_storage);
+  if (!cap) {
+    delete holder;
+    throw py::error_already_set();
+  }
+  auto owner = py::reinterpret_steal<py::object>(cap);
   size_t item = dtype_size(t.dtype());
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides;
   for (auto s : t.strides()) strides.push_back((py::ssize_t)(s * item));
   py::dtype dt = t.dtype() == DType::f32 ? py::dtype::of<float>() : py::dtype::of<int64_t>();
   return py::array(dt, shape, strides, t.raw(), owner);
+}
+
+bool sole_owner(py::handle obj) {
+  if (!py::isinstance<py::array>(obj)) return false;
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  PyObject* base = py::detail::array_proxy(a.ptr())->base;
+  if (!base || !PyCapsule_IsValid(base, kStorageCapsule)) return false;
+  const auto& sp = *static_cast<std::shared_ptr<Storage>*>(PyCapsule_GetPointer(base, kStorageCapsule));
+  // Owned by the library (not a view of a caller's array), referenced by this capsule only
+  // (no other array or C++ tensor shares it), and the array spans the whole storage.
+  return sp && sp.use_count() == 1 && static_cast<bool>(sp->deleter) && a.data() == sp->ptr &&
+         static_cast<size_t>(a.nbytes()) == sp->nbytes && (a.flags() & py::array::c_style) &&
+         a.writeable();
 }
 
 }  // namespace fastnn

@@ -19,6 +19,9 @@ Tensor arg_tensor(py::handle obj, const char* op, const char* name, std::optiona
 // None -> undefined Tensor.
 Tensor opt_tensor(py::handle obj, const char* op, const char* name, std::optional<DType> dt);
 py::array to_numpy(const Tensor& t);
+// True when obj is an array that to_numpy made from storage the library allocated, and no
+// other array or tensor shares that storage (the caller checks Python references to obj).
+bool sole_owner(py::handle obj);
 
 void bind_core(py::module_& m);
 void bind_activation(py::module_& m);

@@ -426,16 +426,23 @@ class Tensor:
                 raise RuntimeError(f"[backward] gradient must have shape {tuple(self.shape)}, "
                                    f"got {tuple(g.shape)}")
             if _is_host(g):
-                g = np.array(g, dtype=np.float32, order="C")  # a copy; ascontiguousarray makes 0-d 1-d
+                # No copy when it is already float32 and contiguous: backward only reads the
+                # seed, and a leaf never adopts it (the caller still references it).
+                g = _contig(np.asarray(g, dtype=np.float32))
             else:
                 g = _copy_as(g, float32)
         run_backward(self, g, retain_graph=bool(retain_graph))
 
-    def _accumulate_grad(self, g):
+    def _accumulate_grad(self, g, adopt=False):
+        """adopt: g is a float32 array nothing else references (see autograd's NOTE on
+        adopting gradients); otherwise the first gradient is copied, since the graph may hand
+        the same array to several consumers."""
         if self.grad is None:
-            # The graph may hand the same array to several consumers: own a copy.
-            self.grad = Tensor._make(_aligned_copy(g, float32) if type(g) is _ND
-                                     else _copy_as(g, float32))
+            if adopt:
+                self.grad = Tensor._make(g)
+            else:
+                self.grad = Tensor._make(_aligned_copy(g, float32) if type(g) is _ND
+                                         else _copy_as(g, float32))
         else:
             _ew = _fnmod("elementwise")
             _ew.add_inplace(self.grad._data, _contig(g))
