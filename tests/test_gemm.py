@@ -76,6 +76,16 @@ def test_gemm_large_blocked_threaded(ta, tb, rng, isa, threads):
     assert_close(c, reference(a, b, ta, tb), k=k, scale=gemm_scale(a, b, k), what="gemm large")
 
 
+@pytest.mark.parametrize("m,n,k", [(64, 256, 784), (3, 257, 513), (64, 33, 4000)])
+def test_gemm_small_path_transposed_b_threaded(m, n, k, rng, isa, threads):
+    # The unpacked-A path with op(B) = Bᵀ: each thread packs the B panels it uses (a ragged
+    # last panel included), so the split must not leave a panel unpacked or packed twice.
+    a, b = operands(rng, m, n, k, False, True)
+    c = _C.gemm(a, b, False, True)
+    assert_close(c, reference(a, b, False, True), k=k, scale=gemm_scale(a, b, k),
+                 what="gemm small NT")
+
+
 def test_gemm_wide_and_tall_split(rng, threads):
     # One dimension much larger than the other: threads split M for tall, N for wide.
     for m, n, k in [(700, 5, 200), (5, 3100, 70)]:
