@@ -293,7 +293,7 @@ def _derive(rows, bench, peak):
             r["ratio"] = r["median_s"] / base["median_s"]
         if bench.flops:
             r["gflops"] = bench.flops / r["median_s"] / 1e9
-            if peak:
+            if peak and bench.device == "cpu":  # the probe measures the CPU's FMA peak
                 r["peak_frac"] = r["gflops"] / peak
     cands = [ok[n] for n in bench.best_of if n in ok]
     if cands:

@@ -68,3 +68,25 @@ def test_quick_op_overhead_runs(tmp_path):
     fast = [r for r in data["rows"] if r["impl"] == "fastnn"]
     assert len(fast) == 1 and fast[0]["status"] == "ok" and fast[0]["median_s"] > 0
     assert data["meta"]["threads"] >= 1
+
+
+def test_gpu_cases_say_why_they_cannot_run(tmp_path):
+    """The GPU cases time fastnn's CUDA backend beside PyTorch CUDA; on a machine without a
+    CUDA device they must come back as 'unavailable' rows naming the reason (not errors),
+    and with one, as timed rows."""
+    out = tmp_path / "g.json"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--cases",
+                        "gpu_gemm", "gpu_softmax_ce", "gpu_mlp_step", "--repeats", "2",
+                        "--target-ms", "5", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.path.dirname(
+                           os.path.dirname(fastnn.__file__))})
+    assert p.returncode == 0, p.stderr
+    rows = [r for r in json.loads(out.read_text())["rows"] if r["impl"] == "fastnn"]
+    assert {r["case"] for r in rows} == {"gpu_gemm", "gpu_softmax_ce", "gpu_mlp_step"}
+    assert len(rows) == 5  # three precisions of the GEMM
+    for r in rows:
+        if fastnn.cuda.is_available():
+            assert r["status"] == "ok" and "peak_frac" not in r
+        else:
+            assert r["status"] == "unavailable" and "CUDA" in r["note"]

@@ -29,6 +29,7 @@ class Bench:
     unit: Optional[str] = None                  # force a time unit ("us" for op_overhead)
     best_of: tuple = ()                         # impl names of which the faster gets a note
     best_note: str = ""
+    device: str = "cpu"                         # "cuda": no CPU peak fraction for its rows
 
 
 def randn(rng, *shape, scale=1.0):
@@ -71,3 +72,6 @@ CASES["lstm_small"] = rnn.lstm_small
 from . import conv  # noqa: E402
 CASES.update({"conv_fwd": conv.conv_fwd, "conv_train": conv.conv_train,
               "maxpool": conv.maxpool, "cnn_step": conv.cnn_step})
+from . import gpu  # noqa: E402
+CASES.update({"gpu_gemm": gpu.gpu_gemm, "gpu_softmax_ce": gpu.gpu_softmax_ce,
+              "gpu_mlp_step": gpu.gpu_mlp_step})
