@@ -18,6 +18,7 @@
 #include "cpu/broadcast.h"
 #include "cuda/array.h"
 #include "ops/common.h"
+#include "ops/shapes.h"
 
 namespace fastnn {
 namespace cuda {
@@ -77,13 +78,6 @@ LinearDims check_linear_args(const Tensor& x, const Tensor& w, const char* op) {
   return {N, IN, w.size(0)};
 }
 
-void inner_mismatch(const char* op, int64_t M, int64_t K, int64_t Kb, int64_t N, const Tensor& a,
-                    bool ta, const Tensor& b, bool tb) {
-  fail(op, "inner dimensions must match: op(a) is (", M, ", ", K, "), op(b) is (", Kb, ", ", N,
-       ") (a ", shape_str(a.shape()), ta ? " transposed" : "", ", b ", shape_str(b.shape()),
-       tb ? " transposed" : "", ")");
-}
-
 py::object gemm_op(py::handle a, py::handle b, bool trans_a, bool trans_b, py::handle out,
                    bool accumulate) {
   const char* op = "matmul";
@@ -91,11 +85,8 @@ py::object gemm_op(py::handle a, py::handle b, bool trans_a, bool trans_b, py::h
   Tensor ta = arg_view(a, op, "a", dev, &kF32);
   Tensor tb = arg_view(b, op, "b", dev, &kF32);
   Tensor tc = out.is_none() ? Tensor() : arg_view(out, op, "out", dev, &kF32);
-  check_ndim(ta, 2, op, "a");
-  check_ndim(tb, 2, op, "b");
-  const int64_t M = trans_a ? ta.size(1) : ta.size(0), K = trans_a ? ta.size(0) : ta.size(1);
-  const int64_t Kb = trans_b ? tb.size(1) : tb.size(0), N = trans_b ? tb.size(0) : tb.size(1);
-  if (K != Kb) inner_mismatch(op, M, K, Kb, N, ta, trans_a, tb, trans_b);
+  const MatmulDims md = matmul_dims(ta, tb, trans_a, trans_b, 2, op);
+  const int64_t M = md.M, N = md.N, K = md.K;
   std::optional<Out> o;
   float* c;
   if (tc.defined() && !out.is_none()) {
@@ -201,16 +192,9 @@ void bind_dense(py::module_& m) {
     int dev = -1;
     Tensor ta = arg_view(a, op, "a", dev, &kF32);
     Tensor tb = arg_view(b, op, "b", dev, &kF32);
-    check_ndim(ta, 3, op, "a");
-    check_ndim(tb, 3, op, "b");
+    const MatmulDims md = matmul_dims(ta, tb, trans_a, trans_b, 3, op);
+    const int64_t Bt = md.batch, M = md.M, N = md.N, K = md.K;
     const int64_t Ba = ta.size(0), Bb = tb.size(0);
-    if (Ba != Bb && Ba != 1 && Bb != 1)
-      fail(op, "batch sizes must match or be 1, got a ", shape_str(ta.shape()), " and b ",
-           shape_str(tb.shape()));
-    const int64_t Bt = Ba == 1 ? Bb : Ba;
-    const int64_t M = trans_a ? ta.size(2) : ta.size(1), K = trans_a ? ta.size(1) : ta.size(2);
-    const int64_t Kb = trans_b ? tb.size(2) : tb.size(1), N = trans_b ? tb.size(1) : tb.size(2);
-    if (K != Kb) inner_mismatch(op, M, K, Kb, N, ta, trans_a, tb, trans_b);
     Out c = new_out({Bt, M, N}, kF32, dev, op);
     // A batch of 1 broadcasts through a zero batch stride.
     const int64_t sa = Ba == 1 ? 0 : ta.size(1) * ta.size(2);
@@ -272,20 +256,6 @@ int parse_unop(const std::string& s) {
   for (int i = 0; i < 5; ++i)
     if (s == kUnNames[i]) return i;
   fail("unary", "unknown op '", s, "' (expected neg, abs, exp, log, sqrt)");
-}
-
-Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
-  const size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    if (da != db && da != 1 && db != 1)
-      fail(op, "shapes ", shape_str(a), " and ", shape_str(b), " do not broadcast (dim ", i,
-           ": ", da, " vs ", db, ")");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
 }
 
 // The coalesced walk (cpu/broadcast.h's make_walk, with the contiguous output as its operand
@@ -430,11 +400,6 @@ void bind_elementwise(py::module_& m) {
 }
 
 // ---- reductions
-int64_t prod(const Shape& s, size_t b, size_t e) {
-  int64_t n = 1;
-  for (size_t i = b; i < e; ++i) n *= s[i];
-  return n;
-}
 
 // The first out-of-range value of an int64 array (RuntimeError on CUDA failures).
 int64_t value_at(const Tensor& t, int64_t i, const char* op) {
@@ -515,19 +480,12 @@ void bind_reduce(py::module_& m) {
       else extreme_i64(is_max, tx.data<int64_t>(), 1, tx.numel(), 1, v.t.data<int64_t>(), nullptr);
       return py::cast(v.arr);
     }
-    const int64_t nd = tx.ndim();
-    const int64_t d = wrap_dim(*dim, nd, op);
-    const Shape& shape = tx.shape();
-    const int64_t r = nd ? shape[d] : 1;
+    const DimSplit v = split_dim(tx.shape(), *dim, keepdim, op);
+    const int64_t outer = v.outer, r = v.r, inner = v.inner;
     if (r == 0)
-      fail<IndexError>(op, "expected reduction dim ", d, " to have non-zero size, got shape ",
-                       shape_str(shape));
-    const int64_t outer = nd ? prod(shape, 0, d) : 1, inner = nd ? prod(shape, d + 1, nd) : 1;
-    Shape out_shape = shape;
-    if (nd) {
-      if (keepdim) out_shape[d] = 1;
-      else out_shape.erase(out_shape.begin() + d);
-    }
+      fail<IndexError>(op, "expected reduction dim ", v.d, " to have non-zero size, got shape ",
+                       shape_str(tx.shape()));
+    const Shape& out_shape = v.out;
     Out val = new_out(out_shape, tx.dtype(), dev, op), idx = new_out(out_shape, kI64, dev, op);
     if (tx.dtype() == DType::f32)
       extreme_f32(is_max, f(tx), outer, r, inner, fo(val), idx.t.data<int64_t>());
@@ -545,17 +503,10 @@ void bind_reduce(py::module_& m) {
     int dev = -1;
     Tensor tg = arg_view(g, op, "grad_output", dev, &kF32);
     Tensor ti = arg_view(idx, op, "indices", dev, &kI64);
-    const int64_t nd = (int64_t)shape.size();
-    const int64_t d = wrap_dim(dim, nd, op);
-    Shape out_shape = shape;
-    if (nd) {
-      if (keepdim) out_shape[d] = 1;
-      else out_shape.erase(out_shape.begin() + d);
-    }
-    check_shape(tg, out_shape, op, "grad_output");
-    check_shape(ti, out_shape, op, "indices");
-    const int64_t r = nd ? shape[d] : 1;
-    const int64_t outer = nd ? prod(shape, 0, d) : 1, inner = nd ? prod(shape, d + 1, nd) : 1;
+    const DimSplit v = split_dim(shape, dim, keepdim, op);
+    check_shape(tg, v.out, op, "grad_output");
+    check_shape(ti, v.out, op, "indices");
+    const int64_t outer = v.outer, r = v.r, inner = v.inner;
     int64_t kept = 0, bad;
     {
       py::gil_scoped_release nogil;

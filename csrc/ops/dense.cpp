@@ -5,6 +5,7 @@
 #include "core/parallel.h"
 #include "cpu/gemm.h"
 #include "ops/common.h"
+#include "ops/shapes.h"
 
 namespace fastnn {
 
@@ -143,14 +144,8 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, const 
   const char* op = "matmul";
   check_f32_contig(a, op, "a");
   check_f32_contig(b, op, "b");
-  check_ndim(a, 2, op, "a");
-  check_ndim(b, 2, op, "b");
-  const int64_t M = trans_a ? a.size(1) : a.size(0), K = trans_a ? a.size(0) : a.size(1);
-  const int64_t Kb = trans_b ? b.size(1) : b.size(0), N = trans_b ? b.size(0) : b.size(1);
-  if (K != Kb)
-    fail(op, "inner dimensions must match: op(a) is (", M, ", ", K, "), op(b) is (", Kb, ", ",
-         N, ") (a ", shape_str(a.shape()), trans_a ? " transposed" : "", ", b ",
-         shape_str(b.shape()), trans_b ? " transposed" : "", ")");
+  const MatmulDims md = matmul_dims(a, b, trans_a, trans_b, 2, op);
+  const int64_t M = md.M, N = md.N, K = md.K;
   Tensor c = out;
   if (c.defined()) {
     check_f32_contig(c, op, "out");
@@ -168,20 +163,9 @@ Tensor bmm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   const char* op = "matmul";
   check_f32_contig(a, op, "a");
   check_f32_contig(b, op, "b");
-  check_ndim(a, 3, op, "a");
-  check_ndim(b, 3, op, "b");
+  const MatmulDims md = matmul_dims(a, b, trans_a, trans_b, 3, op);
+  const int64_t Bt = md.batch, M = md.M, N = md.N, K = md.K;
   const int64_t Ba = a.size(0), Bb = b.size(0);
-  if (Ba != Bb && Ba != 1 && Bb != 1)
-    fail(op, "batch sizes must match or be 1, got a ", shape_str(a.shape()), " and b ",
-         shape_str(b.shape()));
-  // A batch of 1 takes the other's size, including 0 (an empty batch stays empty).
-  const int64_t Bt = Ba == 1 ? Bb : Ba;
-  const int64_t M = trans_a ? a.size(2) : a.size(1), K = trans_a ? a.size(1) : a.size(2);
-  const int64_t Kb = trans_b ? b.size(2) : b.size(1), N = trans_b ? b.size(1) : b.size(2);
-  if (K != Kb)
-    fail(op, "inner dimensions must match: op(a) is (", M, ", ", K, "), op(b) is (", Kb, ", ",
-         N, ") (a ", shape_str(a.shape()), trans_a ? " transposed" : "", ", b ",
-         shape_str(b.shape()), trans_b ? " transposed" : "", ")");
   Tensor c = empty({Bt, M, N}, DType::f32);
   if (Bt == 0 || M == 0 || N == 0) return c;
   // A batch of 1 is broadcast by a zero batch stride, never copied.

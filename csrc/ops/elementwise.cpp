@@ -4,23 +4,9 @@
 
 #include "cpu/broadcast.h"
 #include "ops/common.h"
+#include "ops/shapes.h"
 
 namespace fastnn {
-
-Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
-  const size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    // Right-aligned: a missing leading dim acts as size 1.
-    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    if (da != db && da != 1 && db != 1)
-      fail(op, "shapes ", shape_str(a), " and ", shape_str(b), " do not broadcast (dim ", i,
-           ": ", da, " vs ", db, ")");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
 
 static void check_operand(const Tensor& t, const char* op, const char* name) {
   check_contiguous(t, op, name);

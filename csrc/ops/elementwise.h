@@ -6,8 +6,6 @@
 
 namespace fastnn {
 
-// The broadcast shape of a and b (NumPy rules), or ValueError "[op] shapes ... do not broadcast".
-Shape broadcast_shape(const Shape& a, const Shape& b, const char* op);
 
 // a op b with broadcasting; a and b have the same dtype (the Python layer promotes).
 // float32: every op; int64: add, sub, mul, maximum, minimum.

@@ -2,6 +2,7 @@
 
 #include "cpu/reduce.h"
 #include "ops/common.h"
+#include "ops/shapes.h"
 
 namespace fastnn {
 
@@ -12,11 +13,6 @@ Tensor reshaped(const Tensor& t, const Shape& shape) {
   return Tensor(t.storage(), t.raw(), t.dtype(), shape, contiguous_strides(shape));
 }
 
-int64_t prod(const Shape& s, size_t b, size_t e) {
-  int64_t n = 1;
-  for (size_t i = b; i < e; ++i) n *= s[i];
-  return n;
-}
 
 }  // namespace
 
@@ -94,19 +90,12 @@ Tensor extreme_all(const Tensor& x, bool is_max) {
 std::pair<Tensor, Tensor> extreme_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
   const char* op = is_max ? "max" : "min";
   check_contiguous(x, op, "input");
-  const int64_t nd = x.ndim();
-  const int64_t d = wrap_dim(dim, nd, op);
-  Shape shape = x.shape();
-  const int64_t r = nd ? shape[d] : 1;
+  const DimSplit v = split_dim(x.shape(), dim, keepdim, op);
+  const int64_t outer = v.outer, r = v.r, inner = v.inner;
   if (r == 0)
-    fail<IndexError>(op, "expected reduction dim ", d, " to have non-zero size, got shape ",
-                     shape_str(shape));
-  const int64_t outer = nd ? prod(shape, 0, d) : 1, inner = nd ? prod(shape, d + 1, nd) : 1;
-  Shape out_shape = shape;
-  if (nd) {
-    if (keepdim) out_shape[d] = 1;
-    else out_shape.erase(out_shape.begin() + d);
-  }
+    fail<IndexError>(op, "expected reduction dim ", v.d, " to have non-zero size, got shape ",
+                     shape_str(x.shape()));
+  const Shape& out_shape = v.out;
   Tensor val = empty(out_shape, x.dtype()), idx = empty(out_shape, DType::i64);
   if (x.dtype() == DType::f32)
     extreme_f32(is_max, x.data<float>(), outer, r, inner, val.data<float>(), idx.data<int64_t>());
@@ -123,17 +112,10 @@ Tensor extreme_dim_backward(const Tensor& g, const Tensor& idx, const Shape& sha
   check_dtype(idx, DType::i64, op, "indices");
   check_contiguous(g, op, "grad_output");
   check_contiguous(idx, op, "indices");
-  const int64_t nd = (int64_t)shape.size();
-  const int64_t d = wrap_dim(dim, nd, op);
-  Shape out_shape = shape;
-  if (nd) {
-    if (keepdim) out_shape[d] = 1;
-    else out_shape.erase(out_shape.begin() + d);
-  }
-  check_shape(g, out_shape, op, "grad_output");
-  check_shape(idx, out_shape, op, "indices");
-  const int64_t r = nd ? shape[d] : 1;
-  const int64_t outer = nd ? prod(shape, 0, d) : 1, inner = nd ? prod(shape, d + 1, nd) : 1;
+  const DimSplit v = split_dim(shape, dim, keepdim, op);
+  check_shape(g, v.out, op, "grad_output");
+  check_shape(idx, v.out, op, "indices");
+  const int64_t outer = v.outer, r = v.r, inner = v.inner;
   const int64_t* ip = idx.data<int64_t>();
   for (int64_t i = 0; i < idx.numel(); ++i)
     if (ip[i] < 0 || ip[i] >= r)

@@ -1,0 +1,88 @@
+// Shape logic of the ops that does not depend on the device: the CPU ops (csrc/ops) and the
+// CUDA ops (csrc/cuda/ops.cpp) both derive their output shapes and report shape errors
+// through these, so the two backends accept the same arguments with the same messages.
+// Header-only: _C and _C_cuda are separate modules that share no object files.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "ops/common.h"
+
+namespace fastnn {
+
+// The broadcast shape of a and b (NumPy rules), or ValueError "[op] shapes ... do not broadcast".
+inline Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    // Right-aligned: a missing leading dim acts as size 1.
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      fail(op, "shapes ", shape_str(a), " and ", shape_str(b), " do not broadcast (dim ", i,
+           ": ", da, " vs ", db, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Product of s[b..e).
+inline int64_t prod(const Shape& s, size_t b, size_t e) {
+  int64_t n = 1;
+  for (size_t i = b; i < e; ++i) n *= s[i];
+  return n;
+}
+
+// op(a) (M x K) times op(b) (K x N), for 2-D a and b (batch = 1) or 3-D ones (batch sizes
+// equal or 1: a batch of 1 takes the other's size, including 0, so an empty batch stays
+// empty). ValueError on a rank, batch or inner-dimension mismatch.
+struct MatmulDims {
+  int64_t batch, M, N, K;
+};
+inline MatmulDims matmul_dims(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
+                              int64_t ndim, const char* op) {
+  check_ndim(a, ndim, op, "a");
+  check_ndim(b, ndim, op, "b");
+  const int64_t o = ndim - 2;  // index of op(.)'s first matrix dim
+  MatmulDims d{1, 0, 0, 0};
+  if (ndim == 3) {
+    const int64_t Ba = a.size(0), Bb = b.size(0);
+    if (Ba != Bb && Ba != 1 && Bb != 1)
+      fail(op, "batch sizes must match or be 1, got a ", shape_str(a.shape()), " and b ",
+           shape_str(b.shape()));
+    d.batch = Ba == 1 ? Bb : Ba;
+  }
+  d.M = trans_a ? a.size(o + 1) : a.size(o);
+  d.K = trans_a ? a.size(o) : a.size(o + 1);
+  const int64_t Kb = trans_b ? b.size(o + 1) : b.size(o);
+  d.N = trans_b ? b.size(o) : b.size(o + 1);
+  if (d.K != Kb)
+    fail(op, "inner dimensions must match: op(a) is (", d.M, ", ", d.K, "), op(b) is (", Kb,
+         ", ", d.N, ") (a ", shape_str(a.shape()), trans_a ? " transposed" : "", ", b ",
+         shape_str(b.shape()), trans_b ? " transposed" : "", ")");
+  return d;
+}
+
+// A reduction along `dim` of `shape` viewed as (outer, r, inner); `out` is the result's
+// shape (dim kept as 1 or dropped). A 0-d shape reduces as one element.
+struct DimSplit {
+  int64_t d, outer, r, inner;
+  Shape out;
+};
+inline DimSplit split_dim(const Shape& shape, int64_t dim, bool keepdim, const char* op) {
+  const int64_t nd = (int64_t)shape.size();
+  DimSplit s;
+  s.d = wrap_dim(dim, nd, op);
+  s.r = nd ? shape[s.d] : 1;
+  s.outer = nd ? prod(shape, 0, s.d) : 1;
+  s.inner = nd ? prod(shape, s.d + 1, nd) : 1;
+  s.out = shape;
+  if (nd) {
+    if (keepdim) s.out[s.d] = 1;
+    else s.out.erase(s.out.begin() + s.d);
+  }
+  return s;
+}
+
+}  // namespace fastnn
