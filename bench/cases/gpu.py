@@ -110,12 +110,14 @@ def _mlp_step(lib, state, x, y):
         import fastnn.nn  # noqa: F401
         from fastnn.optim import SGD
         sync = L.cuda.synchronize
+        L.cuda.set_matmul_precision("highest")  # gpu_gemm leaves its last precision set
         X, Y = L.tensor(x, device="cuda"), L.tensor(y, device="cuda")
         state = {k: L.tensor(v, device="cuda") for k, v in state.items()}
     else:
         L = _torch_cuda()
         from torch.optim import SGD
         sync = L.cuda.synchronize
+        L.set_float32_matmul_precision("highest")
         X, Y = L.from_numpy(x).cuda(), L.from_numpy(y).cuda()
         state = {k: L.from_numpy(v).cuda() for k, v in state.items()}
     model = L.nn.Sequential(L.nn.Linear(64, 128), L.nn.ReLU(), L.nn.Linear(128, 10))
