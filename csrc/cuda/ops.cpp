@@ -417,30 +417,11 @@ void bind_reduce(py::module_& m) {
       fail<TypeError>(op, "input must be float32 (the mean of int64 is undefined, as in PyTorch: "
                       "cast with .float()), got ", dtype_name(tx.dtype()));
     const size_t nd = (size_t)tx.ndim();
-    std::vector<bool> reduced(nd, !dims.has_value() || dims->empty());
-    if (dims && !dims->empty()) {
-      for (int64_t d : *dims) {
-        int64_t w = wrap_dim(d, (int64_t)nd, op);
-        if (nd == 0) continue;
-        if (reduced[w])
-          fail<std::runtime_error>(op, "dim ", w, " appears multiple times in the list of dims");
-        reduced[w] = true;
-      }
-    }
-    int64_t count = 1;
-    for (size_t d = 0; d < nd; ++d)
-      if (reduced[d]) count *= tx.shape()[d];
+    const SumPlan plan = sum_plan(tx.shape(), dims, op);
+    const auto& runs = plan.runs;
+    const int64_t count = plan.count;
     // Each run of consecutive reduced dims is one (outer, r, inner) pass, last run first; the
     // mean divides in the last pass (as the CPU op).
-    std::vector<std::pair<size_t, size_t>> runs;
-    for (size_t d = 0; d < nd;) {
-      if (!reduced[d]) { ++d; continue; }
-      size_t e = d;
-      while (e < nd && reduced[e]) ++e;
-      runs.push_back({d, e});
-      d = e;
-    }
-    if (runs.empty()) runs.push_back({0, nd});
     Shape shape = tx.shape();
     const void* cur = tx.raw();
     std::optional<Out> out;
@@ -457,10 +438,7 @@ void bind_reduce(py::module_& m) {
       cur = out->arr.data;
     }
     if (keepdim) return out->arr;
-    Shape out_shape;
-    for (size_t d = 0; d < nd; ++d)
-      if (!reduced[d]) out_shape.push_back(tx.shape()[d]);
-    return reshaped(out->arr, out_shape);
+    return reshaped(out->arr, plan.out);
   }, py::arg("x"), py::arg("dims") = py::none(), py::arg("keepdim") = false,
      py::arg("mean") = false,
      "Sum (or mean) over dims (None: all). float32: double accumulation; int64 sum wraps.");
@@ -536,24 +514,15 @@ void bind_reduce(py::module_& m) {
 }
 
 // ---- softmax, argmax
-struct Split { int64_t outer = 1, dim = 1, inner = 1; };
-Split split(const Shape& s, int64_t d) {
-  Split r;
-  if (s.empty()) return r;
-  for (int64_t i = 0; i < d; ++i) r.outer *= s[i];
-  r.dim = s[d];
-  for (size_t i = d + 1; i < s.size(); ++i) r.inner *= s[i];
-  return r;
-}
 
 void bind_softmax(py::module_& m) {
   m.def("softmax_fwd", [](py::handle x, int64_t dim, bool log) {
     const char* op = log ? "log_softmax" : "softmax";
     int dev = -1;
     Tensor tx = arg_view(x, op, "input", dev, &kF32);
-    Split v = split(tx.shape(), wrap_dim(dim, tx.ndim(), op));
+    const DimSplit v = split_dim(tx.shape(), dim, true, op);
     Out y = new_out(tx.shape(), kF32, dev, op);
-    softmax_fwd(f(tx), fo(y), v.outer, v.dim, v.inner, log);
+    softmax_fwd(f(tx), fo(y), v.outer, v.r, v.inner, log);
     return y.arr;
   }, py::arg("x"), py::arg("dim"), py::arg("log") = false,
      "softmax(x) along dim (log_softmax when log); float32, any rank.");
@@ -563,9 +532,9 @@ void bind_softmax(py::module_& m) {
     Tensor tdy = arg_view(dy, op, "grad_output", dev, &kF32);
     Tensor ty = arg_view(y, op, "output", dev, &kF32);
     check_shape(ty, tdy.shape(), op, "output");
-    Split v = split(tdy.shape(), wrap_dim(dim, tdy.ndim(), op));
+    const DimSplit v = split_dim(tdy.shape(), dim, true, op);
     Out dx = new_out(tdy.shape(), kF32, dev, op);
-    softmax_bwd(f(tdy), f(ty), fo(dx), v.outer, v.dim, v.inner, log);
+    softmax_bwd(f(tdy), f(ty), fo(dx), v.outer, v.r, v.inner, log);
     return dx.arr;
   }, py::arg("dy"), py::arg("y"), py::arg("dim"), py::arg("log") = false,
      "dx from dy and the forward output y (probabilities, or log-probabilities when log).");
@@ -573,31 +542,13 @@ void bind_softmax(py::module_& m) {
     const char* op = "argmax";
     int dev = -1;
     Tensor tx = arg_view(x, op, "input", dev, nullptr);
-    Split v;
-    Shape out;
-    if (!dim) {
-      v.dim = tx.numel();
-      if (keepdim) out.assign(tx.ndim(), 1);
-      if (v.dim == 0)
-        fail(op, "cannot take the argmax of an empty tensor of shape ", shape_str(tx.shape()));
-    } else {
-      const int64_t d = wrap_dim(*dim, tx.ndim(), op);
-      v = split(tx.shape(), d);
-      if (v.dim == 0)
-        fail(op, "cannot take the argmax along dim ", *dim, " of size 0 (shape ",
-             shape_str(tx.shape()), ")");
-      out = tx.shape();
-      if (!out.empty()) {
-        if (keepdim) out[d] = 1;
-        else out.erase(out.begin() + d);
-      }
-    }
-    Out idx = new_out(out, kI64, dev, op);
+    const DimSplit v = argmax_split(tx.shape(), dim, keepdim, op);
+    Out idx = new_out(v.out, kI64, dev, op);
     // argmax is max's index: first maximum, NaN counts as the maximum (first NaN wins).
     if (tx.dtype() == DType::f32)
-      extreme_f32(true, f(tx), v.outer, v.dim, v.inner, nullptr, idx.t.data<int64_t>());
+      extreme_f32(true, f(tx), v.outer, v.r, v.inner, nullptr, idx.t.data<int64_t>());
     else
-      extreme_i64(true, tx.data<int64_t>(), v.outer, v.dim, v.inner, nullptr, idx.t.data<int64_t>());
+      extreme_i64(true, tx.data<int64_t>(), v.outer, v.r, v.inner, nullptr, idx.t.data<int64_t>());
     return idx.arr;
   }, py::arg("x"), py::arg("dim") = py::none(), py::arg("keepdim") = false,
      "int64 index of the first maximum along dim, or over all elements when dim is None; "

@@ -24,36 +24,13 @@ Tensor reduce_sum(const Tensor& x, const std::optional<std::vector<int64_t>>& di
     fail<TypeError>(op, "input must be float32 (the mean of int64 is undefined, as in PyTorch: "
                     "cast with .float()), got ", dtype_name(x.dtype()));
   const size_t nd = (size_t)x.ndim();
-  // reduced[d]: is dim d reduced. A 0-d input has one notional dim of size 1.
-  std::vector<bool> reduced(nd, !dims.has_value() || dims->empty());
-  if (dims && !dims->empty()) {
-    for (int64_t d : *dims) {
-      int64_t w = wrap_dim(d, (int64_t)nd, op);
-      if (nd == 0) continue;
-      if (reduced[w]) fail<std::runtime_error>(op, "dim ", w, " appears multiple times in the list of dims");
-      reduced[w] = true;
-    }
-  }
-  Shape keep_shape = x.shape();
-  int64_t count = 1;
-  for (size_t d = 0; d < nd; ++d)
-    if (reduced[d]) { count *= keep_shape[d]; keep_shape[d] = 1; }
-
+  const SumPlan plan = sum_plan(x.shape(), dims, op);
+  const auto& runs = plan.runs;
+  const int64_t count = plan.count;
   // Each run of consecutive reduced dims is one (outer, r, inner) pass, from the last run to
   // the first; the mean's division happens in the last pass so it is done once.
-  std::vector<std::pair<size_t, size_t>> runs;
-  for (size_t d = 0; d < nd;) {
-    if (!reduced[d]) { ++d; continue; }
-    size_t e = d;
-    while (e < nd && reduced[e]) ++e;
-    runs.push_back({d, e});
-    d = e;
-  }
   Tensor cur = x;
   Shape shape = x.shape();
-  if (runs.empty()) {  // nothing reduced (0-d input): still a fresh output
-    runs.push_back({0, nd});
-  }
   for (size_t k = runs.size(); k-- > 0;) {
     auto [b, e] = runs[k];
     const int64_t outer = prod(shape, 0, b), r = prod(shape, b, e), inner = prod(shape, e, nd);
@@ -67,10 +44,7 @@ Tensor reduce_sum(const Tensor& x, const std::optional<std::vector<int64_t>>& di
     cur = out;
   }
   if (keepdim) return cur;
-  Shape out_shape;
-  for (size_t d = 0; d < nd; ++d)
-    if (!reduced[d]) out_shape.push_back(x.shape()[d]);
-  return reshaped(cur, out_shape);
+  return reshaped(cur, plan.out);
 }
 
 Tensor extreme_all(const Tensor& x, bool is_max) {

@@ -5,6 +5,10 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ops/common.h"
@@ -83,6 +87,61 @@ inline DimSplit split_dim(const Shape& shape, int64_t dim, bool keepdim, const c
     else s.out.erase(s.out.begin() + s.d);
   }
   return s;
+}
+
+// argmax over all elements (dim unset: one row of numel; keepdim keeps every dim as 1, as
+// PyTorch) or along dim; ValueError for an empty reduction.
+inline DimSplit argmax_split(const Shape& shape, std::optional<int64_t> dim, bool keepdim,
+                             const char* op) {
+  if (!dim) {
+    DimSplit s{0, 1, prod(shape, 0, shape.size()), 1, {}};
+    if (keepdim) s.out.assign(shape.size(), 1);
+    if (s.r == 0) fail(op, "cannot take the argmax of an empty tensor of shape ", shape_str(shape));
+    return s;
+  }
+  DimSplit s = split_dim(shape, *dim, keepdim, op);
+  if (s.r == 0)
+    fail(op, "cannot take the argmax along dim ", *dim, " of size 0 (shape ", shape_str(shape), ")");
+  return s;
+}
+
+// A sum/mean over `dims` (none or empty: all) of `shape`: which dims are reduced, how many
+// elements each output sums (count), the output shape without keepdim, and the runs of
+// consecutive reduced dims, each one (outer, r, inner) pass. A 0-d shape has one notional
+// dim of size 1 and one pass.
+struct SumPlan {
+  std::vector<bool> reduced;
+  int64_t count = 1;
+  Shape out;                                        // without keepdim
+  std::vector<std::pair<size_t, size_t>> runs;      // [begin, end) dims, first to last
+};
+inline SumPlan sum_plan(const Shape& shape, const std::optional<std::vector<int64_t>>& dims,
+                        const char* op) {
+  const size_t nd = shape.size();
+  SumPlan p;
+  p.reduced.assign(nd, !dims.has_value() || dims->empty());
+  if (dims && !dims->empty()) {
+    for (int64_t d : *dims) {
+      int64_t w = wrap_dim(d, (int64_t)nd, op);
+      if (nd == 0) continue;
+      if (p.reduced[w])
+        fail<std::runtime_error>(op, "dim ", w, " appears multiple times in the list of dims");
+      p.reduced[w] = true;
+    }
+  }
+  for (size_t d = 0; d < nd; ++d) {
+    if (p.reduced[d]) p.count *= shape[d];
+    else p.out.push_back(shape[d]);
+  }
+  for (size_t d = 0; d < nd;) {
+    if (!p.reduced[d]) { ++d; continue; }
+    size_t e = d;
+    while (e < nd && p.reduced[e]) ++e;
+    p.runs.push_back({d, e});
+    d = e;
+  }
+  if (p.runs.empty()) p.runs.push_back({0, nd});  // nothing reduced (0-d): still one pass
+  return p;
 }
 
 }  // namespace fastnn
