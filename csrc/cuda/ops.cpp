@@ -68,15 +68,6 @@ CudaArray reshaped(const CudaArray& a, const Shape& shape) {
 }
 
 // ---- dense
-struct LinearDims { int64_t N, IN, OUT; };
-LinearDims check_linear_args(const Tensor& x, const Tensor& w, const char* op) {
-  check_ndim(x, 2, op, "input");
-  const int64_t N = x.size(0), IN = x.size(1);
-  if (w.ndim() != 2 || w.size(1) != IN)
-    fail(op, "weight must be (out, in) with in=", IN, " matching input ", shape_str(x.shape()),
-         ", got ", shape_str(w.shape()));
-  return {N, IN, w.size(0)};
-}
 
 py::object gemm_op(py::handle a, py::handle b, bool trans_a, bool trans_b, py::handle out,
                    bool accumulate) {
@@ -112,7 +103,7 @@ void bind_dense(py::module_& m) {
     Tensor tx = arg_view(x, op, "input", dev, &kF32);
     Tensor tw = arg_view(w, op, "weight", dev, &kF32);
     Tensor tb = opt_view(b, op, "bias", dev, &kF32);
-    const auto [N, IN, OUT] = check_linear_args(tx, tw, op);
+    const auto [N, IN, OUT] = linear_dims(tx, tw, op);
     if (tb.defined() && !b.is_none()) check_shape(tb, {OUT}, op, "bias");
     if (p.act == Act::softplus && !(p.beta != 0.f)) fail(op, "softplus beta must be non-zero");
     Out y = new_out({N, OUT}, kF32, dev, op);
@@ -142,7 +133,7 @@ void bind_dense(py::module_& m) {
     Tensor tw = arg_view(w, op, "weight", dev, &kF32);
     Tensor ts = opt_view(saved, op, "saved", dev, &kF32);
     check_ndim(tdy, 2, op, "grad_output");
-    const auto [N, IN, OUT] = check_linear_args(tx, tw, op);
+    const auto [N, IN, OUT] = linear_dims(tx, tw, op);
     check_shape(tdy, {N, OUT}, op, "grad_output");
     // dZ = dy * act'(saved), then db = column sums of dZ, dx = dZ·w, dw = dZᵀ·x.
     const float* dz = f(tdy);
@@ -565,24 +556,11 @@ Reduction parse_reduction(const std::string& r, const char* op) {
 }
 
 constexpr const char* kCE = "cross_entropy";
-struct CEDims { int64_t n, c; bool unbatched; int64_t kept; };
-
-CEDims ce_check(const Tensor& x, const Tensor& t, int64_t ignore_index) {
-  CEDims d{};
-  if (x.ndim() == 2) {
-    d = {x.size(0), x.size(1), false, 0};
-    if (t.shape() != Shape{d.n})
-      fail(kCE, "target must have shape (N,)=(", d.n, ",) for input of shape ",
-           shape_str(x.shape()), ", got ", shape_str(t.shape()));
-  } else if (x.ndim() == 1) {
-    d = {1, x.size(0), true, 0};
-    if (t.ndim() != 0)
-      fail(kCE, "target must be 0-d for unbatched input of shape ", shape_str(x.shape()),
-           ", got ", shape_str(t.shape()));
-  } else {
-    fail(kCE, "input must be (N, C) or unbatched (C,), got ", x.ndim(), "-D with shape ",
-         shape_str(x.shape()));
-  }
+struct CEChecked : CEDims {
+  int64_t kept;  // targets != ignore_index
+};
+CEChecked ce_check(const Tensor& x, const Tensor& t, int64_t ignore_index) {
+  CEChecked d{ce_dims(x, t), 0};
   int64_t bad;
   {
     py::gil_scoped_release nogil;
@@ -607,7 +585,7 @@ void bind_loss(py::module_& m) {
     int dev = -1;
     Tensor tx = arg_view(input, kCE, "input", dev, &kF32);
     Tensor tt = arg_view(target, kCE, "target", dev, &kI64);
-    CEDims d = ce_check(tx, tt, ignore_index);
+    CEChecked d = ce_check(tx, tt, ignore_index);
     Out loss = new_out(d.unbatched ? Shape{} : Shape{d.n}, kF32, dev, kCE);
     Out stats = new_out({d.n, 2}, kF32, dev, kCE);
     cross_entropy_fwd(f(tx), tt.data<int64_t>(), fo(loss), fo(stats), d.n, d.c, ignore_index);
@@ -629,7 +607,7 @@ void bind_loss(py::module_& m) {
     Tensor tx = arg_view(input, kCE, "input", dev, &kF32);
     Tensor tt = arg_view(target, kCE, "target", dev, &kI64);
     Tensor ts = arg_view(stats, kCE, "stats", dev, &kF32);
-    CEDims d = ce_check(tx, tt, ignore_index);
+    CEChecked d = ce_check(tx, tt, ignore_index);
     check_shape(tg, r == Reduction::none ? (d.unbatched ? Shape{} : Shape{d.n}) : Shape{}, kCE,
                 "grad_output");
     check_shape(ts, {d.n, 2}, kCE, "stats");

@@ -58,16 +58,10 @@ void act_bwd_and_bias_grad(const ActParams& p, const float* dy, const float* zs,
 
 // x (N, IN) and w (OUT, IN), both contiguous float32: the checks linear's forward and
 // backward share. Returns {N, IN, OUT}.
-struct LinearDims { int64_t N, IN, OUT; };
 LinearDims check_linear_args(const Tensor& x, const Tensor& w, const char* op) {
   check_f32_contig(x, op, "input");
   check_f32_contig(w, op, "weight");
-  check_ndim(x, 2, op, "input");
-  const int64_t N = x.size(0), IN = x.size(1);
-  if (w.ndim() != 2 || w.size(1) != IN)
-    fail(op, "weight must be (out, in) with in=", IN, " matching input ", shape_str(x.shape()),
-         ", got ", shape_str(w.shape()));
-  return {N, IN, w.size(0)};
+  return linear_dims(x, w, op);
 }
 
 }  // namespace

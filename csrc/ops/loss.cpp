@@ -5,6 +5,7 @@
 
 #include "cpu/loss.h"
 #include "ops/common.h"
+#include "ops/shapes.h"
 
 namespace fastnn {
 
@@ -18,7 +19,6 @@ Reduction parse_reduction(const std::string& r, const char* op) {
 namespace {
 constexpr const char* kCE = "cross_entropy";
 
-struct CEDims { int64_t n, c; bool unbatched; };
 
 // Checks input/target and returns (N, C); unbatched (C,) input with a 0-d target is N = 1.
 CEDims ce_check(const Tensor& x, const Tensor& t, int64_t ignore_index) {
@@ -26,21 +26,7 @@ CEDims ce_check(const Tensor& x, const Tensor& t, int64_t ignore_index) {
   check_contiguous(x, kCE, "input");
   check_dtype(t, DType::i64, kCE, "target");
   check_contiguous(t, kCE, "target");
-  CEDims d{};
-  if (x.ndim() == 2) {
-    d = {x.size(0), x.size(1), false};
-    if (t.shape() != Shape{d.n})
-      fail(kCE, "target must have shape (N,)=(", d.n, ",) for input of shape ",
-           shape_str(x.shape()), ", got ", shape_str(t.shape()));
-  } else if (x.ndim() == 1) {
-    d = {1, x.size(0), true};
-    if (t.ndim() != 0)
-      fail(kCE, "target must be 0-d for unbatched input of shape ", shape_str(x.shape()),
-           ", got ", shape_str(t.shape()));
-  } else {
-    fail(kCE, "input must be (N, C) or unbatched (C,), got ", x.ndim(), "-D with shape ",
-         shape_str(x.shape()));
-  }
+  const CEDims d = ce_dims(x, t);
   const int64_t* tp = t.data<int64_t>();
   for (int64_t i = 0; i < d.n; ++i)
     if (tp[i] != ignore_index && (tp[i] < 0 || tp[i] >= d.c))

@@ -68,6 +68,42 @@ inline MatmulDims matmul_dims(const Tensor& a, const Tensor& b, bool trans_a, bo
   return d;
 }
 
+// linear's x (N, IN) and w (OUT, IN) -> {N, IN, OUT}; ValueError naming the mismatch.
+struct LinearDims {
+  int64_t N, IN, OUT;
+};
+inline LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) {
+  check_ndim(x, 2, op, "input");
+  const int64_t N = x.size(0), IN = x.size(1);
+  if (w.ndim() != 2 || w.size(1) != IN)
+    fail(op, "weight must be (out, in) with in=", IN, " matching input ", shape_str(x.shape()),
+         ", got ", shape_str(w.shape()));
+  return {N, IN, w.size(0)};
+}
+
+// cross_entropy's logits (N, C) with target (N,), or unbatched (C,) with a 0-d target (N=1).
+struct CEDims {
+  int64_t n, c;
+  bool unbatched;
+};
+inline CEDims ce_dims(const Tensor& x, const Tensor& t) {
+  constexpr const char* op = "cross_entropy";
+  if (x.ndim() == 2) {
+    if (t.shape() != Shape{x.size(0)})
+      fail(op, "target must have shape (N,)=(", x.size(0), ",) for input of shape ",
+           shape_str(x.shape()), ", got ", shape_str(t.shape()));
+    return {x.size(0), x.size(1), false};
+  }
+  if (x.ndim() == 1) {
+    if (t.ndim() != 0)
+      fail(op, "target must be 0-d for unbatched input of shape ", shape_str(x.shape()),
+           ", got ", shape_str(t.shape()));
+    return {1, x.size(0), true};
+  }
+  fail(op, "input must be (N, C) or unbatched (C,), got ", x.ndim(), "-D with shape ",
+       shape_str(x.shape()));
+}
+
 // A reduction along `dim` of `shape` viewed as (outer, r, inner); `out` is the result's
 // shape (dim kept as 1 or dropped). A 0-d shape reduces as one element.
 struct DimSplit {
