@@ -8,11 +8,6 @@ namespace fastnn {
 
 namespace {
 
-py::object opt_numpy(const Tensor& t) {
-  return t.defined() && (t.storage() || t.numel() == 0) ? py::object(to_numpy(t))
-                                                       : py::object(py::none());
-}
-
 ConvArgs conv_args(int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                    int64_t groups, bool relu) {
   ConvArgs a;

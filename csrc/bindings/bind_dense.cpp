@@ -31,10 +31,6 @@ bool plain_f32_matrix(PyObject* o) {
 // releasing and re-taking the GIL costs, so tiny products keep it (they never call Python).
 constexpr int64_t kReleaseGilMacs = int64_t(1) << 15;
 
-py::object opt_numpy(const Tensor& t) {
-  return t.defined() && t.storage() ? py::object(to_numpy(t)) : py::object(py::none());
-}
-
 }  // namespace
 
 void bind_dense(py::module_& m) {

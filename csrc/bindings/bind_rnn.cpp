@@ -10,10 +10,6 @@ RnnMode mode_of(int mode) {
   return (RnnMode)mode;
 }
 
-py::object opt_numpy(const Tensor& t) {
-  return t.defined() && t.storage() ? py::object(to_numpy(t)) : py::object(py::none());
-}
-
 }  // namespace
 
 void bind_rnn(py::module_& m) {

@@ -66,6 +66,12 @@ py::array to_numpy(const Tensor& t) {
   return py::array(dt, shape, strides, t.raw(), owner);
 }
 
+py::object opt_numpy(const Tensor& t) {
+  // An empty result may carry no storage; it is still a (0-element) array, not None.
+  return t.defined() && (t.storage() || t.numel() == 0) ? py::object(to_numpy(t))
+                                                       : py::object(py::none());
+}
+
 bool sole_owner(py::handle obj) {
   if (!py::isinstance<py::array>(obj)) return false;
   auto a = py::reinterpret_borrow<py::array>(obj);

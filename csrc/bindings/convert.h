@@ -19,6 +19,8 @@ Tensor arg_tensor(py::handle obj, const char* op, const char* name, std::optiona
 // None -> undefined Tensor.
 Tensor opt_tensor(py::handle obj, const char* op, const char* name, std::optional<DType> dt);
 py::array to_numpy(const Tensor& t);
+// None for an undefined tensor (an output that was not requested), else to_numpy(t).
+py::object opt_numpy(const Tensor& t);
 // True when obj is an array that to_numpy made from storage the library allocated, and no
 // other array or tensor shares that storage (the caller checks Python references to obj).
 bool sole_owner(py::handle obj);
@@ -33,5 +35,6 @@ void bind_reduce(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_mlp(py::module_& m);
 
 }  // namespace fastnn

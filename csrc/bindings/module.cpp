@@ -28,4 +28,5 @@ PYBIND11_MODULE(_C, m) {
   fastnn::bind_optim(m);
   fastnn::bind_rnn(m);
   fastnn::bind_conv(m);
+  fastnn::bind_mlp(m);
 }

@@ -102,35 +102,16 @@ class enable_grad(_GradModeContext):
     _mode = True
 
 
-class Context:
-    """Per-call scratch space: ``save_for_backward`` and anything a Function stores on it."""
+class Node:
+    """One recorded call, and the ``ctx`` its Function's forward and backward receive (as in
+    PyTorch, where ctx is the backward node): ``save_for_backward`` and anything the Function
+    stores on it, plus the Tensor inputs it came from."""
 
-    __slots__ = ("saved_tensors", "needs_input_grad", "__dict__")
-
-    def __init__(self):
-        self.saved_tensors = ()
-        self.needs_input_grad = ()
+    __slots__ = ("fn", "saved_tensors", "needs_input_grad", "inputs", "n_outputs", "out_meta",
+                 "freed", "versions", "__dict__", "__weakref__")
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
-
-
-class Node:
-    """One recorded call: the Function, its context, and the Tensor inputs it came from."""
-
-    __slots__ = ("fn", "ctx", "inputs", "n_outputs", "out_meta", "freed", "versions",
-                 "__weakref__")
-
-    def __init__(self, fn, ctx, inputs, n_outputs, out_meta=None):
-        self.fn = fn
-        self.ctx = ctx
-        self.inputs = inputs  # one entry per forward argument: a Tensor or None
-        self.n_outputs = n_outputs
-        self.out_meta = out_meta  # [(shape, dtype)] of each output, for multi-output functions
-        self.freed = False
-        # (tensor, its version at forward time) for every Tensor argument: backward refuses
-        # to run if one was modified in place since, as its saved values would be stale.
-        self.versions = ()
 
     @property
     def name(self):
@@ -159,20 +140,24 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        # NOTE: this runs once per op call, so it is written for per-call overhead (a relu on
-        # 1,000 floats costs well under a microsecond in C++): one pass over the arguments,
-        # no generator expressions, and no Node or dtype checks when nothing needs a grad.
-        T = _tensor_cls()
+        # NOTE: this runs once per op call, so it is written for per-call overhead (a small
+        # network's whole training step is tens of microseconds): one pass over the arguments,
+        # one object (the node, which is also ctx), and nothing graph-related when nothing
+        # needs a gradient.
+        T = _TENSOR or _tensor_cls()
         raw = list(args)
         needs = [False] * len(args)
         track = False
-        for i, a in enumerate(args):
+        i = 0
+        for a in args:
             if isinstance(a, T):
                 raw[i] = a._data
                 if a._requires_grad:
                     needs[i] = track = True
-        ctx = Context()
-        ctx.needs_input_grad = tuple(needs)
+            i += 1
+        ctx = _new_node(Node)
+        ctx.saved_tensors = ()
+        ctx.needs_input_grad = needs = tuple(needs)
         try:
             out = cls.forward(ctx, *raw)
         except TypeError:
@@ -186,18 +171,34 @@ class Function:
             if type(out) is tuple:
                 return tuple(make(o) for o in out)
             return make(out)
-        multi = isinstance(out, tuple)
-        node = Node(cls, ctx, [a if needs[i] else None for i, a in enumerate(args)],
-                    len(out) if multi else 1,
-                    [(o.shape, o.dtype, _array_device(o)) for o in out] if multi else None)
-        node.versions = [(a, a._version) for a in args if isinstance(a, T)]
-        # Only float outputs carry gradients (indices and masks never do).
-        if multi:
-            return tuple(make(o, node if o.dtype == np.float32 else None, i)
-                         for i, o in enumerate(out))
-        return make(out, node if out.dtype == np.float32 else None, 0)
+        ctx.fn = cls
+        ctx.freed = False
+        # (tensor, its version at forward time) for every Tensor argument: backward refuses
+        # to run if one was modified in place since, as its saved values would be stale.
+        versions = []
+        inputs = list(args)
+        i = 0
+        for a in args:
+            if needs[i]:
+                versions.append((a, a._version))
+            else:
+                inputs[i] = None
+                if isinstance(a, T):
+                    versions.append((a, a._version))
+            i += 1
+        ctx.inputs = inputs  # one entry per forward argument: a Tensor that needs a grad, or None
+        ctx.versions = versions
+        if type(out) is tuple:
+            ctx.n_outputs = len(out)
+            ctx.out_meta = [(o.shape, o.dtype, _array_device(o)) for o in out]
+            # Only float outputs carry gradients (indices and masks never do).
+            return tuple(make(o, ctx if o.dtype == _F32 else None, i) for i, o in enumerate(out))
+        ctx.n_outputs = 1
+        ctx.out_meta = None
+        return make(out, ctx if out.dtype == _F32 else None, 0)
 
 
+_new_node = object.__new__
 _TENSOR = None
 _ND = np.ndarray
 
@@ -244,80 +245,107 @@ def _accumulate(acc, g):
     return np.asarray(acc + g)
 
 
-def _topological(root_node):
-    """Nodes reachable from root_node, each after every node that consumes its output."""
-    order, seen = [], set()
-    stack = [(root_node, False)]
+def _dependencies(root_node):
+    """{id(node): how many inputs of nodes reachable from root_node it produced}, for every
+    node reachable from root_node except root_node itself. A node's gradient is complete once
+    that many consumers have run their backward."""
+    deps = {}
+    stack = [root_node]
     while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for t in node.inputs:
-            if t is not None and t._node is not None and id(t._node) not in seen:
-                stack.append((t._node, False))
-    order.reverse()
-    return order
+        for t in stack.pop().inputs:
+            if t is not None:
+                n = t._node
+                if n is not None:
+                    k = id(n)
+                    if k in deps:
+                        deps[k] += 1
+                    else:
+                        deps[k] = 1
+                        stack.append(n)
+    return deps
+
+
+def _check_node(node):
+    if node.freed:
+        raise RuntimeError(
+            f"[backward] trying to backward through the graph a second time (through "
+            f"{node.name}); its saved values were freed after the first backward. Pass "
+            f"retain_graph=True to the first backward() to keep them.")
+    for t, version in node.versions:
+        if t._version != version:
+            raise RuntimeError(
+                f"[backward] a tensor of shape {tuple(t.shape)} used by {node.name} was "
+                f"modified by an in-place operation after that use, so its gradient "
+                f"would be wrong; modify a copy (t.clone()) or do it out of place")
 
 
 def run_backward(root, grad, retain_graph=False):
-    """Propagate ``grad`` (an array shaped like root) back to every leaf that requires grad."""
+    """Propagate ``grad`` (an array shaped like root) back to every leaf that requires grad.
+
+    Nodes run once all their consumers have (dependency counts, as PyTorch's engine), so
+    each node's gradient is summed before its backward sees it."""
     node = root._node
     if node is None:
         if root.requires_grad:  # backward on a leaf: its gradient is the seed itself
             root._accumulate_grad(grad)
         return
+    deps = _dependencies(node)
+    # Per node still to run: its output gradients so far (None where nothing arrived).
+    # NOTE: kept here, not on the nodes, so an exception midway leaves no stale sums behind.
     pending = {id(node): [None] * node.n_outputs}
     pending[id(node)][root._index] = grad
-    for node in _topological(node):
+    ready = [node]
+    while ready:
+        node = ready.pop()
         gouts = pending.pop(id(node), None)
-        if gouts is None:
-            continue
-        if node.freed:
-            raise RuntimeError(
-                f"[backward] trying to backward through the graph a second time (through "
-                f"{node.name}); its saved values were freed after the first backward. Pass "
-                f"retain_graph=True to the first backward() to keep them.")
-        for t, version in node.versions:
-            if t._version != version:
-                raise RuntimeError(
-                    f"[backward] a tensor of shape {tuple(t.shape)} used by {node.name} was "
-                    f"modified by an in-place operation after that use, so its gradient "
-                    f"would be wrong; modify a copy (t.clone()) or do it out of place")
-        if node.n_outputs > 1:  # outputs that got no gradient contribute zeros
-            gouts = [g if g is not None else _zeros(shape, dev)
-                     for g, (shape, _, dev) in zip(gouts, node.out_meta)]
-        gins = node.fn.backward(node.ctx, *gouts)
-        if not isinstance(gins, tuple):
-            gins = (gins,)
-        if len(gins) < len(node.inputs):
-            gins = gins + (None,) * (len(node.inputs) - len(gins))
         inputs = node.inputs
+        if gouts is not None:
+            if node.freed or node.versions:
+                _check_node(node)
+            if node.n_outputs > 1:  # outputs that got no gradient contribute zeros
+                gouts = [g if g is not None else _zeros(shape, dev)
+                         for g, (shape, _, dev) in zip(gouts, node.out_meta)]
+            gins = node.fn.backward(node, *gouts)
+            if type(gins) is not tuple:
+                gins = (gins,)
+            if len(gins) < len(inputs):
+                gins = gins + (None,) * (len(inputs) - len(gins))
+        else:
+            gins = (None,) * len(inputs)  # no gradient reached it: only release its inputs
         # By index, not zip(): zip's reused result tuple would hold one more reference to g.
         for i in range(len(inputs)):
-            t, g = inputs[i], gins[i]
-            if t is None or g is None:
+            t = inputs[i]
+            if t is None:
                 continue
-            if g.shape != t._data.shape:
-                raise RuntimeError(
-                    f"[backward] {node.name} returned a gradient of shape {g.shape} for an "
-                    f"input of shape {t._data.shape}")
-            if t._node is None:
-                # Counted before the call: as an argument, g would be on the stack once more.
-                adopt = (_ADOPT and _getrefcount(g) == 3 and type(g) is np.ndarray
-                         and g.dtype is _F32 and _C.sole_owner(g))
-                t._accumulate_grad(g, adopt)
-            else:
-                if t._retains_grad:
-                    t._accumulate_grad(g)
-                slot = pending.setdefault(id(t._node), [None] * t._node.n_outputs)
-                slot[t._index] = _accumulate(slot[t._index], g)
-        if not retain_graph:
-            node.ctx = None
+            g = gins[i]
+            n = t._node
+            if g is not None:
+                if g.shape != t._data.shape:
+                    raise RuntimeError(
+                        f"[backward] {node.name} returned a gradient of shape {g.shape} for "
+                        f"an input of shape {t._data.shape}")
+                if n is None:
+                    # Counted before the call: as an argument, g would be on the stack once more.
+                    adopt = (_ADOPT and _getrefcount(g) == 3 and type(g) is np.ndarray
+                             and g.dtype is _F32 and _C.sole_owner(g))
+                    t._accumulate_grad(g, adopt)
+                else:
+                    if t._retains_grad:
+                        t._accumulate_grad(g)
+                    k = id(n)
+                    slot = pending.get(k)
+                    if slot is None:
+                        slot = pending[k] = [None] * n.n_outputs
+                    slot[t._index] = _accumulate(slot[t._index], g)
+            if n is not None:
+                k = id(n)
+                left = deps[k] - 1
+                deps[k] = left
+                if left == 0:
+                    ready.append(n)
+        if not retain_graph and gouts is not None:
+            node.saved_tensors = ()
+            node.__dict__.clear()  # what forward stored on ctx besides the saved tensors
             node.freed = True
 
 

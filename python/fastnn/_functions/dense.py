@@ -83,6 +83,65 @@ def linear(x, weight, bias=None, act="none", beta=1.0, threshold=20.0):
     return Linear.apply(x, weight, bias, ACT_CODES[act], float(beta), float(threshold))
 
 
+class LinearChain(Function):
+    """Linear layers in a chain (each with its activation fused) as one recorded op: one C++
+    call forward, one backward (_C.mlp_fwd / _C.mlp_bwd). nn.Sequential uses it for runs of
+    Linear(+activation) layers; the arithmetic is linear's, layer by layer.
+
+    forward(ctx, x, spec, w0, b0, w1, b1, ...): spec = (acts, betas, thresholds), one entry
+    per layer; a missing bias is None."""
+
+    @staticmethod
+    def forward(ctx, x, spec, *params):
+        ws, bs = list(params[0::2]), list(params[1::2])
+        for i in range(len(ws)):
+            ws[i] = _contig(ws[i])
+            if bs[i] is not None:
+                bs[i] = _contig(bs[i])
+        x = _contig(x)
+        ys, zs = _C.mlp_fwd(x, ws, bs, *spec)
+        ctx.save_for_backward(x, ws, bs, ys, zs)
+        ctx.spec = spec
+        return ys[-1]
+
+    @staticmethod
+    def backward(ctx, g):
+        x, ws, bs, ys, zs = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        dx, dws, dbs = _C.mlp_bwd(_contig(g), x, ws, bs, *ctx.spec, ys, zs, needs[0],
+                                  list(needs[2::2]), list(needs[3::2]))
+        out = [dx, None]
+        for dw, db in zip(dws, dbs):
+            out.append(dw)
+            out.append(db)
+        return tuple(out)
+
+
+def linear_chain(x, layers):
+    """x through linear layers [(weight, bias or None, act, beta, threshold), ...] as one op,
+    or None when this case is not the chain's (not 2-D float32 host tensors): the caller then
+    runs the layers one by one, which also reports any bad argument."""
+    if not (isinstance(x, Tensor) and type(x._data) is _ND and x._data.dtype is _F32
+            and x._data.ndim == 2):
+        return None
+    params, acts, betas, ths = [], [], [], []
+    for w, b, act, beta, threshold in layers:
+        if not (isinstance(w, Tensor) and type(w._data) is _ND and w._data.dtype is _F32):
+            return None
+        if b is not None and not (isinstance(b, Tensor) and type(b._data) is _ND
+                                  and b._data.dtype is _F32):
+            return None
+        code = ACT_CODES.get(act)
+        if code is None or (code == 5 and beta == 0):
+            return None
+        params.append(w)
+        params.append(b)
+        acts.append(code)
+        betas.append(float(beta))
+        ths.append(float(threshold))
+    return LinearChain.apply(x, (acts, betas, ths), *params)
+
+
 # ---- matmul -------------------------------------------------------------------------------
 
 def _as3d(m, batch):

@@ -1,7 +1,7 @@
 from collections import OrderedDict
 
 from .._functions.conv import conv2d
-from .._functions.dense import linear
+from .._functions.dense import linear, linear_chain
 from .activation import GELU, ReLU, Sigmoid, Softplus, Tanh
 from .conv import Conv2d
 from .linear import Linear
@@ -49,6 +49,16 @@ class Sequential(Module):
         i = 0
         while i < len(mods):
             m = mods[i]
+            if type(m) is Linear:
+                # A run of Linear layers, each optionally followed by a fusable activation,
+                # goes through linear_chain as one op when it has more than one layer.
+                run, j = _linear_run(mods, i)
+                if len(run) > 1:
+                    y = linear_chain(x, run)
+                    if y is not None:
+                        x = y
+                        i = j
+                        continue
             nxt = mods[i + 1] if i + 1 < len(mods) else None
             # Exact types only: a subclass may override forward, which must then run as written.
             if type(m) is Linear and type(nxt) in _FUSABLE:
@@ -64,6 +74,23 @@ class Sequential(Module):
                 x = m(x)
                 i += 1
         return x
+
+
+def _linear_run(mods, i):
+    """([(weight, bias, act, beta, threshold), ...], index after the run) for the Linear
+    (+ fusable activation) layers starting at mods[i] (exact types, as the fusion above)."""
+    run = []
+    n = len(mods)
+    while i < n and type(mods[i]) is Linear:
+        p = mods[i]._parameters
+        nxt = mods[i + 1] if i + 1 < n else None
+        if type(nxt) in _FUSABLE:
+            run.append((p["weight"], p["bias"], *nxt.fused_act()))
+            i += 2
+        else:
+            run.append((p["weight"], p["bias"], "none", 1.0, 20.0))
+            i += 1
+    return run, i
 
 
 class ModuleList(Module):

@@ -1,0 +1,136 @@
+"""nn.Sequential's chain of Linear(+activation) layers as one op (_C.mlp_fwd / _C.mlp_bwd):
+values and every gradient against a float64 NumPy reference, layer by layer."""
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.nn as nn
+import reference as R
+from harness import BATCHES, assert_close, expect_error
+
+ACTS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
+        "softplus": nn.Softplus}
+
+
+def _chain(rng, widths, acts, bias):
+    """Sequential(Linear, [act], Linear, [act], ...) with acts[i] None for no activation."""
+    mods = []
+    for i, (fin, fout) in enumerate(zip(widths[:-1], widths[1:])):
+        mods.append(nn.Linear(fin, fout, bias=bias[i]))
+        if acts[i] is not None:
+            mods.append(ACTS[acts[i]]())
+    return nn.Sequential(*mods)
+
+
+def _reference(x, layers, acts, g):
+    """(output, dx, [dw], [db]) in float64, applying reference.linear layer by layer."""
+    ins = [x]
+    for (w, b), act in zip(layers, acts):
+        ins.append(R.linear(ins[-1], w, b, act or "none"))
+    dws, dbs = [], []
+    for (w, b), act, xin in reversed(list(zip(layers, acts, ins[:-1]))):
+        g, dw, db = R.linear_grad(xin, w, b, g, act or "none")
+        dws.insert(0, dw)
+        dbs.insert(0, db)
+    return ins[-1], g, dws, dbs
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_chain_matches_reference(rng, isa, batch):
+    names = list(ACTS) + [None]
+    for trial in range(4):
+        depth = int(rng.integers(2, 5))
+        widths = [int(w) for w in rng.choice([1, 2, 5, 8, 16, 33], depth + 1)]
+        acts = [names[int(rng.integers(len(names)))] for _ in range(depth)]
+        bias = [bool(rng.integers(2)) for _ in range(depth)]
+        m = _chain(rng, widths, acts, bias)
+        x = rng.standard_normal((batch, widths[0])).astype(np.float32)
+        xt = fastnn.tensor(x, requires_grad=True)
+        y = m(xt)
+        assert y.grad_fn.name == "LinearChain"
+        g = rng.standard_normal((batch, widths[-1])).astype(np.float32)
+        y.backward(fastnn.tensor(g))
+        lins = [l for l in m if isinstance(l, nn.Linear)]
+        layers = [(l.weight.detach().numpy().astype(np.float64),
+                   None if l.bias is None else l.bias.detach().numpy().astype(np.float64))
+                  for l in lins]
+        ref, dx, dws, dbs = _reference(x.astype(np.float64), layers, acts, g.astype(np.float64))
+        what = f"widths {widths}, acts {acts}, bias {bias}, batch {batch}"
+        k = max(widths) * depth
+        assert_close(y.detach().numpy(), ref, k=k, c=64, what="output " + what)
+        assert_close(xt.grad.numpy(), dx, k=k, c=64, what="dx " + what)
+        for i, l in enumerate(lins):
+            assert_close(l.weight.grad.numpy(), dws[i], k=k * max(batch, 1), c=64,
+                         what=f"dw[{i}] " + what)
+            if l.bias is not None:
+                assert_close(l.bias.grad.numpy(), dbs[i], k=k * max(batch, 1), c=64,
+                             what=f"db[{i}] " + what)
+
+
+def test_chain_respects_requires_grad(rng):
+    m = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2), nn.Linear(2, 2, bias=False))
+    m[0].weight.requires_grad_(False)
+    m[2].bias.requires_grad_(False)
+    x = fastnn.tensor(rng.standard_normal((5, 3)).astype(np.float32))  # no grad wanted
+    m(x).sum().backward()
+    assert m[0].weight.grad is None and m[2].bias.grad is None and x.grad is None
+    assert m[0].bias.grad is not None and m[2].weight.grad is not None
+    assert m[3].weight.grad is not None
+
+
+def test_chain_equals_layer_by_layer(rng):
+    """Same values and gradients as calling the layers one at a time (the unfused path)."""
+    m = nn.Sequential(nn.Linear(6, 9), nn.Softplus(beta=0.5, threshold=3), nn.Linear(9, 4),
+                      nn.ReLU(), nn.Linear(4, 3))
+    x = rng.standard_normal((7, 6)).astype(np.float32)
+    xa, xb = fastnn.tensor(x, requires_grad=True), fastnn.tensor(x, requires_grad=True)
+    ya = m(xa)
+    yb = xb
+    for layer in m:
+        yb = layer(yb)
+    assert ya.grad_fn.name == "LinearChain" and yb.grad_fn.name != "LinearChain"
+    assert_close(ya.detach().numpy(), yb.detach().numpy(), k=9, c=64, what="output")
+    ya.sum().backward()
+    grads_a = [xa.grad.numpy()] + [p.grad.numpy().copy() for p in m.parameters()]
+    m.zero_grad()
+    yb.sum().backward()
+    grads_b = [xb.grad.numpy()] + [p.grad.numpy() for p in m.parameters()]
+    for i, (a, b) in enumerate(zip(grads_a, grads_b)):
+        assert_close(a, b, k=9 * 7, c=64, what=f"gradient {i}")
+
+
+def test_chain_falls_back_for_other_inputs(rng):
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x3 = fastnn.tensor(rng.standard_normal((2, 5, 3)).astype(np.float32))
+    y = m(x3)  # 3-D input: the layers run one by one (linear handles leading dims)
+    assert tuple(y.shape) == (2, 5, 2)
+    ref = R.linear(R.linear(x3.numpy().astype(np.float64), m[0].weight.detach().numpy(),
+                            m[0].bias.detach().numpy(), "relu"),
+                   m[2].weight.detach().numpy(), m[2].bias.detach().numpy())
+    assert_close(y.detach().numpy(), ref, k=4, c=64, what="3-D input")
+
+
+def test_chain_bad_input():
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2))
+    expect_error(ValueError, "linear", m, fastnn.randn(2, 3), match="layer 1")
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    expect_error(ValueError, "linear", m, fastnn.randn(2, 5), match="layer 0")
+    expect_error(TypeError, "linear", m, fastnn.tensor(np.ones((2, 3), np.int64)))
+
+
+def test_mlp_kernels_bad_arguments():
+    from fastnn import _C
+    x = np.ones((2, 3), np.float32)
+    w = np.ones((4, 3), np.float32)
+    expect_error(ValueError, "linear", _C.mlp_fwd, x, [], [], [], [], [])
+    expect_error(ValueError, "linear", _C.mlp_fwd, x, [w], [None, None], [0], [1.0], [20.0])
+    expect_error(ValueError, "linear", _C.mlp_fwd, x, [w], [None], [9], [1.0], [20.0])
+    expect_error(TypeError, "linear", _C.mlp_fwd, x, w, [None], [0], [1.0], [20.0])
+    expect_error(ValueError, "linear", _C.mlp_fwd, x, [w], [np.ones(3, np.float32)], [0], [1.0],
+                 [20.0])
+    ys, zs = _C.mlp_fwd(x, [w], [None], [5], [1.0], [20.0])
+    g = np.ones((2, 4), np.float32)
+    expect_error(ValueError, "linear", _C.mlp_bwd, g, x, [w], [None], [5], [1.0], [20.0], ys,
+                 [None], True, [True], [False])  # softplus needs its pre-activation
+    expect_error(ValueError, "linear", _C.mlp_bwd, g, x, [w], [None], [5], [1.0], [20.0], ys,
+                 zs, True, [True, True], [False])
