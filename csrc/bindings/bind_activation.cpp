@@ -8,22 +8,13 @@ static ActParams params(int act, float beta, float threshold) {
   return ActParams{(Act)act, beta, threshold};
 }
 
-namespace {
-// NOTE: below this many elements the kernel takes about as long as releasing and re-taking
-// the GIL (~0.1 us), so small calls keep it (they never call back into Python). The same
-// reasoning as kReleaseGilMacs in bind_dense.cpp.
-constexpr int64_t kReleaseGilElems = int64_t(1) << 14;
-}  // namespace
-
 void bind_activation(py::module_& m) {
   m.def("activation_fwd", [](py::handle x, int act, float beta, float threshold) {
     ActParams p = params(act, beta, threshold);
     Tensor tx = arg_tensor(x, act_name(p.act), "input", DType::f32);
     Tensor y;
-    if (tx.numel() >= kReleaseGilElems) {
-      py::gil_scoped_release nogil;
-      y = activation_forward(tx, p);
-    } else {
+    {
+      ReleaseGilFor nogil(tx.numel());
       y = activation_forward(tx, p);
     }
     return to_numpy(y);
@@ -37,10 +28,8 @@ void bind_activation(py::module_& m) {
     Tensor tx = opt_tensor(x, op, "input", DType::f32);
     Tensor ty = opt_tensor(y, op, "output", DType::f32);
     Tensor dx;
-    if (tdy.numel() >= kReleaseGilElems) {
-      py::gil_scoped_release nogil;
-      dx = activation_backward(tdy, tx, ty, p);
-    } else {
+    {
+      ReleaseGilFor nogil(tdy.numel());
       dx = activation_backward(tdy, tx, ty, p);
     }
     return to_numpy(dx);

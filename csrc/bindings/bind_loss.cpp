@@ -13,7 +13,7 @@ void bind_loss(py::module_& m) {
     Tensor tx = arg_tensor(input, op, "input", DType::f32);
     Tensor tt = arg_tensor(target, op, "target", DType::i64);
     CrossEntropyOut out;
-    { py::gil_scoped_release nogil; out = cross_entropy_forward(tx, tt, r, ignore_index); }
+    { ReleaseGilFor nogil(tx.numel()); out = cross_entropy_forward(tx, tt, r, ignore_index); }
     return py::make_tuple(to_numpy(out.loss), to_numpy(out.stats));
   }, py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
      py::arg("ignore_index") = -100,
@@ -29,7 +29,7 @@ void bind_loss(py::module_& m) {
     Tensor tt = arg_tensor(target, op, "target", DType::i64);
     Tensor ts = arg_tensor(stats, op, "stats", DType::f32);
     Tensor dx;
-    { py::gil_scoped_release nogil; dx = cross_entropy_backward(tg, tx, tt, ts, r, ignore_index); }
+    { ReleaseGilFor nogil(tx.numel()); dx = cross_entropy_backward(tg, tx, tt, ts, r, ignore_index); }
     return to_numpy(dx);
   }, py::arg("grad"), py::arg("input"), py::arg("target"), py::arg("stats"),
      py::arg("reduction") = "mean", py::arg("ignore_index") = -100,
@@ -40,7 +40,7 @@ void bind_loss(py::module_& m) {
     Tensor tx = arg_tensor(input, op, "input", DType::f32);
     Tensor ty = arg_tensor(target, op, "target", DType::f32);
     Tensor out;
-    { py::gil_scoped_release nogil; out = mse_forward(tx, ty, r); }
+    { ReleaseGilFor nogil(tx.numel()); out = mse_forward(tx, ty, r); }
     return to_numpy(out);
   }, py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
      "(input - target)^2 reduced by 'mean', 'sum' (SSR) or 'none'; shapes must match.");
@@ -52,7 +52,7 @@ void bind_loss(py::module_& m) {
     Tensor tx = arg_tensor(input, op, "input", DType::f32);
     Tensor ty = arg_tensor(target, op, "target", DType::f32);
     std::pair<Tensor, Tensor> g;
-    { py::gil_scoped_release nogil; g = mse_backward(tg, tx, ty, r, need_input, need_target); }
+    { ReleaseGilFor nogil(tx.numel()); g = mse_backward(tg, tx, ty, r, need_input, need_target); }
     py::object gx = need_input ? py::object(to_numpy(g.first)) : py::none();
     py::object gy = need_target ? py::object(to_numpy(g.second)) : py::none();
     return py::make_tuple(gx, gy);

@@ -9,10 +9,6 @@ namespace {
 
 constexpr const char* kOp = "linear";
 
-// NOTE: below this many multiply-adds (forward, whole chain) the chain takes about what
-// releasing and re-taking the GIL costs, so small chains keep it (they never call Python).
-constexpr int64_t kReleaseGilMacs = int64_t(1) << 15;
-
 py::sequence as_list(py::handle obj, const char* name, size_t n) {
   if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
     fail<TypeError>(kOp, name, " must be a list, got ",
@@ -72,10 +68,9 @@ void bind_mlp(py::module_& m) {
     Tensor tx = arg_tensor(x, kOp, "input", DType::f32);
     std::vector<MlpLayer> layers = layers_from(ws, bs, acts, betas, thresholds);
     MlpSaved s;
-    if (tx.ndim() == 2 && chain_macs(tx, layers) >= kReleaseGilMacs) {
-      py::gil_scoped_release nogil;
-      s = mlp_forward(tx, layers);
-    } else {
+    {
+      // Work counted in multiply-adds, as bind_dense.cpp's GEMMs (against 2x the threshold).
+      ReleaseGilFor nogil(tx.ndim() == 2 ? chain_macs(tx, layers) / 2 : 0);
       s = mlp_forward(tx, layers);
     }
     return py::make_tuple(numpy_list(s.ys), numpy_list(s.zs));
@@ -96,10 +91,8 @@ void bind_mlp(py::module_& m) {
     s.ys = tensors_from(ys, "saved outputs", layers.size(), false);
     s.zs = tensors_from(zs, "saved pre-activations", layers.size(), true);
     MlpGrads g;
-    if (tx.ndim() == 2 && 2 * chain_macs(tx, layers) >= kReleaseGilMacs) {
-      py::gil_scoped_release nogil;
-      g = mlp_backward(tdy, tx, layers, s, need_dx, need_dw, need_db);
-    } else {
+    {
+      ReleaseGilFor nogil(tx.ndim() == 2 ? chain_macs(tx, layers) : 0);  // 2 GEMMs per layer
       g = mlp_backward(tdy, tx, layers, s, need_dx, need_dw, need_db);
     }
     return py::make_tuple(opt_numpy(g.dx), numpy_list(g.dw), numpy_list(g.db));

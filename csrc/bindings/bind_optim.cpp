@@ -32,6 +32,12 @@ std::vector<Tensor> tensor_list(py::handle obj, const char* op, const char* list
   return out;
 }
 
+int64_t total_numel(const std::vector<Tensor>& ts) {
+  int64_t n = 0;
+  for (const auto& t : ts) n += t.numel();
+  return n;
+}
+
 // first_step: one bool for every parameter, or a list with one bool per parameter.
 std::vector<bool> flags(py::handle obj, size_t n) {
   if (py::isinstance<py::bool_>(obj)) return std::vector<bool>(n, obj.cast<bool>());
@@ -58,7 +64,7 @@ void bind_optim(py::module_& m) {
     }
     std::vector<bool> first = flags(first_step, tp.size());
     SgdOptions o{lr, momentum, dampening, weight_decay, nesterov, maximize};
-    py::gil_scoped_release nogil;
+    ReleaseGilFor nogil(total_numel(tp));
     sgd_step(tp, tg, tb, first, o);
   }, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("lr"),
      py::arg("momentum") = 0.0, py::arg("dampening") = 0.0, py::arg("weight_decay") = 0.0,
@@ -75,7 +81,7 @@ void bind_optim(py::module_& m) {
     auto tm = tensor_list(exp_avgs, "adam", "exp_avgs", true);
     auto tv = tensor_list(exp_avg_sqs, "adam", "exp_avg_sqs", true);
     AdamOptions o{lr, beta1, beta2, eps, weight_decay, maximize};
-    py::gil_scoped_release nogil;
+    ReleaseGilFor nogil(total_numel(tp));
     adam_step(tp, tg, tm, tv, steps, o);
   }, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
      py::arg("steps"), py::arg("lr"), py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,

@@ -8,30 +8,55 @@ static std::string py_type_name(py::handle obj) {
   return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
 }
 
+namespace {
+
+// float32 in native byte order: the dtype of nearly every argument, recognised from the
+// descriptor's fields without creating dtype objects (~0.1 us less per argument).
+bool native_f32(const py::detail::PyArrayDescr_Proxy* d) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  constexpr char kNative = '>';
+#else
+  constexpr char kNative = '<';
+#endif
+  return d->type_num == py::detail::npy_api::NPY_FLOAT_ &&
+         (d->byteorder == '=' || d->byteorder == kNative);
+}
+
+}  // namespace
+
 Tensor arg_tensor(py::handle obj, const char* op, const char* name, std::optional<DType> dt,
                   bool writable) {
-  if (!py::isinstance<py::array>(obj))
+  if (!py::detail::npy_api::get().PyArray_Check_(obj.ptr()))
     fail<TypeError>(op, name, " must be an array, got ", py_type_name(obj));
-  auto a = py::reinterpret_borrow<py::array>(obj);
+  const auto* a = py::detail::array_proxy(obj.ptr());
   DType got;
-  if (a.dtype().equal(py::dtype::of<float>())) got = DType::f32;
-  else if (a.dtype().equal(py::dtype::of<int64_t>())) got = DType::i64;
-  else
-    fail<TypeError>(op, name, " must be ", dt ? dtype_name(*dt) : "float32 or int64", ", got ",
-                    py::str(a.dtype()).cast<std::string>());
+  if (native_f32(py::detail::array_descriptor_proxy(a->descr))) {
+    got = DType::f32;
+  } else {
+    auto arr = py::reinterpret_borrow<py::array>(obj);
+    if (arr.dtype().equal(py::dtype::of<float>())) got = DType::f32;
+    else if (arr.dtype().equal(py::dtype::of<int64_t>())) got = DType::i64;
+    else
+      fail<TypeError>(op, name, " must be ", dt ? dtype_name(*dt) : "float32 or int64",
+                      ", got ", py::str(arr.dtype()).cast<std::string>());
+  }
   if (dt && got != *dt) fail<TypeError>(op, name, " must be ", dtype_name(*dt), ", got ", dtype_name(got));
-  if (!(a.flags() & py::array::c_style))
+  if (!(a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
     fail(op, name, " must be C-contiguous (use np.ascontiguousarray), got a strided view");
-  if (writable && !a.writeable()) fail(op, name, " must be writable, got a read-only array");
-  Shape shape(a.ndim()), strides(a.ndim());
-  size_t item = dtype_size(got);
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    shape[d] = a.shape(d);
-    strides[d] = a.strides(d) / (py::ssize_t)item;
+  if (writable && !(a->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+    fail(op, name, " must be writable, got a read-only array");
+  const int nd = a->nd;
+  Shape shape(nd), strides(nd);
+  const int64_t item = (int64_t)dtype_size(got);
+  int64_t numel = 1;
+  for (int d = 0; d < nd; ++d) {
+    shape[d] = a->dimensions[d];
+    strides[d] = a->strides[d] / item;
+    numel *= shape[d];
   }
   auto st = std::make_shared<Storage>();  // no deleter: NumPy owns the memory
-  st->ptr = const_cast<void*>(a.data());
-  st->nbytes = (size_t)a.nbytes();
+  st->ptr = a->data;
+  st->nbytes = (size_t)(numel * item);
   void* data = st->ptr;
   return Tensor(std::move(st), data, got, std::move(shape), std::move(strides));
 }

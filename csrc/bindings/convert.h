@@ -25,6 +25,26 @@ py::object opt_numpy(const Tensor& t);
 // other array or tensor shares that storage (the caller checks Python references to obj).
 bool sole_owner(py::handle obj);
 
+// Releases the GIL for the scope when a call has enough work for other Python threads to
+// make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as
+// releasing and re-taking the GIL (~0.1 us), so small calls keep it; they never call back
+// into Python. (bind_dense.cpp's GEMMs count multiply-adds against 2x this.)
+constexpr int64_t kReleaseGilWork = int64_t(1) << 14;
+class ReleaseGilFor {
+ public:
+  explicit ReleaseGilFor(int64_t work) {
+    if (work >= kReleaseGilWork) state_ = PyEval_SaveThread();
+  }
+  ~ReleaseGilFor() {
+    if (state_) PyEval_RestoreThread(state_);
+  }
+  ReleaseGilFor(const ReleaseGilFor&) = delete;
+  ReleaseGilFor& operator=(const ReleaseGilFor&) = delete;
+
+ private:
+  PyThreadState* state_ = nullptr;
+};
+
 void bind_core(py::module_& m);
 void bind_activation(py::module_& m);
 void bind_dense(py::module_& m);

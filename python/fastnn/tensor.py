@@ -252,6 +252,18 @@ def _aligned_copy(a: np.ndarray, dt: dtype):
     return out
 
 
+_SEEDS = {}
+
+
+def _ones_seed(shape):
+    """A new float32 array of ones shaped like a scalar loss (size 1): a copy of a cached one
+    (~0.5 us less than np.ones, once per backward)."""
+    one = _SEEDS.get(shape)
+    if one is None:
+        one = _SEEDS[shape] = np.ones(shape, np.float32)
+    return one.copy()
+
+
 def _contig(a):
     """The array itself if C-contiguous, else a contiguous copy (kernels take contiguous).
     A CUDA array is always C-contiguous."""
@@ -412,7 +424,7 @@ class Tensor:
             if type(self._data) is not _ND and not _is_host(self._data):
                 g = _new_array(self._data.shape, float32, self.device, 1.0)
             else:
-                g = np.ones(self._data.shape, np.float32)
+                g = _ones_seed(self._data.shape)
         else:
             if isinstance(gradient, Tensor):
                 _same_device("backward", self, gradient)
