@@ -187,3 +187,22 @@ def test_cuda_reports_unavailable_cleanly():
     expect_error(RuntimeError, "tensor", fastnn.tensor, [1.0], device="cuda")
     expect_error(RuntimeError, "to", fastnn.ones(2).to, "cuda")
     assert fastnn.ones(2).to("cpu").device == "cpu"
+
+
+def test_small_storage_recycling_keeps_live_arrays_intact(rng):
+    """Library outputs up to 1 KiB reuse freed blocks (csrc/core/tensor.cpp): a reused block
+    must never be one that a live array still uses, at any size class or cache depth."""
+    from fastnn import _C
+    live = {}
+    for step in range(3000):
+        if live and rng.random() < 0.5:
+            del live[list(live)[int(rng.integers(len(live)))]]  # free one (back to the cache)
+        n = int(rng.integers(0, 300))  # 0 .. 1196 bytes: every small class and a few over
+        a = _C.empty((n,), "float32")
+        a[:] = step
+        live[step] = a
+    addrs = [a.__array_interface__["data"][0] for a in live.values() if a.size]
+    assert len(addrs) == len(set(addrs)), "two live arrays share a block"
+    for step, a in live.items():
+        assert a.__array_interface__["data"][0] % 64 == 0
+        assert np.all(a == step), f"array {step} was overwritten"
