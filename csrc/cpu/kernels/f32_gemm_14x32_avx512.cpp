@@ -187,6 +187,9 @@ inline void transpose16x16(__m512* r) {
 
 // See GemmKernelInfo::pack_bt. Full 32-column panels go through 16x16 register transposes
 // (16 contiguous loads per row instead of 16 scalar gathers); ragged edges are scalar.
+#ifndef PF
+#define PF 128
+#endif
 void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
   for (int64_t c0 = 0; c0 < nc; c0 += NR, dst += kc * NR) {
     const int cols = (int)std::min<int64_t>(NR, nc - c0);
@@ -197,7 +200,11 @@ void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* 
         for (int half = 0; half < 2; ++half) {
           __m512 r[16];
 #pragma GCC unroll 16
-          for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + (half * 16 + i) * ldb + p);
+          for (int i = 0; i < 16; ++i) {
+            const float* s = src + (half * 16 + i) * ldb + p;
+            _mm_prefetch((const char*)(s + PF), _MM_HINT_T0);
+            r[i] = _mm512_loadu_ps(s);
+          }
           transpose16x16(r);
 #pragma GCC unroll 16
           for (int q = 0; q < 16; ++q) _mm512_store_ps(dst + (p + q) * NR + half * 16, r[q]);
@@ -213,11 +220,75 @@ void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* 
   }
 }
 
+// Transposed small-shape kernel (see GemmSmallTKernel): Cᵀ = B·Aᵀ in 8x32 tiles, B's rows
+// broadcast in place, A's rows packed as the 32-wide panels; each finished tile goes through
+// a 16x16 register transpose and is stored as 32 rows of 8 columns of C.
+// NOTE: the loop over C's columns (B's rows) is outermost, so the 8 rows of B a tile reads
+// (8 x K floats) stay in L1 for every panel of A; B is read from memory once.
+void f32_gemm_small_t_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* ap,
+                             const float* B, int64_t ldb, float* C, int64_t ldc,
+                             bool accumulate, const MicroEpilogue* ep) {
+  const int64_t panels = (M + NR - 1) / NR;
+  const bool relu = ep && ep->relu;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t i0 = n0; i0 < n1; i0 += SMR) {
+    const int rows = (int)std::min<int64_t>(SMR, n1 - i0);  // C columns in this tile
+    const __mmask8 mk = __mmask8((1u << rows) - 1);
+    const float* br[SMR];
+#pragma GCC unroll 8
+    for (int i = 0; i < SMR; ++i) br[i] = B + (i0 + (i < rows ? i : rows - 1)) * ldb;
+    const __m256 bias = ep && ep->bias ? _mm256_maskz_loadu_ps(mk, ep->bias + i0) : zero;
+    float* z = ep ? ep->z : nullptr;
+    for (int64_t q = 0; q < panels; ++q) {
+      const int jn = (int)std::min<int64_t>(NR, M - q * NR);  // C rows in this tile
+      const float* bp = ap + q * K * NR;
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_setzero_ps();
+      if (jn > 16) {
+        for (int64_t p = 0; p < K; ++p, bp += NR) {
+          const __m512 a0 = _mm512_load_ps(bp), a1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 8
+          for (int i = 0; i < SMR; ++i) {
+            const __m512 bi = _mm512_set1_ps(br[i][p]);
+            r[i] = _mm512_fmadd_ps(bi, a0, r[i]);
+            r[i + 8] = _mm512_fmadd_ps(bi, a1, r[i + 8]);
+          }
+        }
+      } else {  // at most 16 rows of C: half the work
+        for (int64_t p = 0; p < K; ++p, bp += NR) {
+          const __m512 a0 = _mm512_load_ps(bp);
+#pragma GCC unroll 8
+          for (int i = 0; i < SMR; ++i)
+            r[i] = _mm512_fmadd_ps(_mm512_set1_ps(br[i][p]), a0, r[i]);
+        }
+      }
+      // r[i] holds C(q*32 + 0..15, i0 + i), r[8 + i] C(q*32 + 16..31, i0 + i); after the
+      // transpose r[t] holds C(q*32 + t, i0 + 0..7) in lanes 0-7 and C(q*32 + 16 + t, ...) in
+      // lanes 8-15.
+      transpose16x16(r);
+      auto put = [&](int64_t j, __m256 v) {
+        float* cj = C + j * ldc + i0;
+        if (accumulate) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mk, cj));
+        v = _mm256_add_ps(v, bias);
+        if (z) _mm256_mask_storeu_ps(z + j * ldc + i0, mk, v);
+        // NOTE: max(0, v) passes NaN and -0 through like act_fwd<relu> (see store_tile).
+        if (relu) v = _mm256_max_ps(zero, v);
+        _mm256_mask_storeu_ps(cj, mk, v);
+      };
+      const int64_t j0 = q * NR;
+      for (int t = 0; t < 16 && t < jn; ++t) put(j0 + t, _mm512_castps512_ps256(r[t]));
+      for (int t = 0; t + 16 < jn; ++t) put(j0 + 16 + t, _mm512_extractf32x8_ps(r[t], 1));
+    }
+  }
+}
+
 }  // namespace
 
 const GemmKernelInfo& gemm_kernel_avx512() {
   static const GemmKernelInfo info{"f32_gemm_14x32_avx512", MR, NR, 252, 512, 4096,
-                                   f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512};
+                                   f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
+                                   f32_gemm_small_t_avx512};
   return info;
 }
 
