@@ -267,6 +267,22 @@ def test_mm_views_and_errors(rng):
     expect_error(TypeError, "matmul", _C.mm, a.astype(np.float64), b)
     expect_error(TypeError, "matmul", _C.mm, a, [[1.0]])
     expect_error(ValueError, "matmul", _C.mm, a[0], b, match="2-D")
+    # mm is a raw CPython function: a wrong argument count reaches the general route, which
+    # rejects it like any pybind11 function; big-endian float32 is not "plain" either.
+    with pytest.raises(TypeError):
+        _C.mm(a)
+    with pytest.raises(TypeError):
+        _C.mm(a, b, b)
+    expect_error(TypeError, "matmul", _C.mm, a, b.astype(">f4"))
+    # A product large enough to release the GIL, and an empty one.
+    big_a = rng.standard_normal((70, 90)).astype(np.float32)
+    big_b = rng.standard_normal((90, 40)).astype(np.float32)
+    assert_close(_C.mm(big_a, big_b), reference(big_a, big_b, False, False), k=90,
+                 scale=gemm_scale(big_a, big_b, 90), what="mm GIL released")
+    e = _C.mm(np.zeros((0, 5), np.float32), np.zeros((5, 3), np.float32))
+    assert e.shape == (0, 3) and e.dtype == np.float32
+    z = _C.mm(np.zeros((2, 0), np.float32), np.zeros((0, 3), np.float32))
+    assert z.shape == (2, 3) and not z.any()
 
 
 # ---- pre-packed B (gemm_pack_b_f32 + gemm_f32_packed, through _C.gemm_packed_test) ----------

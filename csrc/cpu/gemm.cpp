@@ -222,6 +222,19 @@ struct SpinBarrier {
   std::atomic<int> count{0}, gen{0};
 };
 
+// parallel_for(n, grain, fn), except that a problem of one grain runs fn directly: the
+// small-shape paths serve products of a few hundred nanoseconds, where wrapping fn in a
+// std::function (a heap allocation for a lambda with this many captures) and asking the pool
+// for a thread count are a measurable part of the call.
+template <class F>
+void run_split(int64_t n, int64_t grain, F& fn) {
+  if (n <= grain || get_num_threads() <= 1) {
+    if (n > 0) fn(int64_t(0), n);
+    return;
+  }
+  parallel_for(n, grain, fn);
+}
+
 int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
 
 // The unpacked small-shape kernel wins when the products are tiny (packing costs as much as
@@ -325,11 +338,12 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     const int64_t tiles = (N + kColTile - 1) / kColTile;
     const int64_t grain =
         std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(M * K * kColTile, 1));
-    parallel_for(tiles, grain, [&](int64_t t0, int64_t t1) {
+    auto run = [&](int64_t t0, int64_t t1) {
       const int64_t c0 = t0 * kColTile, c1 = std::min(N, t1 * kColTile);
       kr.small_t(M, c0, c1, K, ap, B, ldb, C, ldc, accumulate, mep);
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
-    });
+    };
+    run_split(tiles, grain, run);
     return;
   }
 
@@ -361,7 +375,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
     // Threads split the column panels (A is read by all, never copied).
     const int64_t grain = std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(M * K * nr, 1));
-    parallel_for(panels, grain, [&](int64_t q0, int64_t q1) {
+    auto run = [&](int64_t q0, int64_t q1) {
       const int64_t c0 = q0 * nr, c1 = std::min(N, q1 * nr);
       if (bt) {
         // NOTE: each thread packs only its own panels (B's rows c0..c1), so the O(N*K)
@@ -391,7 +405,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         kr.small(M, c0, c1, K, A, rs_a, cs_a, b, ldb_s, bps, C, ldc, accumulate, mep);
       }
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
-    });
+    };
+    run_split(panels, grain, run);
     return;
   }
 
