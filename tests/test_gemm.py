@@ -210,6 +210,17 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads):
                      scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k} {isa}")
 
 
+@pytest.mark.parametrize("k", [1, 15, 16, 17, 33, 48])
+def test_gemm_packed_a_column_tails(k, rng, isa):
+    # A row-major A taller than the small-shape path (> 256 rows) is packed 16 columns at a
+    # time on AVX-512 (a register transpose): k around 16 checks the vector part, the scalar
+    # tail and the masked store of a panel's last column; 300 rows leave a ragged last panel.
+    # (n = 900 keeps even k = 1 above the small-shape path's 64^3 multiply-adds.)
+    a, b = operands(rng, 300, 900, k, False, False)
+    assert_close(_C.gemm(a, b), reference(a, b, False, False), k=k, scale=gemm_scale(a, b, k),
+                 what=f"gemm 300x900x{k}")
+
+
 def test_gemm_blocks_from_caches():
     cs = _C.cache_sizes()
     assert cs["l1d"] >= 4096 and cs["l2"] >= cs["l1d"] and cs["l3"] >= 0

@@ -467,8 +467,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         if (!prepacked) bar.wait();  // B block complete
         for (int64_t ic = m_lo; ic < m_hi; ic += MC) {
           const int64_t mb = std::min<int64_t>(MC, m_hi - ic);
-          pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr,
-                 apack);
+          if (!trans_a && kr.pack_a) kr.pack_a(A + ic * lda + pc, lda, mb, kb, apack);
+          else pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr,
+                      apack);
           for (int64_t q = p_lo; q < p_hi; ++q) {
             const int64_t jr = q * nr, j = jc + jr;
             const int cols = (int)std::min<int64_t>(nr, nb - jr);

@@ -124,6 +124,9 @@ struct GemmKernelInfo {
   // does, with SIMD transposes. Null: the driver's scalar gather.
   void (*pack_bt)(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) = nullptr;
   GemmSmallTKernel small_t = nullptr;  // null: C = A·Bᵀ takes the other paths
+  // Packs rows [0, mc) x columns [0, kc) of a row-major A (leading dimension lda) into MR-row
+  // zero-padded panels, as the driver's pack_a(trans=false) does. Null: the scalar gather.
+  void (*pack_a)(const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) = nullptr;
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.

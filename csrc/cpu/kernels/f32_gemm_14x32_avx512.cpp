@@ -56,33 +56,37 @@ inline void store_tile(const __m512* c0, const __m512* c1, float* c, int64_t ldc
 }
 
 // a: packed (k, MR); b: packed (k, NR); c: (rows, cols) with leading dimension ldc.
+#include <cstdlib>
 void f32_gemm_14x32_avx512(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                            bool accumulate, int rows, int cols, const MicroEpilogue* ep) {
-  // The C tile is touched only after the K loop: start pulling it into L1 now so the final
-  // read-modify-write does not stall on 28 cache misses (C rows are ldc apart, so the hardware
-  // prefetcher does not see them as a stream).
-  for (int i = 0; i < rows; ++i) {
-    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
-  }
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
   // NOTE: no software prefetch of B or A: both stream sequentially from L2 and the hardware
   // prefetcher keeps up; an explicit prefetch per k step measured 0-3% slower (it spends a
   // load slot in a loop that issues 16 loads per 28 FMAs).
-#pragma GCC unroll 2
-  for (int64_t p = 0; p < k; ++p) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 14
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-    }
-    a += MR;
-    b += NR;
+#define FASTNN_KSTEP                                                   \
+  {                                                                    \
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);  \
+    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {            \
+      const __m512 ai = _mm512_set1_ps(a[i]);                          \
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);                          \
+      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);                          \
+    }                                                                  \
+    a += MR;                                                           \
+    b += NR;                                                           \
   }
+  // The C tile is touched only after the K loop: start pulling it into L1 now so the final
+  // read-modify-write does not stall on 28 cache misses (C rows are ldc apart, so the hardware
+  // prefetcher does not see them as a stream).
+  // NOTE: issuing these only the last 32-128 k steps before the end measured the same.
+  for (int i = 0; i < rows; ++i) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
+  }
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < k; ++p) FASTNN_KSTEP
+#undef FASTNN_KSTEP
   const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
   const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF)
                        : cols > 16 ? __mmask16((1u << (cols - 16)) - 1) : __mmask16(0);
@@ -220,6 +224,41 @@ void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* 
   }
 }
 
+// See GemmKernelInfo::pack_a: rows of A into 14-row panels. Full panels go 16 columns at a
+// time through a 16x16 register transpose (14 row loads, rows 14-15 zero) and 16 stores of
+// 14 floats; the scalar gather this replaces did one load and one store per float.
+void pack_a_avx512(const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) {
+  for (int64_t r0 = 0; r0 < mc; r0 += MR, dst += kc * MR) {
+    const int rows = (int)std::min<int64_t>(MR, mc - r0);
+    const float* src = A + r0 * lda;
+    int64_t p = 0;
+    if (rows == MR) {
+      for (; p + 16 <= kc; p += 16) {
+        __m512 r[16];
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; ++i) r[i] = _mm512_loadu_ps(src + i * lda + p);
+        r[14] = r[15] = _mm512_setzero_ps();
+        transpose16x16(r);
+        // r[q] = column p + q: 14 values and 2 zeros. Each full store spills 2 floats into
+        // the next column's slot, which the next store (or the tail) rewrites; only the
+        // panel's last column is stored masked, so nothing past the panel is touched.
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; ++q) {
+          float* d = dst + (p + q) * MR;
+          if (p + q + 1 < kc) _mm512_storeu_ps(d, r[q]);
+          else _mm512_mask_storeu_ps(d, __mmask16(0x3FFF), r[q]);
+        }
+      }
+    }
+    for (; p < kc; ++p) {
+      float* d = dst + p * MR;
+      int i = 0;
+      for (; i < rows; ++i) d[i] = src[i * lda + p];
+      for (; i < MR; ++i) d[i] = 0.f;
+    }
+  }
+}
+
 // Transposed small-shape kernel (see GemmSmallTKernel): Cᵀ = B·Aᵀ in 8x32 tiles, B's rows
 // broadcast in place, A's rows packed as the 32-wide panels; each finished tile goes through
 // a 16x16 register transpose and is stored as 32 rows of 8 columns of C.
@@ -288,7 +327,7 @@ void f32_gemm_small_t_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const
 const GemmKernelInfo& gemm_kernel_avx512() {
   static const GemmKernelInfo info{"f32_gemm_14x32_avx512", MR, NR, 252, 512, 4096,
                                    f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
-                                   f32_gemm_small_t_avx512};
+                                   f32_gemm_small_t_avx512, pack_a_avx512};
   return info;
 }
 
