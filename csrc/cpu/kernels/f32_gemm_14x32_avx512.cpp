@@ -56,37 +56,33 @@ inline void store_tile(const __m512* c0, const __m512* c1, float* c, int64_t ldc
 }
 
 // a: packed (k, MR); b: packed (k, NR); c: (rows, cols) with leading dimension ldc.
-#include <cstdlib>
 void f32_gemm_14x32_avx512(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                            bool accumulate, int rows, int cols, const MicroEpilogue* ep) {
+  // The C tile is touched only after the K loop: start pulling it into L1 now so the final
+  // read-modify-write does not stall on 28 cache misses (C rows are ldc apart, so the hardware
+  // prefetcher does not see them as a stream).
+  for (int i = 0; i < rows; ++i) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
+  }
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
   // NOTE: no software prefetch of B or A: both stream sequentially from L2 and the hardware
   // prefetcher keeps up; an explicit prefetch per k step measured 0-3% slower (it spends a
   // load slot in a loop that issues 16 loads per 28 FMAs).
-#define FASTNN_KSTEP                                                   \
-  {                                                                    \
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);  \
-    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {            \
-      const __m512 ai = _mm512_set1_ps(a[i]);                          \
-      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);                          \
-      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);                          \
-    }                                                                  \
-    a += MR;                                                           \
-    b += NR;                                                           \
-  }
-  // The C tile is touched only after the K loop: start pulling it into L1 now so the final
-  // read-modify-write does not stall on 28 cache misses (C rows are ldc apart, so the hardware
-  // prefetcher does not see them as a stream).
-  // NOTE: issuing these only the last 32-128 k steps before the end measured the same.
-  for (int i = 0; i < rows; ++i) {
-    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
-  }
 #pragma GCC unroll 2
-  for (int64_t p = 0; p < k; ++p) FASTNN_KSTEP
-#undef FASTNN_KSTEP
+  for (int64_t p = 0; p < k; ++p) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+    }
+    a += MR;
+    b += NR;
+  }
   const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
   const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF)
                        : cols > 16 ? __mmask16((1u << (cols - 16)) - 1) : __mmask16(0);
@@ -191,9 +187,6 @@ inline void transpose16x16(__m512* r) {
 
 // See GemmKernelInfo::pack_bt. Full 32-column panels go through 16x16 register transposes
 // (16 contiguous loads per row instead of 16 scalar gathers); ragged edges are scalar.
-#ifndef PF
-#define PF 128
-#endif
 void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
   for (int64_t c0 = 0; c0 < nc; c0 += NR, dst += kc * NR) {
     const int cols = (int)std::min<int64_t>(NR, nc - c0);
@@ -204,11 +197,7 @@ void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* 
         for (int half = 0; half < 2; ++half) {
           __m512 r[16];
 #pragma GCC unroll 16
-          for (int i = 0; i < 16; ++i) {
-            const float* s = src + (half * 16 + i) * ldb + p;
-            _mm_prefetch((const char*)(s + PF), _MM_HINT_T0);
-            r[i] = _mm512_loadu_ps(s);
-          }
+          for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + (half * 16 + i) * ldb + p);
           transpose16x16(r);
 #pragma GCC unroll 16
           for (int q = 0; q < 16; ++q) _mm512_store_ps(dst + (p + q) * NR + half * 16, r[q]);
