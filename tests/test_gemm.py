@@ -86,6 +86,50 @@ def test_gemm_small_path_transposed_b_threaded(m, n, k, rng, isa, threads):
                  what="gemm small NT")
 
 
+# C = A·Bᵀ with fewer rows than columns is computed as Cᵀ = B·Aᵀ (A's rows packed, B read in
+# place, each tile transposed on its way to C): M around the 16/32 halves of a transposed tile
+# and across panels, N around the 8-column tiles, K of 1 and primes.
+SMALL_T_SHAPES = [(1, 2, 1), (1, 9, 5), (2, 3, 7), (7, 8, 13), (16, 17, 3), (17, 40, 31),
+                  (31, 33, 64), (32, 47, 1), (33, 100, 17), (63, 64, 101), (64, 256, 784),
+                  (65, 129, 200), (100, 257, 33)]
+
+
+@pytest.mark.parametrize("m,n,k", SMALL_T_SHAPES)
+def test_gemm_small_transposed_path(m, n, k, rng, isa, threads):
+    a, b = operands(rng, m, n, k, False, True)
+    ref = reference(a, b, False, True)
+    scale = gemm_scale(a, b, k)
+    assert_close(_C.gemm(a, b, False, True), ref, k=k, scale=scale, what="gemm small_t")
+    # accumulate onto C, then overwrite a NaN-filled C
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    _C.gemm(a, b, False, True, out=c, accumulate=True)
+    assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0), what="gemm small_t accumulate")
+    c[...] = np.nan
+    _C.gemm(a, b, False, True, out=c, accumulate=False)
+    assert_close(c, ref, k=k, scale=scale, what="gemm small_t out")
+    # The fused epilogue on the transposed store: bias per column, z, ReLU in the kernel and
+    # tanh after it (linear's forward is this product).
+    bias = rng.standard_normal(n).astype(np.float32)
+    pre = ref + bias
+    for act, f in ((1, lambda v: np.maximum(v, 0)), (3, np.tanh)):
+        y, _ = _C.linear_fwd(a, b, bias, act, 1.0, 20.0)
+        # tanh is 1-Lipschitz: the pre-activation's bound carries over (+1 for its own error).
+        assert_close(y, f(pre), k=k + 2, scale=scale + _mx(bias), what=f"linear small_t {act}")
+    y, z = _C.linear_fwd(a, b, bias, 4, 1.0, 20.0)  # gelu stores the pre-activation
+    assert_close(z, pre, k=k + 1, scale=scale + _mx(bias), what="linear small_t z")
+
+
+def test_gemm_small_transposed_strided_rows(rng, isa):
+    # Operands that are row slices of larger arrays are copied by _C.gemm's caller, but the
+    # kernel reads B rows ldb apart: a B whose K is not a multiple of 16 checks the ragged
+    # row ends, and a (1, N) A the single-row panel.
+    for m, n, k in [(1, 300, 1), (3, 64, 15), (5, 24, 1000)]:
+        a, b = operands(rng, m, n, k, False, True)
+        assert_close(_C.gemm(a, b, False, True), reference(a, b, False, True), k=k,
+                     scale=gemm_scale(a, b, k), what=f"gemm small_t {m}x{n}x{k}")
+
+
 def test_gemm_wide_and_tall_split(rng, threads):
     # One dimension much larger than the other: threads split M for tall, N for wide.
     for m, n, k in [(700, 5, 200), (5, 3100, 70)]:
@@ -166,6 +210,17 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads):
                      scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k} {isa}")
 
 
+@pytest.mark.parametrize("k", [1, 15, 16, 17, 33, 48])
+def test_gemm_packed_a_column_tails(k, rng, isa):
+    # A row-major A taller than the small-shape path (> 256 rows) is packed 16 columns at a
+    # time on AVX-512 (a register transpose): k around 16 checks the vector part, the scalar
+    # tail and the masked store of a panel's last column; 300 rows leave a ragged last panel.
+    # (n = 900 keeps even k = 1 above the small-shape path's 64^3 multiply-adds.)
+    a, b = operands(rng, 300, 900, k, False, False)
+    assert_close(_C.gemm(a, b), reference(a, b, False, False), k=k, scale=gemm_scale(a, b, k),
+                 what=f"gemm 300x900x{k}")
+
+
 def test_gemm_blocks_from_caches():
     cs = _C.cache_sizes()
     assert cs["l1d"] >= 4096 and cs["l2"] >= cs["l1d"] and cs["l3"] >= 0
@@ -223,6 +278,22 @@ def test_mm_views_and_errors(rng):
     expect_error(TypeError, "matmul", _C.mm, a.astype(np.float64), b)
     expect_error(TypeError, "matmul", _C.mm, a, [[1.0]])
     expect_error(ValueError, "matmul", _C.mm, a[0], b, match="2-D")
+    # mm is a raw CPython function: a wrong argument count reaches the general route, which
+    # rejects it like any pybind11 function; big-endian float32 is not "plain" either.
+    with pytest.raises(TypeError):
+        _C.mm(a)
+    with pytest.raises(TypeError):
+        _C.mm(a, b, b)
+    expect_error(TypeError, "matmul", _C.mm, a, b.astype(">f4"))
+    # A product large enough to release the GIL, and an empty one.
+    big_a = rng.standard_normal((70, 90)).astype(np.float32)
+    big_b = rng.standard_normal((90, 40)).astype(np.float32)
+    assert_close(_C.mm(big_a, big_b), reference(big_a, big_b, False, False), k=90,
+                 scale=gemm_scale(big_a, big_b, 90), what="mm GIL released")
+    e = _C.mm(np.zeros((0, 5), np.float32), np.zeros((5, 3), np.float32))
+    assert e.shape == (0, 3) and e.dtype == np.float32
+    z = _C.mm(np.zeros((2, 0), np.float32), np.zeros((0, 3), np.float32))
+    assert z.shape == (2, 3) and not z.any()
 
 
 # ---- pre-packed B (gemm_pack_b_f32 + gemm_f32_packed, through _C.gemm_packed_test) ----------

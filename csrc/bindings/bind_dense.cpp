@@ -31,6 +31,45 @@ bool plain_f32_matrix(PyObject* o) {
 // releasing and re-taking the GIL costs, so tiny products keep it (they never call Python).
 constexpr int64_t kReleaseGilMacs = int64_t(1) << 15;
 
+// The pybind11 function that handles mm's general case (set once in bind_dense).
+PyObject* g_mm_general = nullptr;
+
+// mm's fast path: both arguments plain float32 matrices with matching inner dimensions. The
+// output is allocated by NumPy directly (no Tensor wrapper) and tiny products keep the GIL.
+PyObject* mm_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs == 2 && plain_f32_matrix(args[0]) && plain_f32_matrix(args[1])) {
+    const auto *xa = py::detail::array_proxy(args[0]), *xb = py::detail::array_proxy(args[1]);
+    const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
+    if (xb->dimensions[0] == K) {
+      const auto& api = py::detail::npy_api::get();
+      Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
+      PyObject* out = api.PyArray_NewFromDescr_(
+          api.PyArray_Type_, api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_), 2,
+          dims, nullptr, nullptr, 0, nullptr);
+      if (!out) return nullptr;
+      const float* A = reinterpret_cast<const float*>(xa->data);
+      const float* B = reinterpret_cast<const float*>(xb->data);
+      float* C = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+      // NOTE: nothing may propagate into CPython; the only failure a GEMM can have is the
+      // allocation of its packing buffers.
+      bool oom = false;
+      if (M * N * K >= kReleaseGilMacs) {
+        Py_BEGIN_ALLOW_THREADS
+        try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
+        Py_END_ALLOW_THREADS
+      } else {
+        try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
+      }
+      if (oom) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+      }
+      return out;
+    }
+  }
+  return PyObject_Vectorcall(g_mm_general, args, size_t(nargs), nullptr);
+}
+
 }  // namespace
 
 void bind_dense(py::module_& m) {
@@ -80,36 +119,10 @@ void bind_dense(py::module_& m) {
      py::arg("out") = py::none(), py::arg("accumulate") = false,
      "c = op(a)·op(b) (2-D). With out: written into out, or added to it when accumulate.");
 
-  // c = a·b for plain 2-D float32 arrays with the least per-call work: no Tensor wrappers, the
-  // output allocated by NumPy directly, GIL kept for tiny products. Anything unusual (other
-  // dtypes, ranks, strides: errors included) takes the general `gemm` route.
-  m.def("mm", [](py::handle a, py::handle b) -> py::object {
-    PyObject *pa = a.ptr(), *pb = b.ptr();
-    if (plain_f32_matrix(pa) && plain_f32_matrix(pb)) {
-      const auto *xa = py::detail::array_proxy(pa), *xb = py::detail::array_proxy(pb);
-      const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
-      if (xb->dimensions[0] == K) {
-        const auto& api = py::detail::npy_api::get();
-        Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
-        PyObject* out = api.PyArray_NewFromDescr_(
-            api.PyArray_Type_, api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_), 2,
-            dims, nullptr, nullptr, 0, nullptr);
-        if (!out) throw py::error_already_set();
-        py::object res = py::reinterpret_steal<py::object>(out);
-        const float* A = reinterpret_cast<const float*>(xa->data);
-        const float* B = reinterpret_cast<const float*>(xb->data);
-        float* C = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
-        if (M * N * K >= kReleaseGilMacs) {
-          py::gil_scoped_release nogil;
-          gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false);
-        } else {
-          gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false);
-        }
-        return res;
-      }
-    }
-    // A strided float32 view is copied to contiguous here (matmul accepts views); every
-    // other problem is reported by arg_tensor / gemm with the usual messages.
+  // c = a·b for 2-D float32 operands, the general route: any float32 array is accepted
+  // (strided views are copied), and every problem is reported by arg_tensor / gemm with the
+  // usual messages. `mm` below sends here whatever its fast path does not take.
+  m.def("_mm_general", [](py::handle a, py::handle b) -> py::object {
     auto contiguous = [](py::handle o) -> py::object {
       if (py::isinstance<py::array_t<float>>(o) &&
           !(py::reinterpret_borrow<py::array>(o).flags() & py::array::c_style))
@@ -122,8 +135,23 @@ void bind_dense(py::module_& m) {
     Tensor c;
     { py::gil_scoped_release nogil; c = gemm(ta, tb, false, false); }
     return py::object(to_numpy(c));
-  }, "c = a·b for 2-D float32 a (M, K), b (K, N): the low-overhead path (strided views are "
-     "copied).");
+  }, "c = a·b for 2-D float32 a (M, K), b (K, N) (strided views are copied); see mm.");
+
+  // mm is a plain CPython METH_FASTCALL function rather than a pybind11 one: at 16^3 the
+  // product itself takes ~50 ns and pybind11's generic dispatch (argument loaders, overload
+  // walk, exception translation frame) was a comparable part of the call.
+  g_mm_general = m.attr("_mm_general").ptr();
+  Py_INCREF(g_mm_general);  // kept for the life of the process, as the module is
+  static PyMethodDef mm_def = {
+      "mm", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&mm_fast)),
+      METH_FASTCALL,
+      // First line in pybind11's form, as _C_cuda.mm's (tests/test_cuda_build.py compares).
+      "mm(arg0: object, arg1: object) -> object\n\nc = a·b for 2-D float32 a (M, K), b (K, N), "
+      "with the least per-call work for C-contiguous operands (strided views are copied; "
+      "anything else is reported as by matmul)."};
+  PyObject* f = PyCFunction_NewEx(&mm_def, nullptr, m.attr("__name__").ptr());
+  if (!f) throw py::error_already_set();
+  m.attr("mm") = py::reinterpret_steal<py::object>(f);
 
   m.def("bmm", [](py::handle a, py::handle b, bool trans_a, bool trans_b) {
     Tensor ta = arg_tensor(a, "matmul", "a", DType::f32);

@@ -100,6 +100,18 @@ using GemmSmallKernel = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K, c
                                  int64_t bps, float* C, int64_t ldc, bool accumulate,
                                  const MicroEpilogue* ep);
 
+// Transposed small-shape path for C = A·Bᵀ with few rows (M) and many columns (N), the
+// forward of a Linear layer on a small batch: computed as Cᵀ = B·Aᵀ, so the operand packed
+// is A (M x K), not the larger B (N x K), and B is read in place.
+//   ap: A's rows packed as pack_bt packs op(B) = Bᵀ (panel q, rows 32q.., at ap + q*K*NR,
+//       K rows of NR floats each, zero past M), 64-byte aligned
+//   B element (j, p) = B[j*ldb + p] (row-major (N, K))
+//   ep: bias (N,) / z (M, N; leading dimension ldc) / relu.
+// Columns [n0, n1) of C only (n0 a multiple of 8), so threads can split them.
+using GemmSmallTKernel = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K,
+                                  const float* ap, const float* B, int64_t ldb, float* C,
+                                  int64_t ldc, bool accumulate, const MicroEpilogue* ep);
+
 struct GemmKernelInfo {
   const char* name;
   int mr, nr;          // register tile
@@ -111,6 +123,10 @@ struct GemmKernelInfo {
   // leading dimension ldb) into NR-wide zero-padded panels, as the driver's pack_b(trans=true)
   // does, with SIMD transposes. Null: the driver's scalar gather.
   void (*pack_bt)(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) = nullptr;
+  GemmSmallTKernel small_t = nullptr;  // null: C = A·Bᵀ takes the other paths
+  // Packs rows [0, mc) x columns [0, kc) of a row-major A (leading dimension lda) into MR-row
+  // zero-padded panels, as the driver's pack_a(trans=false) does. Null: the scalar gather.
+  void (*pack_a)(const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) = nullptr;
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.

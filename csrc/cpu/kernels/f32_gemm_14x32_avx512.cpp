@@ -213,11 +213,110 @@ void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* 
   }
 }
 
+// See GemmKernelInfo::pack_a: rows of A into 14-row panels. Full panels go 16 columns at a
+// time through a 16x16 register transpose (14 row loads, rows 14-15 zero) and 16 stores of
+// 14 floats; the scalar gather this replaces did one load and one store per float.
+void pack_a_avx512(const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) {
+  for (int64_t r0 = 0; r0 < mc; r0 += MR, dst += kc * MR) {
+    const int rows = (int)std::min<int64_t>(MR, mc - r0);
+    const float* src = A + r0 * lda;
+    int64_t p = 0;
+    if (rows == MR) {
+      for (; p + 16 <= kc; p += 16) {
+        __m512 r[16];
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; ++i) r[i] = _mm512_loadu_ps(src + i * lda + p);
+        r[14] = r[15] = _mm512_setzero_ps();
+        transpose16x16(r);
+        // r[q] = column p + q: 14 values and 2 zeros. Each full store spills 2 floats into
+        // the next column's slot, which the next store (or the tail) rewrites; only the
+        // panel's last column is stored masked, so nothing past the panel is touched.
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; ++q) {
+          float* d = dst + (p + q) * MR;
+          if (p + q + 1 < kc) _mm512_storeu_ps(d, r[q]);
+          else _mm512_mask_storeu_ps(d, __mmask16(0x3FFF), r[q]);
+        }
+      }
+    }
+    for (; p < kc; ++p) {
+      float* d = dst + p * MR;
+      int i = 0;
+      for (; i < rows; ++i) d[i] = src[i * lda + p];
+      for (; i < MR; ++i) d[i] = 0.f;
+    }
+  }
+}
+
+// Transposed small-shape kernel (see GemmSmallTKernel): Cᵀ = B·Aᵀ in 8x32 tiles, B's rows
+// broadcast in place, A's rows packed as the 32-wide panels; each finished tile goes through
+// a 16x16 register transpose and is stored as 32 rows of 8 columns of C.
+// NOTE: the loop over C's columns (B's rows) is outermost, so the 8 rows of B a tile reads
+// (8 x K floats) stay in L1 for every panel of A; B is read from memory once.
+void f32_gemm_small_t_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* ap,
+                             const float* B, int64_t ldb, float* C, int64_t ldc,
+                             bool accumulate, const MicroEpilogue* ep) {
+  const int64_t panels = (M + NR - 1) / NR;
+  const bool relu = ep && ep->relu;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t i0 = n0; i0 < n1; i0 += SMR) {
+    const int rows = (int)std::min<int64_t>(SMR, n1 - i0);  // C columns in this tile
+    const __mmask8 mk = __mmask8((1u << rows) - 1);
+    const float* br[SMR];
+#pragma GCC unroll 8
+    for (int i = 0; i < SMR; ++i) br[i] = B + (i0 + (i < rows ? i : rows - 1)) * ldb;
+    const __m256 bias = ep && ep->bias ? _mm256_maskz_loadu_ps(mk, ep->bias + i0) : zero;
+    float* z = ep ? ep->z : nullptr;
+    for (int64_t q = 0; q < panels; ++q) {
+      const int jn = (int)std::min<int64_t>(NR, M - q * NR);  // C rows in this tile
+      const float* bp = ap + q * K * NR;
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_setzero_ps();
+      if (jn > 16) {
+        for (int64_t p = 0; p < K; ++p, bp += NR) {
+          const __m512 a0 = _mm512_load_ps(bp), a1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 8
+          for (int i = 0; i < SMR; ++i) {
+            const __m512 bi = _mm512_set1_ps(br[i][p]);
+            r[i] = _mm512_fmadd_ps(bi, a0, r[i]);
+            r[i + 8] = _mm512_fmadd_ps(bi, a1, r[i + 8]);
+          }
+        }
+      } else {  // at most 16 rows of C: half the work
+        for (int64_t p = 0; p < K; ++p, bp += NR) {
+          const __m512 a0 = _mm512_load_ps(bp);
+#pragma GCC unroll 8
+          for (int i = 0; i < SMR; ++i)
+            r[i] = _mm512_fmadd_ps(_mm512_set1_ps(br[i][p]), a0, r[i]);
+        }
+      }
+      // r[i] holds C(q*32 + 0..15, i0 + i), r[8 + i] C(q*32 + 16..31, i0 + i); after the
+      // transpose r[t] holds C(q*32 + t, i0 + 0..7) in lanes 0-7 and C(q*32 + 16 + t, ...) in
+      // lanes 8-15.
+      transpose16x16(r);
+      auto put = [&](int64_t j, __m256 v) {
+        float* cj = C + j * ldc + i0;
+        if (accumulate) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mk, cj));
+        v = _mm256_add_ps(v, bias);
+        if (z) _mm256_mask_storeu_ps(z + j * ldc + i0, mk, v);
+        // NOTE: max(0, v) passes NaN and -0 through like act_fwd<relu> (see store_tile).
+        if (relu) v = _mm256_max_ps(zero, v);
+        _mm256_mask_storeu_ps(cj, mk, v);
+      };
+      const int64_t j0 = q * NR;
+      for (int t = 0; t < 16 && t < jn; ++t) put(j0 + t, _mm512_castps512_ps256(r[t]));
+      for (int t = 0; t + 16 < jn; ++t) put(j0 + 16 + t, _mm512_extractf32x8_ps(r[t], 1));
+    }
+  }
+}
+
 }  // namespace
 
 const GemmKernelInfo& gemm_kernel_avx512() {
   static const GemmKernelInfo info{"f32_gemm_14x32_avx512", MR, NR, 252, 512, 4096,
-                                   f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512};
+                                   f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
+                                   f32_gemm_small_t_avx512, pack_a_avx512};
   return info;
 }
 
