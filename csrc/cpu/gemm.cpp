@@ -331,7 +331,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       me.relu = ep->act.act == Act::relu;
     }
     const MicroEpilogue* mep = epi ? &me : nullptr;
-    constexpr int64_t kColTile = 8;  // the kernel's tile width in C's columns
+    // Threads split C's columns in units of 16: the kernel's tiles are 8 columns wide, but a
+    // split inside a 64-byte line would have both threads writing that line in every row.
+    constexpr int64_t kColTile = 16;
     const int64_t tiles = (N + kColTile - 1) / kColTile;
     const int64_t grain =
         std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(M * K * kColTile, 1));
