@@ -3,6 +3,7 @@
 #include <string>
 
 #include "bindings/convert.h"
+#include "bindings/shared.h"
 #include "ops/optim.h"
 
 namespace fastnn {
@@ -38,16 +39,6 @@ int64_t total_numel(const std::vector<Tensor>& ts) {
   return n;
 }
 
-// first_step: one bool for every parameter, or a list with one bool per parameter.
-std::vector<bool> flags(py::handle obj, size_t n) {
-  if (py::isinstance<py::bool_>(obj)) return std::vector<bool>(n, obj.cast<bool>());
-  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
-    fail<TypeError>("sgd", "first_step must be a bool or a list of bools");
-  std::vector<bool> out;
-  for (auto v : py::reinterpret_borrow<py::sequence>(obj)) out.push_back(v.cast<bool>());
-  return out;
-}
-
 }  // namespace
 
 void bind_optim(py::module_& m) {
@@ -62,7 +53,7 @@ void bind_optim(py::module_& m) {
         fail("sgd", "momentum_buffers must be a list of arrays when momentum != 0, got None");
       tb = tensor_list(bufs, "sgd", "momentum_buffers", true);
     }
-    std::vector<bool> first = flags(first_step, tp.size());
+    std::vector<bool> first = first_step_flags(first_step, tp.size());
     SgdOptions o{lr, momentum, dampening, weight_decay, nesterov, maximize};
     ReleaseGilFor nogil(total_numel(tp));
     sgd_step(tp, tg, tb, first, o);

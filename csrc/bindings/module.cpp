@@ -1,23 +1,14 @@
 // fastnn._C: one bind_<area>.cpp per area; this file registers them and maps the C++ error
 // types onto Python's built-in exceptions.
 #include "bindings/convert.h"
+#include "bindings/shared.h"
 #include "core/error.h"
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn compiled kernels (internal; use the fastnn package)";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const fastnn::ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    } catch (const fastnn::TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const fastnn::IndexError& e) {
-      PyErr_SetString(PyExc_IndexError, e.what());
-    }
-  });
+  fastnn::register_error_translator();
   fastnn::bind_core(m);
   fastnn::bind_activation(m);
   fastnn::bind_dense(m);

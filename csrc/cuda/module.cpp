@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/shared.h"
 #include "cuda/array.h"
 #include "cuda/kernels.h"
 #include "cuda/ops.h"
@@ -51,17 +52,7 @@ void check_index(int i, const char* op) {
 
 PYBIND11_MODULE(_C_cuda, m) {
   m.doc() = "fastnn CUDA backend (internal; use fastnn.cuda and device='cuda')";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const fastnn::ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    } catch (const fastnn::TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const fastnn::IndexError& e) {
-      PyErr_SetString(PyExc_IndexError, e.what());
-    }
-  });
+  fastnn::register_error_translator();
 
   m.def("device_count", [] { return fc::device_status().count; },
         "Number of usable CUDA devices; 0 without a driver or GPU (never raises).");

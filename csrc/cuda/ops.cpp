@@ -14,6 +14,7 @@
 #include <limits>
 #include <optional>
 
+#include "bindings/shared.h"
 #include "cpu/act.h"
 #include "cpu/broadcast.h"
 #include "cuda/array.h"
@@ -669,19 +670,17 @@ std::vector<Tensor> tensor_list(py::handle obj, const char* op, const char* list
   auto seq = py::reinterpret_borrow<py::sequence>(obj);
   std::vector<Tensor> out;
   out.reserve(seq.size());
+  // NOTE (speed): the element's name ("params[3]") is formatted only for an error message,
+  // as in the CPU binding (bind_optim.cpp).
   for (size_t i = 0; i < seq.size(); ++i) {
-    const std::string name = str(list, "[", i, "]");
-    out.push_back(arg_view(seq[i], op, name.c_str(), dev, &kF32));
+    py::handle item = PySequence_Fast_GET_ITEM(seq.ptr(), (py::ssize_t)i);
+    try {
+      out.push_back(arg_view(item, op, list, dev, &kF32));
+    } catch (const std::exception&) {
+      const std::string name = str(list, "[", i, "]");
+      out.push_back(arg_view(item, op, name.c_str(), dev, &kF32));  // throws
+    }
   }
-  return out;
-}
-
-std::vector<bool> flags(py::handle obj, size_t n) {
-  if (py::isinstance<py::bool_>(obj)) return std::vector<bool>(n, obj.cast<bool>());
-  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
-    fail<TypeError>("sgd", "first_step must be a bool or a list of bools");
-  std::vector<bool> out;
-  for (auto v : py::reinterpret_borrow<py::sequence>(obj)) out.push_back(v.cast<bool>());
   return out;
 }
 
@@ -713,7 +712,7 @@ void bind_optim(py::module_& m) {
         fail(op, "momentum_buffers must be a list of arrays when momentum != 0, got None");
       tb = tensor_list(bufs, op, "momentum_buffers", dev);
     }
-    std::vector<bool> first = flags(first_step, tp.size());
+    std::vector<bool> first = first_step_flags(first_step, tp.size());
     check_nonneg(op, "learning rate", lr);
     check_nonneg(op, "momentum value", momentum);
     check_nonneg(op, "weight_decay value", weight_decay);
