@@ -166,6 +166,10 @@ class CudaArray:
                             f"{type(src).__name__}")
         return self
 
+    def _sole_owner(self):
+        # The fake does not track sharing: autograd copies every first gradient here.
+        return False
+
     def clone(self):
         return CudaArray(self._host.copy(), self._dev)
 

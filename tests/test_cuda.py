@@ -7,6 +7,7 @@ reason fastnn.cuda reports. The Python device model is tested without a GPU in
 tests/test_device.py (fake backend). FASTNN_TEST_CUDA_FAKE=1 runs this file on that fake to
 check the tests' own logic; it verifies nothing about the CUDA kernels.
 """
+import importlib
 import math
 
 import numpy as np
@@ -135,7 +136,8 @@ def test_argmax(shape, dim, keepdim, rng):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("n,classes", [(0, 3), (1, 1), (3, 10), (64, 17), (33, 1000)])
+@pytest.mark.parametrize("n,classes", [(0, 3), (1, 1), (3, 10), (64, 17), (33, 1000), (5, 4096),
+                                       (4, 5003)])
 def test_cross_entropy(reduction, n, classes, rng):
     x = rng.standard_normal((n, classes)) * 3
     t = rng.integers(0, classes, n)
@@ -300,3 +302,69 @@ def test_dlpack_with_torch_cuda():
     back = torch.from_dlpack(ft * 1.0)
     assert back.is_cuda
     np.testing.assert_array_equal(back.cpu().numpy(), np.arange(12).reshape(3, 4) * 2)
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (3, 0, 2), (5, 7), (2, 3, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.bool_])
+def test_host_device_round_trip(shape, dtype, rng):
+    """Every shape, 0-d and empty included, survives host -> device -> host (from_numpy and
+    copy_ from a host array; a 0-d array once came back as a shape error: NumPy's
+    ascontiguousarray makes it 1-d)."""
+    G = fastnn.cuda._require("test")
+    a = np.asarray(rng.standard_normal(shape) * 10).astype(dtype)  # (a 0-d array, no scalar)
+    d = G.CudaArray.from_numpy(a, 0)
+    assert d.shape == shape and d.dtype == a.dtype
+    np.testing.assert_array_equal(d.numpy(), a)
+    b = np.asarray(rng.standard_normal(shape) * 10).astype(dtype)
+    d.copy_(b)
+    np.testing.assert_array_equal(d.numpy(), b)
+    if dtype is not np.bool_:
+        t = fastnn.tensor(a, device="cuda")
+        assert t.is_cuda and tuple(t.shape) == shape
+        np.testing.assert_array_equal(t.cpu().numpy(), a)
+
+
+def test_errors_with_a_device_present():
+    """C++ errors of _C_cuda reach Python as exceptions while a device is in use (a toolchain
+    that links libstdc++ statically once turned every one of them into a crash)."""
+    if FAKE:
+        pytest.skip("CudaArray is the real backend's class")
+    G = fastnn.cuda._require("test")
+    d = G.CudaArray.from_numpy(np.zeros((2, 3), np.float32), 0)
+    with pytest.raises(TypeError, match=r"^\[from_numpy\] array dtype must be float32"):
+        G.CudaArray.from_numpy(np.zeros(3), 0)
+    with pytest.raises(ValueError, match=r"^\[copy_\] src must have shape \(2, 3\)"):
+        d.copy_(np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"^\[linear\] unknown activation code 9"):
+        G.linear_fwd(d, d, None, 9)
+    x = fastnn.ones((2, 3), device="cuda")
+    with pytest.raises(RuntimeError, match=r"expected all tensors on the same device"):
+        x + fastnn.ones((2, 3))
+    np.testing.assert_array_equal((x + x).cpu().numpy(), np.full((2, 3), 2.0, np.float32))
+
+
+def test_leaf_gradient_adopted_only_when_unshared(monkeypatch, rng):
+    """A leaf's first gradient on the device is kept without a copy when nothing else holds
+    it (as on the host), and copied when the backward hands one array to two inputs."""
+    if FAKE:
+        pytest.skip("the fake backend does not track block sharing (it copies every gradient)")
+    T = importlib.import_module("fastnn.tensor")  # (fastnn.tensor is also the function)
+    copies = []
+    real = T._copy_as
+    monkeypatch.setattr(T, "_copy_as", lambda a, dt: copies.append(a) or real(a, dt))
+    a = rng.standard_normal((6, 5)).astype(np.float32)
+    t = rng.integers(0, 5, 6)
+    x = fastnn.tensor(a, device="cuda", requires_grad=True)
+    F.cross_entropy(x, fastnn.tensor(t, device="cuda")).backward()
+    assert copies == [], "a fresh, unshared gradient was copied"
+    xc = fastnn.tensor(a, requires_grad=True)
+    F.cross_entropy(xc, fastnn.tensor(t)).backward()
+    assert_close(x.grad.cpu().numpy(), xc.grad.numpy(), k=5, c=32, what="adopted gradient")
+    first = x.grad
+    F.cross_entropy(x, fastnn.tensor(t, device="cuda")).backward()   # accumulates in place
+    assert x.grad is first
+    assert_close(x.grad.cpu().numpy(), 2 * xc.grad.numpy(), k=5, c=32, what="accumulated")
+    y = fastnn.tensor(a, device="cuda", requires_grad=True)
+    (y + y).sum().backward()   # add's backward gives the same array to both inputs
+    assert len(copies) == 1
+    np.testing.assert_array_equal(y.grad.cpu().numpy(), np.full((6, 5), 2.0, np.float32))

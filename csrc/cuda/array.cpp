@@ -277,7 +277,8 @@ CudaArray make_filled(py::handle shape, double value, const std::string& dtype, 
 
 void copy_from_host(CudaArray& dst, py::handle src, const char* op) {
   auto np = py::module_::import("numpy");
-  py::array host = np.attr("ascontiguousarray")(src, py::arg("dtype") = np_dtype(dst.dtype));
+  // (asarray with order="C", not ascontiguousarray, which makes a 0-d array 1-d)
+  py::array host = np.attr("asarray")(src, py::arg("dtype") = np_dtype(dst.dtype), py::arg("order") = "C");
   Shape shape(host.shape(), host.shape() + host.ndim());
   if (shape != dst.shape)
     fail(op, "src must have shape ", shape_str(dst.shape), ", got ", shape_str(shape));
@@ -362,6 +363,12 @@ void bind_array(py::module_& m) {
         }
         return a;
       }, py::arg("src"), py::return_value_policy::reference_internal)
+      .def("_sole_owner", [](const CudaArray& a) {
+        // True when this array owns its block alone: no other CudaArray (a reshape) shares
+        // it and it is not memory imported through DLPack. With a Python reference count
+        // that shows no other holder, autograd may keep it as a leaf's gradient uncopied.
+        return a.buf && a.buf.use_count() == 1 && !a.buf->release;
+      })
       .def("clone", [](const CudaArray& a) {
         CudaArray c = new_array(a.shape, a.dtype, a.device, "clone");
         // The copy must go on a's device's stream, after the work that produced a.

@@ -1,6 +1,6 @@
 // Elementwise kernels: activations, unary and broadcasting binary ops (forward, backward, in
 // place), expand, fill, casts and strided gathers. Grid-stride loops with int64 indices; the
-// formulas are those of csrc/cpu/elementwise.cpp and csrc/cpu/act.h. NOT VERIFIED ON A GPU.
+// formulas are those of csrc/cpu/elementwise.cpp and csrc/cpu/act.h.
 #include <cuda_runtime.h>
 
 #include "cuda/common.cuh"

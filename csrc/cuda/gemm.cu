@@ -1,6 +1,6 @@
 // GEMM kernels: an fp32 SIMT kernel and TF32 / BF16 tensor-core (WMMA) kernels, all with
 // the fused epilogue (accumulate, bias, activation, saved pre-activation) and all four
-// transpose combinations read in place. NOT VERIFIED ON A GPU (see README.md).
+// transpose combinations read in place.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <mma.h>

@@ -3,7 +3,7 @@
 // copies the slot and chunk tables to the device in one transfer, and each block walks
 // chunks. The update formulas are csrc/cpu/optim.cpp's, operation by operation, with
 // explicitly rounded intrinsics so nvcc cannot contract a*b+c into an FMA (which would
-// change the roundings PyTorch's trajectories are matched to). NOT VERIFIED ON A GPU.
+// change the roundings PyTorch's trajectories are matched to).
 #include <cuda_runtime.h>
 
 #include <cmath>

@@ -1,5 +1,5 @@
 // Reductions over the middle dim of (outer, r, inner): sum, max/min with indices (argmax is
-// max's index), their backward scatters, and index range checks. NOT VERIFIED ON A GPU.
+// max's index), their backward scatters, and index range checks.
 // NOTE: a row (inner == 1) is reduced by one block (several, then combined, when there are
 // few long rows); a strided column (inner > 1) by one thread walking it.
 #include <cuda_runtime.h>

@@ -1,7 +1,6 @@
 // softmax / log_softmax on any dim, fused cross-entropy forward/backward and MSE.
 // The numerics follow csrc/cpu/softmax.cpp and csrc/cpu/loss.cpp (see the NOTEs there):
 // exponents are x - max <= 0, sums accumulate in double, log_softmax is (x - m) - log(sum).
-// NOT VERIFIED ON A GPU.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -105,8 +104,57 @@ __global__ void softmax_bwd_cols(const float* dy, const float* y, float* dx, int
   }
 }
 
-// NOTE: loss = (m - x[t]) + log(sum exp(x - m)), stats = (m, log(sum)): the CPU op's
-// formulation, exact for large logits (see csrc/cpu/loss.cpp).
+// ---- cross-entropy: one read of the logits forward, one read + one write backward.
+// NOTE (online max and sum): the forward keeps, per thread, the running max m and
+// s = sum exp(x - m) in double, rescaling s by exp(m_old - m_new) when the max grows
+// (Milakov & Gimelshein, "Online normalizer calculation for softmax", 2018), and merges the
+// threads' (m, s) pairs the same way. One pass over the row instead of a max pass and a sum
+// pass. A term exp(x - m) with x = -inf is 0 whatever m is, so -inf entries are skipped (a
+// thread whose values so far are all -inf has m = -inf, where x - m would be NaN); a NaN
+// entry makes s NaN, so the row's loss and gradient are NaN, as on the CPU.
+struct MaxSum {
+  float m;
+  double s;
+};
+
+__device__ __forceinline__ void ms_push(MaxSum& a, float x) {
+  if (x > a.m) {
+    a.s = a.s * (double)expf(a.m - x) + 1.0;  // a.m = -inf: exp(-inf) = 0
+    a.m = x;
+  } else if (x != kNegInf) {
+    a.s += (double)expf(x - a.m);              // NaN x: s becomes NaN
+  }
+}
+
+__device__ __forceinline__ MaxSum ms_merge(MaxSum a, MaxSum b) {
+  if (b.m > a.m) { MaxSum t = a; a = b; b = t; }  // a.m >= b.m unless NaN
+  if (b.s != 0.0) a.s += b.s * (double)expf(b.m - a.m);  // b.s = 0: nothing (b.m may be -inf)
+  return a;
+}
+
+__device__ MaxSum block_max_sum(MaxSum v) {
+  __shared__ float pm[32];
+  __shared__ double ps[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1)
+    v = ms_merge(v, MaxSum{__shfl_xor_sync(0xffffffffu, v.m, o),
+                           __shfl_xor_sync(0xffffffffu, v.s, o)});
+  __syncthreads();  // pm/ps may still be read by the previous row
+  if (lane == 0) { pm[warp] = v.m; ps[warp] = v.s; }
+  __syncthreads();
+  const int nw = (blockDim.x + 31) >> 5;
+  v = lane < nw ? MaxSum{pm[lane], ps[lane]} : MaxSum{kNegInf, 0.0};
+  for (int o = 16; o > 0; o >>= 1)
+    v = ms_merge(v, MaxSum{__shfl_xor_sync(0xffffffffu, v.m, o),
+                           __shfl_xor_sync(0xffffffffu, v.s, o)});
+  return v;
+}
+
+// Rows are read as float4 when every row starts 16-byte aligned (vec: c % 4 == 0 and the
+// base pointers aligned; checked by the host), else one float at a time.
+// loss = (m - x[t]) + log(sum exp(x - m)), stats = (m, log(sum)): the CPU op's formulation,
+// exact for large logits (see csrc/cpu/loss.cpp).
+template <bool Vec>
 __global__ void ce_fwd_rows(const float* x, const int64_t* t, float* loss, float* stats,
                             int64_t n, int64_t c, int64_t ignore_index) {
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
@@ -120,33 +168,71 @@ __global__ void ce_fwd_rows(const float* x, const int64_t* t, float* loss, float
       continue;
     }
     const float* xr = x + i * c;
-    float m;
-    double s;
-    row_max_sum(xr, c, m, s);
+    MaxSum a{kNegInf, 0.0};
+    if (Vec) {
+      const float4* x4 = reinterpret_cast<const float4*>(xr);
+      for (int64_t j = threadIdx.x; j < c / 4; j += blockDim.x) {
+        const float4 v = __ldg(x4 + j);
+        ms_push(a, v.x);
+        ms_push(a, v.y);
+        ms_push(a, v.z);
+        ms_push(a, v.w);
+      }
+    } else {
+      for (int64_t j = threadIdx.x; j < c; j += blockDim.x) ms_push(a, __ldg(xr + j));
+    }
+    a = block_max_sum(a);
     if (threadIdx.x == 0) {
-      const float ls = (float)::log(s);
-      loss[i] = (m - xr[ti]) + ls;
-      stats[2 * i] = m;
+      const float ls = (float)::log(a.s);
+      loss[i] = (a.m - xr[ti]) + ls;
+      stats[2 * i] = a.m;
       stats[2 * i + 1] = ls;
     }
   }
 }
 
-__global__ void ce_bwd_kernel(const float* x, const int64_t* t, const float* stats,
-                              const float* g, int64_t g_stride, float scale, float* dx,
-                              int64_t n, int64_t c, int64_t ignore_index) {
-  FASTNN_GRID_STRIDE(e, n * c) {
-    const int64_t i = e / c, j = e - i * c;
+// dx[i, j] = (p_ij - [j == t_i]) * g_i * scale with p = exp((x - m) - log(sum)): one block
+// per row, so the row's target, stats and g are read once and no index is divided.
+__device__ __forceinline__ float ce_grad(float x, float m, float ls, float gi, bool hit) {
+  const float v = expf((x - m) - ls) * gi;
+  return hit ? v - gi : v;  // p*g - g, as the CPU op
+}
+
+template <bool Vec>
+__global__ void ce_bwd_rows(const float* x, const int64_t* t, const float* stats,
+                            const float* g, int64_t g_stride, float scale, float* dx,
+                            int64_t n, int64_t c, int64_t ignore_index) {
+  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     const int64_t ti = t[i];
-    if (ti == ignore_index) {
-      dx[e] = 0.f;
-      continue;
+    const bool ignored = ti == ignore_index;
+    const float gi = ignored ? 0.f : g[i * g_stride] * scale;
+    const float m = stats[2 * i], ls = stats[2 * i + 1];
+    const float* xr = x + i * c;
+    float* dr = dx + i * c;
+    if (Vec) {
+      const float4* x4 = reinterpret_cast<const float4*>(xr);
+      float4* d4 = reinterpret_cast<float4*>(dr);
+      for (int64_t j = threadIdx.x; j < c / 4; j += blockDim.x) {
+        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (!ignored) {
+          const float4 v = __ldg(x4 + j);
+          const int64_t k = 4 * j;
+          o = make_float4(ce_grad(v.x, m, ls, gi, k == ti), ce_grad(v.y, m, ls, gi, k + 1 == ti),
+                          ce_grad(v.z, m, ls, gi, k + 2 == ti),
+                          ce_grad(v.w, m, ls, gi, k + 3 == ti));
+        }
+        d4[j] = o;
+      }
+    } else {
+      for (int64_t j = threadIdx.x; j < c; j += blockDim.x)
+        dr[j] = ignored ? 0.f : ce_grad(__ldg(xr + j), m, ls, gi, j == ti);
     }
-    const float gi = g[i * g_stride] * scale;
-    float v = expf((x[e] - stats[2 * i]) - stats[2 * i + 1]) * gi;
-    if (j == ti) v -= gi;  // p*g - g, as the CPU op
-    dx[e] = v;
   }
+}
+
+bool rows_vec4(int64_t c, const void* a, const void* b) {
+  return c % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(b) % 16 == 0;
 }
 
 __global__ void accumulate_sum(const float* x, const float* y, int64_t n, double* acc) {
@@ -207,7 +293,12 @@ void softmax_bwd(const float* dy, const float* y, float* dx, int64_t outer, int6
 void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* stats, int64_t n,
                        int64_t c, int64_t ignore_index) {
   if (n <= 0) return;
-  ce_fwd_rows<<<row_blocks(n), row_threads(c)>>>(x, t, loss, stats, n, c, ignore_index);
+  const unsigned blocks = row_blocks(n);
+  const int threads = row_threads(rows_vec4(c, x, x) ? c / 4 : c);
+  if (rows_vec4(c, x, x))
+    ce_fwd_rows<true><<<blocks, threads>>>(x, t, loss, stats, n, c, ignore_index);
+  else
+    ce_fwd_rows<false><<<blocks, threads>>>(x, t, loss, stats, n, c, ignore_index);
   FASTNN_CUDA_LAUNCHED("cross_entropy");
 }
 
@@ -215,8 +306,15 @@ void cross_entropy_bwd(const float* x, const int64_t* t, const float* stats, con
                        int64_t g_stride, float scale, float* dx, int64_t n, int64_t c,
                        int64_t ignore_index) {
   if (n * c <= 0) return;
-  ce_bwd_kernel<<<grid_for(n * c), kThreads>>>(x, t, stats, g, g_stride, scale, dx, n, c,
-                                               ignore_index);
+  const unsigned blocks = row_blocks(n);
+  const bool vec = rows_vec4(c, x, dx);
+  const int threads = row_threads(vec ? c / 4 : c);
+  if (vec)
+    ce_bwd_rows<true><<<blocks, threads>>>(x, t, stats, g, g_stride, scale, dx, n, c,
+                                           ignore_index);
+  else
+    ce_bwd_rows<false><<<blocks, threads>>>(x, t, stats, g, g_stride, scale, dx, n, c,
+                                            ignore_index);
   FASTNN_CUDA_LAUNCHED("cross_entropy");
 }
 

@@ -20,7 +20,8 @@ from . import _C
 # may hand one array to several consumers (x + x) or keep it. run_backward adopts the array
 # instead when nothing else can reach it: exactly three references in CPython's counting
 # (the gradient tuple, the loop variable, getrefcount's own argument) and _C.sole_owner (the
-# library allocated it and no other array or tensor shares its storage). That saves a copy
+# library allocated it and no other array or tensor shares its storage; on a CUDA device,
+# CudaArray._sole_owner: no other CudaArray shares its block). That saves a copy
 # of every parameter's gradient per training step. CPython 3.14 borrows references on the
 # evaluation stack, so its counts can be lower than the references that exist: there, and on
 # other interpreters, every first gradient is copied.
@@ -235,6 +236,14 @@ def _tensor_cls():
     return _TENSOR
 
 
+def _device_sole_owner(g):
+    """A CUDA gradient that owns its device block alone (CudaArray._sole_owner), float32."""
+    try:
+        return g.dtype == np.float32 and g._sole_owner()
+    except AttributeError:  # a host array of another type (an ndarray subclass)
+        return False
+
+
 def _accumulate(acc, g):
     if acc is None:
         return g
@@ -326,8 +335,9 @@ def run_backward(root, grad, retain_graph=False):
                         f"an input of shape {t._data.shape}")
                 if n is None:
                     # Counted before the call: as an argument, g would be on the stack once more.
-                    adopt = (_ADOPT and _getrefcount(g) == 3 and type(g) is np.ndarray
-                             and g.dtype is _F32 and _C.sole_owner(g))
+                    adopt = (_ADOPT and _getrefcount(g) == 3 and (
+                        _C.sole_owner(g) and g.dtype is _F32 if type(g) is np.ndarray
+                        else _device_sole_owner(g)))
                     t._accumulate_grad(g, adopt)
                 else:
                     if t._retains_grad:
