@@ -20,8 +20,8 @@ static DType parse_dtype(const std::string& s, const char* op) {
 
 void bind_core(py::module_& m) {
   m.attr("__version__") = FASTNN_VERSION;
-  m.def("empty", [](const Shape& shape, const std::string& dtype) {
-    return to_numpy(empty(shape, parse_dtype(dtype, "empty")));
+  m.def("empty", [](py::handle shape, const std::string& dtype) {
+    return to_numpy(empty(shape_arg(shape, "empty"), parse_dtype(dtype, "empty")));
   }, py::arg("shape"), py::arg("dtype") = "float32",
      "A new 64-byte-aligned, C-contiguous array (uninitialised).");
   m.def("clone", [](py::handle a) {
@@ -35,8 +35,8 @@ void bind_core(py::module_& m) {
   m.def("sole_owner", &sole_owner, py::arg("a"),
         "Whether a is a library-allocated array whose storage nothing else shares (autograd "
         "then adopts it as a gradient instead of copying it).");
-  m.def("zeros", [](const Shape& shape, const std::string& dtype) {
-    return to_numpy(zeros(shape, parse_dtype(dtype, "zeros")));
+  m.def("zeros", [](py::handle shape, const std::string& dtype) {
+    return to_numpy(zeros(shape_arg(shape, "zeros"), parse_dtype(dtype, "zeros")));
   }, py::arg("shape"), py::arg("dtype") = "float32");
   m.def("set_num_threads", [](int n) {
     if (n < 1) fail("set_num_threads", "n must be >= 1, got ", n);

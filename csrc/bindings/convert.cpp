@@ -74,6 +74,25 @@ void release_storage(PyObject* cap) {
 }
 }  // namespace
 
+Shape shape_arg(py::handle obj, const char* op) {
+  PyObject* o = obj.ptr();
+  if (!PyTuple_Check(o) && !PyList_Check(o))
+    fail<TypeError>(op, "shape must be a tuple of ints, got ", py_type_name(obj));
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+  PyObject** items = PySequence_Fast_ITEMS(o);
+  Shape s;
+  s.reserve((size_t)n);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!PyIndex_Check(items[i]) || PyBool_Check(items[i]))
+      fail<TypeError>(op, "shape must be a tuple of ints, got an element of type ",
+                      py_type_name(items[i]));
+    const long long v = PyLong_AsLongLong(items[i]);
+    if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+    s.push_back((int64_t)v);
+  }
+  return s;
+}
+
 py::array to_numpy(const Tensor& t) {
   // The array's base is a capsule named kStorageCapsule holding a reference to the storage,
   // so sole_owner() below can recognise the library's own outputs.

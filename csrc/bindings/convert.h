@@ -19,6 +19,8 @@ Tensor arg_tensor(py::handle obj, const char* op, const char* name, std::optiona
 // None -> undefined Tensor.
 Tensor opt_tensor(py::handle obj, const char* op, const char* name, std::optional<DType> dt);
 py::array to_numpy(const Tensor& t);
+// A shape argument: a tuple or list of ints (TypeError "[op] shape must be ..." otherwise).
+Shape shape_arg(py::handle obj, const char* op);
 // None for an undefined tensor (an output that was not requested), else to_numpy(t).
 py::object opt_numpy(const Tensor& t);
 // True when obj is an array that to_numpy made from storage the library allocated, and no

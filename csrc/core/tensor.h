@@ -10,14 +10,13 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/shape.h"
 
 namespace fastnn {
 
 enum class DType { f32, i64 };
 inline const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "int64"; }
 inline size_t dtype_size(DType d) { return d == DType::f32 ? 4 : 8; }
-
-using Shape = std::vector<int64_t>;
 
 struct Storage {
   void* ptr = nullptr;

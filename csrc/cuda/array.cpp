@@ -262,7 +262,7 @@ CudaArray from_dlpack(py::object obj) {
 
 Shape parse_shape(py::handle obj) {
   if (py::isinstance<py::int_>(obj)) return Shape{obj.cast<int64_t>()};
-  return obj.cast<Shape>();
+  return Shape(obj.cast<std::vector<int64_t>>());
 }
 
 py::dtype np_dtype(CDType d) { return py::dtype(std::string(cdtype_name(d))); }
