@@ -214,3 +214,49 @@ def test_sole_owner_recognises_only_unshared_library_arrays():
     assert not _C.sole_owner(a.reshape(2, 3))      # a view of a: its base is a
     assert not _C.sole_owner(np.arange(6, dtype=np.float32))  # NumPy's memory
     assert not _C.sole_owner(3.0) and not _C.sole_owner(fastnn.tensor([1.0, 2.0]))
+
+
+class _Custom(fastnn.autograd.Function):
+    """x -> (2x, 3x); backward as ctx.mode says, to reach the engine's less common paths."""
+
+    @staticmethod
+    def forward(ctx, x, mode):
+        ctx.mode = mode
+        return (x * 2).astype(np.float32), (x * 3).astype(np.float32)
+
+    @staticmethod
+    def backward(ctx, g2, g3):
+        if ctx.mode == "bad_shape":
+            return np.zeros(7, np.float32)
+        if ctx.mode == "raise":
+            raise ValueError("custom backward failed")
+        gx = (2 * g2 + 3 * g3).astype(np.float32)
+        return gx if ctx.mode == "bare" else (gx,)   # one array, or a short tuple
+
+
+def test_engine_uncommon_paths():
+    # a bare array instead of a tuple, fewer gradients than inputs (mode gets none), and an
+    # unused output of a multi-output node (its gradient is zeros)
+    for mode in ("bare", "short"):
+        x = fastnn.tensor([1.0, 2.0], requires_grad=True)
+        a, b = _Custom.apply(x, mode)
+        (a * a).sum().backward()   # b unused
+        assert x.grad.tolist() == [8.0, 16.0], mode   # d(sum 4x^2)/dx = 8x
+    # an intermediate that retains its gradient, and one used twice (gradients summed)
+    x = fastnn.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0
+    h.retain_grad()
+    (h * h + h).sum().backward()
+    assert h.grad.tolist() == [7.0, 13.0] and x.grad.tolist() == [21.0, 39.0]
+
+
+def test_engine_errors():
+    x = fastnn.tensor([1.0, 2.0], requires_grad=True)
+    a, _ = _Custom.apply(x, "bad_shape")
+    with pytest.raises(RuntimeError, match=r"^\[backward\] _Custom returned a gradient of shape "
+                                           r"\(7,\) for an input of shape \(2,\)$"):
+        a.sum().backward()
+    a, _ = _Custom.apply(x, "raise")
+    with pytest.raises(ValueError, match="custom backward failed"):
+        a.sum().backward()
+    assert x.grad is None   # nothing was accumulated

@@ -58,5 +58,6 @@ void bind_optim(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_mlp(py::module_& m);
+void bind_autograd(py::module_& m);
 
 }  // namespace fastnn

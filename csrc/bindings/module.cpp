@@ -20,4 +20,5 @@ PYBIND11_MODULE(_C, m) {
   fastnn::bind_rnn(m);
   fastnn::bind_conv(m);
   fastnn::bind_mlp(m);
+  fastnn::bind_autograd(m);
 }
