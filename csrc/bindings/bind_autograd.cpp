@@ -1,5 +1,6 @@
-// _C.run_backward: the loop of autograd's backward pass (python/fastnn/autograd.py,
-// run_backward), in C++ for per-call overhead. A small network's whole backward is a few
+// The autograd engine's two per-call paths, in C++ for per-call overhead:
+// _C.run_backward, the loop of the backward pass (python/fastnn/autograd.py, run_backward),
+// and _C.function_apply, Function.apply (recording one op call; see its comment below). A small network's whole backward is a few
 // microseconds of this bookkeeping around the kernels; in Python it cost ~6 us per step of
 // the StatQuest 1-2-1 net.
 //
@@ -24,7 +25,7 @@ namespace {
 struct Names {
   PyObject *node, *inputs, *versions, *freed, *fn, *backward, *n_outputs, *index, *data,
       *shape, *version, *retains_grad, *accumulate_grad, *saved_tensors, *dict, *dtype,
-      *name;
+      *name, *grad;
   PyObject *check_node, *fill_outputs, *accumulate, *device_sole_owner, *f32;
   bool adopt_ok;
 };
@@ -50,6 +51,7 @@ Names* names() {
     p->dict = s("__dict__");
     p->dtype = s("dtype");
     p->name = s("name");
+    p->grad = s("grad");
     py::module_ ag = py::module_::import("fastnn.autograd");
     p->check_node = py::object(ag.attr("_check_node")).release().ptr();
     p->fill_outputs = py::object(ag.attr("_fill_outputs")).release().ptr();
@@ -101,6 +103,8 @@ bool may_adopt(const Names& nm, PyObject* g) {
   }
   return truthy(call(nm.device_sole_owner, {g}));
 }
+
+py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index);
 
 // The engine. root_node's output root_index gets grad; nodes run once every consumer of
 // their outputs has run (dependency counts, as PyTorch's engine).
@@ -210,6 +214,13 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
         }
         if (n.is_none()) {
           const bool adopt = may_adopt(nm, g);
+          if (adopt) {  // the common case, without Tensor._accumulate_grad's frame
+            py::object cur = get(t, nm.grad);
+            if (cur.is_none()) {
+              set(t, nm.grad, make_tensor(g, Py_None, 0));
+              goto next_dep;
+            }
+          }
           PyObject* args[] = {t, g, adopt ? Py_True : Py_False};
           PyObject* r = PyObject_VectorcallMethod(nm.accumulate_grad, args,
                                                   3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
@@ -238,6 +249,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
             it->second[idx] = call(nm.accumulate, {prev.ptr(), g});
         }
       }
+    next_dep:
       if (!n.is_none()) {
         auto it = deps.find(n.ptr());
         if (it != deps.end() && --it->second == 0) ready.push_back(std::move(n));
@@ -252,6 +264,156 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
   }
 }
 
+
+// ---- Function.apply ----------------------------------------------------------------------
+// What autograd_setup hands over: the Tensor and Node classes, the grad-mode object and the
+// Python helpers for the rare paths. Set once when fastnn.tensor is imported.
+struct ApplyEnv {
+  PyObject *tensor = nullptr, *make = nullptr, *node_type = nullptr, *grad_mode = nullptr,
+           *check_devices = nullptr, *out_meta = nullptr, *f32 = nullptr;
+  PyObject *s_data, *s_requires_grad, *s_version, *s_forward, *s_enabled, *s_saved_tensors,
+      *s_needs_input_grad, *s_fn, *s_freed, *s_inputs, *s_versions, *s_n_outputs,
+      *s_out_meta, *s_dtype, *empty_tuple;
+};
+ApplyEnv g_env;
+
+bool is_f32(PyObject* arr) {
+  PyObject* dt = PyObject_GetAttr(arr, g_env.s_dtype);
+  if (!dt) throw py::error_already_set();
+  const int eq = dt == g_env.f32 ? 1 : PyObject_RichCompareBool(dt, g_env.f32, Py_EQ);
+  Py_DECREF(dt);
+  if (eq < 0) throw py::error_already_set();
+  return eq == 1;
+}
+
+// Tensor._make(data, node, index)
+py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index) {
+  py::object idx = py::reinterpret_steal<py::object>(PyLong_FromSsize_t(index));
+  PyObject* args[] = {data, node, idx.ptr()};
+  PyObject* r = PyObject_Vectorcall(g_env.make, args, 3, nullptr);
+  if (!r) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(r);
+}
+
+// Function.apply(cls, *args), as a classmethod: args[0] is the Function subclass.
+// 1. Tensor arguments reach forward as their arrays; ctx (a new Node) gets saved_tensors = ()
+//    and needs_input_grad (one bool per argument: a Tensor that requires grad).
+// 2. forward(ctx, *raw). A TypeError from it first goes through autograd._check_devices,
+//    which names mixed devices (kernels of one backend refuse the other's arrays).
+// 3. Nothing needs a gradient, or grad mode is off: the outputs become plain Tensors.
+// 4. Else ctx records fn, freed = False, inputs (the Tensors that need a gradient, None for
+//    the other arguments), versions ((tensor, its _version) for every Tensor argument, checked
+//    by backward), n_outputs and out_meta (multi-output: (shape, dtype, device) per output),
+//    and the float32 outputs point at it.
+PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  try {
+    if (!g_env.tensor) throw std::runtime_error("[apply] autograd_setup was not called");
+    if (nargs < 1) throw std::runtime_error("[apply] needs the Function class");
+    PyObject* cls = args[0];
+    const Py_ssize_t n = nargs - 1;
+    PyObject* const* a = args + 1;
+    std::vector<PyObject*> call(n + 1);  // ctx, then the arguments with Tensors as arrays
+    std::vector<py::object> raw_hold;
+    raw_hold.reserve(n);
+    py::tuple needs(n);
+    bool track = false;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      bool need = false;
+      if (PyObject_TypeCheck(a[i], (PyTypeObject*)g_env.tensor)) {
+        raw_hold.push_back(get(a[i], g_env.s_data));
+        call[i + 1] = raw_hold.back().ptr();
+        need = truthy(get(a[i], g_env.s_requires_grad));
+      } else {
+        call[i + 1] = a[i];
+      }
+      track |= need;
+      PyTuple_SET_ITEM(needs.ptr(), i, py::bool_(need).release().ptr());
+    }
+    PyObject* node_raw = PyBaseObject_Type.tp_new((PyTypeObject*)g_env.node_type,
+                                                  g_env.empty_tuple, nullptr);
+    if (!node_raw) throw py::error_already_set();
+    py::object ctx = py::reinterpret_steal<py::object>(node_raw);
+    set(ctx, g_env.s_saved_tensors, g_env.empty_tuple);
+    set(ctx, g_env.s_needs_input_grad, needs);
+    call[0] = ctx.ptr();
+    py::object fwd = get(cls, g_env.s_forward);
+    PyObject* out_raw = PyObject_Vectorcall(fwd.ptr(), call.data(), call.size(), nullptr);
+    if (!out_raw) {
+      if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        py::tuple targs(n);
+        for (Py_ssize_t i = 0; i < n; ++i) {
+          Py_INCREF(a[i]);
+          PyTuple_SET_ITEM(targs.ptr(), i, a[i]);
+        }
+        PyObject* cargs[] = {cls, targs.ptr(), g_env.tensor};
+        PyObject* r = PyObject_Vectorcall(g_env.check_devices, cargs, 3, nullptr);
+        if (!r) {  // mixed devices: that error, with the TypeError as its context
+          Py_XDECREF(t);
+          Py_XDECREF(v);
+          Py_XDECREF(tb);
+          throw py::error_already_set();
+        }
+        Py_DECREF(r);
+        PyErr_Restore(t, v, tb);
+      }
+      throw py::error_already_set();
+    }
+    py::object out = py::reinterpret_steal<py::object>(out_raw);
+    const bool multi = PyTuple_Check(out.ptr());
+    const bool record = track && truthy(get(g_env.grad_mode, g_env.s_enabled));
+    if (!record) {
+      if (!multi) return make_tensor(out.ptr(), Py_None, 0).release().ptr();
+      const Py_ssize_t k = PyTuple_GET_SIZE(out.ptr());
+      py::tuple res(k);
+      for (Py_ssize_t i = 0; i < k; ++i)
+        PyTuple_SET_ITEM(res.ptr(), i,
+                         make_tensor(PyTuple_GET_ITEM(out.ptr(), i), Py_None, 0).release().ptr());
+      return res.release().ptr();
+    }
+    set(ctx, g_env.s_fn, cls);
+    set(ctx, g_env.s_freed, Py_False);
+    py::list inputs(n), versions;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      const bool is_t = PyObject_TypeCheck(a[i], (PyTypeObject*)g_env.tensor);
+      const bool need = PyTuple_GET_ITEM(needs.ptr(), i) == Py_True;
+      PyObject* item = need ? a[i] : Py_None;
+      Py_INCREF(item);
+      PyList_SET_ITEM(inputs.ptr(), i, item);
+      if (is_t) versions.append(py::make_tuple(py::handle(a[i]), get(a[i], g_env.s_version)));
+    }
+    set(ctx, g_env.s_inputs, inputs);
+    set(ctx, g_env.s_versions, versions);
+    if (!multi) {
+      set(ctx, g_env.s_n_outputs, py::int_(1));
+      set(ctx, g_env.s_out_meta, Py_None);
+      return make_tensor(out.ptr(), is_f32(out.ptr()) ? ctx.ptr() : Py_None, 0).release().ptr();
+    }
+    const Py_ssize_t k = PyTuple_GET_SIZE(out.ptr());
+    set(ctx, g_env.s_n_outputs, py::int_(k));
+    {
+      PyObject* margs[] = {out.ptr()};
+      PyObject* meta = PyObject_Vectorcall(g_env.out_meta, margs, 1, nullptr);
+      if (!meta) throw py::error_already_set();
+      set(ctx, g_env.s_out_meta, py::reinterpret_steal<py::object>(meta));
+    }
+    py::tuple res(k);
+    for (Py_ssize_t i = 0; i < k; ++i) {
+      PyObject* o = PyTuple_GET_ITEM(out.ptr(), i);
+      PyTuple_SET_ITEM(res.ptr(), i,
+                       make_tensor(o, is_f32(o) ? ctx.ptr() : Py_None, i).release().ptr());
+    }
+    return res.release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 void bind_autograd(py::module_& m) {
@@ -261,6 +423,44 @@ void bind_autograd(py::module_& m) {
   }, py::arg("root_node"), py::arg("root_index"), py::arg("grad"), py::arg("retain_graph"),
      "The backward pass from root_node's output root_index with gradient grad "
      "(fastnn.autograd.run_backward's loop).");
+
+  m.def("autograd_setup", [](py::handle tensor, py::handle node, py::handle grad_mode,
+                             py::handle check_devices, py::handle out_meta, py::handle f32) {
+    auto keep = [](py::handle h) { return h.inc_ref().ptr(); };  // for the process's life
+    auto s = [](const char* v) { return PyUnicode_InternFromString(v); };
+    g_env.make = py::object(tensor.attr("_make")).release().ptr();
+    g_env.node_type = keep(node);
+    g_env.grad_mode = keep(grad_mode);
+    g_env.check_devices = keep(check_devices);
+    g_env.out_meta = keep(out_meta);
+    g_env.f32 = keep(f32);
+    g_env.s_data = s("_data");
+    g_env.s_requires_grad = s("_requires_grad");
+    g_env.s_version = s("_version");
+    g_env.s_forward = s("forward");
+    g_env.s_enabled = s("enabled");
+    g_env.s_saved_tensors = s("saved_tensors");
+    g_env.s_needs_input_grad = s("needs_input_grad");
+    g_env.s_fn = s("fn");
+    g_env.s_freed = s("freed");
+    g_env.s_inputs = s("inputs");
+    g_env.s_versions = s("versions");
+    g_env.s_n_outputs = s("n_outputs");
+    g_env.s_out_meta = s("out_meta");
+    g_env.s_dtype = s("dtype");
+    g_env.empty_tuple = PyTuple_New(0);
+    g_env.tensor = keep(tensor);  // last: function_apply checks it
+  }, "Hands Function.apply's C++ side the classes and helpers it uses (fastnn.autograd).");
+
+  // function_apply is a plain METH_FASTCALL function (no pybind11 dispatch): autograd makes
+  // it Function.apply with classmethod(), so it runs once per recorded op.
+  static PyMethodDef apply_def = {
+      "function_apply",
+      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&function_apply)),
+      METH_FASTCALL, "Function.apply(cls, *args): runs cls.forward and records the call."};
+  PyObject* f = PyCFunction_NewEx(&apply_def, nullptr, m.attr("__name__").ptr());
+  if (!f) throw py::error_already_set();
+  m.attr("function_apply") = py::reinterpret_steal<py::object>(f);
 }
 
 }  // namespace fastnn

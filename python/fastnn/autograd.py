@@ -138,68 +138,12 @@ class Function:
     def backward(ctx, *grads):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @classmethod
-    def apply(cls, *args):
-        # NOTE: this runs once per op call, so it is written for per-call overhead (a small
-        # network's whole training step is tens of microseconds): one pass over the arguments,
-        # one object (the node, which is also ctx), and nothing graph-related when nothing
-        # needs a gradient.
-        T = _TENSOR or _tensor_cls()
-        raw = list(args)
-        needs = [False] * len(args)
-        track = False
-        i = 0
-        for a in args:
-            if isinstance(a, T):
-                raw[i] = a._data
-                if a._requires_grad:
-                    needs[i] = track = True
-            i += 1
-        ctx = _new_node(Node)
-        ctx.saved_tensors = ()
-        ctx.needs_input_grad = needs = tuple(needs)
-        try:
-            out = cls.forward(ctx, *raw)
-        except TypeError:
-            # NOTE: tensors on different devices reach kernels of one backend, which refuse
-            # the other's arrays with a TypeError: name the devices instead. Checked only
-            # after a failure, so the device model costs a call nothing here.
-            _check_devices(cls, args, T)
-            raise
-        make = T._make
-        if not (track and grad_mode.enabled):
-            if type(out) is tuple:
-                return tuple(make(o) for o in out)
-            return make(out)
-        ctx.fn = cls
-        ctx.freed = False
-        # (tensor, its version at forward time) for every Tensor argument: backward refuses
-        # to run if one was modified in place since, as its saved values would be stale.
-        versions = []
-        inputs = list(args)
-        i = 0
-        for a in args:
-            if needs[i]:
-                versions.append((a, a._version))
-            else:
-                inputs[i] = None
-                if isinstance(a, T):
-                    versions.append((a, a._version))
-            i += 1
-        ctx.inputs = inputs  # one entry per forward argument: a Tensor that needs a grad, or None
-        ctx.versions = versions
-        if type(out) is tuple:
-            ctx.n_outputs = len(out)
-            ctx.out_meta = [(o.shape, o.dtype, _array_device(o)) for o in out]
-            # Only float outputs carry gradients (indices and masks never do).
-            return tuple(make(o, ctx if o.dtype == _F32 else None, i) for i, o in enumerate(out))
-        ctx.n_outputs = 1
-        ctx.out_meta = None
-        return make(out, ctx if out.dtype == _F32 else None, 0)
+    # apply(cls, *args): runs cls.forward(ctx, *args) and records the call for backward.
+    # It is _C.function_apply (C++, csrc/bindings/bind_autograd.cpp, where the steps are
+    # described), made a classmethod by _setup when fastnn.tensor has defined Tensor: it runs
+    # once per op call, and in Python it cost ~1 us per call (two per step of the 1-2-1 net).
 
 
-_new_node = object.__new__
-_TENSOR = None
 _ND = np.ndarray
 
 
@@ -226,13 +170,16 @@ def _zeros(shape, dev):
     return cuda._require("backward").CudaArray.zeros(tuple(shape), "float32", dev)
 
 
-def _tensor_cls():
-    # tensor.py imports this module, so Tensor is looked up on first use, then cached.
-    global _TENSOR
-    if _TENSOR is None:
-        from .tensor import Tensor
-        _TENSOR = Tensor
-    return _TENSOR
+def _out_meta(outputs):
+    """(shape, dtype, device) per output of a multi-output op (zeros for unused outputs)."""
+    return [(o.shape, o.dtype, _array_device(o)) for o in outputs]
+
+
+def _setup(tensor_cls):
+    """Called by fastnn.tensor once Tensor exists: hands the C++ side of Function.apply the
+    classes and helpers it uses, and installs it."""
+    _C.autograd_setup(tensor_cls, Node, grad_mode, _check_devices, _out_meta, _F32)
+    Function.apply = classmethod(_C.function_apply)
 
 
 def _device_sole_owner(g):

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _C
 from . import cuda as _cuda
+from . import autograd as _autograd
 from .autograd import grad_mode, run_backward
 
 __all__ = ["Tensor", "dtype", "float32", "int64", "bool_", "device", "tensor", "from_numpy",
@@ -1250,3 +1251,7 @@ def _new_from(a, dt, requires_grad, device, op):
     if requires_grad:
         t.requires_grad = True
     return t
+
+
+# Function.apply's C++ side needs the Tensor class (fastnn.autograd cannot import this module).
+_autograd._setup(Tensor)

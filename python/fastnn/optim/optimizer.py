@@ -6,7 +6,7 @@ import copy
 import numpy as np
 
 from .. import _C
-from ..autograd import enable_grad, no_grad, zero_grads
+from ..autograd import enable_grad, grad_mode, zero_grads
 from ..tensor import (_ND, Tensor, _aligned_copy, _contig, _device_of, _is_host, _kernels,
                       _to_device, _zeros_like_array, float32)
 
@@ -104,9 +104,13 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        with no_grad():
+        # As `with no_grad():`, without the context object (~0.3 us of a small net's step).
+        prev, grad_mode.enabled = grad_mode.enabled, False
+        try:
             for group in self.param_groups:
                 self._step_group(group)
+        finally:
+            grad_mode.enabled = prev
         return loss
 
     def _step_group(self, group):  # pragma: no cover - abstract
