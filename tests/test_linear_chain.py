@@ -108,6 +108,16 @@ def test_chain_falls_back_for_other_inputs(rng):
                             m[0].bias.detach().numpy(), "relu"),
                    m[2].weight.detach().numpy(), m[2].bias.detach().numpy())
     assert_close(y.detach().numpy(), ref, k=4, c=64, what="3-D input")
+    # a weight whose array is a strided view (reachable only through private state): the
+    # chain takes C-contiguous parameters only, so the layers run one by one
+    w0 = m[0].weight.detach().numpy()
+    m[0].weight._data = np.asfortranarray(w0)
+    x2 = fastnn.tensor(rng.standard_normal((5, 3)).astype(np.float32))
+    y = m(x2)
+    assert y.grad_fn.name != "LinearChain"
+    ref = R.linear(R.linear(x2.numpy().astype(np.float64), w0, m[0].bias.detach().numpy(),
+                            "relu"), m[2].weight.detach().numpy(), m[2].bias.detach().numpy())
+    assert_close(y.detach().numpy(), ref, k=4, c=64, what="strided weight")
 
 
 def test_chain_bad_input():

@@ -93,11 +93,8 @@ class LinearChain(Function):
 
     @staticmethod
     def forward(ctx, x, spec, *params):
-        ws, bs = list(params[0::2]), list(params[1::2])
-        for i in range(len(ws)):
-            ws[i] = _contig(ws[i])
-            if bs[i] is not None:
-                bs[i] = _contig(bs[i])
+        # (linear_chain has checked that every weight and bias is C-contiguous float32)
+        ws, bs = params[0::2], params[1::2]
         x = _contig(x)
         ys, zs = _C.mlp_fwd(x, ws, bs, *spec)
         ctx.save_for_backward(x, ws, bs, ys, zs)
@@ -119,23 +116,31 @@ class LinearChain(Function):
 
 def linear_chain(x, layers):
     """x through linear layers [(weight, bias or None, act, beta, threshold), ...] as one op,
-    or None when this case is not the chain's (not 2-D float32 host tensors): the caller then
-    runs the layers one by one, which also reports any bad argument."""
-    if not (isinstance(x, Tensor) and type(x._data) is _ND and x._data.dtype is _F32
-            and x._data.ndim == 2):
+    or None when this case is not the chain's (not 2-D float32 host tensors, or a parameter
+    that is not C-contiguous): the caller then runs the layers one by one, which also reports
+    any bad argument."""
+    if not isinstance(x, Tensor):
+        return None
+    xd = x._data
+    if type(xd) is not _ND or xd.dtype is not _F32 or xd.ndim != 2:
         return None
     params, acts, betas, ths = [], [], [], []
     for w, b, act, beta, threshold in layers:
-        if not (isinstance(w, Tensor) and type(w._data) is _ND and w._data.dtype is _F32):
+        if w is None:
             return None
-        if b is not None and not (isinstance(b, Tensor) and type(b._data) is _ND
-                                  and b._data.dtype is _F32):
-            return None
+        for p in (w, b):
+            if p is None:
+                params.append(None)
+                continue
+            if not isinstance(p, Tensor):
+                return None
+            d = p._data
+            if type(d) is not _ND or d.dtype is not _F32 or not d.flags.c_contiguous:
+                return None
+            params.append(p)
         code = ACT_CODES.get(act)
         if code is None or (code == 5 and beta == 0):
             return None
-        params.append(w)
-        params.append(b)
         acts.append(code)
         betas.append(float(beta))
         ths.append(float(threshold))
