@@ -106,11 +106,9 @@ class LinearChain(Function):
         x, ws, bs, ys, zs = ctx.saved_tensors
         needs = ctx.needs_input_grad
         dx, dws, dbs = _C.mlp_bwd(_contig(g), x, ws, bs, *ctx.spec, ys, zs, needs[0],
-                                  list(needs[2::2]), list(needs[3::2]))
-        out = [dx, None]
-        for dw, db in zip(dws, dbs):
-            out.append(dw)
-            out.append(db)
+                                  needs[2::2], needs[3::2])
+        out = [dx, None] + dws + dbs   # -> (dx, None, dw0, db0, dw1, db1, ...)
+        out[2::2], out[3::2] = dws, dbs
         return tuple(out)
 
 
