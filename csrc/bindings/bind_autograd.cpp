@@ -1,8 +1,8 @@
-// The autograd engine's two per-call paths, in C++ for per-call overhead:
-// _C.run_backward, the loop of the backward pass (python/fastnn/autograd.py, run_backward),
-// and _C.function_apply, Function.apply (recording one op call; see its comment below). A small network's whole backward is a few
-// microseconds of this bookkeeping around the kernels; in Python it cost ~6 us per step of
-// the StatQuest 1-2-1 net.
+// The autograd engine's two per-call paths, in C++ for per-call overhead: _C.run_backward,
+// the loop of the backward pass (python/fastnn/autograd.py, run_backward), and
+// _C.function_apply, Function.apply (recording one op call; see its comment below). A small
+// network's training step is a few microseconds of this bookkeeping around the kernels; in
+// Python it cost ~7 us of the ~24 us step of the StatQuest 1-2-1 net.
 //
 // The graph stays Python objects (Node, Tensor) and every Function's backward is Python; this
 // only walks them. The rare paths (error messages, zero gradients for unused outputs of a
@@ -20,48 +20,61 @@ namespace fastnn {
 
 namespace {
 
-// Interned attribute names and the fastnn.autograd helpers, looked up once. Never freed:
-// they live as long as the interpreter (the module cannot be unloaded).
-struct Names {
+// Everything both paths use, set once by _C.autograd_setup when fastnn.tensor is imported
+// (before any op can be recorded): interned attribute names, the Tensor and Node classes,
+// the grad-mode object and fastnn.autograd's helpers for the rare paths. Never freed: they
+// live as long as the interpreter.
+struct Env {
+  PyObject* tensor = nullptr;  // set last: function_apply checks it
+  PyObject *make, *node_type, *grad_mode, *f32, *empty_tuple;
+  PyObject *check_node, *fill_outputs, *accumulate, *device_sole_owner, *check_devices,
+      *out_meta_fn;
   PyObject *node, *inputs, *versions, *freed, *fn, *backward, *n_outputs, *index, *data,
-      *shape, *version, *retains_grad, *accumulate_grad, *saved_tensors, *dict, *dtype,
-      *name, *grad;
-  PyObject *check_node, *fill_outputs, *accumulate, *device_sole_owner, *f32;
-  bool adopt_ok;
+      *shape, *version, *retains_grad, *accumulate_grad, *saved_tensors, *dict, *dtype, *name,
+      *grad, *requires_grad, *forward, *enabled, *needs_input_grad, *out_meta;
+  bool adopt_ok = false;
 };
+Env env;
 
-Names* names() {
-  static Names* n = [] {
-    auto* p = new Names;
-    auto s = [](const char* v) { return PyUnicode_InternFromString(v); };
-    p->node = s("_node");
-    p->inputs = s("inputs");
-    p->versions = s("versions");
-    p->freed = s("freed");
-    p->fn = s("fn");
-    p->backward = s("backward");
-    p->n_outputs = s("n_outputs");
-    p->index = s("_index");
-    p->data = s("_data");
-    p->shape = s("shape");
-    p->version = s("_version");
-    p->retains_grad = s("_retains_grad");
-    p->accumulate_grad = s("_accumulate_grad");
-    p->saved_tensors = s("saved_tensors");
-    p->dict = s("__dict__");
-    p->dtype = s("dtype");
-    p->name = s("name");
-    p->grad = s("grad");
-    py::module_ ag = py::module_::import("fastnn.autograd");
-    p->check_node = py::object(ag.attr("_check_node")).release().ptr();
-    p->fill_outputs = py::object(ag.attr("_fill_outputs")).release().ptr();
-    p->accumulate = py::object(ag.attr("_accumulate")).release().ptr();
-    p->device_sole_owner = py::object(ag.attr("_device_sole_owner")).release().ptr();
-    p->f32 = py::object(ag.attr("_F32")).release().ptr();
-    p->adopt_ok = ag.attr("_ADOPT").cast<bool>();
-    return p;
-  }();
-  return n;
+void setup(py::module_ ag, py::handle tensor) {
+  auto s = [](const char* v) { return PyUnicode_InternFromString(v); };
+  auto keep = [&](const char* attr) { return py::object(ag.attr(attr)).release().ptr(); };
+  env.node = s("_node");
+  env.inputs = s("inputs");
+  env.versions = s("versions");
+  env.freed = s("freed");
+  env.fn = s("fn");
+  env.backward = s("backward");
+  env.n_outputs = s("n_outputs");
+  env.index = s("_index");
+  env.data = s("_data");
+  env.shape = s("shape");
+  env.version = s("_version");
+  env.retains_grad = s("_retains_grad");
+  env.accumulate_grad = s("_accumulate_grad");
+  env.saved_tensors = s("saved_tensors");
+  env.dict = s("__dict__");
+  env.dtype = s("dtype");
+  env.name = s("name");
+  env.grad = s("grad");
+  env.requires_grad = s("_requires_grad");
+  env.forward = s("forward");
+  env.enabled = s("enabled");
+  env.needs_input_grad = s("needs_input_grad");
+  env.out_meta = s("out_meta");
+  env.node_type = keep("Node");
+  env.grad_mode = keep("grad_mode");
+  env.f32 = keep("_F32");
+  env.check_node = keep("_check_node");
+  env.fill_outputs = keep("_fill_outputs");
+  env.accumulate = keep("_accumulate");
+  env.device_sole_owner = keep("_device_sole_owner");
+  env.check_devices = keep("_check_devices");
+  env.out_meta_fn = keep("_out_meta");
+  env.adopt_ok = ag.attr("_ADOPT").cast<bool>();
+  env.empty_tuple = PyTuple_New(0);
+  env.make = py::object(tensor.attr("_make")).release().ptr();
+  env.tensor = tensor.inc_ref().ptr();
 }
 
 py::object get(py::handle o, PyObject* name) {
@@ -95,21 +108,37 @@ int64_t as_int(py::handle o) {
 // Whether g, held only by the gradient tuple, may become a leaf's .grad without a copy (see
 // autograd.py's NOTE on adopting gradients). In C++ the count is exact: the backward's frame
 // has returned, so every other holder owns a reference.
-bool may_adopt(const Names& nm, PyObject* g) {
-  if (!nm.adopt_ok || Py_REFCNT(g) != 1) return false;
+bool may_adopt(PyObject* g) {
+  if (!env.adopt_ok || Py_REFCNT(g) != 1) return false;
   if (Py_TYPE(g) == py::detail::npy_api::get().PyArray_Type_) {
-    py::object dt = get(g, nm.dtype);
-    return dt.ptr() == nm.f32 && sole_owner(g);
+    py::object dt = get(g, env.dtype);
+    return dt.ptr() == env.f32 && sole_owner(g);
   }
-  return truthy(call(nm.device_sole_owner, {g}));
+  return truthy(call(env.device_sole_owner, {g}));
 }
 
-py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index);
+bool is_f32(PyObject* arr) {
+  PyObject* dt = PyObject_GetAttr(arr, env.dtype);
+  if (!dt) throw py::error_already_set();
+  const int eq = dt == env.f32 ? 1 : PyObject_RichCompareBool(dt, env.f32, Py_EQ);
+  Py_DECREF(dt);
+  if (eq < 0) throw py::error_already_set();
+  return eq == 1;
+}
+
+// Tensor._make(data, node, index)
+py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index) {
+  py::object idx = py::reinterpret_steal<py::object>(PyLong_FromSsize_t(index));
+  PyObject* args[] = {data, node, idx.ptr()};
+  PyObject* r = PyObject_Vectorcall(env.make, args, 3, nullptr);
+  if (!r) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(r);
+}
 
 // The engine. root_node's output root_index gets grad; nodes run once every consumer of
 // their outputs has run (dependency counts, as PyTorch's engine).
 void run_backward(py::handle root_node, int64_t root_index, py::handle grad, bool retain) {
-  const Names& nm = *names();
+  if (!env.tensor) throw std::runtime_error("[backward] autograd_setup was not called");
   // Strong references to every node met, so pointer keys stay valid whatever the
   // backwards do to the graph.
   std::vector<py::object> keep;
@@ -117,7 +146,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
   {
     std::vector<PyObject*> stack{root_node.ptr()};
     while (!stack.empty()) {
-      py::object inputs = get(stack.back(), nm.inputs);
+      py::object inputs = get(stack.back(), env.inputs);
       stack.pop_back();
       PyObject* seq = PySequence_Fast(inputs.ptr(), "node inputs must be a list");
       if (!seq) throw py::error_already_set();
@@ -126,7 +155,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
       for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* t = PySequence_Fast_GET_ITEM(seq, i);
         if (t == Py_None) continue;
-        py::object nd = get(t, nm.node);
+        py::object nd = get(t, env.node);
         if (nd.is_none()) continue;
         auto it = deps.find(nd.ptr());
         if (it != deps.end()) {
@@ -142,7 +171,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
   // Per node still to run: its output gradients so far (None where nothing arrived).
   std::unordered_map<PyObject*, py::list> pending;
   {
-    const int64_t n_out = as_int(get(root_node, nm.n_outputs));
+    const int64_t n_out = as_int(get(root_node, env.n_outputs));
     py::list slots(n_out);
     for (int64_t k = 0; k < n_out; ++k) slots[k] = py::none();
     slots[root_index] = grad;
@@ -157,7 +186,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
       gouts = std::move(it->second);
       pending.erase(it);
     }
-    py::object inputs = get(node, nm.inputs);
+    py::object inputs = get(node, env.inputs);
     PyObject* in_seq = PySequence_Fast(inputs.ptr(), "node inputs must be a list");
     if (!in_seq) throw py::error_already_set();
     py::object in_hold = py::reinterpret_steal<py::object>(in_seq);
@@ -166,22 +195,22 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
     if (gouts) {
       // Freed (a second backward without retain_graph) or an input modified in place since
       // forward: autograd._check_node raises with the message.
-      bool stale = truthy(get(node, nm.freed));
+      bool stale = truthy(get(node, env.freed));
       if (!stale) {
-        py::object versions = get(node, nm.versions);
+        py::object versions = get(node, env.versions);
         for (py::handle pair : versions) {
           py::handle t = PyTuple_GET_ITEM(pair.ptr(), 0), v = PyTuple_GET_ITEM(pair.ptr(), 1);
-          py::object cur = get(t, nm.version);
+          py::object cur = get(t, env.version);
           const int eq = PyObject_RichCompareBool(cur.ptr(), v.ptr(), Py_EQ);
           if (eq < 0) throw py::error_already_set();
           if (!eq) { stale = true; break; }
         }
       }
-      if (stale) call(nm.check_node, {node.ptr()});
+      if (stale) call(env.check_node, {node.ptr()});
       py::list gl = py::reinterpret_borrow<py::list>(gouts);
-      if (gl.size() > 1) call(nm.fill_outputs, {node.ptr(), gl.ptr()});  // zeros for None
+      if (gl.size() > 1) call(env.fill_outputs, {node.ptr(), gl.ptr()});  // zeros for None
       // node.fn.backward(node, *gouts)
-      py::object bw = get(get(node, nm.fn), nm.backward);
+      py::object bw = get(get(node, env.fn), env.backward);
       std::vector<PyObject*> args{node.ptr()};
       for (py::handle g : gl) args.push_back(g.ptr());
       PyObject* r = PyObject_Vectorcall(bw.ptr(), args.data(), args.size(), nullptr);
@@ -199,13 +228,13 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
       PyObject* t = PySequence_Fast_GET_ITEM(in_seq, i);
       if (t == Py_None) continue;
       PyObject* g = i < n_g ? PyTuple_GET_ITEM(gins.ptr(), i) : Py_None;
-      py::object n = get(t, nm.node);
+      py::object n = get(t, env.node);
       if (g != Py_None) {
-        py::object gshape = get(g, nm.shape), tshape = get(get(t, nm.data), nm.shape);
+        py::object gshape = get(g, env.shape), tshape = get(get(t, env.data), env.shape);
         const int same = PyObject_RichCompareBool(gshape.ptr(), tshape.ptr(), Py_EQ);
         if (same < 0) throw py::error_already_set();
         if (!same) {
-          py::object name = get(node, nm.name);
+          py::object name = get(node, env.name);
           throw std::runtime_error(str("[backward] ", py::str(name).cast<std::string>(),
                                        " returned a gradient of shape ",
                                        py::str(gshape).cast<std::string>(),
@@ -213,40 +242,40 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
                                        py::str(tshape).cast<std::string>()));
         }
         if (n.is_none()) {
-          const bool adopt = may_adopt(nm, g);
+          const bool adopt = may_adopt(g);
           if (adopt) {  // the common case, without Tensor._accumulate_grad's frame
-            py::object cur = get(t, nm.grad);
+            py::object cur = get(t, env.grad);
             if (cur.is_none()) {
-              set(t, nm.grad, make_tensor(g, Py_None, 0));
+              set(t, env.grad, make_tensor(g, Py_None, 0));
               goto next_dep;
             }
           }
           PyObject* args[] = {t, g, adopt ? Py_True : Py_False};
-          PyObject* r = PyObject_VectorcallMethod(nm.accumulate_grad, args,
+          PyObject* r = PyObject_VectorcallMethod(env.accumulate_grad, args,
                                                   3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
           if (!r) throw py::error_already_set();
           Py_DECREF(r);
         } else {
-          if (truthy(get(t, nm.retains_grad))) {
+          if (truthy(get(t, env.retains_grad))) {
             PyObject* args[] = {t, g};
-            PyObject* r = PyObject_VectorcallMethod(nm.accumulate_grad, args,
+            PyObject* r = PyObject_VectorcallMethod(env.accumulate_grad, args,
                                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
             if (!r) throw py::error_already_set();
             Py_DECREF(r);
           }
           auto it = pending.find(n.ptr());
           if (it == pending.end()) {
-            const int64_t n_out = as_int(get(n, nm.n_outputs));
+            const int64_t n_out = as_int(get(n, env.n_outputs));
             py::list slots(n_out);
             for (int64_t k = 0; k < n_out; ++k) slots[k] = py::none();
             it = pending.emplace(n.ptr(), std::move(slots)).first;
           }
-          const int64_t idx = as_int(get(t, nm.index));
+          const int64_t idx = as_int(get(t, env.index));
           py::handle prev = PyList_GET_ITEM(it->second.ptr(), idx);
           if (prev.is_none())
             it->second[idx] = py::handle(g);
           else
-            it->second[idx] = call(nm.accumulate, {prev.ptr(), g});
+            it->second[idx] = call(env.accumulate, {prev.ptr(), g});
         }
       }
     next_dep:
@@ -257,44 +286,14 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
     }
     if (!retain && gouts) {
       // Free what the node saved: the saved tensors and whatever forward stored on ctx.
-      set(node, nm.saved_tensors, py::tuple());
-      PyDict_Clear(get(node, nm.dict).ptr());
-      set(node, nm.freed, py::handle(Py_True));
+      set(node, env.saved_tensors, py::tuple());
+      PyDict_Clear(get(node, env.dict).ptr());
+      set(node, env.freed, py::handle(Py_True));
     }
   }
 }
 
-
 // ---- Function.apply ----------------------------------------------------------------------
-// What autograd_setup hands over: the Tensor and Node classes, the grad-mode object and the
-// Python helpers for the rare paths. Set once when fastnn.tensor is imported.
-struct ApplyEnv {
-  PyObject *tensor = nullptr, *make = nullptr, *node_type = nullptr, *grad_mode = nullptr,
-           *check_devices = nullptr, *out_meta = nullptr, *f32 = nullptr;
-  PyObject *s_data, *s_requires_grad, *s_version, *s_forward, *s_enabled, *s_saved_tensors,
-      *s_needs_input_grad, *s_fn, *s_freed, *s_inputs, *s_versions, *s_n_outputs,
-      *s_out_meta, *s_dtype, *empty_tuple;
-};
-ApplyEnv g_env;
-
-bool is_f32(PyObject* arr) {
-  PyObject* dt = PyObject_GetAttr(arr, g_env.s_dtype);
-  if (!dt) throw py::error_already_set();
-  const int eq = dt == g_env.f32 ? 1 : PyObject_RichCompareBool(dt, g_env.f32, Py_EQ);
-  Py_DECREF(dt);
-  if (eq < 0) throw py::error_already_set();
-  return eq == 1;
-}
-
-// Tensor._make(data, node, index)
-py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index) {
-  py::object idx = py::reinterpret_steal<py::object>(PyLong_FromSsize_t(index));
-  PyObject* args[] = {data, node, idx.ptr()};
-  PyObject* r = PyObject_Vectorcall(g_env.make, args, 3, nullptr);
-  if (!r) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(r);
-}
-
 // Function.apply(cls, *args), as a classmethod: args[0] is the Function subclass.
 // 1. Tensor arguments reach forward as their arrays; ctx (a new Node) gets saved_tensors = ()
 //    and needs_input_grad (one bool per argument: a Tensor that requires grad).
@@ -307,37 +306,37 @@ py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index) {
 //    and the float32 outputs point at it.
 PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   try {
-    if (!g_env.tensor) throw std::runtime_error("[apply] autograd_setup was not called");
+    if (!env.tensor) throw std::runtime_error("[apply] autograd_setup was not called");
     if (nargs < 1) throw std::runtime_error("[apply] needs the Function class");
     PyObject* cls = args[0];
     const Py_ssize_t n = nargs - 1;
     PyObject* const* a = args + 1;
-    std::vector<PyObject*> call(n + 1);  // ctx, then the arguments with Tensors as arrays
+    std::vector<PyObject*> fargs(n + 1);  // ctx, then the arguments with Tensors as arrays
     std::vector<py::object> raw_hold;
     raw_hold.reserve(n);
     py::tuple needs(n);
     bool track = false;
     for (Py_ssize_t i = 0; i < n; ++i) {
       bool need = false;
-      if (PyObject_TypeCheck(a[i], (PyTypeObject*)g_env.tensor)) {
-        raw_hold.push_back(get(a[i], g_env.s_data));
-        call[i + 1] = raw_hold.back().ptr();
-        need = truthy(get(a[i], g_env.s_requires_grad));
+      if (PyObject_TypeCheck(a[i], (PyTypeObject*)env.tensor)) {
+        raw_hold.push_back(get(a[i], env.data));
+        fargs[i + 1] = raw_hold.back().ptr();
+        need = truthy(get(a[i], env.requires_grad));
       } else {
-        call[i + 1] = a[i];
+        fargs[i + 1] = a[i];
       }
       track |= need;
       PyTuple_SET_ITEM(needs.ptr(), i, py::bool_(need).release().ptr());
     }
-    PyObject* node_raw = PyBaseObject_Type.tp_new((PyTypeObject*)g_env.node_type,
-                                                  g_env.empty_tuple, nullptr);
+    PyObject* node_raw = PyBaseObject_Type.tp_new((PyTypeObject*)env.node_type,
+                                                  env.empty_tuple, nullptr);
     if (!node_raw) throw py::error_already_set();
     py::object ctx = py::reinterpret_steal<py::object>(node_raw);
-    set(ctx, g_env.s_saved_tensors, g_env.empty_tuple);
-    set(ctx, g_env.s_needs_input_grad, needs);
-    call[0] = ctx.ptr();
-    py::object fwd = get(cls, g_env.s_forward);
-    PyObject* out_raw = PyObject_Vectorcall(fwd.ptr(), call.data(), call.size(), nullptr);
+    set(ctx, env.saved_tensors, env.empty_tuple);
+    set(ctx, env.needs_input_grad, needs);
+    fargs[0] = ctx.ptr();
+    py::object fwd = get(cls, env.forward);
+    PyObject* out_raw = PyObject_Vectorcall(fwd.ptr(), fargs.data(), fargs.size(), nullptr);
     if (!out_raw) {
       if (PyErr_ExceptionMatches(PyExc_TypeError)) {
         PyObject *t, *v, *tb;
@@ -347,8 +346,8 @@ PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
           Py_INCREF(a[i]);
           PyTuple_SET_ITEM(targs.ptr(), i, a[i]);
         }
-        PyObject* cargs[] = {cls, targs.ptr(), g_env.tensor};
-        PyObject* r = PyObject_Vectorcall(g_env.check_devices, cargs, 3, nullptr);
+        PyObject* cargs[] = {cls, targs.ptr(), env.tensor};
+        PyObject* r = PyObject_Vectorcall(env.check_devices, cargs, 3, nullptr);
         if (!r) {  // mixed devices: that error, with the TypeError as its context
           Py_XDECREF(t);
           Py_XDECREF(v);
@@ -362,7 +361,7 @@ PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     py::object out = py::reinterpret_steal<py::object>(out_raw);
     const bool multi = PyTuple_Check(out.ptr());
-    const bool record = track && truthy(get(g_env.grad_mode, g_env.s_enabled));
+    const bool record = track && truthy(get(env.grad_mode, env.enabled));
     if (!record) {
       if (!multi) return make_tensor(out.ptr(), Py_None, 0).release().ptr();
       const Py_ssize_t k = PyTuple_GET_SIZE(out.ptr());
@@ -372,31 +371,31 @@ PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
                          make_tensor(PyTuple_GET_ITEM(out.ptr(), i), Py_None, 0).release().ptr());
       return res.release().ptr();
     }
-    set(ctx, g_env.s_fn, cls);
-    set(ctx, g_env.s_freed, Py_False);
+    set(ctx, env.fn, cls);
+    set(ctx, env.freed, Py_False);
     py::list inputs(n), versions;
     for (Py_ssize_t i = 0; i < n; ++i) {
-      const bool is_t = PyObject_TypeCheck(a[i], (PyTypeObject*)g_env.tensor);
+      const bool is_t = PyObject_TypeCheck(a[i], (PyTypeObject*)env.tensor);
       const bool need = PyTuple_GET_ITEM(needs.ptr(), i) == Py_True;
       PyObject* item = need ? a[i] : Py_None;
       Py_INCREF(item);
       PyList_SET_ITEM(inputs.ptr(), i, item);
-      if (is_t) versions.append(py::make_tuple(py::handle(a[i]), get(a[i], g_env.s_version)));
+      if (is_t) versions.append(py::make_tuple(py::handle(a[i]), get(a[i], env.version)));
     }
-    set(ctx, g_env.s_inputs, inputs);
-    set(ctx, g_env.s_versions, versions);
+    set(ctx, env.inputs, inputs);
+    set(ctx, env.versions, versions);
     if (!multi) {
-      set(ctx, g_env.s_n_outputs, py::int_(1));
-      set(ctx, g_env.s_out_meta, Py_None);
+      set(ctx, env.n_outputs, py::int_(1));
+      set(ctx, env.out_meta, Py_None);
       return make_tensor(out.ptr(), is_f32(out.ptr()) ? ctx.ptr() : Py_None, 0).release().ptr();
     }
     const Py_ssize_t k = PyTuple_GET_SIZE(out.ptr());
-    set(ctx, g_env.s_n_outputs, py::int_(k));
+    set(ctx, env.n_outputs, py::int_(k));
     {
       PyObject* margs[] = {out.ptr()};
-      PyObject* meta = PyObject_Vectorcall(g_env.out_meta, margs, 1, nullptr);
+      PyObject* meta = PyObject_Vectorcall(env.out_meta_fn, margs, 1, nullptr);
       if (!meta) throw py::error_already_set();
-      set(ctx, g_env.s_out_meta, py::reinterpret_steal<py::object>(meta));
+      set(ctx, env.out_meta, py::reinterpret_steal<py::object>(meta));
     }
     py::tuple res(k);
     for (Py_ssize_t i = 0; i < k; ++i) {
@@ -424,33 +423,9 @@ void bind_autograd(py::module_& m) {
      "The backward pass from root_node's output root_index with gradient grad "
      "(fastnn.autograd.run_backward's loop).");
 
-  m.def("autograd_setup", [](py::handle tensor, py::handle node, py::handle grad_mode,
-                             py::handle check_devices, py::handle out_meta, py::handle f32) {
-    auto keep = [](py::handle h) { return h.inc_ref().ptr(); };  // for the process's life
-    auto s = [](const char* v) { return PyUnicode_InternFromString(v); };
-    g_env.make = py::object(tensor.attr("_make")).release().ptr();
-    g_env.node_type = keep(node);
-    g_env.grad_mode = keep(grad_mode);
-    g_env.check_devices = keep(check_devices);
-    g_env.out_meta = keep(out_meta);
-    g_env.f32 = keep(f32);
-    g_env.s_data = s("_data");
-    g_env.s_requires_grad = s("_requires_grad");
-    g_env.s_version = s("_version");
-    g_env.s_forward = s("forward");
-    g_env.s_enabled = s("enabled");
-    g_env.s_saved_tensors = s("saved_tensors");
-    g_env.s_needs_input_grad = s("needs_input_grad");
-    g_env.s_fn = s("fn");
-    g_env.s_freed = s("freed");
-    g_env.s_inputs = s("inputs");
-    g_env.s_versions = s("versions");
-    g_env.s_n_outputs = s("n_outputs");
-    g_env.s_out_meta = s("out_meta");
-    g_env.s_dtype = s("dtype");
-    g_env.empty_tuple = PyTuple_New(0);
-    g_env.tensor = keep(tensor);  // last: function_apply checks it
-  }, "Hands Function.apply's C++ side the classes and helpers it uses (fastnn.autograd).");
+  m.def("autograd_setup", &setup, py::arg("autograd"), py::arg("tensor_cls"),
+        "Hands the C++ side of autograd (run_backward, function_apply) the fastnn.autograd "
+        "module's classes and helpers and the Tensor class; called once by fastnn.tensor.");
 
   // function_apply is a plain METH_FASTCALL function (no pybind11 dispatch): autograd makes
   // it Function.apply with classmethod(), so it runs once per recorded op.

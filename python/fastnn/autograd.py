@@ -178,7 +178,7 @@ def _out_meta(outputs):
 def _setup(tensor_cls):
     """Called by fastnn.tensor once Tensor exists: hands the C++ side of Function.apply the
     classes and helpers it uses, and installs it."""
-    _C.autograd_setup(tensor_cls, Node, grad_mode, _check_devices, _out_meta, _F32)
+    _C.autograd_setup(sys.modules[__name__], tensor_cls)
     Function.apply = classmethod(_C.function_apply)
 
 
