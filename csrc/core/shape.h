@@ -59,27 +59,14 @@ class Shape {
 
   size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
-  size_t capacity() const { return cap_; }
   int64_t* data() { return p_; }
   const int64_t* data() const { return p_; }
   iterator begin() { return p_; }
   iterator end() { return p_ + n_; }
   const_iterator begin() const { return p_; }
   const_iterator end() const { return p_ + n_; }
-  const_iterator cbegin() const { return p_; }
-  const_iterator cend() const { return p_ + n_; }
-  std::reverse_iterator<iterator> rbegin() { return std::reverse_iterator<iterator>(end()); }
-  std::reverse_iterator<iterator> rend() { return std::reverse_iterator<iterator>(begin()); }
-  std::reverse_iterator<const_iterator> rbegin() const {
-    return std::reverse_iterator<const_iterator>(end());
-  }
-  std::reverse_iterator<const_iterator> rend() const {
-    return std::reverse_iterator<const_iterator>(begin());
-  }
   int64_t& operator[](size_t i) { return p_[i]; }
   const int64_t& operator[](size_t i) const { return p_[i]; }
-  int64_t& front() { return p_[0]; }
-  const int64_t& front() const { return p_[0]; }
   int64_t& back() { return p_[n_ - 1]; }
   const int64_t& back() const { return p_[n_ - 1]; }
 
@@ -96,7 +83,6 @@ class Shape {
     if (n_ == cap_) grow(2 * cap_);
     p_[n_++] = v;
   }
-  void pop_back() { --n_; }
   void assign(size_t n, int64_t value) {
     n_ = 0;
     resize(n, value);
@@ -107,14 +93,6 @@ class Shape {
     reserve(n);
     std::copy(first, last, p_);
     n_ = n;
-  }
-  iterator insert(const_iterator pos, int64_t v) {
-    const size_t at = (size_t)(pos - p_);
-    if (n_ == cap_) grow(2 * cap_);
-    std::copy_backward(p_ + at, p_ + n_, p_ + n_ + 1);
-    p_[at] = v;
-    ++n_;
-    return p_ + at;
   }
   iterator erase(const_iterator pos) {
     const size_t at = (size_t)(pos - p_);
