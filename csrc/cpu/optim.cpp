@@ -2,16 +2,19 @@
 //
 // NOTE (numerics): each update reproduces the float32 operation order of PyTorch's
 // non-fused CPU implementation (torch/optim/sgd.py and adam.py, `_single_tensor_*`), one
-// rounding per PyTorch tensor op, so that trajectories agree with torch.optim to a few ulps
-// per step instead of drifting apart. The loops are plain scalar code: the compiler may
-// vectorise them, but at the baseline ISA it cannot contract a*b+c into an FMA, which would
-// change the roundings.
+// PyTorch tensor op at a time, so that trajectories agree with torch.optim to a few ulps per
+// step instead of drifting apart. On AVX2/AVX-512 the loops run in kernels/optim_<isa>.cpp,
+// which follow ATen's vectorised kernels (an add with alpha is one FMA there); the scalar
+// loops here are the generic path and follow ATen's scalar kernels (a separate multiply and
+// add: at the baseline ISA the compiler cannot contract them into an FMA).
 #include "cpu/optim.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/parallel.h"
+#include "cpu/isa.h"
+#include "cpu/kernels/optim_kernels.h"
 
 namespace fastnn {
 
@@ -41,9 +44,27 @@ void for_each_span(const std::vector<Slot>& slots, F&& fn) {
   });
 }
 
+#ifdef FASTNN_X86
+// The update on the active ISA's SIMD loop (kernels/optim_<isa>.cpp); false on the generic
+// path, which the caller then runs itself.
+template <class Hyper, class Slot>
+bool simd_update(const Hyper& h, const std::vector<Slot>& slots,
+                 void (*avx512)(const Hyper&, const Slot&, int64_t, int64_t),
+                 void (*avx2)(const Hyper&, const Slot&, int64_t, int64_t)) {
+  const Isa isa = active_isa();
+  if (isa == Isa::generic) return false;
+  const auto span = isa == Isa::avx512 ? avx512 : avx2;
+  for_each_span(slots, [&](const Slot& s, int64_t b, int64_t e) { span(h, s, b, e); });
+  return true;
+}
+#endif
+
 }  // namespace
 
 void sgd_update(const SgdHyper& h, const std::vector<SgdSlot>& slots) {
+#ifdef FASTNN_X86
+  if (simd_update(h, slots, sgd_span_avx512, sgd_span_avx2)) return;
+#endif
   for_each_span(slots, [&](const SgdSlot& s, int64_t b, int64_t e) {
     float* p = s.p;          // (n,) param, in place
     const float* gr = s.g;   // (n,) grad
@@ -73,6 +94,9 @@ void adam_update(const AdamHyper& h, const std::vector<AdamSlot>& slots) {
   const float w1 = h.beta1_weight;
   const bool small = std::fabs(w1) < 0.5f;
   const float w1c = 1.f - w1;
+#ifdef FASTNN_X86
+  if (simd_update(h, slots, adam_span_avx512, adam_span_avx2)) return;
+#endif
   for_each_span(slots, [&](const AdamSlot& s, int64_t b, int64_t e) {
     float* p = s.p;          // (n,) param, in place
     const float* gr = s.g;   // (n,) grad
