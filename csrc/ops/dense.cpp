@@ -30,28 +30,38 @@ void column_sums(const float* a, int64_t rows, int64_t cols, float* out) {
   });
 }
 
+// Rows [0, rows) x columns [j0, j1) of act_bwd_and_bias_grad below. `saved` is the
+// pre-activation (gelu/softplus) or the output (the others): act_grad<A> reads only the one
+// its activation needs. Restrict pointers and no branch in the inner loop, so the compiler
+// vectorises it (relu, sigmoid, tanh: measured 64x256 relu 2.9 -> 0.5 us at the baseline ISA).
+template <Act A, bool Db>
+void act_bwd_cols(const float* __restrict dy, const float* __restrict saved,
+                  float* __restrict dz, float* __restrict db, int64_t rows, int64_t cols,
+                  int64_t j0, int64_t j1, float beta, float thr) {
+  if (Db) std::fill(db + j0, db + j1, 0.f);
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t o = i * cols;
+    for (int64_t j = j0; j < j1; ++j) {
+      const float v = dy[o + j] * act_grad<A>(saved[o + j], saved[o + j], beta, thr);
+      dz[o + j] = v;
+      if (Db) db[j] += v;
+    }
+  }
+}
+
 // One pass over dy for the activation's backward and the bias gradient together:
-//   dz(rows, cols) = dy * act'(z or y), overwritten;  db(cols) = column sums of dz,
-//   overwritten (db may be null). zs: the saved pre-activation (gelu/softplus) or null;
-//   ys: the saved output (relu/sigmoid/tanh) or null. All row-major, leading dimension cols.
+//   dz(rows, cols) = dy * act'(saved), overwritten;  db(cols) = column sums of dz,
+//   overwritten (db may be null). saved: the pre-activation (gelu/softplus) or the output
+//   (relu/sigmoid/tanh). All row-major, leading dimension cols.
 // Threads split the columns, so each owns its slice of db and no reduction is needed.
 // NOTE: db accumulates in float32 down each column, as column_sums does.
-void act_bwd_and_bias_grad(const ActParams& p, const float* dy, const float* zs,
-                           const float* ys, float* dz, float* db, int64_t rows, int64_t cols) {
+void act_bwd_and_bias_grad(const ActParams& p, const float* dy, const float* saved, float* dz,
+                           float* db, int64_t rows, int64_t cols) {
   const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 15) / std::max<int64_t>(rows, 1));
   dispatch_act(p.act, [&]<Act A>() {
-    const float beta = p.beta, thr = p.threshold;
     parallel_for(cols, grain, [&](int64_t j0, int64_t j1) {
-      if (db) std::fill(db + j0, db + j1, 0.f);
-      for (int64_t i = 0; i < rows; ++i) {
-        const int64_t o = i * cols;
-        for (int64_t j = j0; j < j1; ++j) {
-          const float v = dy[o + j] * act_grad<A>(zs ? zs[o + j] : 0.f, ys ? ys[o + j] : 0.f,
-                                                  beta, thr);
-          dz[o + j] = v;
-          if (db) db[j] += v;
-        }
-      }
+      if (db) act_bwd_cols<A, true>(dy, saved, dz, db, rows, cols, j0, j1, p.beta, p.threshold);
+      else act_bwd_cols<A, false>(dy, saved, dz, db, rows, cols, j0, j1, p.beta, p.threshold);
     });
   });
 }
@@ -112,9 +122,7 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
   if (need_db) g.db = empty({OUT}, DType::f32);
   if (p.act != Act::none) {
     // dZ and db in the same pass over dy (db is the column sums of dZ).
-    const bool need_z = act_backward_needs_input(p.act);
-    act_bwd_and_bias_grad(p, dy.data<float>(), need_z ? saved.data<float>() : nullptr,
-                          need_z ? nullptr : saved.data<float>(), dz.data<float>(),
+    act_bwd_and_bias_grad(p, dy.data<float>(), saved.data<float>(), dz.data<float>(),
                           need_db ? g.db.data<float>() : nullptr, N, OUT);
   } else if (need_db) {
     column_sums(dz.data<float>(), N, OUT, g.db.data<float>());
