@@ -112,16 +112,11 @@ class LinearChain(Function):
         return tuple(out)
 
 
-def linear_chain(x, layers):
-    """x through linear layers [(weight, bias or None, act, beta, threshold), ...] as one op,
-    or None when this case is not the chain's (not 2-D float32 host tensors, or a parameter
-    that is not C-contiguous): the caller then runs the layers one by one, which also reports
-    any bad argument."""
-    if not isinstance(x, Tensor):
-        return None
-    xd = x._data
-    if type(xd) is not _ND or xd.dtype is not _F32 or xd.ndim != 2:
-        return None
+def chain_spec(layers):
+    """(spec, params) for LinearChain.apply(x, spec, *params) from linear layers [(weight,
+    bias or None, act, beta, threshold), ...], or None when they are not the chain's
+    (a parameter that is not a C-contiguous float32 host tensor, an unknown activation,
+    softplus with beta 0). nn.Sequential keeps the result between calls."""
     params, acts, betas, ths = [], [], [], []
     for w, b, act, beta, threshold in layers:
         if w is None:
@@ -136,13 +131,29 @@ def linear_chain(x, layers):
             if type(d) is not _ND or d.dtype is not _F32 or not d.flags.c_contiguous:
                 return None
             params.append(p)
-        code = ACT_CODES.get(act)
+        code = ACT_CODES.get(act) if isinstance(act, str) else None
         if code is None or (code == 5 and beta == 0):
             return None
         acts.append(code)
         betas.append(float(beta))
         ths.append(float(threshold))
-    return LinearChain.apply(x, (acts, betas, ths), *params)
+    return (acts, betas, ths), tuple(params)
+
+
+def linear_chain(x, layers):
+    """x through linear layers [(weight, bias or None, act, beta, threshold), ...] as one op,
+    or None when this case is not the chain's (not 2-D float32 host tensors, or a parameter
+    that is not C-contiguous): the caller then runs the layers one by one, which also reports
+    any bad argument."""
+    if not isinstance(x, Tensor):
+        return None
+    xd = x._data
+    if type(xd) is not _ND or xd.dtype is not _F32 or xd.ndim != 2:
+        return None
+    prep = chain_spec(layers)
+    if prep is None:
+        return None
+    return LinearChain.apply(x, prep[0], *prep[1])
 
 
 # ---- matmul -------------------------------------------------------------------------------
