@@ -260,3 +260,49 @@ def test_engine_errors():
     with pytest.raises(ValueError, match="custom backward failed"):
         a.sum().backward()
     assert x.grad is None   # nothing was accumulated
+
+
+def test_tensors_built_by_the_engine_are_complete():
+    """Function.apply's outputs and the gradients the engine adopts are built in C++ slot by
+    slot (as Tensor._make): every attribute must be there, with _make's values."""
+    from fastnn.tensor import Tensor
+    x = fastnn.tensor([1.0, 2.0], requires_grad=True)
+    a, b = _Custom.apply(x, "short")
+    ref = Tensor._make(np.zeros(2, np.float32), a.grad_fn, 1)
+    for t, idx in ((a, 0), (b, 1)):
+        assert type(t) is Tensor and t.grad_fn is a.grad_fn and not t.is_leaf
+        assert t.requires_grad and t.grad is None and t._index == idx
+        assert t._retains_grad is False and t._version == 0
+    for name in Tensor.__slots__:
+        if name != "__weakref__":
+            assert hasattr(a, name) and hasattr(ref, name), name
+    with fastnn.no_grad():
+        c = x * 2.0
+    assert c.is_leaf and not c.requires_grad and c._index == 0 and c._version == 0
+    c.add_(1.0)
+    assert c._version == 1 and c.tolist() == [3.0, 5.0]
+    loss = (x * x).sum()
+    loss.backward()
+    g = x.grad
+    assert type(g) is Tensor and g.is_leaf and not g.requires_grad and g.grad is None
+    assert g._version == 0 and g.tolist() == [2.0, 4.0]
+    import weakref
+    assert weakref.ref(g)() is g
+
+
+def test_backward_fast_path_and_arguments():
+    """A scalar loss without a gradient argument goes straight to the engine; retain_graph
+    is taken for its truth value."""
+    x = fastnn.tensor([1.0, 2.0], requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward(retain_graph=1)
+    loss.backward()  # the graph was kept
+    assert x.grad.tolist() == [4.0, 8.0]
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+    from fastnn import _C
+    loss = (x * x).sum()
+    with pytest.raises(RuntimeError, match=r"\[backward\] run_backward takes 4 arguments"):
+        _C.run_backward(loss.grad_fn, 0, np.ones((), np.float32))
+    with pytest.raises(TypeError):
+        _C.run_backward(loss.grad_fn, "0", np.ones((), np.float32), False)

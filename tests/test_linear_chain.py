@@ -144,3 +144,82 @@ def test_mlp_kernels_bad_arguments():
                  [None], True, [True], [False])  # softplus needs its pre-activation
     expect_error(ValueError, "linear", _C.mlp_bwd, g, x, [w], [None], [5], [1.0], [20.0], ys,
                  zs, True, [True, True], [False])
+
+
+def test_chain_kernels_with_spec_match_list_kernels(rng):
+    """_C.mlp_chain_fwd / mlp_chain_bwd (prebuilt spec, state kept in C++) give exactly
+    mlp_fwd / mlp_bwd's results, strided input and gradient included (copied)."""
+    from fastnn import _C
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    w0, b0 = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    w1 = rng.standard_normal((2, 4)).astype(np.float32)
+    acts, betas, ths = [5, 2], [0.5, 1.0], [3.0, 20.0]
+    ys, zs = _C.mlp_fwd(x, [w0, w1], [b0, None], acts, betas, ths)
+    spec = _C.mlp_spec(acts, betas, ths)
+    xt = np.asfortranarray(x)  # strided: copied inside
+    y, saved = _C.mlp_chain_fwd(xt, spec, (w0, b0, w1, None))
+    np.testing.assert_array_equal(y, ys[-1])
+    g = rng.standard_normal((2, 5)).astype(np.float32).T  # strided gradient
+    dx, dws, dbs = _C.mlp_bwd(np.ascontiguousarray(g), x, [w0, w1], [b0, None], acts, betas,
+                              ths, ys, zs, True, [True, True], [True, True])
+    out = _C.mlp_chain_bwd(g, saved, (True, False, True, True, True, True))
+    assert len(out) == 6 and out[1] is None and out[5] is None  # no bias in layer 1
+    for a, b in zip(out, (dx, None, dws[0], dbs[0], dws[1], dbs[1])):
+        if b is None:
+            assert a is None
+        else:
+            np.testing.assert_array_equal(a, b)
+    # a second backward from the same saved state (retain_graph), asking for less
+    out = _C.mlp_chain_bwd(g, saved, (False, False, True, False, False, True))
+    assert out[0] is None and out[3] is None and out[4] is None
+    np.testing.assert_array_equal(out[2], dws[0])
+    # the saved state keeps its arrays alive: the input may go away
+    del xt, x
+    import gc
+    gc.collect()
+    np.testing.assert_array_equal(_C.mlp_chain_bwd(g, saved, (True,) * 6)[0], dx)
+
+
+def test_chain_kernels_with_spec_bad_arguments():
+    from fastnn import _C
+    x = np.ones((2, 3), np.float32)
+    w = np.ones((4, 3), np.float32)
+    spec = _C.mlp_spec([0], [1.0], [20.0])
+    expect_error(ValueError, "linear", _C.mlp_spec, [], [], [])
+    expect_error(ValueError, "linear", _C.mlp_spec, [9], [1.0], [20.0], match="activation")
+    expect_error(ValueError, "linear", _C.mlp_spec, [0], [1.0, 2.0], [20.0])
+    expect_error(TypeError, "linear", _C.mlp_spec, 0, [1.0], [20.0])
+    expect_error(TypeError, "linear", _C.mlp_chain_fwd, x, spec)
+    expect_error(TypeError, "linear", _C.mlp_chain_fwd, x, ([0], [1.0], [20.0]), (w, None),
+                 match="spec")
+    expect_error(TypeError, "linear", _C.mlp_chain_fwd, x, spec, [w, None], match="tuple")
+    expect_error(ValueError, "linear", _C.mlp_chain_fwd, x, spec, (w,), match="per layer")
+    expect_error(TypeError, "linear", _C.mlp_chain_fwd, x, spec, (w.astype(np.float64), None))
+    expect_error(TypeError, "linear", _C.mlp_chain_fwd, x.astype(np.int64), spec, (w, None))
+    expect_error(TypeError, "linear", _C.mlp_chain_fwd, [[1.0, 2.0, 3.0]], spec, (w, None))
+    expect_error(ValueError, "linear", _C.mlp_chain_fwd, np.ones((2, 5), np.float32), spec,
+                 (w, None), match="layer 0")
+    expect_error(ValueError, "linear", _C.mlp_chain_fwd, x, spec, (w, np.ones(3, np.float32)),
+                 match="bias")
+    y, saved = _C.mlp_chain_fwd(x, spec, (w, None))
+    g = np.ones((2, 4), np.float32)
+    expect_error(TypeError, "linear", _C.mlp_chain_bwd, g, spec, (True,) * 4, match="saved")
+    expect_error(TypeError, "linear", _C.mlp_chain_bwd, g, saved, (True,) * 3, match="needs")
+    expect_error(TypeError, "linear", _C.mlp_chain_bwd, g, saved)
+    expect_error(ValueError, "linear", _C.mlp_chain_bwd, np.ones((2, 5), np.float32), saved,
+                 (True,) * 4)
+    expect_error(TypeError, "linear", _C.mlp_chain_bwd, g.astype(np.float64), saved, (True,) * 4)
+
+
+def test_chain_retain_graph_and_second_backward(rng):
+    m = nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 1))
+    x = fastnn.tensor(rng.standard_normal((5, 3)).astype(np.float32), requires_grad=True)
+    y = m(x).sum()
+    y.backward(retain_graph=True)
+    g1 = [p.grad.numpy().copy() for p in m.parameters()] + [x.grad.numpy().copy()]
+    y.backward()
+    g2 = [p.grad.numpy() for p in m.parameters()] + [x.grad.numpy()]
+    for a, b in zip(g1, g2):
+        np.testing.assert_array_equal(b, 2 * a)  # the same gradient twice: a + a is 2a exactly
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()

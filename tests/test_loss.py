@@ -270,3 +270,26 @@ def test_mse_bad_input():
     expect_error(ValueError, "mse_loss", _C.mse_bwd, np.ones(3, np.float32), x, x, "mean",
                  match="grad_output")
     expect_error(ValueError, "mse_loss", _C.mse_bwd, g, x, x, "none", match="grad_output")
+
+
+def test_mse_module_call_respects_overridden_forward():
+    """MSELoss.__call__ goes straight to mse_loss, except for a subclass's or an instance's
+    own forward, which must run as written."""
+    import fastnn.nn as nn
+    x = fastnn.tensor(np.array([[1.0], [2.0]], np.float32), requires_grad=True)
+    y = fastnn.tensor(np.array([[0.0], [0.0]], np.float32))
+    base = nn.MSELoss(reduction="sum")
+    assert base(x, y).item() == 5.0 and base(input=x, target=y).item() == 5.0
+
+    class Half(nn.MSELoss):
+        def forward(self, input, target):
+            return super().forward(input, target) * 0.5
+    assert Half(reduction="sum")(x, y).item() == 2.5
+    inst = nn.MSELoss(reduction="sum")
+    inst.forward = lambda a, b: fastnn.nn.functional.mse_loss(a, b, "mean")
+    assert inst(x, y).item() == 2.5
+    loss = base(x, y)
+    loss.backward()
+    assert x.grad.tolist() == [[2.0], [4.0]]
+    expect_error(ValueError, "mse_loss", fastnn.nn.functional.mse_loss, x, y, "avg")
+    expect_error(TypeError, "mse_loss", fastnn.nn.functional.mse_loss, x, y.numpy())

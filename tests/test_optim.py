@@ -468,3 +468,67 @@ def test_rejected_step_leaves_no_momentum_state():
     w.grad = fastnn.ones(3)
     opt.step()
     assert w.tolist() == [0.0, 0.0, 0.0]  # still treated as the first step
+
+
+# ---- SGD without momentum: the one-call path (_C.sgd_step_params) -------------------------
+def test_sgd_fast_path_matches_general_path(rng):
+    """Gradients the one-call path refuses (strided, float64) take the general path; both
+    give the same update (the same kernel underneath)."""
+    shapes = [(3, 4), (5,), ()]
+    a, b = make_params(rng, shapes), make_params(rng, shapes)
+    for pa, pb in zip(a, b):
+        pb._data[...] = pa._data
+    oa = SGD(a, lr=0.3, weight_decay=0.1, maximize=True)
+    ob = SGD(b, lr=0.3, weight_decay=0.1, maximize=True)
+    for step in range(3):
+        for i, (pa, pb) in enumerate(zip(a, b)):
+            g = rng.standard_normal(pa._data.shape).astype(np.float32)
+            pa.grad = fastnn.tensor(g)
+            if i == 0:
+                pb.grad = fastnn.tensor(np.ascontiguousarray(g.T)).T  # a strided view
+                assert not pb.grad.is_contiguous()
+            else:
+                pb.grad = fastnn.Tensor._make(g.astype(np.float64))  # another dtype
+        assert _C.sgd_step_params(b, 0.3, 0.1, True) is False  # b: the general path
+        oa.step()
+        ob.step()
+        for pa, pb in zip(a, b):
+            np.testing.assert_array_equal(pa.detach().numpy(), pb.detach().numpy())
+
+
+def test_sgd_fast_path_reads_group_edits(rng):
+    p = fastnn.tensor(np.ones(3, np.float32), requires_grad=True)
+    q = fastnn.tensor(np.ones(2, np.float32), requires_grad=True)
+    opt = SGD([p, q], lr=0.5)
+    p.grad = fastnn.ones(3)
+    opt.step()  # q has no gradient: skipped
+    assert p.tolist() == [0.5] * 3 and q.tolist() == [1.0, 1.0]
+    for g in opt.param_groups:
+        g["lr"] = 0.25
+    opt.step()
+    assert p.tolist() == [0.25] * 3
+    opt.param_groups[0]["lr"] = -1.0  # never validated on edit (as PyTorch); the kernel refuses
+    expect_error(ValueError, "sgd", opt.step, match="learning rate")
+    assert p.tolist() == [0.25] * 3
+    opt.param_groups[0]["lr"] = np.float32(0.25)  # not a Python number: the general path
+    opt.step()
+    assert p.tolist() == [0.0] * 3
+    p.grad = fastnn.ones(4)
+    expect_error(ValueError, "optimizer", opt.step, match="shape")
+    assert p.tolist() == [0.0] * 3
+
+
+def test_sgd_step_params_declines_unusual_input(rng):
+    p = fastnn.tensor(np.ones(3, np.float32), requires_grad=True)
+    p.grad = fastnn.ones(3)
+    for args in [((p,), 0.1, 0.0, False), ([p], "0.1", 0.0, False), ([p], 0.1, None, False),
+                 ([p], True, 0.0, False), ([object()], 0.1, 0.0, False)]:
+        assert _C.sgd_step_params(*args) is False
+    ro = fastnn.tensor(np.ones(3, np.float32), requires_grad=True)
+    ro._data.flags.writeable = False
+    ro.grad = fastnn.ones(3)
+    assert _C.sgd_step_params([p, ro], 0.1, 0.0, False) is False
+    assert p.tolist() == [1.0] * 3  # declined: nothing changed
+    assert _C.sgd_step_params([], 0.1, 0.0, False) is True
+    with pytest.raises(TypeError):
+        _C.sgd_step_params([p], 0.1)

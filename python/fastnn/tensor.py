@@ -415,6 +415,14 @@ class Tensor:
     # ---- autograd --------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, as torch.Tensor.backward."""
+        node = self._node
+        if gradient is None and node is not None:
+            d = self._data
+            if type(d) is _ND and d.size == 1:
+                # The common case (a scalar loss on the host), straight to the engine; what
+                # follows checks and converts everything else.
+                _C.run_backward(node, self._index, _ones_seed(d.shape), retain_graph)
+                return
         if not self._requires_grad:
             raise RuntimeError("[backward] element 0 of tensors does not require grad and does "
                                "not have a grad_fn")

@@ -85,43 +85,31 @@ def linear(x, weight, bias=None, act="none", beta=1.0, threshold=20.0):
 
 class LinearChain(Function):
     """Linear layers in a chain (each with its activation fused) as one recorded op: one C++
-    call forward, one backward (_C.mlp_fwd / _C.mlp_bwd). nn.Sequential uses it for runs of
-    Linear(+activation) layers; the arithmetic is linear's, layer by layer.
+    call forward, one backward (_C.mlp_chain_fwd / _C.mlp_chain_bwd). nn.Sequential uses it
+    for runs of Linear(+activation) layers; the arithmetic is linear's, layer by layer.
 
-    forward(ctx, x, spec, w0, b0, w1, b1, ...): spec = (acts, betas, thresholds), one entry
-    per layer; a missing bias is None."""
+    forward(ctx, x, spec, w0, b0, w1, b1, ...): spec from chain_spec (_C.mlp_spec: the
+    activations, one per layer); a missing bias is None."""
 
     @staticmethod
     def forward(ctx, x, spec, *params):
-        # (linear_chain has checked that every weight and bias is C-contiguous float32)
-        ws, bs = params[0::2], params[1::2]
-        x = _contig(x)
-        ys, zs = _C.mlp_fwd(x, ws, bs, *spec)
-        ctx.save_for_backward(x, ws, bs, ys, zs)
-        ctx.spec = spec
-        return ys[-1]
+        # (chain_spec has checked that every weight and bias is C-contiguous float32.) The C++
+        # side keeps the input, layers and intermediates for backward in `saved`.
+        y, saved = _C.mlp_chain_fwd(x, spec, params)
+        ctx.saved_tensors = (saved,)
+        return y
 
     @staticmethod
     def backward(ctx, g):
-        x, ws, bs, ys, zs = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        dx, dws, dbs = _C.mlp_bwd(_contig(g), x, ws, bs, *ctx.spec, ys, zs, needs[0],
-                                  needs[2::2], needs[3::2])
-        out = [dx, None] + dws + dbs   # -> (dx, None, dw0, db0, dw1, db1, ...)
-        out[2::2], out[3::2] = dws, dbs
-        return tuple(out)
+        # -> (dx, None, dw0, db0, dw1, db1, ...), None where needs_input_grad is False
+        return _C.mlp_chain_bwd(g, ctx.saved_tensors[0], ctx.needs_input_grad)
 
 
-def linear_chain(x, layers):
-    """x through linear layers [(weight, bias or None, act, beta, threshold), ...] as one op,
-    or None when this case is not the chain's (not 2-D float32 host tensors, or a parameter
-    that is not C-contiguous): the caller then runs the layers one by one, which also reports
-    any bad argument."""
-    if not isinstance(x, Tensor):
-        return None
-    xd = x._data
-    if type(xd) is not _ND or xd.dtype is not _F32 or xd.ndim != 2:
-        return None
+def chain_spec(layers):
+    """(spec, params) for LinearChain.apply(x, spec, *params) from linear layers [(weight,
+    bias or None, act, beta, threshold), ...], or None when they are not the chain's
+    (a parameter that is not a C-contiguous float32 host tensor, an unknown activation,
+    softplus with beta 0). nn.Sequential keeps the result between calls."""
     params, acts, betas, ths = [], [], [], []
     for w, b, act, beta, threshold in layers:
         if w is None:
@@ -136,13 +124,29 @@ def linear_chain(x, layers):
             if type(d) is not _ND or d.dtype is not _F32 or not d.flags.c_contiguous:
                 return None
             params.append(p)
-        code = ACT_CODES.get(act)
+        code = ACT_CODES.get(act) if isinstance(act, str) else None
         if code is None or (code == 5 and beta == 0):
             return None
         acts.append(code)
         betas.append(float(beta))
         ths.append(float(threshold))
-    return LinearChain.apply(x, (acts, betas, ths), *params)
+    return _C.mlp_spec(acts, betas, ths), tuple(params)
+
+
+def linear_chain(x, layers):
+    """x through linear layers [(weight, bias or None, act, beta, threshold), ...] as one op,
+    or None when this case is not the chain's (not 2-D float32 host tensors, or a parameter
+    that is not C-contiguous): the caller then runs the layers one by one, which also reports
+    any bad argument."""
+    if not isinstance(x, Tensor):
+        return None
+    xd = x._data
+    if type(xd) is not _ND or xd.dtype is not _F32 or xd.ndim != 2:
+        return None
+    prep = chain_spec(layers)
+    if prep is None:
+        return None
+    return LinearChain.apply(x, prep[0], *prep[1])
 
 
 # ---- matmul -------------------------------------------------------------------------------

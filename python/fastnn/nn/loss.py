@@ -22,6 +22,13 @@ class MSELoss(_Loss):
     def forward(self, input, target):
         return mse_loss(input, target, self.reduction)
 
+    def __call__(self, input, target):
+        # NOTE (speed): Module.__call__'s *args/**kwargs forwarding is ~0.15 us of a small
+        # net's step; an instance's own forward (assigned on it) still runs.
+        if type(self) is MSELoss and "forward" not in self.__dict__:
+            return mse_loss(input, target, self.reduction)
+        return self.forward(input, target)  # a subclass's or the instance's own forward
+
 
 class CrossEntropyLoss(_Loss):
     """Cross-entropy on raw logits (log-softmax fused in) with int64 class targets."""

@@ -7,6 +7,64 @@ from ..autograd import zero_grads
 from ..tensor import (Tensor, _aligned_copy, _check_device, _copy_as, _cuda_arg, _is_host,
                       _parse_to, _to_device, float32)
 
+# NOTE (caching forward plans): nn.Sequential keeps what it worked out about its layers (which
+# Linear layers form a chain, their activations, their parameters) between calls, valid while
+# STRUCTURE[0] is unchanged. Every change that can alter what a module's forward does bumps it:
+# any attribute assignment or deletion on any Module (parameters, sub-modules, a Softplus's
+# beta, an instance's own forward), register_*/add_module, every edit of a module's
+# _parameters / _modules / _buffers dicts (they are _Registry, below), to()/cuda()/train() and
+# load_state_dict. One counter for all modules: a change anywhere invalidates every plan, which
+# costs one re-parse; a plain training loop changes nothing, so plans stay valid.
+STRUCTURE = [0]
+
+
+def _bump():
+    STRUCTURE[0] += 1
+
+
+class _Registry(OrderedDict):
+    """A module's _parameters / _modules / _buffers: an OrderedDict whose every mutation bumps
+    STRUCTURE (code that edits these dicts directly, e.g. ``model._modules["fc"] = layer``,
+    must invalidate cached plans too). Reads are the plain dict's."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        STRUCTURE[0] += 1
+        OrderedDict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        STRUCTURE[0] += 1
+        OrderedDict.__delitem__(self, key)
+
+    def pop(self, *args):
+        STRUCTURE[0] += 1
+        return OrderedDict.pop(self, *args)
+
+    def popitem(self, last=True):
+        STRUCTURE[0] += 1
+        return OrderedDict.popitem(self, last)
+
+    def setdefault(self, key, default=None):
+        STRUCTURE[0] += 1
+        return OrderedDict.setdefault(self, key, default)
+
+    def update(self, *args, **kwargs):
+        STRUCTURE[0] += 1
+        OrderedDict.update(self, *args, **kwargs)
+
+    def clear(self):
+        STRUCTURE[0] += 1
+        OrderedDict.clear(self)
+
+    def move_to_end(self, key, last=True):
+        STRUCTURE[0] += 1
+        OrderedDict.move_to_end(self, key, last)
+
+    def __ior__(self, other):
+        STRUCTURE[0] += 1
+        return OrderedDict.__ior__(self, other)
+
 
 class Parameter(Tensor):
     """A tensor that a Module registers as a learnable parameter (requires_grad by default)."""
@@ -40,9 +98,9 @@ class Module:
     training: bool
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_parameters", _Registry())
+        object.__setattr__(self, "_modules", _Registry())
+        object.__setattr__(self, "_buffers", _Registry())
         object.__setattr__(self, "training", True)
 
     # ---- registration -------------------------------------------------------------------
@@ -50,6 +108,7 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"[{type(self).__name__}] call super().__init__() before "
                                f"assigning attributes")
+        STRUCTURE[0] += 1
         params, buffers = self._parameters, self._buffers
         if name in params and value is None:
             params[name] = None  # stays registered, as PyTorch's `self.bias = None`
@@ -61,13 +120,20 @@ class Module:
                 and not isinstance(value, Parameter):
             buffers[name] = value  # still a buffer: it stays in state_dict
             return
-        for d in (params, self._modules, buffers):
-            d.pop(name, None)
+        mods = self._modules
+        # As PyTorch: a name moves out of the other registries; one that stays in its own
+        # (a sub-module replaced by another) keeps its place in the order.
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            mods.pop(name, None)
+            buffers.pop(name, None)
+            params[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            params.pop(name, None)
+            buffers.pop(name, None)
+            mods[name] = value
         else:
+            for d in (params, mods, buffers):
+                d.pop(name, None)
             object.__setattr__(self, name, value)
             return
         self.__dict__.pop(name, None)
@@ -80,6 +146,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
+        STRUCTURE[0] += 1
         for d in (self._parameters, self._modules, self._buffers):
             if name in d:
                 del d[name]
@@ -163,6 +230,7 @@ class Module:
 
     # ---- modes and gradients ---------------------------------------------------------------
     def train(self, mode=True):
+        _bump()
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
@@ -188,6 +256,7 @@ class Module:
         if dev is None:
             return self
         d = _check_device(dev, "to")
+        _bump()
         for m in self.modules():
             for p in m._parameters.values():
                 if p is None:
@@ -260,6 +329,7 @@ class Module:
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"[load_state_dict] {k}: expected numbers, got dtype {arr.dtype}")
             staged.append((target, arr))
+        _bump()
         for target, arr in staged:
             if _is_host(target._data):
                 np.copyto(target._data, arr, casting="unsafe")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from .. import _C
 from .optimizer import Optimizer, _zeros_like
 
 __all__ = ["SGD"]
@@ -39,6 +40,14 @@ class SGD(Optimizer):
             raise ValueError("[SGD] nesterov momentum requires a momentum and zero dampening")
 
     def _step_group(self, group):
+        # NOTE (speed): without momentum there is no state, and one C call reads the
+        # gradients and runs the update (_C.sgd_step_params; ~1 us less than the general
+        # path below for a small model). It returns False, having changed nothing, for
+        # anything unusual (device arrays, a user-assigned gradient of another dtype or
+        # layout, a tuple of params), which the general path handles or reports.
+        if group["momentum"] == 0 and _C.sgd_step_params(
+                group["params"], group["lr"], group["weight_decay"], group["maximize"]):
+            return
         params, grads = self._with_grads(group)
         if not params:
             return
