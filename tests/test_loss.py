@@ -293,3 +293,31 @@ def test_mse_module_call_respects_overridden_forward():
     assert x.grad.tolist() == [[2.0], [4.0]]
     expect_error(ValueError, "mse_loss", fastnn.nn.functional.mse_loss, x, y, "avg")
     expect_error(TypeError, "mse_loss", fastnn.nn.functional.mse_loss, x, y.numpy())
+
+
+def test_cross_entropy_module_call_respects_overridden_forward(rng):
+    """CrossEntropyLoss.__call__ goes straight to cross_entropy (whose fast path skips the
+    Python checks for float32 logits and int64 classes), except for a subclass's or an
+    instance's own forward; arguments off the fast path still get the checked path's errors."""
+    import fastnn.nn as nn
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    t = np.array([0, 2, 1, 1, 2], np.int64)
+    want = R.cross_entropy(x.astype(np.float64), t, "sum", -100)
+    xt, tt = fastnn.tensor(x, requires_grad=True), fastnn.tensor(t)
+    assert_close(nn.CrossEntropyLoss(reduction="sum")(xt, tt).item(), want, scale=8)
+    assert_close(nn.CrossEntropyLoss(reduction="sum")(input=xt, target=tt).item(), want, scale=8)
+
+    class Double(nn.CrossEntropyLoss):
+        def forward(self, input, target):
+            return super().forward(input, target) * 2.0
+    assert_close(Double(reduction="sum")(xt, tt).item(), 2 * want, scale=16)
+    inst = nn.CrossEntropyLoss(reduction="sum")
+    inst.forward = lambda a, b: F.cross_entropy(a, b, reduction="mean")
+    assert_close(inst(xt, tt).item(), want / 5, scale=8)
+    # ignore_index given as a NumPy integer or a bool, an unknown reduction, float targets:
+    # the checked path, with its messages.
+    ok = F.cross_entropy(xt, tt, reduction="sum", ignore_index=np.int64(2))
+    assert_close(ok.item(), R.cross_entropy(x.astype(np.float64), t, "sum", 2), scale=8)
+    expect_error(TypeError, "cross_entropy", F.cross_entropy, xt, tt, "sum", True)
+    expect_error(ValueError, "cross_entropy", F.cross_entropy, xt, tt, "avg")
+    expect_error(TypeError, "cross_entropy", F.cross_entropy, xt, fastnn.tensor(t.astype(np.float32)))

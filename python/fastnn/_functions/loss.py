@@ -14,6 +14,7 @@ from ._check import check_tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 _F32 = np.dtype(np.float32)
+_I64 = np.dtype(np.int64)
 
 
 def _check_reduction(reduction, op):
@@ -31,21 +32,28 @@ class CrossEntropy(Function):
         x, t = _contig(x), _contig(t)
         loss, stats = (_C if type(x) is _ND else _kernels(x)).cross_entropy_fwd(x, t, reduction, ignore_index)
         # stats: (N, 2) per-row [max, log-sum-exp of shifted logits], so the backward is one
-        # pass over the logits with nothing to recompute.
-        ctx.save_for_backward(x, t, stats)
-        ctx.reduction, ctx.ignore_index = reduction, ignore_index
+        # pass over the logits with nothing to recompute. The options ride along with the
+        # saved arrays (one slot store, as MSE).
+        ctx.saved_tensors = (x, t, stats, reduction, ignore_index)
         return loss
 
     @staticmethod
     def backward(ctx, g):
-        x, t, stats = ctx.saved_tensors
-        dx = (_C if type(x) is _ND else _kernels(x)).cross_entropy_bwd(_contig(g), x, t, stats, ctx.reduction, ctx.ignore_index)
+        x, t, stats, reduction, ignore_index = ctx.saved_tensors
+        dx = (_C if type(x) is _ND else _kernels(x)).cross_entropy_bwd(_contig(g), x, t, stats, reduction, ignore_index)
         return dx, None, None, None
 
 
 def cross_entropy(input, target, reduction="mean", ignore_index=-100):
     """Cross-entropy of raw logits against int64 class indices (log-softmax fused in).
     Targets equal to ignore_index add 0 loss and 0 gradient and are not counted by 'mean'."""
+    if type(reduction) is str and reduction in _REDUCTIONS and type(ignore_index) is int \
+            and isinstance(input, Tensor) and isinstance(target, Tensor):
+        a, b = input._data, target._data
+        if type(a) is _ND and type(b) is _ND and a.dtype is _F32 and b.dtype is _I64:
+            # The common case (float32 logits, int64 classes, on the host), with the checks
+            # below that it passes skipped; shapes and class ranges are the kernel's to check.
+            return CrossEntropy.apply(input, target, reduction, ignore_index)
     op = "cross_entropy"
     _check_tensor(input, op, "input", float32)
     _check_tensor(target, op, "target", int64, " class indices")
