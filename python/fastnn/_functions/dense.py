@@ -133,22 +133,6 @@ def chain_spec(layers):
     return _C.mlp_spec(acts, betas, ths), tuple(params)
 
 
-def linear_chain(x, layers):
-    """x through linear layers [(weight, bias or None, act, beta, threshold), ...] as one op,
-    or None when this case is not the chain's (not 2-D float32 host tensors, or a parameter
-    that is not C-contiguous): the caller then runs the layers one by one, which also reports
-    any bad argument."""
-    if not isinstance(x, Tensor):
-        return None
-    xd = x._data
-    if type(xd) is not _ND or xd.dtype is not _F32 or xd.ndim != 2:
-        return None
-    prep = chain_spec(layers)
-    if prep is None:
-        return None
-    return LinearChain.apply(x, prep[0], *prep[1])
-
-
 # ---- matmul -------------------------------------------------------------------------------
 
 def _as3d(m, batch):

@@ -101,7 +101,7 @@ class Sequential(Module):
             nxt = mods[i + 1] if i + 1 < n else None
             if _plain(m, Linear):
                 # A run of Linear layers, each optionally followed by a fusable activation,
-                # goes through linear_chain as one op when it has more than one layer.
+                # runs as one LinearChain op (chain_spec) when it has more than one layer.
                 run, i = _linear_run(mods, i)
                 prep = chain_spec(run) if len(run) > 1 else None
                 if prep is None:
