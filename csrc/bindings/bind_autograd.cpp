@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bindings/convert.h"
+#include "bindings/shared.h"
 
 namespace fastnn {
 
@@ -451,11 +452,8 @@ PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
                        make_tensor(o, is_f32(o) ? ctx.ptr() : Py_None, i).release().ptr());
     }
     return res.release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-    return nullptr;
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    set_python_error();
     return nullptr;
   }
 }
@@ -468,20 +466,8 @@ PyObject* run_backward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
     const int64_t index = as_int(args[1]);
     run_backward(args[0], index, args[2], truthy(args[3]));
     Py_RETURN_NONE;
-  } catch (py::error_already_set& e) {
-    e.restore();
-    return nullptr;
-  } catch (const ValueError& e) {  // as pybind11's translator (shared.h) would
-    PyErr_SetString(PyExc_ValueError, e.what());
-    return nullptr;
-  } catch (const TypeError& e) {
-    PyErr_SetString(PyExc_TypeError, e.what());
-    return nullptr;
-  } catch (const IndexError& e) {
-    PyErr_SetString(PyExc_IndexError, e.what());
-    return nullptr;
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    set_python_error();
     return nullptr;
   }
 }
@@ -498,9 +484,7 @@ void bind_autograd(py::module_& m) {
       "run_backward(root_node, root_index, grad, retain_graph): the backward pass from "
       "root_node's output root_index with gradient grad (fastnn.autograd.run_backward's "
       "loop); retain_graph is taken for its truth value."};
-  PyObject* rb = PyCFunction_NewEx(&backward_def, nullptr, m.attr("__name__").ptr());
-  if (!rb) throw py::error_already_set();
-  m.attr("run_backward") = py::reinterpret_steal<py::object>(rb);
+  add_fastcall(m, &backward_def);
 
   m.def("autograd_setup", &setup, py::arg("autograd"), py::arg("tensor_cls"),
         "Hands the C++ side of autograd (run_backward, function_apply) the fastnn.autograd "
@@ -511,9 +495,7 @@ void bind_autograd(py::module_& m) {
       "function_apply",
       reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&function_apply)),
       METH_FASTCALL, "Function.apply(cls, *args): runs cls.forward and records the call."};
-  PyObject* f = PyCFunction_NewEx(&apply_def, nullptr, m.attr("__name__").ptr());
-  if (!f) throw py::error_already_set();
-  m.attr("function_apply") = py::reinterpret_steal<py::object>(f);
+  add_fastcall(m, &apply_def);
 }
 
 }  // namespace fastnn

@@ -2,6 +2,7 @@
 #include <tuple>
 
 #include "bindings/convert.h"
+#include "bindings/shared.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
 #include "ops/common.h"
@@ -149,9 +150,7 @@ void bind_dense(py::module_& m) {
       "mm(arg0: object, arg1: object) -> object\n\nc = a·b for 2-D float32 a (M, K), b (K, N), "
       "with the least per-call work for C-contiguous operands (strided views are copied; "
       "anything else is reported as by matmul)."};
-  PyObject* f = PyCFunction_NewEx(&mm_def, nullptr, m.attr("__name__").ptr());
-  if (!f) throw py::error_already_set();
-  m.attr("mm") = py::reinterpret_steal<py::object>(f);
+  add_fastcall(m, &mm_def);
 
   m.def("bmm", [](py::handle a, py::handle b, bool trans_a, bool trans_b) {
     Tensor ta = arg_tensor(a, "matmul", "a", DType::f32);

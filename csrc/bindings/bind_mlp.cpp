@@ -4,6 +4,7 @@
 #include <string>
 
 #include "bindings/convert.h"
+#include "bindings/shared.h"
 #include "ops/mlp.h"
 
 namespace fastnn {
@@ -110,23 +111,6 @@ py::object c_contig(PyObject* obj) {
   return py::reinterpret_borrow<py::object>(obj);
 }
 
-// Python's exception for a C++ one (pybind11's translators do not run for METH_FASTCALL).
-void set_python_error() {
-  try {
-    throw;
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (const ValueError& e) {
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const TypeError& e) {
-    PyErr_SetString(PyExc_TypeError, e.what());
-  } catch (const IndexError& e) {
-    PyErr_SetString(PyExc_IndexError, e.what());
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-}
-
 // mlp_chain_fwd(x, spec, params) -> (y, saved): params is a tuple (w0, b0, w1, b1, ...), a
 // missing bias None; y is the last layer's output, saved what mlp_chain_bwd needs.
 PyObject* chain_fwd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
@@ -215,12 +199,6 @@ PyObject* chain_bwd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     set_python_error();
     return nullptr;
   }
-}
-
-void add_fastcall(py::module_& m, PyMethodDef* def) {
-  PyObject* f = PyCFunction_NewEx(def, nullptr, m.attr("__name__").ptr());
-  if (!f) throw py::error_already_set();
-  m.attr(def->ml_name) = py::reinterpret_steal<py::object>(f);
 }
 
 }  // namespace

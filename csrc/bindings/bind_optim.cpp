@@ -131,17 +131,8 @@ PyObject* sgd_step_params(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       sgd_step(tp, tg, {}, {}, o);
     }
     Py_RETURN_TRUE;
-  } catch (py::error_already_set& e) {
-    e.restore();
-    return nullptr;
-  } catch (const ValueError& e) {
-    PyErr_SetString(PyExc_ValueError, e.what());
-    return nullptr;
-  } catch (const TypeError& e) {
-    PyErr_SetString(PyExc_TypeError, e.what());
-    return nullptr;
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    set_python_error();
     return nullptr;
   }
 }
@@ -196,9 +187,7 @@ void bind_optim(py::module_& m) {
       "momentum over a list of fastnn Tensors (their .grad), in place; False (nothing "
       "changed) unless every array is a plain C-contiguous float32 ndarray shaped like its "
       "parameter."};
-  PyObject* f = PyCFunction_NewEx(&sgd_params_def, nullptr, m.attr("__name__").ptr());
-  if (!f) throw py::error_already_set();
-  m.attr("sgd_step_params") = py::reinterpret_steal<py::object>(f);
+  add_fastcall(m, &sgd_params_def);
 }
 
 }  // namespace fastnn
