@@ -278,3 +278,18 @@ def test_plan_after_move_to_fake_device(rng, fake_cuda):
     np.testing.assert_array_equal(y.detach().cpu().numpy(), y0)  # the same kernels underneath
     m.to("cpu")
     np.testing.assert_array_equal(_check(m, x), y0)
+
+
+def test_copy_and_pickle_after_a_call(rng):
+    """A model that has run keeps a plan (with a C++ capsule inside): deepcopy and pickle
+    must still work, and each copy runs its own parameters, not the original's."""
+    import copy
+    import pickle
+    m = _model()
+    x = _x(rng)
+    y = _check(m, x)
+    for c in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        np.testing.assert_array_equal(_check(c, x), y)
+        c[0].weight.data[...] = 0.0   # the copy's parameters are its own ...
+        assert not np.array_equal(_check(c, x), y)
+        np.testing.assert_array_equal(_check(m, x), y)   # ... the original is untouched

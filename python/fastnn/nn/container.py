@@ -90,6 +90,13 @@ class Sequential(Module):
                 x = step[1](x)
         return x
 
+    def __getstate__(self):
+        # The plan is derived (and holds a C++ capsule, which cannot be copied or pickled):
+        # copies and unpickled models build their own on their first call.
+        state = self.__dict__.copy()
+        state.pop("_plan", None)
+        return state
+
     def _make_plan(self):
         """(STRUCTURE version, ((param, its array), ...) to check, steps) for forward."""
         version = _STRUCTURE[0]
