@@ -297,6 +297,11 @@ const GemmBlocks& blocks_for(const GemmKernelInfo& kr) {
   return t_blocks;
 }
 
+// The part of ep a micro-kernel applies (bias, pre-activation store, ReLU), at C's origin.
+MicroEpilogue micro_epilogue(const GemmEpilogue& ep) {
+  return MicroEpilogue{ep.bias, ep.z, ep.act.act == Act::relu};
+}
+
 // The whole GEMM after the argument handling of gemm_f32 / gemm_f32_packed; kr is the kernel
 // every thread uses (read once by the caller).
 void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, int64_t K,
@@ -324,12 +329,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // Zen 5, 1 thread, 64x256x784: packing the weight was ~12% of the time (116 -> 105 us).
     const int nr = kr.nr;
     const int64_t slice = K * ((M + nr - 1) / nr) * nr;  // one packed copy of A
-    MicroEpilogue me;
-    if (epi) {
-      me.bias = ep->bias;
-      me.z = ep->z;
-      me.relu = ep->act.act == Act::relu;
-    }
+    const MicroEpilogue me = epi ? micro_epilogue(*ep) : MicroEpilogue{};
     const MicroEpilogue* mep = epi ? &me : nullptr;
     // Threads split C's columns in units of 16: the kernel's tiles are 8 columns wide, but a
     // split inside a 64-byte line would have both threads writing that line in every row.
@@ -376,12 +376,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       ldb_s = nr;
       bps = K * nr;
     }
-    MicroEpilogue me;
-    if (epi) {
-      me.bias = ep->bias;
-      me.z = ep->z;
-      me.relu = ep->act.act == Act::relu;
-    }
+    const MicroEpilogue me = epi ? micro_epilogue(*ep) : MicroEpilogue{};
     const MicroEpilogue* mep = epi ? &me : nullptr;
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
     // Threads split the column panels (A is read by all, never copied).
