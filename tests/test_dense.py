@@ -275,3 +275,43 @@ def test_matmul_bad_input():
                  match="broadcast")
     expect_error(TypeError, "matmul", fastnn.matmul, fastnn.tensor([[1, 2]]), fastnn.ones(2, 2))
     expect_error(TypeError, "matmul", fastnn.matmul, fastnn.ones(2, 2), "x")
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_linear_act_backward_bit_exact(act, rng, isa, threads):
+    # The activation backward + bias gradient of relu/sigmoid/tanh runs on SIMD registers
+    # (cpu/kernels/act_bwd_<isa>.cpp) or the scalar loop: one IEEE operation at a time in the
+    # same order, so db (the column sums of dZ, row by row in float32) is bit-identical to that
+    # arithmetic done in NumPy float32, on every path. Columns off the register width, and
+    # enough work (64 x 300 x 170) for the threaded backward.
+    n, fin, fout = 64, 170, 300
+    x = rng.standard_normal((n, fin)).astype(np.float32)
+    w = rng.standard_normal((fout, fin)).astype(np.float32)
+    dy = rng.standard_normal((n, fout)).astype(np.float32)
+    code = ACTS.index(act)
+    y, _ = _C.linear_fwd(x, w, None, code, 1.0, 20.0)
+    _, _, db = _C.linear_bwd(dy, x, w, y, code, 1.0, 20.0, True, True, True)
+    one = np.float32(1)
+    if act == "relu":
+        dz = np.where(y > 0, dy, np.float32(0))
+    elif act == "sigmoid":
+        dz = dy * (y * (one - y))
+    else:
+        dz = dy * (one - y * y)
+    ref = np.zeros(fout, np.float32)
+    for row in dz:
+        ref = ref + row
+    np.testing.assert_array_equal(db, ref)
+
+
+def test_linear_relu_backward_ignores_dy_where_inactive(isa):
+    # As torch's threshold_backward (and fastnn's elementwise relu): the gradient is 0 where
+    # the output is <= 0 even when the incoming gradient there is NaN or inf.
+    x = np.array([[1.0, -1.0], [2.0, -0.5]], np.float32)
+    w = np.eye(2, dtype=np.float32)
+    y, _ = _C.linear_fwd(x, w, None, 1, 1.0, 20.0)  # [[1, 0], [2, 0]]
+    dy = np.array([[1.0, np.nan], [2.0, np.inf]], np.float32)
+    dx, dw, db = _C.linear_bwd(dy, x, w, y, 1, 1.0, 20.0, True, True, True)
+    np.testing.assert_array_equal(db, [3.0, 0.0])
+    np.testing.assert_array_equal(dx, [[1.0, 0.0], [2.0, 0.0]])
+    np.testing.assert_array_equal(dw, [[5.0, -2.0], [0.0, 0.0]])

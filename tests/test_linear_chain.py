@@ -35,6 +35,31 @@ def _reference(x, layers, acts, g):
     return ins[-1], g, dws, dbs
 
 
+def _check_chain(rng, m, x, widths, acts, what):
+    """m(x) as one LinearChain op, then backward from a random gradient: the output, dx and
+    every dw/db against _reference."""
+    batch = x.shape[0]
+    xt = fastnn.tensor(x, requires_grad=True)
+    y = m(xt)
+    assert y.grad_fn.name == "LinearChain"
+    g = rng.standard_normal((batch, widths[-1])).astype(np.float32)
+    y.backward(fastnn.tensor(g))
+    lins = [l for l in m if isinstance(l, nn.Linear)]
+    layers = [(l.weight.detach().numpy().astype(np.float64),
+               None if l.bias is None else l.bias.detach().numpy().astype(np.float64))
+              for l in lins]
+    ref, dx, dws, dbs = _reference(x.astype(np.float64), layers, acts, g.astype(np.float64))
+    k = max(widths) * len(lins)
+    assert_close(y.detach().numpy(), ref, k=k, c=64, what="output " + what)
+    assert_close(xt.grad.numpy(), dx, k=k, c=64, what="dx " + what)
+    for i, l in enumerate(lins):
+        assert_close(l.weight.grad.numpy(), dws[i], k=k * max(batch, 1), c=64,
+                     what=f"dw[{i}] " + what)
+        if l.bias is not None:
+            assert_close(l.bias.grad.numpy(), dbs[i], k=k * max(batch, 1), c=64,
+                         what=f"db[{i}] " + what)
+
+
 @pytest.mark.parametrize("batch", BATCHES)
 def test_chain_matches_reference(rng, isa, batch):
     names = list(ACTS) + [None]
@@ -45,26 +70,8 @@ def test_chain_matches_reference(rng, isa, batch):
         bias = [bool(rng.integers(2)) for _ in range(depth)]
         m = _chain(rng, widths, acts, bias)
         x = rng.standard_normal((batch, widths[0])).astype(np.float32)
-        xt = fastnn.tensor(x, requires_grad=True)
-        y = m(xt)
-        assert y.grad_fn.name == "LinearChain"
-        g = rng.standard_normal((batch, widths[-1])).astype(np.float32)
-        y.backward(fastnn.tensor(g))
-        lins = [l for l in m if isinstance(l, nn.Linear)]
-        layers = [(l.weight.detach().numpy().astype(np.float64),
-                   None if l.bias is None else l.bias.detach().numpy().astype(np.float64))
-                  for l in lins]
-        ref, dx, dws, dbs = _reference(x.astype(np.float64), layers, acts, g.astype(np.float64))
-        what = f"widths {widths}, acts {acts}, bias {bias}, batch {batch}"
-        k = max(widths) * depth
-        assert_close(y.detach().numpy(), ref, k=k, c=64, what="output " + what)
-        assert_close(xt.grad.numpy(), dx, k=k, c=64, what="dx " + what)
-        for i, l in enumerate(lins):
-            assert_close(l.weight.grad.numpy(), dws[i], k=k * max(batch, 1), c=64,
-                         what=f"dw[{i}] " + what)
-            if l.bias is not None:
-                assert_close(l.bias.grad.numpy(), dbs[i], k=k * max(batch, 1), c=64,
-                             what=f"db[{i}] " + what)
+        _check_chain(rng, m, x, widths, acts,
+                     f"widths {widths}, acts {acts}, bias {bias}, batch {batch}")
 
 
 def test_chain_respects_requires_grad(rng):
@@ -223,3 +230,18 @@ def test_chain_retain_graph_and_second_backward(rng):
         np.testing.assert_array_equal(b, 2 * a)  # the same gradient twice: a + a is 2a exactly
     with pytest.raises(RuntimeError, match="second time"):
         y.backward()
+
+
+@pytest.mark.parametrize("batch", [37, 256, 257])
+def test_chain_threaded_regions_match_reference(rng, isa, threads, batch):
+    # Layers with batch <= 256 and at least 2^20 multiply-adds run their backward in one
+    # parallel region per run of such layers, each thread on its own column slices
+    # (ops/dense.cpp, run_linear_backward); here the first three layers form such a run at
+    # batch 37 and 256, the last (97 -> 10) runs alone, and batch 257 takes the op-by-op path.
+    # Widths off the 16-float split unit, so the thread boundaries fall inside tiles.
+    names = list(ACTS) + [None]
+    widths = [200, 161, 150, 97, 10]
+    acts = [names[int(rng.integers(len(names)))] for _ in range(len(widths) - 1)]
+    m = _chain(rng, widths, acts, [True, False, True, True])
+    x = rng.standard_normal((batch, widths[0])).astype(np.float32)
+    _check_chain(rng, m, x, widths, acts, f"acts {acts}, batch {batch}, {threads} threads")

@@ -3,8 +3,12 @@
 // called from inside a parallel region (or while another Python thread holds the pool) runs
 // serially instead of oversubscribing.
 #pragma once
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <thread>
+#include <utility>
 
 namespace fastnn {
 
@@ -25,5 +29,42 @@ void parallel_run_concurrent(int nthreads, const std::function<void(int, int)>& 
 // fn(begin, end) over [0, n) in contiguous chunks; one chunk per thread, each at least
 // `grain` items (so small problems stay on one thread and pay no synchronisation).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// Thread t's share [lo, hi) of n items split T ways, in whole units of `unit` items (the last
+// share takes the remainder). Kernels whose threads hand data to each other split with the
+// same unit so that each thread's slice of one op's output is the slice it reads in the next
+// (a 16-float unit is one 64-byte line: no line is written by two threads).
+inline std::pair<int64_t, int64_t> split_range(int64_t n, int t, int T, int64_t unit = 1) {
+  const int64_t units = (n + unit - 1) / unit;
+  return {std::min(n, units * t / T * unit), std::min(n, units * (t + 1) / T * unit)};
+}
+
+// The threads of one parallel_run_concurrent region wait here for each other (between phases
+// where one thread's output is another's input).
+struct SpinBarrier {
+  explicit SpinBarrier(int n) : n(n) {}
+  void wait() {
+    if (n <= 1) return;
+    const int g = gen.load(std::memory_order_acquire);
+    if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      count.store(0, std::memory_order_relaxed);
+      gen.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    // Spin briefly, then yield: on a loaded machine the thread we wait for may have lost its
+    // core, and burning ours would keep it from getting one back.
+    for (int spins = 0; gen.load(std::memory_order_acquire) == g; ++spins) {
+      if (spins < 2000) cpu_relax();
+      else std::this_thread::yield();
+    }
+  }
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  const int n;
+  std::atomic<int> count{0}, gen{0};
+};
 
 }  // namespace fastnn

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 
 #include "core/parallel.h"
 #include "core/tensor.h"
@@ -194,34 +193,6 @@ void apply_act(const ActParams& act, float* c, int64_t ldc, int64_t rows, int64_
   });
 }
 
-// Threads of one GEMM wait here between packing the shared B block and using it. Only used
-// under parallel_run_concurrent, where all participants really run at once.
-struct SpinBarrier {
-  explicit SpinBarrier(int n) : n(n) {}
-  void wait() {
-    if (n <= 1) return;
-    const int g = gen.load(std::memory_order_acquire);
-    if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
-      count.store(0, std::memory_order_relaxed);
-      gen.fetch_add(1, std::memory_order_release);
-      return;
-    }
-    // Spin briefly, then yield: on a loaded machine the thread we wait for may have lost its
-    // core, and burning ours would keep it from getting one back.
-    for (int spins = 0; gen.load(std::memory_order_acquire) == g; ++spins) {
-      if (spins < 2000) cpu_relax();
-      else std::this_thread::yield();
-    }
-  }
-  static void cpu_relax() {
-#if defined(FASTNN_X86)
-    __builtin_ia32_pause();
-#endif
-  }
-  const int n;
-  std::atomic<int> count{0}, gen{0};
-};
-
 // parallel_for(n, grain, fn), except that a problem of one grain runs fn directly: the
 // small-shape paths serve products of a few hundred nanoseconds, where wrapping fn in a
 // std::function (a heap allocation for a lambda with this many captures) and asking the pool
@@ -333,6 +304,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     const MicroEpilogue* mep = epi ? &me : nullptr;
     // Threads split C's columns in units of 16: the kernel's tiles are 8 columns wide, but a
     // split inside a 64-byte line would have both threads writing that line in every row.
+    // (split_range: the split linear_backward's threads use too, so each reads back the
+    // columns of the output it wrote.)
     constexpr int64_t kColTile = 16;
     const int64_t tiles = (N + kColTile - 1) / kColTile;
     const int64_t grain =
@@ -347,8 +320,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       float* ap = ap_all + size_t(t) * size_t(slice);
       if (kr.pack_bt) kr.pack_bt(A, lda, K, M, ap);
       else pack_b(true, A, lda, K, M, nr, ap);
-      const int64_t c0 = tiles * t / T * kColTile;
-      const int64_t c1 = std::min(N, tiles * (t + 1) / T * kColTile);
+      const auto [c0, c1] = split_range(N, t, T, kColTile);
       if (c0 >= c1) return;
       kr.small_t(M, c0, c1, K, ap, B, ldb, C, ldc, accumulate, mep);
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);

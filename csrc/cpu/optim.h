@@ -1,6 +1,6 @@
-// Multi-tensor optimizer updates: one call updates every parameter of a param group in place.
-// The work is split over the total element count of all tensors, so one large weight and
-// many small biases keep all threads busy alike.
+// Multi-tensor optimizer updates: one call updates every parameter of a param group in place,
+// in one parallel region: each thread takes its share of every tensor (cpu/optim.cpp says why
+// per tensor).
 #pragma once
 #include <cstdint>
 #include <vector>

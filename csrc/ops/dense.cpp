@@ -1,9 +1,13 @@
 #include "ops/dense.h"
 
 #include <algorithm>
+#include <exception>
+#include <vector>
 
 #include "core/parallel.h"
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
+#include "cpu/kernels/act_bwd.h"
 #include "ops/common.h"
 #include "ops/shapes.h"
 
@@ -16,24 +20,26 @@ void check_f32_contig(const Tensor& t, const char* op, const char* name) {
   check_contiguous(t, op, name);
 }
 
-// Column sums of a (rows, cols) row-major matrix into out (cols,), overwritten.
+// Columns [j0, j1) of the column sums of a (rows, cols) row-major matrix into out[j0, j1),
+// overwritten.
 // NOTE: float32 accumulation down each column (vectorised across columns); its error grows
 // with rows like any length-`rows` reduction, which the tests' tolerance accounts for.
-void column_sums(const float* a, int64_t rows, int64_t cols, float* out) {
+void column_sums(const float* a, int64_t rows, int64_t cols, float* out, int64_t j0,
+                 int64_t j1) {
   const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 15) / std::max<int64_t>(rows, 1));
-  parallel_for(cols, grain, [&](int64_t j0, int64_t j1) {
-    std::fill(out + j0, out + j1, 0.f);
+  parallel_for(j1 - j0, grain, [&](int64_t b, int64_t e) {
+    std::fill(out + j0 + b, out + j0 + e, 0.f);
     for (int64_t i = 0; i < rows; ++i) {
       const float* ai = a + i * cols;
-      for (int64_t j = j0; j < j1; ++j) out[j] += ai[j];
+      for (int64_t j = j0 + b; j < j0 + e; ++j) out[j] += ai[j];
     }
   });
 }
 
-// Rows [0, rows) x columns [j0, j1) of act_bwd_and_bias_grad below. `saved` is the
-// pre-activation (gelu/softplus) or the output (the others): act_grad<A> reads only the one
-// its activation needs. Restrict pointers and no branch in the inner loop, so the compiler
-// vectorises it (relu, sigmoid, tanh: measured 64x256 relu 2.9 -> 0.5 us at the baseline ISA).
+// Rows [0, rows) x columns [j0, j1) of act_bwd_and_bias_grad below, on the generic path and
+// for gelu/softplus (the SIMD kernels in cpu/kernels/act_bwd_<isa>.cpp do the same arithmetic
+// for relu/sigmoid/tanh). `saved` is the pre-activation (gelu/softplus) or the output (the
+// others): act_grad<A> reads only the one its activation needs.
 template <Act A, bool Db>
 void act_bwd_cols(const float* __restrict dy, const float* __restrict saved,
                   float* __restrict dz, float* __restrict db, int64_t rows, int64_t cols,
@@ -42,26 +48,47 @@ void act_bwd_cols(const float* __restrict dy, const float* __restrict saved,
   for (int64_t i = 0; i < rows; ++i) {
     const int64_t o = i * cols;
     for (int64_t j = j0; j < j1; ++j) {
-      const float v = dy[o + j] * act_grad<A>(saved[o + j], saved[o + j], beta, thr);
+      // relu: a select, not dy * 0, so the gradient is 0 where y <= 0 even when dy is NaN or
+      // inf (PyTorch's threshold_backward, and activation_bwd's relu).
+      // (The load is unconditional so the select vectorises.)
+      const float d = dy[o + j];
+      const float v = A == Act::relu ? (saved[o + j] > 0.f ? d : 0.f)
+                                     : d * act_grad<A>(saved[o + j], saved[o + j], beta, thr);
       dz[o + j] = v;
       if (Db) db[j] += v;
     }
   }
 }
 
-// One pass over dy for the activation's backward and the bias gradient together:
+// One pass over dy for the activation's backward and the bias gradient together, on columns
+// [j0, j1):
 //   dz(rows, cols) = dy * act'(saved), overwritten;  db(cols) = column sums of dz,
 //   overwritten (db may be null). saved: the pre-activation (gelu/softplus) or the output
 //   (relu/sigmoid/tanh). All row-major, leading dimension cols.
 // Threads split the columns, so each owns its slice of db and no reduction is needed.
 // NOTE: db accumulates in float32 down each column, as column_sums does.
 void act_bwd_and_bias_grad(const ActParams& p, const float* dy, const float* saved, float* dz,
-                           float* db, int64_t rows, int64_t cols) {
+                           float* db, int64_t rows, int64_t cols, int64_t j0, int64_t j1) {
   const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 15) / std::max<int64_t>(rows, 1));
+#ifdef FASTNN_X86
+  // NOTE (speed): 64x256 relu with the bias gradient, 1 thread, Zen 5, through _C.linear_bwd
+  // less its call overhead: the scalar loop (4-wide SSE at the baseline ISA) 2.5 us, AVX-512
+  // 1.6 us.
+  const Isa isa = active_isa();
+  if (isa != Isa::generic && (p.act == Act::relu || p.act == Act::sigmoid || p.act == Act::tanh)) {
+    const auto fn = isa == Isa::avx512 ? act_bwd_cols_avx512 : act_bwd_cols_avx2;
+    parallel_for(j1 - j0, grain, [&](int64_t b, int64_t e) {
+      fn(p.act, dy, saved, dz, db, rows, cols, j0 + b, j0 + e);
+    });
+    return;
+  }
+#endif
   dispatch_act(p.act, [&]<Act A>() {
-    parallel_for(cols, grain, [&](int64_t j0, int64_t j1) {
-      if (db) act_bwd_cols<A, true>(dy, saved, dz, db, rows, cols, j0, j1, p.beta, p.threshold);
-      else act_bwd_cols<A, false>(dy, saved, dz, db, rows, cols, j0, j1, p.beta, p.threshold);
+    parallel_for(j1 - j0, grain, [&](int64_t b, int64_t e) {
+      if (db) act_bwd_cols<A, true>(dy, saved, dz, db, rows, cols, j0 + b, j0 + e, p.beta,
+                                    p.threshold);
+      else act_bwd_cols<A, false>(dy, saved, dz, db, rows, cols, j0 + b, j0 + e, p.beta,
+                                  p.threshold);
     });
   });
 }
@@ -98,17 +125,25 @@ std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const
   return {y, z};
 }
 
-LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
-                            const Tensor& saved, const ActParams& p, bool need_dx, bool need_dw,
-                            bool need_db) {
+LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                     const Tensor& saved, const ActParams& p, bool need_dx,
+                                     bool need_dw, bool need_db) {
   const char* op = "linear";
   check_f32_contig(dy, op, "grad_output");
   check_ndim(dy, 2, op, "grad_output");
   const auto [N, IN, OUT] = check_linear_args(x, w, op);
   check_shape(dy, {N, OUT}, op, "grad_output");
 
+  LinearBwdJob j;
+  j.p = p;
+  j.N = N;
+  j.IN = IN;
+  j.OUT = OUT;
+  j.dy = dy.data<float>();
+  j.x = x.data<float>();
+  j.w = w.data<float>();
   // dZ = dy * act'(.): the activation's derivative from the saved output (or pre-activation).
-  Tensor dz = dy;
+  j.dz_t = dy;
   if (p.act != Act::none) {
     const bool need_z = act_backward_needs_input(p.act);
     const char* sname = need_z ? "pre-activation" : "output";
@@ -116,29 +151,119 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                sname, ", got None");
     check_f32_contig(saved, op, sname);
     check_shape(saved, {N, OUT}, op, sname);
-    dz = empty({N, OUT}, DType::f32);
+    j.saved = saved.data<float>();
+    j.dz_t = empty({N, OUT}, DType::f32);
   }
-  LinearGrads g;
-  if (need_db) g.db = empty({OUT}, DType::f32);
-  if (p.act != Act::none) {
-    // dZ and db in the same pass over dy (db is the column sums of dZ).
-    act_bwd_and_bias_grad(p, dy.data<float>(), saved.data<float>(), dz.data<float>(),
-                          need_db ? g.db.data<float>() : nullptr, N, OUT);
-  } else if (need_db) {
-    column_sums(dz.data<float>(), N, OUT, g.db.data<float>());
-  }
+  j.dz = j.dz_t.data<float>();
+  if (need_db) j.db = (j.g.db = empty({OUT}, DType::f32)).data<float>();
+  if (need_dx) j.dx = (j.g.dx = empty({N, IN}, DType::f32)).data<float>();
+  if (need_dw) j.dw = (j.g.dw = empty({OUT, IN}, DType::f32)).data<float>();
+  return j;
+}
 
-  if (need_dx) {  // dx(N, IN) = dZ(N, OUT) · w(OUT, IN)
-    g.dx = empty({N, IN}, DType::f32);
-    gemm_f32(false, false, N, IN, OUT, dz.data<float>(), OUT, w.data<float>(), IN,
-             g.dx.data<float>(), IN, false);
+namespace {
+
+// Thread t of T's share of a layer's backward. Phase 1 on its OUT columns [o0, o1): dZ and db
+// there, then dw's rows o0..o1 (= dZ's columns: dZ is read transposed, so those are exactly
+// the columns it just wrote). Phase 2, once every thread's dZ is complete (bar): dx's IN
+// columns [i0, i1), a reduction over all of dZ's columns. Both split with split_range in
+// 16-float units, as the forward's GEMM splits its output columns, so in a chain the columns
+// a thread reads back (y in phase 1, the previous layer's dx as this one's dy) are the ones it
+// wrote, and the weight-gradient rows it writes are those an optimizer splitting each tensor
+// by split_range updates on the same thread.
+// Work inside a parallel region runs serially (gemm_f32, parallel_for); called outside one
+// with T = 1, each op uses the pool itself.
+constexpr int64_t kLineFloats = 16;
+
+template <class F>
+void guarded(std::exception_ptr& err, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    if (!err) err = std::current_exception();
   }
-  if (need_dw) {  // dw(OUT, IN) = dZ(N, OUT)ᵀ · x(N, IN), dZ read transposed in place
-    g.dw = empty({OUT, IN}, DType::f32);
-    gemm_f32(true, false, OUT, IN, N, dz.data<float>(), OUT, x.data<float>(), IN,
-             g.dw.data<float>(), IN, false);
+}
+
+void linear_backward_phase1(const LinearBwdJob& j, int t, int T) {
+  const auto [o0, o1] = split_range(j.OUT, t, T, kLineFloats);
+  if (o0 >= o1) return;
+  if (j.p.act != Act::none) {
+    // dZ and db in the same pass over dy (db is the column sums of dZ).
+    act_bwd_and_bias_grad(j.p, j.dy, j.saved, j.dz, j.db, j.N, j.OUT, o0, o1);
+  } else if (j.db) {
+    column_sums(j.dz, j.N, j.OUT, j.db, o0, o1);
   }
-  return g;
+  // dw(OUT, IN) = dZ(N, OUT)ᵀ · x(N, IN), dZ read transposed in place
+  if (j.dw)
+    gemm_f32(true, false, o1 - o0, j.IN, j.N, j.dz + o0, j.OUT, j.x, j.IN, j.dw + o0 * j.IN,
+             j.IN, false);
+}
+
+void linear_backward_phase2(const LinearBwdJob& j, int t, int T) {
+  // dx(N, IN) = dZ(N, OUT) · w(OUT, IN), columns [i0, i1)
+  const auto [i0, i1] = split_range(j.IN, t, T, kLineFloats);
+  if (i0 < i1)
+    gemm_f32(false, false, j.N, i1 - i0, j.OUT, j.dz, j.OUT, j.w + i0, j.IN, j.dx + i0, j.IN,
+             false);
+}
+
+// Small-batch layers with enough arithmetic share one region per run of layers; everything
+// else runs op by op, each op threading itself (large products split their own way, with a
+// shared packed B). NOTE (speed): at batch 64 a layer's ops are a few microseconds each; op by
+// op, the activation backward ran on one thread, each GEMM was a pool round trip, and the
+// weight gradient's threads split its columns, so the optimizer's threads (which split each
+// tensor by rows) read half of it from the other core. Measured with cpu/optim.cpp's
+// per-tensor split, 2 threads, 784-256-128-10 MLP step (best of 6 interleaved runs, Zen 5):
+// 182.6 us before both changes, 177.1 after.
+constexpr int64_t kRegionMaxBatch = 256;
+constexpr int64_t kRegionMinMacs = int64_t(1) << 20;
+
+bool share_region(const LinearBwdJob& j, int T) {
+  const int64_t macs = j.N * j.IN * j.OUT * ((j.dx ? 1 : 0) + (j.dw ? 1 : 0));
+  return T > 1 && j.N <= kRegionMaxBatch && macs >= kRegionMinMacs;
+}
+
+}  // namespace
+
+void run_linear_backward(const std::vector<LinearBwdJob>& jobs) {
+  const int T = get_num_threads();
+  for (size_t i = 0; i < jobs.size();) {
+    size_t e = i + 1;
+    if (share_region(jobs[i], T)) {
+      while (e < jobs.size() && share_region(jobs[e], T)) ++e;
+    } else {
+      linear_backward_phase1(jobs[i], 0, 1);
+      if (jobs[i].dx) linear_backward_phase2(jobs[i], 0, 1);
+      i = e;
+      continue;
+    }
+    // Layers i..e-1 in one region. Every thread passes every barrier even after an error (the
+    // work is skipped, the first exception rethrown after the region), so none is left waiting.
+    SpinBarrier bar(T);
+    std::vector<std::exception_ptr> err(static_cast<size_t>(T));
+    parallel_run_concurrent(T, [&](int t, int nt) {
+      std::exception_ptr& my = err[size_t(t)];
+      for (size_t k = i; k < e; ++k) {
+        const LinearBwdJob& j = jobs[k];
+        if (!my) guarded(my, [&] { linear_backward_phase1(j, t, nt); });
+        if (!j.dx) continue;
+        if (nt > 1) bar.wait();  // dZ complete: phase 2 reads all of its columns
+        if (!my) guarded(my, [&] { linear_backward_phase2(j, t, nt); });
+      }
+    });
+    for (auto& x : err)
+      if (x) std::rethrow_exception(x);
+    i = e;
+  }
+}
+
+LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                            const Tensor& saved, const ActParams& p, bool need_dx, bool need_dw,
+                            bool need_db) {
+  std::vector<LinearBwdJob> jobs;
+  jobs.push_back(prepare_linear_backward(dy, x, w, saved, p, need_dx, need_dw, need_db));
+  run_linear_backward(jobs);
+  return std::move(jobs[0].g);
 }
 
 Tensor gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, const Tensor& out,

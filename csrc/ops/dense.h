@@ -3,6 +3,7 @@
 // csrc/cpu/gemm.cpp.
 #pragma once
 #include <utility>
+#include <vector>
 
 #include "core/tensor.h"
 #include "cpu/act.h"
@@ -23,6 +24,23 @@ struct LinearGrads {
 LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                             const Tensor& saved, const ActParams& p, bool need_dx, bool need_dw,
                             bool need_db);
+
+// One layer's backward with its arguments checked and its outputs allocated (in g), ready to
+// run; mlp_backward prepares a whole chain (layer k's dx is layer k-1's dy) and runs it at once.
+struct LinearBwdJob {
+  LinearGrads g;  // the results (dx, dw, db as requested)
+  Tensor dz_t;    // dZ: dy itself when there is no activation, else allocated
+  const float *dy = nullptr, *x = nullptr, *w = nullptr, *saved = nullptr;
+  float *dz = nullptr, *dx = nullptr, *dw = nullptr, *db = nullptr;  // null: not requested
+  ActParams p{};
+  int64_t N = 0, IN = 0, OUT = 0;
+};
+LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                     const Tensor& saved, const ActParams& p, bool need_dx,
+                                     bool need_dw, bool need_db);
+// Runs the jobs in order (each may read what the ones before it wrote). Small-batch layers
+// share one parallel region, split so each thread reads back what it wrote (dense.cpp).
+void run_linear_backward(const std::vector<LinearBwdJob>& jobs);
 
 // c = op(a)·op(b), a and b 2-D. With `out` defined, writes into it (accumulate: out += ...)
 // and returns it.

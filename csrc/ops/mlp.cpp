@@ -50,21 +50,27 @@ MlpGrads mlp_backward(const Tensor& dy, const Tensor& x, const std::vector<MlpLa
     fail("linear", "chain backward needs one saved output, pre-activation and grad flag per "
          "layer (", L, " layers), got ", saved.ys.size(), ", ", saved.zs.size(), ", ",
          need_dw.size(), " and ", need_db.size());
-  MlpGrads g;
-  g.dw.resize(L);
-  g.db.resize(L);
-  Tensor d = dy;  // gradient of layer i's output
+  // Every layer is checked and allocated first (layer k's dx is layer k-1's dy), then the
+  // chain runs in as few parallel regions as its shapes allow.
+  std::vector<LinearBwdJob> jobs;
+  jobs.reserve(L);
   for (size_t k = L; k-- > 0;) {
     const MlpLayer& l = layers[k];
     const Tensor& in = k == 0 ? x : saved.ys[k - 1];
     const Tensor& act_saved = act_backward_needs_input(l.p.act) ? saved.zs[k] : saved.ys[k];
-    const bool want_dx = k > 0 || need_dx;
-    LinearGrads lg = linear_backward(d, in, l.w, act_saved, l.p, want_dx, need_dw[k],
-                                     need_db[k] && l.b.defined());
+    const Tensor& d = k == L - 1 ? dy : jobs.back().g.dx;
+    jobs.push_back(prepare_linear_backward(d, in, l.w, act_saved, l.p, k > 0 || need_dx,
+                                           need_dw[k], need_db[k] && l.b.defined()));
+  }
+  run_linear_backward(jobs);
+  MlpGrads g;
+  g.dw.resize(L);
+  g.db.resize(L);
+  for (size_t k = 0; k < L; ++k) {
+    LinearGrads& lg = jobs[L - 1 - k].g;
     g.dw[k] = std::move(lg.dw);
     g.db[k] = std::move(lg.db);
-    if (k > 0) d = std::move(lg.dx);
-    else g.dx = std::move(lg.dx);
+    if (k == 0) g.dx = std::move(lg.dx);
   }
   return g;
 }

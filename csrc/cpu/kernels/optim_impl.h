@@ -1,5 +1,5 @@
 // The SGD and Adam element loops on SIMD registers; included by optim_<isa>.cpp, each of which
-// first defines `struct V` (its ISA's register type and operations, see optim_avx512.cpp) and
+// first includes its ISA's `struct V` and `struct S` (simd_<isa>.h, simd_scalar.h) and defines
 // the two function names. The span contracts are optim_kernels.h's.
 //
 // NOTE (numerics): these follow PyTorch's *vectorised* CPU kernels, one op at a time, because
@@ -14,7 +14,7 @@
 //     torch 2.13 bit for bit, measured); `addcdiv_(t1, t2, value=s)` is self + (s * t1) / t2.
 // This file is compiled with -ffp-contract=off (CMakeLists.txt), so V::fma is the only FMA.
 // Elements past the last full register go through the same code on one float at a time
-// (struct S below, with std::fma), so every element of a tensor is rounded alike.
+// (struct S in simd_scalar.h, with std::fma), so every element of a tensor is rounded alike.
 #ifdef FASTNN_X86
 #include <cmath>
 #include <cstdint>
@@ -24,22 +24,6 @@
 namespace fastnn {
 
 namespace {
-
-// One float as a "register": the tail of each span.
-struct S {
-  using R = float;
-  static constexpr int W = 1;
-  static R load(const float* p) { return *p; }
-  static void store(float* p, R v) { *p = v; }
-  static R set1(float v) { return v; }
-  static R add(R a, R b) { return a + b; }
-  static R sub(R a, R b) { return a - b; }
-  static R mul(R a, R b) { return a * b; }
-  static R div(R a, R b) { return a / b; }
-  static R sqrt(R a) { return std::sqrt(a); }
-  static R fma(R a, R b, R c) { return std::fma(a, b, c); }  // a * b + c, one rounding
-  static R neg(R a) { return -a; }
-};
 
 // One register of W elements at j: the whole SGD rule (see SgdHyper).
 template <class T, bool Mom>

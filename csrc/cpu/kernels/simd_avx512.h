@@ -1,0 +1,32 @@
+// `struct V`: one 16-float AVX-512 register and the operations the elementwise kernel templates
+// (optim_impl.h, act_bwd_impl.h) are written in, plus `struct S`, the same on one float for the
+// elements past the last full register. Include only from a file built with AVX-512 flags.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "cpu/kernels/simd_scalar.h"
+
+namespace fastnn {
+namespace {
+struct V {
+  using R = __m512;
+  static constexpr int W = 16;
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R set1(float v) { return _mm512_set1_ps(v); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R sqrt(R a) { return _mm512_sqrt_ps(a); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R neg(R a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a),
+                                                  _mm512_set1_epi32(INT32_MIN))); }
+  static R pos_or_zero(R y, R d) {  // d where y > 0, else +0
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d);
+  }
+};
+}  // namespace
+}  // namespace fastnn
