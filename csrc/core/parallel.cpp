@@ -163,6 +163,7 @@ Pool& pool() {
 }  // namespace
 
 int get_num_threads() { return pool().threads(); }
+int threads_here() { return t_in_parallel ? 1 : pool().threads(); }
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("[set_num_threads] n must be >= 1");
   pool().set_threads(n);

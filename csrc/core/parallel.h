@@ -14,6 +14,9 @@ namespace fastnn {
 
 int get_num_threads();
 void set_num_threads(int n);  // n >= 1
+// The threads an op started here can use: get_num_threads(), or 1 on a thread already inside
+// a parallel region (where every nested parallel call runs serially).
+int threads_here();
 // Number of CPUs this process may run on (sched_getaffinity), the default thread count.
 int available_cpus();
 

@@ -199,7 +199,7 @@ void apply_act(const ActParams& act, float* c, int64_t ldc, int64_t rows, int64_
 // for a thread count are a measurable part of the call.
 template <class F>
 void run_split(int64_t n, int64_t grain, F& fn) {
-  if (n <= grain || get_num_threads() <= 1) {
+  if (n <= grain || threads_here() <= 1) {
     if (n > 0) fn(int64_t(0), n);
     return;
   }
@@ -310,7 +310,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     const int64_t tiles = (N + kColTile - 1) / kColTile;
     const int64_t grain =
         std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(M * K * kColTile, 1));
-    const int nt = (int)std::min<int64_t>(get_num_threads(), (tiles + grain - 1) / grain);
+    // (Inside a caller's parallel region: 1, not a serial loop over every thread's share,
+    // each packing its own copy of A.)
+    const int nt = (int)std::min<int64_t>(threads_here(), (tiles + grain - 1) / grain);
     // NOTE (speed): every thread packs the whole of A into its own copy. A is the small
     // operand (O(M*K) against O(M*N*K) of arithmetic), and one copy packed by the caller and
     // read by the others bounced its cache lines between cores on every call (2 threads,
@@ -391,7 +393,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   const int mr = kr.mr, nr = kr.nr;
   const int64_t KC = t_blocks.kc, MC = t_blocks.mc, NC = t_blocks.nc;
   const int64_t tiles_m = (M + mr - 1) / mr, tiles_n = (N + nr - 1) / nr;
-  const int64_t nt = std::min<int64_t>({(int64_t)get_num_threads(), std::max(tiles_m, tiles_n),
+  const int64_t nt = std::min<int64_t>({(int64_t)threads_here(), std::max(tiles_m, tiles_n),
                                         std::max<int64_t>(1, M * N * K / kMinMacsPerThread)});
 
   const int64_t kc_max = std::min<int64_t>(KC, K);

@@ -39,10 +39,10 @@ void column_sums(const float* a, int64_t rows, int64_t cols, float* out, int64_t
 // Rows [0, rows) x columns [j0, j1) of act_bwd_and_bias_grad below, on the generic path and
 // for gelu/softplus (the SIMD kernels in cpu/kernels/act_bwd_<isa>.cpp do the same arithmetic
 // for relu/sigmoid/tanh). `saved` is the pre-activation (gelu/softplus) or the output (the
-// others): act_grad<A> reads only the one its activation needs.
+// others): act_grad<A> reads only the one its activation needs. dz may be dy (in place).
 template <Act A, bool Db>
-void act_bwd_cols(const float* __restrict dy, const float* __restrict saved,
-                  float* __restrict dz, float* __restrict db, int64_t rows, int64_t cols,
+void act_bwd_cols(const float* dy, const float* __restrict saved, float* dz,
+                  float* __restrict db, int64_t rows, int64_t cols,
                   int64_t j0, int64_t j1, float beta, float thr) {
   if (Db) std::fill(db + j0, db + j1, 0.f);
   for (int64_t i = 0; i < rows; ++i) {
@@ -93,6 +93,10 @@ void act_bwd_and_bias_grad(const ActParams& p, const float* dy, const float* sav
   });
 }
 
+// The unit threads split a layer's columns in: 16 floats, one 64-byte line, so no line of an
+// output is written by two threads.
+constexpr int64_t kLineFloats = 16;
+
 // x (N, IN) and w (OUT, IN), both contiguous float32: the checks linear's forward and
 // backward share. Returns {N, IN, OUT}.
 LinearDims check_linear_args(const Tensor& x, const Tensor& w, const char* op) {
@@ -103,8 +107,8 @@ LinearDims check_linear_args(const Tensor& x, const Tensor& w, const char* op) {
 
 }  // namespace
 
-std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
-                                         const ActParams& p) {
+LinearFwdJob prepare_linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
+                                    const ActParams& p) {
   const char* op = "linear";
   const auto [N, IN, OUT] = check_linear_args(x, w, op);
   if (b.defined()) {
@@ -112,22 +116,47 @@ std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const
     check_shape(b, {OUT}, op, "bias");
   }
   if (p.act == Act::softplus && !(p.beta != 0.f)) fail(op, "softplus beta must be non-zero");
-  Tensor y = empty({N, OUT}, DType::f32);
-  Tensor z;
-  if (act_backward_needs_input(p.act)) z = empty({N, OUT}, DType::f32);
+  LinearFwdJob j;
+  j.y = empty({N, OUT}, DType::f32);
+  if (act_backward_needs_input(p.act)) j.z = empty({N, OUT}, DType::f32);
+  j.x = x.data<float>();
+  j.w = w.data<float>();
+  j.b = b.defined() ? b.data<float>() : nullptr;
+  j.p = p;
+  j.N = N;
+  j.IN = IN;
+  j.OUT = OUT;
+  return j;
+}
+
+namespace {
+
+// Thread t of T's share of a layer's forward: y's columns [c0, c1) (split_range, 16-float
+// units, as the backward splits them), i.e. w's rows c0..c1.
+void linear_forward_part(const LinearFwdJob& j, int t, int T) {
+  const auto [c0, c1] = split_range(j.OUT, t, T, kLineFloats);
+  if (c0 >= c1) return;
   GemmEpilogue ep;
-  ep.bias = b.defined() ? b.data<float>() : nullptr;
-  ep.act = p;
-  ep.z = z.defined() ? z.data<float>() : nullptr;
+  ep.bias = j.b ? j.b + c0 : nullptr;
+  ep.act = j.p;
+  ep.z = j.z.defined() ? j.z.data<float>() + c0 : nullptr;
   // y(N, OUT) = x(N, IN) · w(OUT, IN)ᵀ: w is read transposed in place, never copied.
-  gemm_f32(false, true, N, OUT, IN, x.data<float>(), IN, w.data<float>(), IN, y.data<float>(),
-           OUT, false, &ep);
-  return {y, z};
+  gemm_f32(false, true, j.N, c1 - c0, j.IN, j.x, j.IN, j.w + c0 * j.IN, j.IN,
+           j.y.data<float>() + c0, j.OUT, false, &ep);
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
+                                         const ActParams& p) {
+  LinearFwdJob j = prepare_linear_forward(x, w, b, p);
+  linear_forward_part(j, 0, 1);  // one GEMM, which threads itself
+  return {j.y, j.z};
 }
 
 LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                      const Tensor& saved, const ActParams& p, bool need_dx,
-                                     bool need_dw, bool need_db) {
+                                     bool need_dw, bool need_db, bool overwrite_dy) {
   const char* op = "linear";
   check_f32_contig(dy, op, "grad_output");
   check_ndim(dy, 2, op, "grad_output");
@@ -152,7 +181,10 @@ LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Te
     check_f32_contig(saved, op, sname);
     check_shape(saved, {N, OUT}, op, sname);
     j.saved = saved.data<float>();
-    j.dz_t = empty({N, OUT}, DType::f32);
+    // NOTE (speed): in place when the caller's dy is scratch (a chain's inner gradient): it
+    // was just written by this thread's share of the layer above, so dZ goes to lines already
+    // in its cache instead of a fresh buffer whose every line must first be fetched.
+    if (!overwrite_dy) j.dz_t = empty({N, OUT}, DType::f32);
   }
   j.dz = j.dz_t.data<float>();
   if (need_db) j.db = (j.g.db = empty({OUT}, DType::f32)).data<float>();
@@ -173,7 +205,6 @@ namespace {
 // by split_range updates on the same thread.
 // Work inside a parallel region runs serially (gemm_f32, parallel_for); called outside one
 // with T = 1, each op uses the pool itself.
-constexpr int64_t kLineFloats = 16;
 
 template <class F>
 void guarded(std::exception_ptr& err, F&& f) {
@@ -207,54 +238,72 @@ void linear_backward_phase2(const LinearBwdJob& j, int t, int T) {
              false);
 }
 
-// Small-batch layers with enough arithmetic share one region per run of layers; everything
-// else runs op by op, each op threading itself (large products split their own way, with a
-// shared packed B). NOTE (speed): at batch 64 a layer's ops are a few microseconds each; op by
-// op, the activation backward ran on one thread, each GEMM was a pool round trip, and the
-// weight gradient's threads split its columns, so the optimizer's threads (which split each
-// tensor by rows) read half of it from the other core. Measured with cpu/optim.cpp's
-// per-tensor split, 2 threads, 784-256-128-10 MLP step (best of 6 interleaved runs, Zen 5):
-// 182.6 us before both changes, 177.1 after.
+// A small-batch chain of layers with enough arithmetic runs in one parallel region, each
+// thread on its own slices of every layer, with a barrier only where a step reads what another
+// thread wrote; anything else runs op by op, each op threading itself (large products split
+// their own way, with a shared packed B). NOTE (speed): at batch 64 a layer's ops are a few
+// microseconds each; op by op, the activation backward ran on one thread, each GEMM was a pool
+// round trip, and the weight gradient's threads split its columns, so the optimizer's threads
+// (which split each tensor by rows) read half of it from the other core. Measured with
+// cpu/optim.cpp's per-tensor split, 2 threads, 784-256-128-10 MLP step (best of 6
+// interleaved runs, Zen 5): 182.6 us before both changes, 177.1 after.
 constexpr int64_t kRegionMaxBatch = 256;
 constexpr int64_t kRegionMinMacs = int64_t(1) << 20;
 
-bool share_region(const LinearBwdJob& j, int T) {
-  const int64_t macs = j.N * j.IN * j.OUT * ((j.dx ? 1 : 0) + (j.dw ? 1 : 0));
-  return T > 1 && j.N <= kRegionMaxBatch && macs >= kRegionMinMacs;
+bool use_region(int64_t batch, int64_t macs, int T) {
+  return T > 1 && batch <= kRegionMaxBatch && macs >= kRegionMinMacs;
+}
+
+// Steps 0..n-1 in order: step(k, t, T) is thread t's share of step k. In one region of T
+// threads when `region`, with a barrier after step k where sync(k) (the next step reads what
+// other threads wrote); else step(k, 0, 1) on the caller. Inside the region every thread
+// passes every barrier even after an error (its work is skipped, the first exception rethrown
+// after the region), so none is left waiting.
+template <class Step, class Sync>
+void run_steps(size_t n, bool region, const Step& step, const Sync& sync) {
+  if (!region) {
+    for (size_t k = 0; k < n; ++k) step(k, 0, 1);
+    return;
+  }
+  const int T = get_num_threads();
+  SpinBarrier bar(T);
+  std::vector<std::exception_ptr> err(static_cast<size_t>(T));
+  parallel_run_concurrent(T, [&](int t, int nt) {
+    std::exception_ptr& my = err[size_t(t)];
+    for (size_t k = 0; k < n; ++k) {
+      if (!my) guarded(my, [&] { step(k, t, nt); });
+      if (nt > 1 && k + 1 < n && sync(k)) bar.wait();
+    }
+  });
+  for (auto& x : err)
+    if (x) std::rethrow_exception(x);
 }
 
 }  // namespace
 
+void run_linear_forward(const std::vector<LinearFwdJob>& jobs) {
+  int64_t macs = 0;
+  for (const LinearFwdJob& j : jobs) macs += j.N * j.IN * j.OUT;
+  // Each layer reads every column of the one before.
+  run_steps(
+      jobs.size(), use_region(jobs.empty() ? 0 : jobs[0].N, macs, get_num_threads()),
+      [&](size_t k, int t, int T) { linear_forward_part(jobs[k], t, T); },
+      [](size_t) { return true; });
+}
+
 void run_linear_backward(const std::vector<LinearBwdJob>& jobs) {
-  const int T = get_num_threads();
-  for (size_t i = 0; i < jobs.size();) {
-    size_t e = i + 1;
-    if (share_region(jobs[i], T)) {
-      while (e < jobs.size() && share_region(jobs[e], T)) ++e;
-    } else {
-      linear_backward_phase1(jobs[i], 0, 1);
-      if (jobs[i].dx) linear_backward_phase2(jobs[i], 0, 1);
-      i = e;
-      continue;
-    }
-    // Layers i..e-1 in one region. Every thread passes every barrier even after an error (the
-    // work is skipped, the first exception rethrown after the region), so none is left waiting.
-    SpinBarrier bar(T);
-    std::vector<std::exception_ptr> err(static_cast<size_t>(T));
-    parallel_run_concurrent(T, [&](int t, int nt) {
-      std::exception_ptr& my = err[size_t(t)];
-      for (size_t k = i; k < e; ++k) {
-        const LinearBwdJob& j = jobs[k];
-        if (!my) guarded(my, [&] { linear_backward_phase1(j, t, nt); });
-        if (!j.dx) continue;
-        if (nt > 1) bar.wait();  // dZ complete: phase 2 reads all of its columns
-        if (!my) guarded(my, [&] { linear_backward_phase2(j, t, nt); });
-      }
-    });
-    for (auto& x : err)
-      if (x) std::rethrow_exception(x);
-    i = e;
-  }
+  int64_t macs = 0;
+  for (const LinearBwdJob& j : jobs) macs += j.N * j.IN * j.OUT * ((j.dx ? 1 : 0) + (j.dw ? 1 : 0));
+  // Two steps per layer: phase 1, then phase 2 (dx), which reads all of dZ. The next layer's
+  // phase 1 reads only the dx columns this thread wrote.
+  run_steps(
+      2 * jobs.size(), use_region(jobs.empty() ? 0 : jobs[0].N, macs, get_num_threads()),
+      [&](size_t k, int t, int T) {
+        const LinearBwdJob& j = jobs[k / 2];
+        if (k % 2 == 0) linear_backward_phase1(j, t, T);
+        else if (j.dx) linear_backward_phase2(j, t, T);
+      },
+      [&](size_t k) { return k % 2 == 0 && jobs[k / 2].dx != nullptr; });
 }
 
 LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,

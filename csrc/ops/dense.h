@@ -16,6 +16,20 @@ namespace fastnn {
 std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
                                          const ActParams& p);
 
+// One layer's forward with its arguments checked and its outputs allocated, ready to run;
+// mlp_forward prepares each layer on the previous one's y and runs the chain at once.
+struct LinearFwdJob {
+  Tensor y, z;  // the results (z only for gelu/softplus)
+  const float *x = nullptr, *w = nullptr, *b = nullptr;
+  ActParams p{};
+  int64_t N = 0, IN = 0, OUT = 0;
+};
+LinearFwdJob prepare_linear_forward(const Tensor& x, const Tensor& w, const Tensor& b,
+                                    const ActParams& p);
+// Runs the jobs in order (each reads the y of the one before). Small-batch chains run in one
+// parallel region, each thread on its own columns of every layer (dense.cpp).
+void run_linear_forward(const std::vector<LinearFwdJob>& jobs);
+
 struct LinearGrads {
   Tensor dx, dw, db;  // undefined where not requested
 };
@@ -35,9 +49,10 @@ struct LinearBwdJob {
   ActParams p{};
   int64_t N = 0, IN = 0, OUT = 0;
 };
+// overwrite_dy: dy is scratch, and dZ may be computed in place over it.
 LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                      const Tensor& saved, const ActParams& p, bool need_dx,
-                                     bool need_dw, bool need_db);
+                                     bool need_dw, bool need_db, bool overwrite_dy = false);
 // Runs the jobs in order (each may read what the ones before it wrote). Small-batch layers
 // share one parallel region, split so each thread reads back what it wrote (dense.cpp).
 void run_linear_backward(const std::vector<LinearBwdJob>& jobs);

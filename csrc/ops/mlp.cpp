@@ -27,16 +27,20 @@ MlpSaved mlp_forward(const Tensor& x, const std::vector<MlpLayer>& layers) {
   if (layers.empty()) fail("linear", "a chain needs at least one layer, got none");
   check_dtype(x, DType::f32, "linear", "input");
   check_ndim(x, 2, "linear", "input");
+  std::vector<LinearFwdJob> jobs;
+  jobs.reserve(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Tensor& in = i == 0 ? x : jobs.back().y;
+    check_layer(layers[i], i, in.size(1));
+    jobs.push_back(prepare_linear_forward(in, layers[i].w, layers[i].b, layers[i].p));
+  }
+  run_linear_forward(jobs);
   MlpSaved s;
   s.ys.reserve(layers.size());
   s.zs.reserve(layers.size());
-  const Tensor* in = &x;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    check_layer(layers[i], i, in->size(1));
-    auto [y, z] = linear_forward(*in, layers[i].w, layers[i].b, layers[i].p);
-    s.ys.push_back(std::move(y));
-    s.zs.push_back(std::move(z));
-    in = &s.ys.back();  // reserve() above: push_back never moves the elements
+  for (LinearFwdJob& j : jobs) {
+    s.ys.push_back(std::move(j.y));
+    s.zs.push_back(std::move(j.z));
   }
   return s;
 }
@@ -58,9 +62,11 @@ MlpGrads mlp_backward(const Tensor& dy, const Tensor& x, const std::vector<MlpLa
     const MlpLayer& l = layers[k];
     const Tensor& in = k == 0 ? x : saved.ys[k - 1];
     const Tensor& act_saved = act_backward_needs_input(l.p.act) ? saved.zs[k] : saved.ys[k];
-    const Tensor& d = k == L - 1 ? dy : jobs.back().g.dx;
+    // Below the last layer, dy is the layer above's dx: scratch, which dZ may overwrite.
+    const bool inner = k < L - 1;
+    const Tensor& d = inner ? jobs.back().g.dx : dy;
     jobs.push_back(prepare_linear_backward(d, in, l.w, act_saved, l.p, k > 0 || need_dx,
-                                           need_dw[k], need_db[k] && l.b.defined()));
+                                           need_dw[k], need_db[k] && l.b.defined(), inner));
   }
   run_linear_backward(jobs);
   MlpGrads g;
