@@ -319,11 +319,11 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // 64x128x256: 12 -> 21 us).
     float* ap_all = t_apack.get(size_t(slice * std::max(nt, 1)));
     auto run = [&](int t, int T) {
+      const auto [c0, c1] = split_range(N, t, T, kColTile);
+      if (c0 >= c1) return;
       float* ap = ap_all + size_t(t) * size_t(slice);
       if (kr.pack_bt) kr.pack_bt(A, lda, K, M, ap);
       else pack_b(true, A, lda, K, M, nr, ap);
-      const auto [c0, c1] = split_range(N, t, T, kColTile);
-      if (c0 >= c1) return;
       kr.small_t(M, c0, c1, K, ap, B, ldb, C, ldc, accumulate, mep);
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
     };
