@@ -83,3 +83,26 @@ def test_bad_input():
                  np.ones(3, np.float32), 4)
     expect_error(ValueError, "relu", _C.activation_bwd, np.ones(3, np.float32), None,
                  np.ones(4, np.float32), 1)
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (1000,), (7, 33), (2, 3, 17), (300_001,)])
+def test_relu_fast_call(shape, rng, threads):
+    # _C.relu: the METH_FASTCALL entry F.relu uses for a plain float32 array; the same values
+    # as the elementwise definition (NaN passes, -0 stays -0), on any shape, threaded when large.
+    from fastnn import _C
+    x = rng.standard_normal(shape).astype(np.float32)
+    if x.size >= 3:
+        x.reshape(-1)[:3] = [np.nan, -0.0, 0.0]
+    y = _C.relu(x)
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_array_equal(y, np.where(x < 0, np.float32(0), x))
+    assert np.array_equal(np.signbit(y), np.signbit(np.where(x < 0, np.float32(0), x)))
+
+
+def test_relu_fast_call_bad_input():
+    from fastnn import _C
+    expect_error(TypeError, "relu", _C.relu, np.ones(3))                        # float64
+    expect_error(ValueError, "relu", _C.relu, np.ones((4, 4), np.float32)[:, ::2])  # strided
+    expect_error(TypeError, "relu", _C.relu, [1.0, 2.0])
+    expect_error(TypeError, "relu", _C.relu)
+    expect_error(TypeError, "relu", _C.relu, np.ones(3, np.float32), 2)

@@ -1,4 +1,6 @@
 #include "bindings/convert.h"
+#include "bindings/shared.h"
+#include "cpu/act.h"
 #include "ops/activation.h"
 
 namespace fastnn {
@@ -7,6 +9,46 @@ static ActParams params(int act, float beta, float threshold) {
   if (act < 0 || act > (int)Act::softplus) fail("activation", "unknown activation code ", act);
   return ActParams{(Act)act, beta, threshold};
 }
+
+namespace {
+
+// The pybind11 activation_fwd, which relu_fast hands everything but its fast case to.
+PyObject* g_activation_fwd = nullptr;
+
+// relu(x) for a plain float32 ndarray: the output allocated by NumPy directly and, for small
+// inputs, the GIL kept (the kernel never calls Python).
+PyObject* relu_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs == 1 && plain_f32_array(args[0])) {
+    const auto* a = py::detail::array_proxy(args[0]);
+    int64_t n = 1;
+    for (int d = 0; d < a->nd; ++d) n *= a->dimensions[d];
+    PyObject* out = new_f32_array(a->nd, a->dimensions);
+    if (!out) return nullptr;
+    const float* x = reinterpret_cast<const float*>(a->data);
+    float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+    bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
+    {
+      ReleaseGilFor nogil(n);
+      try { activation_fwd(ActParams{Act::relu}, x, y, n); } catch (...) { failed = true; }
+    }
+    if (failed) {
+      Py_DECREF(out);
+      return PyErr_NoMemory();
+    }
+    return out;
+  }
+  if (nargs != 1) {
+    PyErr_Format(PyExc_TypeError, "[relu] takes one argument (x), got %zd", nargs);
+    return nullptr;
+  }
+  PyObject* call[2] = {args[0], PyLong_FromLong((long)Act::relu)};
+  if (!call[1]) return nullptr;
+  PyObject* r = PyObject_Vectorcall(g_activation_fwd, call, 2, nullptr);
+  Py_DECREF(call[1]);
+  return r;
+}
+
+}  // namespace
 
 void bind_activation(py::module_& m) {
   m.def("activation_fwd", [](py::handle x, int act, float beta, float threshold) {
@@ -20,6 +62,17 @@ void bind_activation(py::module_& m) {
     return to_numpy(y);
   }, py::arg("x"), py::arg("act"), py::arg("beta") = 1.f, py::arg("threshold") = 20.f,
      "y = act(x). act codes: 0 identity, 1 relu, 2 sigmoid, 3 tanh, 4 gelu, 5 softplus.");
+  // relu is the op a small network calls most, and pybind11's generic dispatch (~0.2 us) was
+  // a fifth of its cost on 1000 floats: a plain CPython METH_FASTCALL function instead.
+  g_activation_fwd = m.attr("activation_fwd").ptr();
+  Py_INCREF(g_activation_fwd);  // kept for the life of the process, as the module is
+  static PyMethodDef relu_def = {
+      "relu", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&relu_fast)),
+      METH_FASTCALL,
+      "relu(x) -> ndarray\n\nactivation_fwd(x, 1) with the least per-call work for a "
+      "C-contiguous float32 ndarray (anything else is handled, or reported, as by "
+      "activation_fwd)."};
+  add_fastcall(m, &relu_def);
   m.def("activation_bwd", [](py::handle dy, py::handle x, py::handle y, int act, float beta,
                              float threshold) {
     ActParams p = params(act, beta, threshold);

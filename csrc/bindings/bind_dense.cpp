@@ -17,17 +17,6 @@ ActParams act_params(int act, float beta, float threshold) {
   return ActParams{(Act)act, beta, threshold};
 }
 
-// The fast path's argument test, straight on the NumPy object: a float32 (native byte order),
-// C-contiguous, 2-D ndarray. Anything else goes the general way (which also reports errors).
-bool plain_f32_matrix(PyObject* o) {
-  const auto& api = py::detail::npy_api::get();
-  if (!api.PyArray_Check_(o)) return false;
-  const auto* a = py::detail::array_proxy(o);
-  if (a->nd != 2 || !(a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) return false;
-  const auto* d = py::detail::array_descriptor_proxy(a->descr);
-  return d->type_num == py::detail::npy_api::NPY_FLOAT_ && d->byteorder != '>';
-}
-
 // Below this many multiply-adds the product takes well under a microsecond, about what
 // releasing and re-taking the GIL costs, so tiny products keep it (they never call Python).
 constexpr int64_t kReleaseGilMacs = int64_t(1) << 15;
@@ -38,15 +27,12 @@ PyObject* g_mm_general = nullptr;
 // mm's fast path: both arguments plain float32 matrices with matching inner dimensions. The
 // output is allocated by NumPy directly (no Tensor wrapper) and tiny products keep the GIL.
 PyObject* mm_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs == 2 && plain_f32_matrix(args[0]) && plain_f32_matrix(args[1])) {
+  if (nargs == 2 && plain_f32_array(args[0], 2) && plain_f32_array(args[1], 2)) {
     const auto *xa = py::detail::array_proxy(args[0]), *xb = py::detail::array_proxy(args[1]);
     const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
     if (xb->dimensions[0] == K) {
-      const auto& api = py::detail::npy_api::get();
-      Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
-      PyObject* out = api.PyArray_NewFromDescr_(
-          api.PyArray_Type_, api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_), 2,
-          dims, nullptr, nullptr, 0, nullptr);
+      const Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
+      PyObject* out = new_f32_array(2, dims);
       if (!out) return nullptr;
       const float* A = reinterpret_cast<const float*>(xa->data);
       const float* B = reinterpret_cast<const float*>(xb->data);

@@ -27,6 +27,29 @@ py::object opt_numpy(const Tensor& t);
 // other array or tensor shares that storage (the caller checks Python references to obj).
 bool sole_owner(py::handle obj);
 
+// A fast path's argument test, straight on the NumPy object: a float32 (native byte order),
+// C-contiguous ndarray with `ndim` dimensions (any number for -1). Anything else goes the
+// general way (which also reports errors).
+inline bool plain_f32_array(PyObject* o, int ndim = -1) {
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_Check_(o)) return false;
+  const auto* a = py::detail::array_proxy(o);
+  if ((ndim >= 0 && a->nd != ndim) || !(a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+    return false;
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  return d->type_num == py::detail::npy_api::NPY_FLOAT_ && d->byteorder != '>';
+}
+
+// A new C-contiguous float32 ndarray of the given shape (uninitialised), or null with a
+// Python error set.
+inline PyObject* new_f32_array(int nd, const Py_intptr_t* dims) {
+  const auto& api = py::detail::npy_api::get();
+  return api.PyArray_NewFromDescr_(api.PyArray_Type_,
+                                   api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_),
+                                   nd, const_cast<Py_intptr_t*>(dims), nullptr, nullptr, 0,
+                                   nullptr);
+}
+
 // Releases the GIL for the scope when a call has enough work for other Python threads to
 // make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as
 // releasing and re-taking the GIL (~0.1 us), so small calls keep it; they never call back

@@ -41,7 +41,7 @@ def relu(x):
     if type(x) is Tensor and not (x._requires_grad and grad_mode.enabled):
         xd = x._data
         if type(xd) is _ND and xd.dtype is _F32 and xd.flags.c_contiguous:
-            return _make(_C.activation_fwd(xd, 1))
+            return _make(_C.relu(xd))
     return _apply(x, "relu")
 
 
