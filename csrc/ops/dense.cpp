@@ -205,16 +205,6 @@ namespace {
 // by split_range updates on the same thread.
 // Work inside a parallel region runs serially (gemm_f32, parallel_for); called outside one
 // with T = 1, each op uses the pool itself.
-
-template <class F>
-void guarded(std::exception_ptr& err, F&& f) {
-  try {
-    f();
-  } catch (...) {
-    if (!err) err = std::current_exception();
-  }
-}
-
 void linear_backward_phase1(const LinearBwdJob& j, int t, int T) {
   const auto [o0, o1] = split_range(j.OUT, t, T, kLineFloats);
   if (o0 >= o1) return;
@@ -252,6 +242,16 @@ constexpr int64_t kRegionMinMacs = int64_t(1) << 20;
 
 bool use_region(int64_t batch, int64_t macs, int T) {
   return T > 1 && batch <= kRegionMaxBatch && macs >= kRegionMinMacs;
+}
+
+// f(), with its exception (the first) kept in err instead of thrown.
+template <class F>
+void guarded(std::exception_ptr& err, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    if (!err) err = std::current_exception();
+  }
 }
 
 // Steps 0..n-1 in order: step(k, t, T) is thread t's share of step k. In one region of T
