@@ -39,10 +39,10 @@ void column_sums(const float* a, int64_t rows, int64_t cols, float* out, int64_t
 // Rows [0, rows) x columns [j0, j1) of act_bwd_and_bias_grad below, on the generic path and
 // for gelu/softplus (the SIMD kernels in cpu/kernels/act_bwd_<isa>.cpp do the same arithmetic
 // for relu/sigmoid/tanh). `saved` is the pre-activation (gelu/softplus) or the output (the
-// others): act_grad<A> reads only the one its activation needs. dz may be dy (in place).
+// others): act_grad<A> reads only the one its activation needs.
 template <Act A, bool Db>
-void act_bwd_cols(const float* dy, const float* __restrict saved, float* dz,
-                  float* __restrict db, int64_t rows, int64_t cols,
+void act_bwd_cols(const float* __restrict dy, const float* __restrict saved,
+                  float* __restrict dz, float* __restrict db, int64_t rows, int64_t cols,
                   int64_t j0, int64_t j1, float beta, float thr) {
   if (Db) std::fill(db + j0, db + j1, 0.f);
   for (int64_t i = 0; i < rows; ++i) {
@@ -156,7 +156,7 @@ std::pair<Tensor, Tensor> linear_forward(const Tensor& x, const Tensor& w, const
 
 LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                      const Tensor& saved, const ActParams& p, bool need_dx,
-                                     bool need_dw, bool need_db, bool overwrite_dy) {
+                                     bool need_dw, bool need_db) {
   const char* op = "linear";
   check_f32_contig(dy, op, "grad_output");
   check_ndim(dy, 2, op, "grad_output");
@@ -181,10 +181,7 @@ LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Te
     check_f32_contig(saved, op, sname);
     check_shape(saved, {N, OUT}, op, sname);
     j.saved = saved.data<float>();
-    // NOTE (speed): in place when the caller's dy is scratch (a chain's inner gradient): it
-    // was just written by this thread's share of the layer above, so dZ goes to lines already
-    // in its cache instead of a fresh buffer whose every line must first be fetched.
-    if (!overwrite_dy) j.dz_t = empty({N, OUT}, DType::f32);
+    j.dz_t = empty({N, OUT}, DType::f32);
   }
   j.dz = j.dz_t.data<float>();
   if (need_db) j.db = (j.g.db = empty({OUT}, DType::f32)).data<float>();

@@ -49,10 +49,9 @@ struct LinearBwdJob {
   ActParams p{};
   int64_t N = 0, IN = 0, OUT = 0;
 };
-// overwrite_dy: dy is scratch, and dZ may be computed in place over it.
 LinearBwdJob prepare_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                      const Tensor& saved, const ActParams& p, bool need_dx,
-                                     bool need_dw, bool need_db, bool overwrite_dy = false);
+                                     bool need_dw, bool need_db);
 // Runs the jobs in order (each may read what the ones before it wrote). Small-batch layers
 // share one parallel region, split so each thread reads back what it wrote (dense.cpp).
 void run_linear_backward(const std::vector<LinearBwdJob>& jobs);

@@ -62,11 +62,9 @@ MlpGrads mlp_backward(const Tensor& dy, const Tensor& x, const std::vector<MlpLa
     const MlpLayer& l = layers[k];
     const Tensor& in = k == 0 ? x : saved.ys[k - 1];
     const Tensor& act_saved = act_backward_needs_input(l.p.act) ? saved.zs[k] : saved.ys[k];
-    // Below the last layer, dy is the layer above's dx: scratch, which dZ may overwrite.
-    const bool inner = k < L - 1;
-    const Tensor& d = inner ? jobs.back().g.dx : dy;
+    const Tensor& d = k == L - 1 ? dy : jobs.back().g.dx;
     jobs.push_back(prepare_linear_backward(d, in, l.w, act_saved, l.p, k > 0 || need_dx,
-                                           need_dw[k], need_db[k] && l.b.defined(), inner));
+                                           need_dw[k], need_db[k] && l.b.defined()));
   }
   run_linear_backward(jobs);
   MlpGrads g;
