@@ -234,14 +234,57 @@ def test_chain_retain_graph_and_second_backward(rng):
 
 @pytest.mark.parametrize("batch", [37, 256, 257])
 def test_chain_threaded_regions_match_reference(rng, isa, threads, batch):
-    # Layers with batch <= 256 and at least 2^20 multiply-adds run their backward in one
-    # parallel region per run of such layers, each thread on its own column slices
-    # (ops/dense.cpp, run_linear_backward); here the first three layers form such a run at
-    # batch 37 and 256, the last (97 -> 10) runs alone, and batch 257 takes the op-by-op path.
-    # Widths off the 16-float split unit, so the thread boundaries fall inside tiles.
+    # A chain with batch <= 256 and at least 2^20 multiply-adds runs its forward in one
+    # parallel region and its backward in another, each thread on its own column slices
+    # (ops/dense.cpp, run_steps); here at batch 37 and 256, with the last layer (97 -> 10)
+    # too narrow to split by columns (rows forward, dw's columns backward); batch 257 takes
+    # the op-by-op path. Widths off the 16-float split unit, so thread boundaries fall
+    # inside tiles.
     names = list(ACTS) + [None]
     widths = [200, 161, 150, 97, 10]
     acts = [names[int(rng.integers(len(names)))] for _ in range(len(widths) - 1)]
     m = _chain(rng, widths, acts, [True, False, True, True])
     x = rng.standard_normal((batch, widths[0])).astype(np.float32)
     _check_chain(rng, m, x, widths, acts, f"acts {acts}, batch {batch}, {threads} threads")
+
+
+@pytest.mark.parametrize("threads_n", [2, 3, 4])
+def test_chain_narrow_layers_in_region(rng, threads_n):
+    # Layers with fewer 16-float column units than threads (ops/dense.cpp, narrow()) split
+    # rows in the forward and dw's columns in the backward, after a barrier that phase 1's dZ
+    # must pass. 40 and 33 columns (3 units) are narrow at 4 threads, 10 and 7 at every
+    # count. In the last two chains the first layer is narrow (33 at 4 threads, 10 always)
+    # and x does not require grad, so its dw is the only work of its phase 2. More threads
+    # than cores is fine for correctness.
+    prev = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads_n)
+    try:
+        names = list(ACTS)
+        for widths, batch, x_grad in (([300, 40, 200, 10], 64, True),
+                                      ([700, 33, 10], 61, False),
+                                      ([1000, 10, 150, 7], 200, False)):
+            acts = [names[int(rng.integers(len(names)))] for _ in range(len(widths) - 1)]
+            m = _chain(rng, widths, acts, [True] * (len(widths) - 1))
+            x = rng.standard_normal((batch, widths[0])).astype(np.float32)
+            what = f"widths {widths}, acts {acts}, {threads_n} threads"
+            if x_grad:
+                _check_chain(rng, m, x, widths, acts, what)
+                continue
+            y = m(fastnn.tensor(x))
+            assert y.grad_fn.name == "LinearChain"
+            g = rng.standard_normal((batch, widths[-1])).astype(np.float32)
+            y.backward(fastnn.tensor(g))
+            lins = [l for l in m if isinstance(l, nn.Linear)]
+            layers = [(l.weight.detach().numpy().astype(np.float64),
+                       l.bias.detach().numpy().astype(np.float64)) for l in lins]
+            ref, _, dws, dbs = _reference(x.astype(np.float64), layers, acts,
+                                          g.astype(np.float64))
+            k = max(widths) * len(lins)
+            assert_close(y.detach().numpy(), ref, k=k, c=64, what="output " + what)
+            for i, l in enumerate(lins):
+                assert_close(l.weight.grad.numpy(), dws[i], k=k * batch, c=64,
+                             what=f"dw[{i}] " + what)
+                assert_close(l.bias.grad.numpy(), dbs[i], k=k * batch, c=64,
+                             what=f"db[{i}] " + what)
+    finally:
+        fastnn.set_num_threads(prev)
