@@ -37,6 +37,30 @@ def test_cross_entropy(reduction, n, classes, rng, isa):
     _ce(x, t, reduction, rng)
 
 
+@pytest.mark.parametrize("classes", [1, 2, 7, 10, 15, 16])
+def test_cross_entropy_small_classes_bit_identical_to_wide_path(classes, rng, isa):
+    # Rows of <= 16 classes take a one-register path on AVX-512 (cpu/kernels/rowops_avx512.cpp,
+    # ce_*_rows16); padding the same logits with -inf columns up to 20 classes takes the
+    # general row path, whose max, sum and log see exactly the same values. Loss, and the
+    # gradient of the real columns, must agree to the bit, ignored rows included.
+    n = 37
+    x = (rng.standard_normal((n, classes)) * 3).astype(np.float32)
+    x[3, 0] = 60.0  # a dominant logit
+    t = rng.integers(0, classes, size=n)
+    t[[1, 5]] = -100
+    wide = np.full((n, 20), -np.inf, np.float32)
+    wide[:, :classes] = x
+    for reduction in REDUCTIONS:
+        out = []
+        for logits in (x, wide):
+            xt = fastnn.tensor(logits, requires_grad=True)
+            loss = F.cross_entropy(xt, fastnn.tensor(t), reduction=reduction)
+            loss.sum().backward()
+            out.append((loss.detach().numpy(), xt.grad.numpy()[:, :classes]))
+        np.testing.assert_array_equal(out[0][0], out[1][0], err_msg=f"loss, {reduction}")
+        np.testing.assert_array_equal(out[0][1], out[1][1], err_msg=f"grad, {reduction}")
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_threads(reduction, threads, rng):
     # 64 x 1000 spans several row chunks, so two threads really split it.

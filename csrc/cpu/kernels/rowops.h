@@ -19,6 +19,13 @@ double row_dot_f64_avx512(const float* a, const float* b, int64_t n);
 void exp_row_avx512(const float* x, float a, float b, float s, float* y, int64_t n);
 double exp_row_sum_avx512(const float* x, float a, float b, float s, float* y, int64_t n);
 
+// Cross-entropy forward / backward (cpu/loss.cpp's contract) for rows of c <= 16 classes.
+void ce_fwd_rows16_avx512(const float* x, const int64_t* t, float* loss, float* stats,
+                          int64_t n, int64_t c, int64_t ignore_index);
+void ce_bwd_rows16_avx512(const float* x, const int64_t* t, const float* stats, const float* g,
+                          int64_t g_stride, float scale, float* dx, int64_t n, int64_t c,
+                          int64_t ignore_index);
+
 float row_max_avx2(const float* x, int64_t n);
 double row_sum_f64_avx2(const float* x, int64_t n);
 double row_dot_f64_avx2(const float* a, const float* b, int64_t n);

