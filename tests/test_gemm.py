@@ -86,6 +86,25 @@ def test_gemm_small_path_transposed_b_threaded(m, n, k, rng, isa, threads):
                  what="gemm small NT")
 
 
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_small_path_transposed_a_tile_heights(tb, rng, isa, threads):
+    # op(A) = Aᵀ (dW = dYᵀ·X) on the unpacked-A path: its rows are contiguous, and the AVX-512
+    # kernel splits M into near-equal tiles of 7-14 rows, each height a separate instantiation.
+    # Every M from 1 to 30 (15 is the one that makes a 7-row tile) and a few larger ones, with
+    # column counts around the 16/32 masks and K of 1, an odd size and a batch.
+    for m in [*range(1, 31), 127, 128, 129, 256]:
+        n, k = int(rng.choice([1, 16, 17, 32, 45, 70])), int(rng.choice([1, 5, 64]))
+        a, b = operands(rng, m, n, k, True, tb)
+        ref, scale = reference(a, b, True, tb), gemm_scale(a, b, k)
+        assert_close(_C.gemm(a, b, True, tb), ref, k=k, scale=scale,
+                     what=f"gemm small TN {m}x{n}x{k}")
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        c = c0.copy()
+        _C.gemm(a, b, True, tb, out=c, accumulate=True)
+        assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
+                     what=f"gemm small TN accumulate {m}x{n}x{k}")
+
+
 # C = A·Bᵀ with fewer rows than columns is computed as Cᵀ = B·Aᵀ (A's rows packed, B read in
 # place, each tile transposed on its way to C): M around the 16/32 halves of a transposed tile
 # and across panels, N around the 8-column tiles, K of 1 and primes.

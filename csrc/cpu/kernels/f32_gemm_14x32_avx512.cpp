@@ -89,66 +89,107 @@ void f32_gemm_14x32_avx512(int64_t k, const float* a, const float* b, float* c, 
   store_tile<MR>(c0, c1, c, ldc, accumulate, rows, m0, m1, ep);
 }
 
-// Small-shape kernel: 8x32 tiles straight from the caller's A and B (see GemmSmallKernel).
-// NOTE: 8 rows (16 accumulators) rather than 14: the rows of an unpacked A need one address
-// each, and 8 keep them in general-purpose registers; two FMA pipes x 4-cycle latency need
-// only 8 independent accumulators. Row edges re-read the last valid row (results dropped),
-// column edges use masked loads and stores, so nothing outside A, B or C is touched.
+// Small-shape kernel: tiles of 32 columns straight from the caller's A and B (see
+// GemmSmallKernel). NOTE: 8 rows (16 accumulators) rather than 14 when A's rows are strided:
+// each row needs its own address, and 8 keep them in general-purpose registers; two FMA pipes
+// x 4-cycle latency need only 8 independent accumulators. Row edges re-read the last valid row
+// (results dropped), column edges use masked loads and stores, so nothing outside A, B or C is
+// touched. A transposed A (contiguous rows) takes tiles of up to 14 rows (see small_tile).
 constexpr int SMR = 8;
+
+// One R x 32 tile of the small-shape product, rows i0.. of A and C, columns j0.. (bp: B(0, j0);
+// c: C(i0, j0); ep already offset to (i0, j0)). A(i0 + i, p) = A[(i0 + i)*rs_a + p*cs_a].
+// kContig (rs_a = 1, A read transposed, as in dW = dYᵀ·X): the R values of a column are
+// consecutive floats, one pointer with constant offsets feeds every broadcast, and all R rows
+// are valid. Otherwise one pointer per row (R = SMR), rows <= R.
+template <int R, bool kContig>
+void small_tile(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t i0, int rows,
+                const float* bp, int64_t ldb, __mmask16 m0, __mmask16 m1, float* c, int64_t ldc,
+                bool accumulate, const MicroEpilogue* ep) {
+  // A(i0 + i, p) = a_at(i, p*cs_a): one base pointer (kContig, so that the offsets i are
+  // constants) or one pointer per row (a pointer array the compiler would keep per row too).
+  const float* ar[R];
+#pragma GCC unroll 14
+  for (int i = 0; i < R; ++i) ar[i] = A + (i0 + (i < rows ? i : rows - 1)) * rs_a;
+  const float* a0 = A + i0;
+  auto a_at = [&](int i, int64_t off) { return kContig ? a0[off + i] : ar[i][off]; };
+  if (accumulate) {
+    // As in the packed kernel: start pulling the C tile in while the K loop runs (an RNN
+    // step adds onto gate rows last written a whole sequence earlier, long out of L2).
+    for (int i = 0; i < rows; ++i) {
+      _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
+  }
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 14
+  for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  if (m1) {
+    for (int64_t p = 0; p < K; ++p, bp += ldb) {
+      const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+      const int64_t off = p * cs_a;
+#pragma GCC unroll 14
+      for (int i = 0; i < R; ++i) {
+        const __m512 ai = _mm512_set1_ps(a_at(i, off));
+        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+      }
+    }
+  } else {  // at most 16 columns: half the work
+    for (int64_t p = 0; p < K; ++p, bp += ldb) {
+      const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
+      const int64_t off = p * cs_a;
+#pragma GCC unroll 14
+      for (int i = 0; i < R; ++i)
+        c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(a_at(i, off)), b0, c0[i]);
+    }
+  }
+  store_tile<R>(c0, c1, c, ldc, accumulate, rows, m0, m1, ep);
+}
 
 void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A,
                            int64_t rs_a, int64_t cs_a, const float* B, int64_t ldb, int64_t bps,
                            float* C, int64_t ldc, bool accumulate, const MicroEpilogue* ep) {
+  // Row tiles. Contiguous rows of A (rs_a = 1): up to MR rows each, M split into near-equal
+  // heights (256 rows: 19 tiles of 13-14; 10 rows: one tile, not 8 + a mostly empty 8), each
+  // height its own instantiation. Otherwise SMR rows each, the last one partial.
+  // NOTE (speed): measured on Zen 5, 1 thread, TN (dW = dYᵀ·X shapes): 10x128x64 1.70 ->
+  // 1.34 us; 256x784x64 and 128x784x64 unchanged within the noise (~91% of the FMA peak).
+  const bool contig = rs_a == 1 && M >= SMR;
+  const int64_t tiles = contig ? (M + MR - 1) / MR : (M + SMR - 1) / SMR;
   for (int64_t j0 = n0; j0 < n1; j0 += NR) {
     const int cols = (int)std::min<int64_t>(NR, n1 - j0);
     const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF)
                          : cols > 16 ? __mmask16((1u << (cols - 16)) - 1) : __mmask16(0);
-    for (int64_t i0 = 0; i0 < M; i0 += SMR) {
-      const int rows = (int)std::min<int64_t>(SMR, M - i0);
-      const float* ar[SMR];
-#pragma GCC unroll 8
-      for (int i = 0; i < SMR; ++i) ar[i] = A + (i0 + (i < rows ? i : rows - 1)) * rs_a;
-      if (accumulate) {
-        // As in the packed kernel: start pulling the C tile in while the K loop runs (an RNN
-        // step adds onto gate rows last written a whole sequence earlier, long out of L2).
-        for (int i = 0; i < rows; ++i) {
-          _mm_prefetch((const char*)(C + (i0 + i) * ldc + j0), _MM_HINT_T0);
-          _mm_prefetch((const char*)(C + (i0 + i) * ldc + j0 + cols - 1), _MM_HINT_T0);
-        }
-      }
-      __m512 c0[SMR], c1[SMR];
-#pragma GCC unroll 8
-      for (int i = 0; i < SMR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-      const float* bp = B + (j0 / NR) * bps;
-      if (m1) {
-        for (int64_t p = 0; p < K; ++p, bp += ldb) {
-          const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
-          const int64_t off = p * cs_a;
-#pragma GCC unroll 8
-          for (int i = 0; i < SMR; ++i) {
-            const __m512 ai = _mm512_set1_ps(ar[i][off]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-          }
-        }
-      } else {  // at most 16 columns: half the work
-        for (int64_t p = 0; p < K; ++p, bp += ldb) {
-          const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
-          const int64_t off = p * cs_a;
-#pragma GCC unroll 8
-          for (int i = 0; i < SMR; ++i)
-            c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(ar[i][off]), b0, c0[i]);
-        }
-      }
+    const float* bp = B + (j0 / NR) * bps;
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t i0 = contig ? M * t / tiles : t * SMR;
+      const int rows = (int)(contig ? M * (t + 1) / tiles - i0 : std::min<int64_t>(SMR, M - i0));
       MicroEpilogue me;
       if (ep) {
         me = *ep;
         if (me.bias) me.bias += j0;
         if (me.z) me.z += i0 * ldc + j0;
       }
-      store_tile<SMR>(c0, c1, C + i0 * ldc + j0, ldc, accumulate, rows, m0, m1,
-                      ep ? &me : nullptr);
+      const MicroEpilogue* mep = ep ? &me : nullptr;
+      float* c = C + i0 * ldc + j0;
+      if (!contig) {
+        small_tile<SMR, false>(K, A, rs_a, cs_a, i0, rows, bp, ldb, m0, m1, c, ldc, accumulate,
+                               mep);
+        continue;
+      }
+      // rows = M / tiles rounded down or up, always 7..14: M / tiles <= 14 as tiles >= M / 14,
+      // and M / tiles > 14 (tiles - 1) / tiles >= 7 for tiles >= 2 (M >= 8 for tiles = 1).
+      switch (rows) {
+#define FASTNN_TALL(R)                                                                 \
+  case R:                                                                              \
+    small_tile<R, true>(K, A, 1, cs_a, i0, R, bp, ldb, m0, m1, c, ldc, accumulate, mep); \
+    break;
+        FASTNN_TALL(7) FASTNN_TALL(8) FASTNN_TALL(9) FASTNN_TALL(10) FASTNN_TALL(11)
+        FASTNN_TALL(12) FASTNN_TALL(13) FASTNN_TALL(14)
+#undef FASTNN_TALL
+      }
     }
   }
 }
