@@ -229,6 +229,30 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads):
                      scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k} {isa}")
 
 
+def test_gemm_packed_short_row_tiles(rng, isa, threads):
+    # Above the small-shape path (m > 256) the threads split the rows evenly, so each one's
+    # last tile can be short, and the AVX-512 kernel runs a short tile at its own height
+    # (4, 6, ..., 12 rows of arithmetic): m over every remainder mod 14 (and mod 6, 4), with
+    # ragged columns, accumulation and the fused bias + ReLU of linear.
+    for m in range(257, 285):
+        n, k = int(rng.choice([17, 32, 45])), int(rng.choice([40, 65]))
+        ta, tb = bool(rng.integers(2)), bool(rng.integers(2))
+        a, b = operands(rng, m, n, k, ta, tb)
+        ref, scale = reference(a, b, ta, tb), gemm_scale(a, b, k)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        c = c0.copy()
+        _C.gemm(a, b, ta, tb, out=c, accumulate=True)
+        assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
+                     what=f"gemm packed {m}x{n}x{k} ta={ta} tb={tb}")
+        w = rng.standard_normal((n, k)).astype(np.float32)
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        y, _ = _C.linear_fwd(x, w, bias, 1, 1.0, 20.0)
+        pre = x.astype(np.float64) @ w.astype(np.float64).T + bias
+        assert_close(y, np.maximum(pre, 0), k=k + 2, scale=gemm_scale(x, w, k) + _mx(bias),
+                     what=f"linear packed relu {m}x{n}x{k}")
+
+
 @pytest.mark.parametrize("k", [1, 15, 16, 17, 33, 48])
 def test_gemm_packed_a_column_tails(k, rng, isa):
     # A row-major A taller than the small-shape path (> 256 rows) is packed 16 columns at a

@@ -414,8 +414,11 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // block, e.g. an RNN step's 32 rows) splitting columns lets each thread stream only its
     // share of B, the operand that dominates the traffic; so rows only when A is tall.
     const bool by_rows = prepacked ? (M > MC && tiles_m >= 2 * T) : tiles_m >= 2 * T;
-    const int64_t m_lo = by_rows ? tiles_m * t / T * mr : 0;
-    const int64_t m_hi = by_rows ? std::min(M, tiles_m * (t + 1) / T * mr) : M;
+    // NOTE: an even split of the rows, not of the MR-row tiles: each thread's last tile may be
+    // short, and the kernel runs a short tile at about its own height (1024 rows on 2
+    // threads: 512 + 512 = 36 tiles and 8 rows each, not 37 tiles of which one is 2 rows).
+    const int64_t m_lo = by_rows ? M * t / T : 0;
+    const int64_t m_hi = by_rows ? M * (t + 1) / T : M;
     for (int64_t jc = 0; jc < N; jc += NC) {
       const int64_t nb = std::min<int64_t>(NC, N - jc);
       const int64_t panels = (nb + nr - 1) / nr;
