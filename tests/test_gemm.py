@@ -229,6 +229,20 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads):
                      scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k} {isa}")
 
 
+@pytest.mark.parametrize("m,n,k", [(48, 1024, 256), (50, 1024, 300), (64, 2048, 257)])
+def test_gemm_small_path_4k_strided_b(m, n, k, rng, isa, threads):
+    # A row-major B whose row stride is a multiple of 4 KiB (n = 1024, 2048) is copied panel by
+    # panel on the small-shape path once m and k are large enough (gemm.cpp, pack_nn).
+    a, b = operands(rng, m, n, k, False, False)
+    ref, scale = reference(a, b, False, False), gemm_scale(a, b, k)
+    assert_close(_C.gemm(a, b, False, False), ref, k=k, scale=scale, what="gemm 4k-strided B")
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    _C.gemm(a, b, False, False, out=c, accumulate=True)
+    assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
+                 what="gemm 4k-strided B accumulate")
+
+
 def test_gemm_packed_short_row_tiles(rng, isa, threads):
     # Above the small-shape path (m > 256) the threads split the rows evenly, so each one's
     # last tile can be short, and the AVX-512 kernel runs a short tile at its own height

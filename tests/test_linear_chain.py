@@ -288,3 +288,19 @@ def test_chain_narrow_layers_in_region(rng, threads_n):
                              what=f"db[{i}] " + what)
     finally:
         fastnn.set_num_threads(prev)
+
+
+@pytest.mark.parametrize("threads_n", [2, 3])
+def test_chain_dx_through_4k_strided_weight(rng, threads_n):
+    # The first layer's dx = dZ·W with W (256, 1024): a 4 KiB row stride, so the small-shape
+    # GEMM copies W's panels (gemm.cpp, pack_nn); at 3 threads each thread's columns of dx
+    # (336, 336, 352) end inside a 32-column panel.
+    prev = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads_n)
+    try:
+        widths, acts = [1024, 256, 10], ["relu", None]
+        m = _chain(rng, widths, acts, [True, True])
+        x = rng.standard_normal((50, widths[0])).astype(np.float32)
+        _check_chain(rng, m, x, widths, acts, f"widths {widths}, {threads_n} threads")
+    finally:
+        fastnn.set_num_threads(prev)

@@ -335,16 +335,24 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   if (kr.small && use_small_path(kr, M, N, K)) {
     const int nr = kr.nr;
     const int64_t panels = (N + nr - 1) / nr;
-    // B as the kernel reads it: row-major in place, or (trans_b) packed into NR-wide panels
-    // with contiguous stores, O(N*K) against O(M*N*K) of arithmetic.
+    // B as the kernel reads it: row-major in place, or packed into NR-wide panels with
+    // contiguous stores, O(N*K) against O(M*N*K) of arithmetic: always when trans_b, and for
+    // a row-major B whose row stride is a multiple of 4 KiB when K and M are large enough.
+    // NOTE (speed): such rows all fall into the same few cache sets (a 1024-float stride: one
+    // L1 set), so a K x NR panel read in place does not stay cached from one row tile to the
+    // next. Measured on Zen 5, 1 thread, NN, in place -> packed: 64x1024x1024 933 -> 658 us,
+    // 48x1024x1024 683 -> 513, 96x1024x512 515 -> 448, 64x1024x256 169 -> 155; but with few
+    // row tiles or a short K the copy does not pay: 16x1024x1024 232 -> 259, 32x2048x512
+    // 368 -> 394, 128x1024x64 TN 69 -> 72.
+    const bool pack_nn = !trans_b && ldb % 1024 == 0 && M >= 48 && K >= 256;
     const float* b = B;
     int64_t ldb_s = ldb, bps = nr;
-    float* bt = nullptr;  // trans_b: the panels, packed by the threads that use them
+    float* bt = nullptr;  // the panels, packed by the threads that use them
     if (prepacked) {
       b = prepacked;
       ldb_s = nr;
       bps = K * nr;
-    } else if (trans_b) {
+    } else if (trans_b || pack_nn) {
       bt = t_bpack.get(size_t(K * panels * nr));
       b = bt;
       ldb_s = nr;
@@ -358,8 +366,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     auto run = [&](int64_t q0, int64_t q1) {
       const int64_t c0 = q0 * nr, c1 = std::min(N, q1 * nr);
       if (bt) {
-        // NOTE: each thread packs only its own panels (B's rows c0..c1), so the O(N*K)
-        // transpose is split too; done serially first it held a 2-thread 64x256x784 x·Wᵀ at
+        // NOTE: each thread packs only its own panels (B's columns c0..c1 of op(B)), so the
+        // O(N*K) transpose is split too; done serially first it held a 2-thread 64x256x784 x·Wᵀ at
         // ~65% of the FMA peak while the untransposed products reached ~88%.
         // NOTE (speed): one panel at a time, into the same K x NR slot (the thread's first),
         // consumed by all the row tiles before the next is packed: the panel stays in L2
@@ -369,7 +377,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         float* dst = bt + q0 * K * nr;
         for (int64_t j = c0; j < c1; j += nr) {
           const int64_t je = std::min(c1, j + nr);
-          if (kr.pack_bt) kr.pack_bt(B + j * ldb, ldb, K, je - j, dst);
+          if (!trans_b) pack_b(false, B + j, ldb, K, je - j, nr, dst);
+          else if (kr.pack_bt) kr.pack_bt(B + j * ldb, ldb, K, je - j, dst);
           else pack_b(true, B + j * ldb, ldb, K, je - j, nr, dst);
           // Columns j..je as columns 0..je-j of C + j (the panel is the kernel's panel 0).
           MicroEpilogue mj;
