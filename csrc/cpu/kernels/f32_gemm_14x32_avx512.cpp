@@ -55,6 +55,14 @@ inline void store_tile(const __m512* c0, const __m512* c1, float* c, int64_t ldc
   }
 }
 
+// Both ends of each of the tile's `rows` rows of C (NR floats, up to two 64-byte lines).
+inline void prefetch_c_tile(const float* c, int64_t ldc, int rows) {
+  for (int i = 0; i < rows; ++i) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
+  }
+}
+
 // a: packed (k, MR); b: packed (k, NR); c: (rows, cols) with leading dimension ldc. The
 // arithmetic covers the first R rows of the panel (R >= rows; rows past `rows` are the
 // packing's zeros and are not stored).
@@ -64,10 +72,7 @@ void packed_tile(int64_t k, const float* a, const float* b, float* c, int64_t ld
   // The C tile is touched only after the K loop: start pulling it into L1 now so the final
   // read-modify-write does not stall on 28 cache misses (C rows are ldc apart, so the hardware
   // prefetcher does not see them as a stream).
-  for (int i = 0; i < rows; ++i) {
-    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
-  }
+  prefetch_c_tile(c, ldc, rows);
   __m512 c0[R], c1[R];
 #pragma GCC unroll 14
   for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -138,10 +143,7 @@ void small_tile(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t i
   if (accumulate) {
     // As in the packed kernel: start pulling the C tile in while the K loop runs (an RNN
     // step adds onto gate rows last written a whole sequence earlier, long out of L2).
-    for (int i = 0; i < rows; ++i) {
-      _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-      _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
-    }
+    prefetch_c_tile(c, ldc, rows);
   }
   __m512 c0[R], c1[R];
 #pragma GCC unroll 14
