@@ -366,8 +366,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     auto run = [&](int64_t q0, int64_t q1) {
       const int64_t c0 = q0 * nr, c1 = std::min(N, q1 * nr);
       if (bt) {
-        // NOTE: each thread packs only its own panels (B's columns c0..c1 of op(B)), so the
-        // O(N*K) transpose is split too; done serially first it held a 2-thread 64x256x784 x·Wᵀ at
+        // NOTE: each thread packs only its own panels (columns c0..c1 of op(B)), so the O(N*K)
+        // transpose is split too; done serially first it held a 2-thread 64x256x784 x·Wᵀ at
         // ~65% of the FMA peak while the untransposed products reached ~88%.
         // NOTE (speed): one panel at a time, into the same K x NR slot (the thread's first),
         // consumed by all the row tiles before the next is packed: the panel stays in L2

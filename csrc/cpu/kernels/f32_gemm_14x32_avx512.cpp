@@ -133,8 +133,9 @@ template <int R, bool kContig>
 void small_tile(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t i0, int rows,
                 const float* bp, int64_t ldb, __mmask16 m0, __mmask16 m1, float* c, int64_t ldc,
                 bool accumulate, const MicroEpilogue* ep) {
-  // A(i0 + i, p) = a_at(i, p*cs_a): one base pointer (kContig, so that the offsets i are
-  // constants) or one pointer per row (a pointer array the compiler would keep per row too).
+  // A(i0 + i, p) = a_at(i, p*cs_a), through one base pointer when kContig. NOTE: written as
+  // ar[i] = a0 + i, GCC keeps 14 separate pointers and spills them; a0[off + i] is one
+  // register and constant displacements.
   const float* ar[R];
 #pragma GCC unroll 14
   for (int i = 0; i < R; ++i) ar[i] = A + (i0 + (i < rows ? i : rows - 1)) * rs_a;
@@ -177,8 +178,8 @@ void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const f
   // Row tiles. Contiguous rows of A (rs_a = 1): up to MR rows each, M split into near-equal
   // heights (256 rows: 19 tiles of 13-14; 10 rows: one tile, not 8 + a mostly empty 8), each
   // height its own instantiation. Otherwise SMR rows each, the last one partial.
-  // NOTE (speed): measured on Zen 5, 1 thread, TN (dW = dYᵀ·X shapes): 10x128x64 1.70 ->
-  // 1.34 us; 256x784x64 and 128x784x64 unchanged within the noise (~91% of the FMA peak).
+  // NOTE (speed): measured on Zen 5, 1 thread, TN (dW = dYᵀ·X shapes): 10x128x64 1.67 ->
+  // 1.50 us; 256x784x64 and 128x784x64 unchanged within the noise (~91% of the FMA peak).
   const bool contig = rs_a == 1 && M >= SMR;
   const int64_t tiles = contig ? (M + MR - 1) / MR : (M + SMR - 1) / SMR;
   for (int64_t j0 = n0; j0 < n1; j0 += NR) {
