@@ -243,6 +243,24 @@ def test_gemm_small_path_4k_strided_b(m, n, k, rng, isa, threads):
                  what="gemm 4k-strided B accumulate")
 
 
+@pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),
+                                   (64, 784, 256), (100, 785, 271), (256, 800, 256)])
+def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads):
+    # On the small-shape path a row-major A is transposed into a per-thread copy (AVX-512,
+    # gemm.cpp: m >= 32, k >= 256 and >= 384 columns per thread) and read by the tall tiles
+    # of a contiguous A: m and k off the 16x16 transpose blocks, column counts that leave a
+    # ragged last panel, and (at 2 threads) each thread's own copy.
+    a, b = operands(rng, m, n, k, False, False)
+    ref, scale = reference(a, b, False, False), gemm_scale(a, b, k)
+    assert_close(_C.gemm(a, b, False, False), ref, k=k, scale=scale,
+                 what=f"gemm row-major A {m}x{n}x{k}")
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    _C.gemm(a, b, False, False, out=c, accumulate=True)
+    assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
+                 what=f"gemm row-major A {m}x{n}x{k} accumulate")
+
+
 def test_gemm_packed_short_row_tiles(rng, isa, threads):
     # Above the small-shape path (m > 256) the threads split the rows evenly, so each one's
     # last tile can be short, and the AVX-512 kernel runs a short tile at its own height

@@ -127,6 +127,11 @@ struct GemmKernelInfo {
   // Packs rows [0, mc) x columns [0, kc) of a row-major A (leading dimension lda) into MR-row
   // zero-padded panels, as the driver's pack_a(trans=false) does. Null: the scalar gather.
   void (*pack_a)(const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) = nullptr;
+  // dst(cols, rows) = src(rows, cols)ᵀ, both row-major with leading dimensions lds and ldd.
+  // Set where the small-shape kernel has tall tiles for an A with contiguous rows (rs_a = 1)
+  // that a row-major A would gain from. Null: A is always read in place.
+  void (*transpose)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
+                    int64_t ldd) = nullptr;
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.

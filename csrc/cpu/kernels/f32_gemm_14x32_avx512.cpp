@@ -251,6 +251,29 @@ inline void transpose16x16(__m512* r) {
   }
 }
 
+// See GemmKernelInfo::transpose: dst(cols, rows) = src(rows, cols)ᵀ, in 16x16 blocks through
+// register transposes; edge blocks load their rows masked (missing rows zero) and store only
+// their valid rows and columns.
+void transpose_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
+                      int64_t ldd) {
+  for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+    const int ri = (int)std::min<int64_t>(16, rows - i0);
+    const __mmask16 mi = ri == 16 ? __mmask16(0xFFFF) : __mmask16((1u << ri) - 1);
+    for (int64_t p0 = 0; p0 < cols; p0 += 16) {
+      const int cp = (int)std::min<int64_t>(16, cols - p0);
+      const __mmask16 mp = cp == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cp) - 1);
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < ri ? _mm512_maskz_loadu_ps(mp, src + (i0 + i) * lds + p0) : _mm512_setzero_ps();
+      transpose16x16(r);
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; ++q)
+        if (q < cp) _mm512_mask_storeu_ps(dst + (p0 + q) * ldd + i0, mi, r[q]);
+    }
+  }
+}
+
 // See GemmKernelInfo::pack_bt. Full 32-column panels go through 16x16 register transposes
 // (16 contiguous loads per row instead of 16 scalar gathers); ragged edges are scalar.
 void pack_bt_avx512(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
@@ -382,7 +405,7 @@ void f32_gemm_small_t_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const
 const GemmKernelInfo& gemm_kernel_avx512() {
   static const GemmKernelInfo info{"f32_gemm_14x32_avx512", MR, NR, 252, 512, 4096,
                                    f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
-                                   f32_gemm_small_t_avx512, pack_a_avx512};
+                                   f32_gemm_small_t_avx512, pack_a_avx512, transpose_avx512};
   return info;
 }
 
