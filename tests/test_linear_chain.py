@@ -304,3 +304,21 @@ def test_chain_dx_through_4k_strided_weight(rng, threads_n):
         _check_chain(rng, m, x, widths, acts, f"widths {widths}, {threads_n} threads")
     finally:
         fastnn.set_num_threads(prev)
+
+
+@pytest.mark.parametrize("threads_n,widths", [(1, [800, 256, 10]), (2, [800, 256, 10]),
+                                              (3, [1200, 300, 10])])
+def test_chain_dx_through_transposed_dz(rng, threads_n, widths):
+    # The first layer's dx = dZ·W (batch 50, K = 256 or 300) with >= 384 columns per thread:
+    # on AVX-512 the small-shape GEMM transposes dZ into each thread's own copy (gemm.cpp) and
+    # runs the tall contiguous-A tiles; the chain's threads each call the GEMM for their own
+    # columns of dx (800, 400 + 400, 400 x 3).
+    prev = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads_n)
+    try:
+        acts = ["relu", None]
+        m = _chain(rng, widths, acts, [True, True])
+        x = rng.standard_normal((50, widths[0])).astype(np.float32)
+        _check_chain(rng, m, x, widths, acts, f"widths {widths}, {threads_n} threads")
+    finally:
+        fastnn.set_num_threads(prev)
