@@ -374,10 +374,11 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       // 2 threads 64x784x256 58.4 -> 55.1. The copy (M*K floats, per thread) does not pay for
       // fewer columns per thread or a short K: 2 threads 64x512x512 69.9 -> 71.5 and
       // 64x784x192 40.9 -> 42.0; 1 thread 128x128x512 65.7 -> 70.1, 256x256x256 133 -> 137,
-      // 16x784x256 30.1 -> 30.3.
+      // 16x784x256 30.1 -> 30.3. Nor with B packed (its panels contiguous): 64x1024x1024
+      // 643 -> 659 us (1 thread), 327 -> 340 (2 threads).
       const float* a = A;
       int64_t rsa = rs_a, csa = cs_a;
-      if (kr.transpose && !trans_a && M >= 32 && K >= 256 && c1 - c0 >= 384) {
+      if (kr.transpose && !trans_a && b == B && M >= 32 && K >= 256 && c1 - c0 >= 384) {
         // Leading dimension an odd number of 64-byte lines: the K rows of the copy spread
         // over every L1 set (256 floats = 1 KiB apart, they would share 4 of them).
         const int64_t ldt = (M + 15) / 16 % 2 ? (M + 15) / 16 * 16 : (M + 15) / 16 * 16 + 16;
