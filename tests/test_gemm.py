@@ -40,6 +40,17 @@ def reference(a, b, ta, tb):
     return (a64.T if ta else a64) @ (b64.T if tb else b64)
 
 
+def check_overwrite_and_accumulate(rng, a, b, ta, tb, what):
+    """_C.gemm(a, b, ta, tb) against the float64 reference, then added onto a random C."""
+    k = a.shape[0] if ta else a.shape[1]
+    ref, scale = reference(a, b, ta, tb), gemm_scale(a, b, k)
+    assert_close(_C.gemm(a, b, ta, tb), ref, k=k, scale=scale, what=what)
+    c0 = rng.standard_normal(ref.shape).astype(np.float32)
+    c = c0.copy()
+    _C.gemm(a, b, ta, tb, out=c, accumulate=True)
+    assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0), what=what + " accumulate")
+
+
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("m,n,k", SHAPES)
 def test_gemm_shapes(m, n, k, ta, tb, rng, isa):
@@ -95,14 +106,7 @@ def test_gemm_small_path_transposed_a_tile_heights(tb, rng, isa, threads):
     for m in [*range(1, 31), 127, 128, 129, 256]:
         n, k = int(rng.choice([1, 16, 17, 32, 45, 70])), int(rng.choice([1, 5, 64]))
         a, b = operands(rng, m, n, k, True, tb)
-        ref, scale = reference(a, b, True, tb), gemm_scale(a, b, k)
-        assert_close(_C.gemm(a, b, True, tb), ref, k=k, scale=scale,
-                     what=f"gemm small TN {m}x{n}x{k}")
-        c0 = rng.standard_normal((m, n)).astype(np.float32)
-        c = c0.copy()
-        _C.gemm(a, b, True, tb, out=c, accumulate=True)
-        assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
-                     what=f"gemm small TN accumulate {m}x{n}x{k}")
+        check_overwrite_and_accumulate(rng, a, b, True, tb, f"gemm small TN {m}x{n}x{k}")
 
 
 # C = A·Bᵀ with fewer rows than columns is computed as Cᵀ = B·Aᵀ (A's rows packed, B read in
@@ -234,13 +238,7 @@ def test_gemm_small_path_4k_strided_b(m, n, k, rng, isa, threads):
     # A row-major B whose row stride is a multiple of 4 KiB (n = 1024, 2048) is copied panel by
     # panel on the small-shape path once m and k are large enough (gemm.cpp, pack_nn).
     a, b = operands(rng, m, n, k, False, False)
-    ref, scale = reference(a, b, False, False), gemm_scale(a, b, k)
-    assert_close(_C.gemm(a, b, False, False), ref, k=k, scale=scale, what="gemm 4k-strided B")
-    c0 = rng.standard_normal((m, n)).astype(np.float32)
-    c = c0.copy()
-    _C.gemm(a, b, False, False, out=c, accumulate=True)
-    assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
-                 what="gemm 4k-strided B accumulate")
+    check_overwrite_and_accumulate(rng, a, b, False, False, f"gemm 4k-strided B {m}x{n}x{k}")
 
 
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),
@@ -251,14 +249,7 @@ def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads):
     # of a contiguous A: m and k off the 16x16 transpose blocks, column counts that leave a
     # ragged last panel, and (at 2 threads) each thread's own copy.
     a, b = operands(rng, m, n, k, False, False)
-    ref, scale = reference(a, b, False, False), gemm_scale(a, b, k)
-    assert_close(_C.gemm(a, b, False, False), ref, k=k, scale=scale,
-                 what=f"gemm row-major A {m}x{n}x{k}")
-    c0 = rng.standard_normal((m, n)).astype(np.float32)
-    c = c0.copy()
-    _C.gemm(a, b, False, False, out=c, accumulate=True)
-    assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
-                 what=f"gemm row-major A {m}x{n}x{k} accumulate")
+    check_overwrite_and_accumulate(rng, a, b, False, False, f"gemm row-major A {m}x{n}x{k}")
 
 
 def test_gemm_packed_short_row_tiles(rng, isa, threads):
