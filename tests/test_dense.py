@@ -237,6 +237,79 @@ def test_matmul_noncontiguous_input(rng):
     assert_close(got.numpy(), a.T.astype(np.float64) @ b, k=6, scale=math.sqrt(6) * 25)
 
 
+# fastnn.matmul and Tensor.__matmul__ are _C.tensor_matmul: two plain 2-D float32 tensors with
+# nothing to record are multiplied in C; everything else goes to dense._matmul_py. Both routes
+# must give the same tensors.
+FAST_SHAPES = [(1, 1, 1), (16, 16, 16), (7, 33, 17), (64, 64, 64), (65, 3, 100), (17, 64, 0),
+               (0, 4, 3)]
+
+
+@pytest.mark.parametrize("m,n,k", FAST_SHAPES)
+def test_matmul_fast_path(m, n, k, rng, isa):
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    scale = math.sqrt(max(k, 1)) * 25
+    ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+    for got in (fastnn.matmul(ta, tb), ta @ tb, fastnn.matmul(a=ta, b=tb)):
+        assert type(got) is fastnn.Tensor and got.dtype is fastnn.float32
+        assert not got.requires_grad and got.grad_fn is None and got.is_leaf
+        assert tuple(got.shape) == (m, n)
+        assert_close(got.numpy(), want, k=k, scale=scale, what="matmul fast path")
+    # Operands that require grad, with grad mode off: nothing is recorded.
+    pa, pb = fastnn.nn.Parameter(fastnn.tensor(a)), fastnn.tensor(b, requires_grad=True)
+    with fastnn.no_grad():
+        got = pa @ pb
+    assert type(got) is fastnn.Tensor and not got.requires_grad and got.grad_fn is None
+    assert_close(got.numpy(), want, k=k, scale=scale, what="matmul under no_grad")
+    # With grad mode on the same call is recorded (the general route) and differentiates.
+    got = fastnn.matmul(pa, tb)
+    assert got.requires_grad and got.grad_fn is not None
+    r = rng.standard_normal((m, n)).astype(np.float32)
+    got.backward(fastnn.tensor(r))
+    assert_close(pa.grad.numpy(), r.astype(np.float64) @ b.T.astype(np.float64), k=max(n, 1),
+                 scale=math.sqrt(max(n, 1)) * 25, what="matmul grad")
+    got = ta @ pb
+    assert got.requires_grad
+
+
+def test_matmul_fast_path_leaves_operands_alone(rng):
+    # The C route borrows the operands' arrays: their reference counts, values and the
+    # operands themselves (no version bump, no grad) are unchanged after many calls.
+    import sys
+    ta = fastnn.tensor(rng.standard_normal((9, 5)).astype(np.float32))
+    tb = fastnn.tensor(rng.standard_normal((5, 4)).astype(np.float32))
+    a0, b0 = ta.numpy().copy(), tb.numpy().copy()
+    # (Counted into plain variables: pytest's assertion rewriting holds what it evaluates.)
+    before = [sys.getrefcount(ta._data), sys.getrefcount(tb._data)]
+    outs = [ta @ tb for _ in range(1000)]
+    after = [sys.getrefcount(ta._data), sys.getrefcount(tb._data), sys.getrefcount(outs[-1]._data)]
+    assert after == before + before[:1]
+    np.testing.assert_array_equal(ta.numpy(), a0)
+    np.testing.assert_array_equal(tb.numpy(), b0)
+    assert ta._version == 0 and ta.grad is None
+    assert all(np.array_equal(o.numpy(), outs[0].numpy()) for o in outs)
+
+
+def test_matmul_general_route_cases(rng):
+    # What the C route hands on: strided views, 1-D and batched operands, int64 tensors
+    # (refused as before), non-tensors, and wrong argument counts.
+    a = rng.standard_normal((6, 4)).astype(np.float32)
+    b = rng.standard_normal((6, 5)).astype(np.float32)
+    got = fastnn.tensor(a).T @ fastnn.tensor(b)
+    assert_close(got.numpy(), a.T.astype(np.float64) @ b, k=6, scale=math.sqrt(6) * 25)
+    v = fastnn.tensor(a[0])
+    assert tuple(fastnn.matmul(fastnn.tensor(b[:, :4]), v).shape) == (6,)
+    assert tuple((fastnn.ones(2, 3, 4) @ fastnn.ones(4, 5)).shape) == (2, 3, 5)
+    expect_error(TypeError, "matmul", fastnn.matmul, fastnn.tensor([[1, 2], [3, 4]]),
+                 fastnn.ones(2, 2))
+    expect_error(TypeError, "matmul", fastnn.matmul, fastnn.ones(2, 2), np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError):
+        fastnn.matmul(fastnn.ones(2, 2))
+    with pytest.raises(TypeError):
+        fastnn.matmul(fastnn.ones(2, 2), fastnn.ones(2, 2), fastnn.ones(2, 2))
+
+
 # ---- bad input -----------------------------------------------------------------------------
 
 def test_linear_bad_input():

@@ -1,7 +1,7 @@
 """Whole training steps: mlp_step, tiny_step (zero_grad, forward, loss, backward, SGD step)."""
 from functools import partial
 
-from . import Bench, Impl, linear_state, randn
+from . import Bench, Impl, aligned, linear_state, randn
 
 
 def _train_step(lib, make_model, make_loss, state, x, y, lr):
@@ -39,7 +39,7 @@ def _mlp(nn):
 def mlp_step(ctx):
     batch, dims = 64, (784, 256, 128, 10)
     state = linear_state(ctx.rng, dims, stride=2)   # Linear layers at Sequential index 0, 2, 4
-    x = ctx.rng.random((batch, dims[0]), dtype="float32")   # pixel-like values in [0, 1)
+    x = aligned(ctx.rng.random((batch, dims[0]), dtype="float32"))   # pixel-like, in [0, 1)
     y = ctx.rng.integers(0, dims[-1], batch).astype("int64")
     # NOTE: GEMM work only (forward, grad-input except the first layer, grad-weight); at
     # batch 64 overhead matters too, so GFLOP/s here is a utilisation figure, not a kernel one.

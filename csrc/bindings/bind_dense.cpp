@@ -27,37 +27,45 @@ PyObject* g_mm_general = nullptr;
 // mm's fast path: both arguments plain float32 matrices with matching inner dimensions. The
 // output is allocated by NumPy directly (no Tensor wrapper) and tiny products keep the GIL.
 PyObject* mm_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs == 2 && plain_f32_array(args[0], 2) && plain_f32_array(args[1], 2)) {
-    const auto *xa = py::detail::array_proxy(args[0]), *xb = py::detail::array_proxy(args[1]);
-    const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
-    if (xb->dimensions[0] == K) {
-      const Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
-      PyObject* out = new_f32_array(2, dims);
-      if (!out) return nullptr;
-      const float* A = reinterpret_cast<const float*>(xa->data);
-      const float* B = reinterpret_cast<const float*>(xb->data);
-      float* C = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
-      // NOTE: nothing may propagate into CPython; the only failure a GEMM can have is the
-      // allocation of its packing buffers.
-      bool oom = false;
-      if (M * N * K >= kReleaseGilMacs) {
-        Py_BEGIN_ALLOW_THREADS
-        try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
-        Py_END_ALLOW_THREADS
-      } else {
-        try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
-      }
-      if (oom) {
-        Py_DECREF(out);
-        return PyErr_NoMemory();
-      }
-      return out;
-    }
+  if (nargs == 2) {
+    bool handled = false;
+    PyObject* out = mm_plain(args[0], args[1], &handled);
+    if (handled) return out;
   }
   return PyObject_Vectorcall(g_mm_general, args, size_t(nargs), nullptr);
 }
 
 }  // namespace
+
+PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled) {
+  *handled = false;
+  if (!plain_f32_array(a, 2) || !plain_f32_array(b, 2)) return nullptr;
+  const auto *xa = py::detail::array_proxy(a), *xb = py::detail::array_proxy(b);
+  const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
+  if (xb->dimensions[0] != K) return nullptr;
+  *handled = true;
+  const Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
+  PyObject* out = new_f32_array(2, dims);
+  if (!out) return nullptr;
+  const float* A = reinterpret_cast<const float*>(xa->data);
+  const float* B = reinterpret_cast<const float*>(xb->data);
+  float* C = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  // NOTE: nothing may propagate into CPython; the only failure a GEMM can have is the
+  // allocation of its packing buffers.
+  bool oom = false;
+  if (M * N * K >= kReleaseGilMacs) {
+    Py_BEGIN_ALLOW_THREADS
+    try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
+    Py_END_ALLOW_THREADS
+  } else {
+    try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
+  }
+  if (oom) {
+    Py_DECREF(out);
+    return PyErr_NoMemory();
+  }
+  return out;
+}
 
 void bind_dense(py::module_& m) {
   m.def("linear_fwd", [](py::handle x, py::handle w, py::handle b, int act, float beta,

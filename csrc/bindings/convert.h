@@ -50,6 +50,12 @@ inline PyObject* new_f32_array(int nd, const Py_intptr_t* dims) {
                                    nullptr);
 }
 
+// a·b for two plain float32 matrices (plain_f32_array) with matching inner dimensions, into a
+// new NumPy array: *handled = true and the product, or null with a Python error set (out of
+// memory). Any other pair: *handled = false and null, no error set (the caller takes its
+// general path, which also reports errors). Defined in bind_dense.cpp.
+PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled);
+
 // Releases the GIL for the scope when a call has enough work for other Python threads to
 // make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as
 // releasing and re-taking the GIL (~0.1 us), so small calls keep it; they never call back

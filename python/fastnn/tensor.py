@@ -811,8 +811,8 @@ class Tensor:
     def __abs__(self):
         return _ew().abs(self)
 
-    def __matmul__(self, o):
-        return _dense().matmul(self, o)
+    # fastnn.matmul itself (C, see _C.tensor_matmul), bound like a method.
+    __matmul__ = _C.tensor_matmul_method
 
     def __rmatmul__(self, o):
         return _dense().matmul(o, self)
