@@ -106,3 +106,47 @@ def test_relu_fast_call_bad_input():
     expect_error(TypeError, "relu", _C.relu, [1.0, 2.0])
     expect_error(TypeError, "relu", _C.relu)
     expect_error(TypeError, "relu", _C.relu, np.ones(3, np.float32), 2)
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (1000,), (7, 33), (2, 3, 17)])
+def test_relu_tensor_route(shape, rng, isa):
+    # fastnn.relu and Tensor.relu are _C.tensor_relu: a plain float32 tensor with nothing to
+    # record goes straight to _C.relu's kernel in C; everything else to the Python route. Both
+    # give the same tensors.
+    import sys
+    x = rng.standard_normal(shape).astype(np.float32)
+    if x.size >= 3:
+        x.reshape(-1)[:3] = [np.nan, -0.0, 0.0]
+    want = np.where(x < 0, np.float32(0), x)
+    t = fastnn.tensor(x)
+    before = sys.getrefcount(t._data)
+    for y in (fastnn.relu(t), t.relu(), F.relu(t), fastnn.relu(x=t)):
+        assert type(y) is fastnn.Tensor and y.dtype is fastnn.float32
+        assert not y.requires_grad and y.grad_fn is None and tuple(y.shape) == shape
+        np.testing.assert_array_equal(y.numpy(), want)
+        assert np.array_equal(np.signbit(y.numpy()), np.signbit(want))
+    after = sys.getrefcount(t._data)
+    assert after == before and t._version == 0
+    # Requires grad: recorded with grad mode on, not under no_grad.
+    p = fastnn.nn.Parameter(fastnn.tensor(x))
+    with fastnn.no_grad():
+        y = p.relu()
+    assert type(y) is fastnn.Tensor and not y.requires_grad
+    np.testing.assert_array_equal(y.numpy(), want)
+    y = fastnn.relu(p)
+    assert y.requires_grad and y.grad_fn is not None
+    r = rng.standard_normal(shape).astype(np.float32)
+    y.backward(fastnn.tensor(r))
+    np.testing.assert_array_equal(p.grad.numpy(), np.where(x > 0, r, np.float32(0)))
+
+
+def test_relu_tensor_route_general_cases(rng):
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    got = fastnn.tensor(x).T.relu()  # a strided view
+    np.testing.assert_array_equal(got.numpy(), np.maximum(x.T, 0))
+    expect_error(TypeError, "relu", fastnn.relu, fastnn.tensor([1, 2, 3]))
+    expect_error(TypeError, "relu", fastnn.relu, x)
+    with pytest.raises(TypeError):
+        fastnn.relu()
+    with pytest.raises(TypeError):
+        fastnn.relu(fastnn.ones(2), fastnn.ones(2))

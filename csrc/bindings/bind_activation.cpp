@@ -15,27 +15,13 @@ namespace {
 // The pybind11 activation_fwd, which relu_fast hands everything but its fast case to.
 PyObject* g_activation_fwd = nullptr;
 
-// relu(x) for a plain float32 ndarray: the output allocated by NumPy directly and, for small
-// inputs, the GIL kept (the kernel never calls Python).
+// _C.relu(x): relu_plain for a plain float32 ndarray (output allocated by NumPy, the GIL kept
+// for small inputs), anything else through activation_fwd (which reports errors).
 PyObject* relu_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs == 1 && plain_f32_array(args[0])) {
-    const auto* a = py::detail::array_proxy(args[0]);
-    int64_t n = 1;
-    for (int d = 0; d < a->nd; ++d) n *= a->dimensions[d];
-    PyObject* out = new_f32_array(a->nd, a->dimensions);
-    if (!out) return nullptr;
-    const float* x = reinterpret_cast<const float*>(a->data);
-    float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
-    bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
-    {
-      ReleaseGilFor nogil(n);
-      try { activation_fwd(ActParams{Act::relu}, x, y, n); } catch (...) { failed = true; }
-    }
-    if (failed) {
-      Py_DECREF(out);
-      return PyErr_NoMemory();
-    }
-    return out;
+  if (nargs == 1) {
+    bool handled = false;
+    PyObject* out = relu_plain(args[0], &handled);
+    if (handled) return out;
   }
   if (nargs != 1) {
     PyErr_Format(PyExc_TypeError, "[relu] takes one argument (x), got %zd", nargs);
@@ -49,6 +35,29 @@ PyObject* relu_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 }
 
 }  // namespace
+
+PyObject* relu_plain(PyObject* x, bool* handled) {
+  *handled = false;
+  if (!plain_f32_array(x)) return nullptr;
+  *handled = true;
+  const auto* a = py::detail::array_proxy(x);
+  int64_t n = 1;
+  for (int d = 0; d < a->nd; ++d) n *= a->dimensions[d];
+  PyObject* out = new_f32_array(a->nd, a->dimensions);
+  if (!out) return nullptr;
+  const float* src = reinterpret_cast<const float*>(a->data);
+  float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
+  {
+    ReleaseGilFor nogil(n);
+    try { activation_fwd(ActParams{Act::relu}, src, y, n); } catch (...) { failed = true; }
+  }
+  if (failed) {
+    Py_DECREF(out);
+    return PyErr_NoMemory();
+  }
+  return out;
+}
 
 void bind_activation(py::module_& m) {
   m.def("activation_fwd", [](py::handle x, int act, float beta, float threshold) {

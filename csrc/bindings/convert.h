@@ -55,6 +55,9 @@ inline PyObject* new_f32_array(int nd, const Py_intptr_t* dims) {
 // memory). Any other pair: *handled = false and null, no error set (the caller takes its
 // general path, which also reports errors). Defined in bind_dense.cpp.
 PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled);
+// relu(x) for a plain float32 array (plain_f32_array, any shape), the same way; defined in
+// bind_activation.cpp.
+PyObject* relu_plain(PyObject* x, bool* handled);
 
 // Releases the GIL for the scope when a call has enough work for other Python threads to
 // make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as

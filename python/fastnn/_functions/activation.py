@@ -1,6 +1,4 @@
 """ReLU, sigmoid, tanh, GELU, softplus: forward and backward in C++ (csrc/cpu/activation.cpp)."""
-import numpy as np
-
 from .. import _C
 from ..autograd import Function, grad_mode
 from ..tensor import Tensor, _ND, _contig, _kernels
@@ -30,19 +28,19 @@ class Activation(Function):
 
 
 _check = check_tensor  # (x, op)
-_F32 = np.dtype(np.float32)
-_make = Tensor._make
 
 
-def relu(x):
-    # NOTE (speed): relu is the op whose per-call cost shows first in small networks, so its
-    # common case -- a contiguous float32 host tensor with nothing to record -- goes straight
-    # to the kernel (~0.3 us less than _apply); anything else, errors included, takes _apply.
-    if type(x) is Tensor and not (x._requires_grad and grad_mode.enabled):
-        xd = x._data
-        if type(xd) is _ND and xd.dtype is _F32 and xd.flags.c_contiguous:
-            return _make(_C.relu(xd))
+def _relu_py(x):
+    """relu's general route. fastnn.relu is _C.tensor_relu, which does the common call (a
+    C-contiguous float32 host tensor with nothing to record) itself and passes every other
+    call here unchanged."""
     return _apply(x, "relu")
+
+
+# relu(x) = max(x, 0) elementwise, with autograd.
+# NOTE (speed): relu is the op whose per-call cost shows first in small networks; see
+# _C.tensor_relu (csrc/bindings/bind_autograd.cpp) for its common call.
+relu = _C.tensor_relu
 
 
 def _apply(x, name, beta=1.0, threshold=20.0):
