@@ -1,7 +1,8 @@
 // The autograd engine's two per-call paths, in C++ for per-call overhead: _C.run_backward,
 // the loop of the backward pass (python/fastnn/autograd.py, run_backward), and
-// _C.function_apply, Function.apply (recording one op call; see its comment below). Also
-// fastnn.matmul's common call (_C.tensor_matmul), which builds its Tensor the same way. A small
+// _C.function_apply, Function.apply (recording one op call; see its comment below). Also the
+// common calls of fastnn.matmul and fastnn.relu (_C.tensor_matmul, _C.tensor_relu: "fast
+// routes" below), which build their Tensors the same way. A small
 // network's training step is a few microseconds of this bookkeeping around the kernels; in
 // Python it cost ~7 us of the ~24 us step of the StatQuest 1-2-1 net.
 //
@@ -37,8 +38,6 @@ struct Env {
       *shape, *version, *retains_grad, *accumulate_grad, *saved_tensors, *dict, *dtype, *name,
       *grad, *requires_grad, *forward, *enabled, *needs_input_grad, *out_meta;
   bool adopt_ok = false;
-  // fastnn._functions.dense._matmul_py, looked up on matmul's first call that needs it.
-  PyObject* matmul_general = nullptr;
   // Byte offsets of Tensor's __slots__ (_data, _requires_grad, grad, _node, _index,
   // _retains_grad, _version), read from its member descriptors; 0 when Tensor's layout is
   // not the expected one, and make_tensor then calls Tensor._make.
