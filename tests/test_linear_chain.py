@@ -1,5 +1,7 @@
 """nn.Sequential's chain of Linear(+activation) layers as one op (_C.mlp_fwd / _C.mlp_bwd):
 values and every gradient against a float64 NumPy reference, layer by layer."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -322,3 +324,91 @@ def test_chain_dx_through_transposed_dz(rng, threads_n, widths):
         _check_chain(rng, m, x, widths, acts, f"widths {widths}, {threads_n} threads")
     finally:
         fastnn.set_num_threads(prev)
+
+
+# Balanced regions (core/parallel.h, parallel_run_balanced): the chain regions, the optimizer's
+# per-tensor split and the x·Wᵀ small path split their work by per-thread weights that follow
+# each thread's measured speed. Pinned uneven weights (_C._set_balance_weights) stand in for a
+# slow core: every split boundary moves, and the results must not change.
+UNEVEN = {2: [[3, 1], [1, 3], [1, 1.3]], 3: [[1, 2, 1], [5, 1, 2]]}
+
+
+@contextlib.contextmanager
+def _pool(threads_n):
+    """threads_n pool threads for the block; then the previous count and learnt weights."""
+    from fastnn import _C
+    prev = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads_n)
+    try:
+        yield _C
+    finally:
+        _C._set_balance_weights([])
+        fastnn.set_num_threads(prev)
+
+
+@pytest.mark.parametrize("threads_n", [2, 3])
+def test_balanced_split_covers_the_range(threads_n):
+    with _pool(threads_n) as _C:
+        for w in UNEVEN[threads_n] + [[]]:
+            _C._set_balance_weights(w)
+            got_w = _C._balance_weights()
+            assert len(got_w) == threads_n and abs(sum(got_w) - 1) < 1e-12
+            for n, unit in ((0, 16), (1, 16), (10, 16), (256, 16), (257, 16), (784, 16),
+                            (1000, 1), (7, 1)):
+                parts = _C._balanced_split_test(n, unit)
+                assert parts[0][0] == 0 and parts[-1][1] == n, (w, n, unit, parts)
+                for (lo, hi), (lo2, _) in zip(parts, parts[1:]):
+                    assert lo <= hi == lo2, (w, n, unit, parts)
+                for lo, hi in parts:  # whole units, except where clamped to n
+                    assert lo in (n,) or lo % unit == 0, (w, n, unit, parts)
+                    assert hi in (n,) or hi % unit == 0, (w, n, unit, parts)
+                if w and n >= 100 * unit:  # the shares follow the weights, to a unit each
+                    ws = np.array(w) / sum(w)
+                    sizes = np.array([hi - lo for lo, hi in parts]) / n
+                    assert np.all(np.abs(sizes - ws) <= 2 * unit / n), (w, n, parts)
+        with pytest.raises(ValueError, match="one weight per thread"):
+            _C._set_balance_weights([1.0] * (threads_n + 1))
+        with pytest.raises(ValueError, match="positive"):
+            _C._set_balance_weights([1.0] + [0.0] * (threads_n - 1))
+
+
+@pytest.mark.parametrize("threads_n", [2, 3])
+def test_chain_and_sgd_with_uneven_shares(rng, threads_n):
+    # The chain's forward and backward regions skip barriers where a thread reads back only
+    # what it wrote; with uneven shares every such slice still has to match. Widths off the
+    # 16-float unit, a narrow last layer, and an SGD step (its per-tensor split) checked
+    # against the update computed from the reference gradients.
+    with _pool(threads_n) as _C:
+        for w in UNEVEN[threads_n]:
+            _C._set_balance_weights(w)
+            widths, acts = [300, 161, 150, 10], ["relu", "tanh", None]
+            m = _chain(rng, widths, acts, [True, True, True])
+            x = rng.standard_normal((64, widths[0])).astype(np.float32)
+            _check_chain(rng, m, x, widths, acts, f"weights {w}, {threads_n} threads")
+            lins = [l for l in m if isinstance(l, nn.Linear)]
+            before = [l.weight.detach().numpy().copy() for l in lins]
+            grads = [l.weight.grad.numpy().copy() for l in lins]
+            fastnn.optim.SGD(m.parameters(), lr=0.1).step()
+            for l, w0, g in zip(lins, before, grads):
+                np.testing.assert_allclose(l.weight.detach().numpy(), w0 - np.float32(0.1) * g,
+                                           rtol=1e-6, atol=1e-6)
+            # x·Wᵀ on the small path (fewer rows than columns), split by the same shares.
+            a = rng.standard_normal((20, 300)).astype(np.float32)
+            b = rng.standard_normal((700, 300)).astype(np.float32)
+            assert_close(_C.gemm(a, b, False, True), a.astype(np.float64) @ b.T.astype(np.float64),
+                         k=300, scale=np.sqrt(300) * 25, what=f"x·Wᵀ weights {w}")
+
+
+def test_balance_weights_learn_and_reset():
+    # Learnt weights stay within [0.5, 1.5] x an equal share and sum to 1; set_num_threads
+    # makes them equal again.
+    with _pool(2) as _C:
+        m = _chain(np.random.default_rng(0), [400, 256, 10], ["relu", None], [True, True])
+        x = fastnn.tensor(np.random.default_rng(1).standard_normal((64, 400)).astype(np.float32))
+        for _ in range(30):
+            m.zero_grad()
+            m(x).sum().backward()
+        w = _C._balance_weights()
+        assert abs(sum(w) - 1) < 1e-12 and all(0.25 - 1e-12 <= v <= 0.75 + 1e-12 for v in w)
+        fastnn.set_num_threads(2)
+        assert _C._balance_weights() == [0.5, 0.5]

@@ -43,6 +43,31 @@ void bind_core(py::module_& m) {
     set_num_threads(n);
   }, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
+  // Balanced regions (core/parallel.h, parallel_run_balanced): test and tuning hooks.
+  m.def("_set_balance_weights", [](const std::vector<double>& w) {
+    for (double v : w)
+      if (!(v > 0.0)) fail("_set_balance_weights", "weights must be positive, got ", v);
+    if (!w.empty() && (int)w.size() != get_num_threads())
+      fail("_set_balance_weights", "expected one weight per thread (", get_num_threads(),
+           "), got ", w.size());
+    set_balance_weights(w);
+  }, py::arg("weights"),
+     "Pin the balanced regions' per-thread weights (normalised), or [] to learn them again.");
+  m.def("_balance_weights", &balance_weights,
+        "The balanced regions' per-thread weights (summing to 1).");
+  m.def("_balanced_split_test", [](int64_t n, int64_t unit) {
+    const int T = get_num_threads();
+    std::vector<std::pair<int64_t, int64_t>> out(size_t(T), {-1, -1});
+    {
+      py::gil_scoped_release nogil;
+      parallel_run_balanced(T, [&](int t, int nt) {
+        if (nt == T) out[size_t(t)] = split_range(n, t, nt, unit);
+      });
+    }
+    return out;
+  }, py::arg("n"), py::arg("unit"),
+     "Each thread's split_range(n, t, T, unit) inside a balanced region ((-1, -1) for a thread "
+     "that did not run, when the pool was busy).");
   m.def("available_cpus", &available_cpus);
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("best_isa", [] { return std::string(isa_name(best_isa())); });

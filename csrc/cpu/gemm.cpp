@@ -328,7 +328,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
     };
     if (nt <= 1) run(0, 1);
-    else parallel_run(nt, run);
+    else parallel_run_balanced(nt, run);  // split_range's columns
     return;
   }
 

@@ -44,7 +44,7 @@ void for_each_span(const std::vector<Slot>& slots, F&& fn) {
     }
   };
   if (T <= 1) part(0, 1);
-  else parallel_run(T, part);
+  else parallel_run_balanced(T, part);  // the backward's shares (see dense.cpp)
 }
 
 #ifdef FASTNN_X86

@@ -298,7 +298,9 @@ void run_steps(size_t n, bool region, const Step& step, const Sync& sync) {
   const int T = get_num_threads();
   SpinBarrier bar(T);
   std::vector<std::exception_ptr> err(static_cast<size_t>(T));
-  parallel_run_concurrent(T, [&](int t, int nt) {
+  // Balanced: every step divides its work with split_range, so the shares follow the threads'
+  // measured speeds (see parallel_run_balanced).
+  parallel_run_balanced(T, [&](int t, int nt) {
     std::exception_ptr& my = err[size_t(t)];
     for (size_t k = 0; k < n; ++k) {
       if (!my) guarded(my, [&] { step(k, t, nt); });
