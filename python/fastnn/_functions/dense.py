@@ -240,7 +240,8 @@ def _matmul_py(a, b):
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         ad, bd = a._data, b._data
         # NOTE: per-call overhead matters at the sizes this path serves (16^3 is ~0.05 us of
-        # arithmetic): 2-D float32 operands skip the Function machinery when nothing needs a
+        # arithmetic; what reaches it here is strided host views and CUDA arrays, the C route
+        # took the rest): 2-D float32 operands skip the Function machinery when nothing needs a
         # gradient, and _C.mm tests its arguments itself (non-contiguous ones are copied,
         # wrong shapes raise), so nothing else is checked here. `is` on the dtype: NumPy's
         # native float32 descriptor is a singleton; any other spelling takes the checked path.
