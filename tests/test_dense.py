@@ -310,6 +310,93 @@ def test_matmul_general_route_cases(rng):
         fastnn.matmul(fastnn.ones(2, 2), fastnn.ones(2, 2), fastnn.ones(2, 2))
 
 
+# Strided 2-D operands. The GEMM reads four layouts in place (see gemm_operand in
+# bind_dense.cpp): C-contiguous, a transposed view (x @ w.T), and either of those sliced out of
+# a wider array; the rest are copied first. Each layout builds a float32 (r, c) view of `v`.
+def _layout(v, kind, rng):
+    r, c = v.shape
+    if kind == "c":
+        return np.ascontiguousarray(v)
+    if kind == "t":  # stored (c, r): the view is base.T
+        return np.ascontiguousarray(v.T).T
+    if kind == "rows":  # columns 2..2+c of a wider row-major array: row stride c + 5
+        base = rng.standard_normal((r, c + 5)).astype(np.float32)
+        base[:, 2:2 + c] = v
+        return base[:, 2:2 + c]
+    if kind == "tslice":  # a transposed view of a row slice: leading dimension r + 3
+        base = rng.standard_normal((c, r + 3)).astype(np.float32)
+        base[:, 1:1 + r] = v.T
+        return base[:, 1:1 + r].T
+    if kind == "step":  # every other column: no unit stride, copied
+        base = rng.standard_normal((r, 2 * c)).astype(np.float32)
+        base[:, ::2] = v
+        return base[:, ::2]
+    if kind == "neg":  # reversed rows: a negative stride, copied
+        return np.ascontiguousarray(v[::-1])[::-1]
+    raise AssertionError(kind)
+
+
+IN_PLACE = ["c", "t", "rows", "tslice"]
+LAYOUTS = IN_PLACE + ["step", "neg"]
+# (m, n, k): 1, odd, empty, the small-shape paths (x·Wᵀ with m < n takes the transposed
+# small kernel) and the packed path (m > 256).
+VIEW_SHAPES = [(1, 1, 1), (7, 33, 17), (64, 96, 80), (3, 40, 0), (0, 5, 4), (300, 70, 130)]
+
+
+@pytest.mark.parametrize("m,n,k", VIEW_SHAPES)
+@pytest.mark.parametrize("la,lb", [(x, y) for x in LAYOUTS for y in LAYOUTS
+                                   if x in ("c", "t") or y in ("c", "t")])
+def test_matmul_strided_views(m, n, k, la, lb, rng):
+    a64, b64 = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    a = _layout(a64.astype(np.float32), la, rng)
+    b = _layout(b64.astype(np.float32), lb, rng)
+    assert a.shape == (m, k) and b.shape == (k, n)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    scale = math.sqrt(max(k, 1)) * 25
+    a_before, b_before = a.copy(), b.copy()
+    # _C.mm (the Python route's kernel), the C route of Tensor @ and the recorded route.
+    assert_close(_C.mm(a, b), want, k=k, scale=scale, what=f"_C.mm {la} x {lb}")
+    ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+    assert_close((ta @ tb).numpy(), want, k=k, scale=scale, what=f"tensor @ {la} x {lb}")
+    pa, pb = fastnn.tensor(a, requires_grad=True), fastnn.tensor(b, requires_grad=True)
+    y = pa @ pb
+    assert_close(y.detach().numpy(), want, k=k, scale=scale, what=f"recorded @ {la} x {lb}")
+    r = rng.standard_normal((m, n))
+    y.backward(fastnn.tensor(r.astype(np.float32)))
+    r32 = r.astype(np.float32).astype(np.float64)
+    assert_close(pa.grad.numpy(), r32 @ b.astype(np.float64).T, k=max(n, 1),
+                 scale=math.sqrt(max(n, 1)) * 25, what=f"dA {la} x {lb}")
+    assert_close(pb.grad.numpy(), a.astype(np.float64).T @ r32, k=max(m, 1),
+                 scale=math.sqrt(max(m, 1)) * 25, what=f"dB {la} x {lb}")
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+@pytest.mark.parametrize("la", LAYOUTS)
+def test_matmul_views_read_in_place(la, rng, monkeypatch, isa):
+    # The in-place layouts reach the GEMM without a copy, forward and backward; the others
+    # are copied (which this test sees: every copy goes through np.ascontiguousarray).
+    a = _layout(rng.standard_normal((9, 37)).astype(np.float32), la, rng)
+    w = _layout(rng.standard_normal((37, 21)).astype(np.float32), "t", rng)
+    want = a.astype(np.float64) @ w.astype(np.float64)
+    r = rng.standard_normal((9, 21)).astype(np.float32)
+
+    def refuse(*args, **kw):
+        raise RuntimeError("copied")
+
+    monkeypatch.setattr(np, "ascontiguousarray", refuse)
+    pa = fastnn.tensor(a, requires_grad=True)
+    if la not in IN_PLACE:
+        with pytest.raises(RuntimeError, match="copied"):
+            _C.mm(a, w)
+        return
+    assert_close(_C.mm(a, w), want, k=37, scale=math.sqrt(37) * 25, what=f"_C.mm {la}")
+    y = pa @ fastnn.tensor(w, requires_grad=True)
+    y.backward(fastnn.tensor(r))
+    assert_close(pa.grad.numpy(), r.astype(np.float64) @ w.astype(np.float64).T, k=21,
+                 scale=math.sqrt(21) * 25, what=f"dA {la}")
+
+
 # ---- bad input -----------------------------------------------------------------------------
 
 def test_linear_bad_input():

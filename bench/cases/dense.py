@@ -46,8 +46,11 @@ def _op(m, t):
 
 def _mlp_gemm_impls(ctx, a, b, ta, tb):
     def fast():
-        from fastnn import _C
-        return partial(_C.gemm, a, b, ta, tb)
+        # Through the public API as a user writes it (x @ w.T): the transposed Tensor views are
+        # read in place by the GEMM, like PyTorch's and NumPy's below.
+        import fastnn
+        A, B = fastnn.tensor(a), fastnn.tensor(b)
+        return partial(fastnn.matmul, A.T if ta else A, B.T if tb else B)
 
     def torch_():
         import torch

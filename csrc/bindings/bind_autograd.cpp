@@ -478,11 +478,12 @@ PyObject* run_backward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
 // ---- fast routes: fastnn.matmul, fastnn.relu ----------------------------------------------
 // The common call of a few small, frequent ops is done here: every operand a Tensor (or a
 // subclass such as Parameter) with nothing to record (none requires grad, or grad mode is
-// off) whose array the op's plain kernel entry takes (mm_plain: two C-contiguous 2-D float32
-// host arrays with matching inner dimensions; relu_plain: a C-contiguous float32 host array).
-// It reads the Tensors' slots, runs the kernel and wraps the result (make_tensor). Every other
-// call goes to the op's Python route with its arguments as given: autograd, broadcasting,
-// strided views, CUDA arrays, keyword arguments and every error message. Results are the same
+// off) whose array the op's plain kernel entry takes (mm_plain: two 2-D float32 host arrays
+// the GEMM reads in place, such as C-contiguous arrays and transposed views, with matching
+// inner dimensions; relu_plain: a C-contiguous float32 host array). It reads the Tensors'
+// slots, runs the kernel and wraps the result (make_tensor). Every other call goes to the
+// op's Python route with its arguments as given: autograd, broadcasting, other strided views,
+// CUDA arrays, keyword arguments and every error message. Results are the same
 // tensors either way.
 // NOTE (speed): 16x16x16 matmul, 1 thread, Intel Xeon (AVX-512), best of 7 x 100k calls: the
 // Python fast path took 0.74 us, of which _C.mm was 0.27 us and Tensor._make 0.25 us; this

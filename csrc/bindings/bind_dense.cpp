@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <tuple>
 
@@ -24,8 +25,9 @@ constexpr int64_t kReleaseGilMacs = int64_t(1) << 15;
 // The pybind11 function that handles mm's general case (set once in bind_dense).
 PyObject* g_mm_general = nullptr;
 
-// mm's fast path: both arguments plain float32 matrices with matching inner dimensions. The
-// output is allocated by NumPy directly (no Tensor wrapper) and tiny products keep the GIL.
+// mm's fast path: both arguments float32 matrices the GEMM reads in place (see gemm_operand)
+// with matching inner dimensions. The output is allocated by NumPy directly (no Tensor
+// wrapper) and tiny products keep the GIL.
 PyObject* mm_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs == 2) {
     bool handled = false;
@@ -37,9 +39,67 @@ PyObject* mm_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 
 }  // namespace
 
+namespace {
+
+// A 2-D operand as the GEMM reads it in place: element (i, j) of the matrix is
+// p[i*ld + j], or p[j*ld + i] when `trans` (the matrix is the transpose of what p holds).
+struct GemmOperand {
+  const float* p = nullptr;
+  bool trans = false;
+  int64_t ld = 1;
+};
+
+// True (and *r filled) when o is a 2-D float32 ndarray (native byte order, aligned) whose
+// layout the GEMM reads without a copy: rows contiguous with any row stride at least the
+// row length (C-contiguous, or a column slice such as x[:, :k]), or columns contiguous the
+// same way (a transposed view such as w.T, as in x @ w.T). Negative, zero (broadcast) and
+// other strides are left to the caller's general path, which copies.
+bool gemm_operand(PyObject* o, GemmOperand* r) {
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_Check_(o)) return false;
+  const auto* x = py::detail::array_proxy(o);
+  if (x->nd != 2 || !(x->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) return false;
+  const auto* d = py::detail::array_descriptor_proxy(x->descr);
+  if (d->type_num != py::detail::npy_api::NPY_FLOAT_ || d->byteorder == '>') return false;
+  const int64_t rows = x->dimensions[0], cols = x->dimensions[1];
+  const int64_t s0 = x->strides[0], s1 = x->strides[1];
+  constexpr int64_t f = sizeof(float);
+  r->p = reinterpret_cast<const float*>(x->data);
+  // A stride of a dimension of length 1 is never used (NumPy sets it freely).
+  auto unit = [&](int64_t n, int64_t s) { return n <= 1 || s == f; };
+  // Leading dimension (in floats) of a stride across `n` lines of `len` floats, or 0.
+  auto lead = [&](int64_t n, int64_t s, int64_t len) -> int64_t {
+    if (n <= 1) return std::max<int64_t>(len, 1);
+    return s % f == 0 && s / f >= len ? s / f : 0;
+  };
+  if (rows == 0 || cols == 0) {  // nothing is read
+    r->trans = false;
+    r->ld = std::max<int64_t>(cols, 1);
+    return true;
+  }
+  if (unit(cols, s1)) {
+    if (const int64_t ld = lead(rows, s0, cols)) {
+      r->trans = false;
+      r->ld = ld;
+      return true;
+    }
+  }
+  if (unit(rows, s0)) {
+    if (const int64_t ld = lead(cols, s1, rows)) {
+      r->trans = true;
+      r->ld = ld;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled) {
   *handled = false;
-  if (!plain_f32_array(a, 2) || !plain_f32_array(b, 2)) return nullptr;
+  GemmOperand oa, ob;
+  if (!gemm_operand(a, &oa) || !gemm_operand(b, &ob)) return nullptr;
   const auto *xa = py::detail::array_proxy(a), *xb = py::detail::array_proxy(b);
   const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
   if (xb->dimensions[0] != K) return nullptr;
@@ -47,18 +107,23 @@ PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled) {
   const Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
   PyObject* out = new_f32_array(2, dims);
   if (!out) return nullptr;
-  const float* A = reinterpret_cast<const float*>(xa->data);
-  const float* B = reinterpret_cast<const float*>(xb->data);
   float* C = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
   // NOTE: nothing may propagate into CPython; the only failure a GEMM can have is the
   // allocation of its packing buffers.
   bool oom = false;
+  auto run = [&] {
+    try {
+      gemm_f32(oa.trans, ob.trans, M, N, K, oa.p, oa.ld, ob.p, ob.ld, C, N, false);
+    } catch (...) {
+      oom = true;
+    }
+  };
   if (M * N * K >= kReleaseGilMacs) {
     Py_BEGIN_ALLOW_THREADS
-    try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
+    run();
     Py_END_ALLOW_THREADS
   } else {
-    try { gemm_f32(false, false, M, N, K, A, K, B, N, C, N, false); } catch (...) { oom = true; }
+    run();
   }
   if (oom) {
     Py_DECREF(out);
@@ -115,8 +180,9 @@ void bind_dense(py::module_& m) {
      "c = op(a)·op(b) (2-D). With out: written into out, or added to it when accumulate.");
 
   // c = a·b for 2-D float32 operands, the general route: any float32 array is accepted
-  // (strided views are copied), and every problem is reported by arg_tensor / gemm with the
-  // usual messages. `mm` below sends here whatever its fast path does not take.
+  // (layouts the GEMM cannot read in place, e.g. negative or zero strides, are copied), and
+  // every problem is reported by arg_tensor / gemm with the usual messages. `mm` below sends
+  // here whatever its fast path does not take.
   m.def("_mm_general", [](py::handle a, py::handle b) -> py::object {
     auto contiguous = [](py::handle o) -> py::object {
       if (py::isinstance<py::array_t<float>>(o) &&
@@ -130,7 +196,8 @@ void bind_dense(py::module_& m) {
     Tensor c;
     { py::gil_scoped_release nogil; c = gemm(ta, tb, false, false); }
     return py::object(to_numpy(c));
-  }, "c = a·b for 2-D float32 a (M, K), b (K, N) (strided views are copied); see mm.");
+  }, "c = a·b for 2-D float32 a (M, K), b (K, N) (any layout; copies what the GEMM cannot "
+     "read in place); see mm.");
 
   // mm is a plain CPython METH_FASTCALL function rather than a pybind11 one: at 16^3 the
   // product itself takes ~50 ns and pybind11's generic dispatch (argument loaders, overload
@@ -142,8 +209,9 @@ void bind_dense(py::module_& m) {
       METH_FASTCALL,
       // First line in pybind11's form, as _C_cuda.mm's (tests/test_cuda_build.py compares).
       "mm(arg0: object, arg1: object) -> object\n\nc = a·b for 2-D float32 a (M, K), b (K, N), "
-      "with the least per-call work for C-contiguous operands (strided views are copied; "
-      "anything else is reported as by matmul)."};
+      "with the least per-call work. C-contiguous operands, transposed views (a.T) and row or "
+      "column slices are read in place, other strided views are copied, and anything else is "
+      "reported as by matmul."};
   add_fastcall(m, &mm_def);
 
   m.def("bmm", [](py::handle a, py::handle b, bool trans_a, bool trans_b) {

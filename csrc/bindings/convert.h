@@ -50,8 +50,9 @@ inline PyObject* new_f32_array(int nd, const Py_intptr_t* dims) {
                                    nullptr);
 }
 
-// a·b for two plain float32 matrices (plain_f32_array) with matching inner dimensions, into a
-// new NumPy array: *handled = true and the product, or null with a Python error set (out of
+// a·b for two 2-D float32 arrays that the GEMM reads in place (C-contiguous, a transposed
+// view such as w.T, or a row or column slice; see gemm_operand in bind_dense.cpp) with
+// matching inner dimensions, into a new NumPy array: *handled = true and the product, or null with a Python error set (out of
 // memory). Any other pair: *handled = false and null, no error set (the caller takes its
 // general path, which also reports errors). Defined in bind_dense.cpp.
 PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled);

@@ -214,12 +214,28 @@ class MatMul(Function):
         return ga, gb
 
 
+def _gemm_arg(x, trans):
+    """(array, trans) for _C.gemm's op(x) without copying a transposed view: x itself when
+    C-contiguous, else x.T with the flag flipped when that is C-contiguous (x = w.T, as in
+    x @ w.T), else a contiguous copy. A CUDA array is always C-contiguous."""
+    try:
+        if x.flags.c_contiguous:
+            return x, trans
+    except AttributeError:
+        return x, trans
+    if x.T.flags.c_contiguous:
+        return x.T, not trans
+    return np.ascontiguousarray(x), trans
+
+
 class MatMul2D(Function):
-    """The common case, 2-D x 2-D, without matmul's broadcasting bookkeeping."""
+    """The common case, 2-D x 2-D, without matmul's broadcasting bookkeeping. Transposed views
+    (x @ w.T, a.T @ b) are read in place forward and backward, never copied."""
 
     @staticmethod
     def forward(ctx, a, b):
-        a, b = _contig(a), _contig(b)
+        # mm reads C-contiguous arrays, transposed views and slices in place (and copies
+        # other layouts itself).
         ctx.save_for_backward(a, b)
         return (_C if type(a) is _ND else _kernels(a)).mm(a, b)
 
@@ -228,8 +244,13 @@ class MatMul2D(Function):
         a, b = ctx.saved_tensors
         g = _contig(g)
         K = (_C if type(g) is _ND else _kernels(g))
-        ga = K.gemm(g, b, False, True) if ctx.needs_input_grad[0] else None  # dA = G·Bᵀ
-        gb = K.gemm(a, g, True, False) if ctx.needs_input_grad[1] else None  # dB = Aᵀ·G
+        ga = gb = None
+        if ctx.needs_input_grad[0]:  # dA = G·Bᵀ
+            bb, tb = _gemm_arg(b, True)
+            ga = K.gemm(g, bb, False, tb)
+        if ctx.needs_input_grad[1]:  # dB = Aᵀ·G
+            aa, ta = _gemm_arg(a, True)
+            gb = K.gemm(aa, g, ta, False)
         return ga, gb
 
 
