@@ -214,6 +214,18 @@ def test_sole_owner_recognises_only_unshared_library_arrays():
     assert not _C.sole_owner(a.reshape(2, 3))      # a view of a: its base is a
     assert not _C.sole_owner(np.arange(6, dtype=np.float32))  # NumPy's memory
     assert not _C.sole_owner(3.0) and not _C.sole_owner(fastnn.tensor([1.0, 2.0]))
+    # A view whose base is a library array that only the view references (the transpose of
+    # a transposed result) is looked through; while anything else holds the base, it is not.
+    b = _C.clone(np.arange(6, dtype=np.float32)).reshape(2, 3)  # a view of the clone
+    v = b.T.T  # another view of the clone (NumPy collapses the chain to it)
+    assert not _C.sole_owner(v)  # b references the clone too
+    del b
+    assert _C.sole_owner(v)
+    assert not _C.sole_owner(v.T)  # not C-contiguous
+    w = v[:1]
+    assert not _C.sole_owner(w)  # shares v's base (and does not span the storage)
+    del v
+    assert not _C.sole_owner(w)  # the only reference, but only part of the storage
 
 
 class _Custom(fastnn.autograd.Function):

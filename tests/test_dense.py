@@ -312,28 +312,37 @@ def test_matmul_general_route_cases(rng):
 
 # Strided 2-D operands. The GEMM reads four layouts in place (see gemm_operand in
 # bind_dense.cpp): C-contiguous, a transposed view (x @ w.T), and either of those sliced out of
-# a wider array; the rest are copied first. Each layout builds a float32 (r, c) view of `v`.
-def _layout(v, kind, rng):
+# a wider array; the rest are copied first. _layout builds an (r, c) Tensor holding v's values
+# in the given layout: a view of a C-contiguous Tensor, as a user's slicing makes one
+# (fastnn.tensor(view) would copy into contiguous storage).
+def _layout(v, kind, rng, requires_grad=False):
     r, c = v.shape
+
+    def base(shape, fill):
+        x = rng.standard_normal(shape).astype(np.float32)
+        fill(x)
+        return fastnn.tensor(x, requires_grad=requires_grad)
     if kind == "c":
-        return np.ascontiguousarray(v)
-    if kind == "t":  # stored (c, r): the view is base.T
-        return np.ascontiguousarray(v.T).T
-    if kind == "rows":  # columns 2..2+c of a wider row-major array: row stride c + 5
-        base = rng.standard_normal((r, c + 5)).astype(np.float32)
-        base[:, 2:2 + c] = v
-        return base[:, 2:2 + c]
-    if kind == "tslice":  # a transposed view of a row slice: leading dimension r + 3
-        base = rng.standard_normal((c, r + 3)).astype(np.float32)
-        base[:, 1:1 + r] = v.T
-        return base[:, 1:1 + r].T
-    if kind == "step":  # every other column: no unit stride, copied
-        base = rng.standard_normal((r, 2 * c)).astype(np.float32)
-        base[:, ::2] = v
-        return base[:, ::2]
-    if kind == "neg":  # reversed rows: a negative stride, copied
-        return np.ascontiguousarray(v[::-1])[::-1]
-    raise AssertionError(kind)
+        t = fastnn.tensor(v, requires_grad=requires_grad)
+    elif kind == "t":  # stored (c, r)
+        t = fastnn.tensor(np.ascontiguousarray(v.T), requires_grad=requires_grad).T
+    elif kind == "rows":  # columns 2..2+c of a wider array: row stride c + 5
+        t = base((r, c + 5), lambda x: x.__setitem__((slice(None), slice(2, 2 + c)), v))[:, 2:2 + c]
+    elif kind == "tslice":  # a transposed view of a column slice: leading dimension r + 3
+        t = base((c, r + 3), lambda x: x.__setitem__((slice(None), slice(1, 1 + r)), v.T))[:, 1:1 + r].T
+    elif kind == "step":  # every other column: no unit stride (copied)
+        t = base((r, 2 * c), lambda x: x.__setitem__((slice(None), slice(None, None, 2)), v))[:, ::2]
+    elif kind == "neg":  # rows reversed: a negative stride (copied)
+        t = fastnn.tensor(np.ascontiguousarray(v[::-1]), requires_grad=requires_grad)[::-1]
+    else:
+        raise AssertionError(kind)
+    d = t.detach().numpy()
+    assert d.shape == (r, c) and np.array_equal(d, v)
+    # The view is what the test means it to be (a copy somewhere would make it contiguous).
+    assert d.flags.c_contiguous == (kind == "c" or r * c <= 1 or (kind in ("t", "neg") and min(r, c) == 1)), kind
+    if requires_grad and kind != "c":
+        t.retain_grad()
+    return t
 
 
 IN_PLACE = ["c", "t", "rows", "tslice"]
@@ -347,54 +356,131 @@ VIEW_SHAPES = [(1, 1, 1), (7, 33, 17), (64, 96, 80), (3, 40, 0), (0, 5, 4), (300
 @pytest.mark.parametrize("la,lb", [(x, y) for x in LAYOUTS for y in LAYOUTS
                                    if x in ("c", "t") or y in ("c", "t")])
 def test_matmul_strided_views(m, n, k, la, lb, rng):
-    a64, b64 = rng.standard_normal((m, k)), rng.standard_normal((k, n))
-    a = _layout(a64.astype(np.float32), la, rng)
-    b = _layout(b64.astype(np.float32), lb, rng)
-    assert a.shape == (m, k) and b.shape == (k, n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
     want = a.astype(np.float64) @ b.astype(np.float64)
     scale = math.sqrt(max(k, 1)) * 25
-    a_before, b_before = a.copy(), b.copy()
-    # _C.mm (the Python route's kernel), the C route of Tensor @ and the recorded route.
-    assert_close(_C.mm(a, b), want, k=k, scale=scale, what=f"_C.mm {la} x {lb}")
-    ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+    ta, tb = _layout(a, la, rng), _layout(b, lb, rng)
+    # _C.mm on the arrays (the Python route's kernel), then the C route of Tensor @.
+    assert_close(_C.mm(ta.numpy(), tb.numpy()), want, k=k, scale=scale, what=f"_C.mm {la} x {lb}")
     assert_close((ta @ tb).numpy(), want, k=k, scale=scale, what=f"tensor @ {la} x {lb}")
-    pa, pb = fastnn.tensor(a, requires_grad=True), fastnn.tensor(b, requires_grad=True)
+    # The recorded route, and its gradients with respect to the views.
+    pa, pb = _layout(a, la, rng, True), _layout(b, lb, rng, True)
     y = pa @ pb
     assert_close(y.detach().numpy(), want, k=k, scale=scale, what=f"recorded @ {la} x {lb}")
-    r = rng.standard_normal((m, n))
-    y.backward(fastnn.tensor(r.astype(np.float32)))
-    r32 = r.astype(np.float32).astype(np.float64)
-    assert_close(pa.grad.numpy(), r32 @ b.astype(np.float64).T, k=max(n, 1),
+    r = rng.standard_normal((m, n)).astype(np.float32)
+    y.backward(fastnn.tensor(r))
+    r64 = r.astype(np.float64)
+    assert_close(pa.grad.numpy(), r64 @ b.astype(np.float64).T, k=max(n, 1),
                  scale=math.sqrt(max(n, 1)) * 25, what=f"dA {la} x {lb}")
-    assert_close(pb.grad.numpy(), a.astype(np.float64).T @ r32, k=max(m, 1),
+    assert_close(pb.grad.numpy(), a.astype(np.float64).T @ r64, k=max(m, 1),
                  scale=math.sqrt(max(m, 1)) * 25, what=f"dB {la} x {lb}")
-    np.testing.assert_array_equal(a, a_before)
-    np.testing.assert_array_equal(b, b_before)
+    # The operands are left as they were.
+    for t, v in ((ta, a), (tb, b), (pa, a), (pb, b)):
+        np.testing.assert_array_equal(t.detach().numpy(), v)
 
 
 @pytest.mark.parametrize("la", LAYOUTS)
 def test_matmul_views_read_in_place(la, rng, monkeypatch, isa):
-    # The in-place layouts reach the GEMM without a copy, forward and backward; the others
-    # are copied (which this test sees: every copy goes through np.ascontiguousarray).
-    a = _layout(rng.standard_normal((9, 37)).astype(np.float32), la, rng)
-    w = _layout(rng.standard_normal((37, 21)).astype(np.float32), "t", rng)
+    # The in-place layouts reach the GEMM without a copy, forward and backward, by every
+    # route; the others are copied, which this test sees: every copy goes through
+    # np.ascontiguousarray.
+    a = rng.standard_normal((9, 37)).astype(np.float32)
+    w = rng.standard_normal((37, 21)).astype(np.float32)
     want = a.astype(np.float64) @ w.astype(np.float64)
     r = rng.standard_normal((9, 21)).astype(np.float32)
+    ta, tw = _layout(a, la, rng), _layout(w, "t", rng)
+    pa, pw = _layout(a, la, rng, True), _layout(w, "t", rng, True)
+    g = fastnn.tensor(r)
 
     def refuse(*args, **kw):
         raise RuntimeError("copied")
 
     monkeypatch.setattr(np, "ascontiguousarray", refuse)
-    pa = fastnn.tensor(a, requires_grad=True)
     if la not in IN_PLACE:
         with pytest.raises(RuntimeError, match="copied"):
-            _C.mm(a, w)
+            _C.mm(ta.numpy(), tw.numpy())
+        with pytest.raises(RuntimeError, match="copied"):
+            ta @ tw
         return
-    assert_close(_C.mm(a, w), want, k=37, scale=math.sqrt(37) * 25, what=f"_C.mm {la}")
-    y = pa @ fastnn.tensor(w, requires_grad=True)
-    y.backward(fastnn.tensor(r))
+    scale = math.sqrt(37) * 25
+    assert_close(_C.mm(ta.numpy(), tw.numpy()), want, k=37, scale=scale, what=f"_C.mm {la}")
+    assert_close((ta @ tw).numpy(), want, k=37, scale=scale, what=f"tensor @ {la}")
+    y = pa @ pw
+    y.backward(g)
     assert_close(pa.grad.numpy(), r.astype(np.float64) @ w.astype(np.float64).T, k=21,
                  scale=math.sqrt(21) * 25, what=f"dA {la}")
+    assert_close(pw.grad.numpy(), a.astype(np.float64).T @ r.astype(np.float64), k=9,
+                 scale=math.sqrt(9) * 25, what=f"dW {la}")
+
+
+@pytest.mark.parametrize("shape", [(64, 784, 256), (3, 50, 100), (1, 1, 1)])
+def test_matmul_transposed_weight_gradient_is_adopted(shape, rng, monkeypatch):
+    # y = x @ w.T: w's gradient is computed in w.T's layout, so the Permute's backward hands w
+    # a C-contiguous gradient, adopted without a copy when it is large enough to come from
+    # the library allocator (4096 floats and up; a copy goes through _aligned_copy).
+    import sys
+    T = sys.modules["fastnn.tensor"]  # (fastnn.tensor the attribute is the function)
+    m, k, n = shape
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    r = rng.standard_normal((m, n)).astype(np.float32)
+    px, pw, g = fastnn.tensor(x, requires_grad=True), fastnn.tensor(w, requires_grad=True), \
+        fastnn.tensor(r)
+    copies = []
+    real = T._aligned_copy
+    monkeypatch.setattr(T, "_aligned_copy", lambda a, dt: copies.append(a.shape) or real(a, dt))
+    (px @ pw.T).backward(g)
+    big = [s for s in copies if s[0] * s[1] >= 4096]
+    assert big == [], f"large gradients copied: {big}"
+    r64 = r.astype(np.float64)
+    assert_close(pw.grad.numpy(), r64.T @ x.astype(np.float64), k=m, scale=math.sqrt(m) * 25,
+                 what="dW")
+    assert_close(px.grad.numpy(), r64 @ w.astype(np.float64), k=n, scale=math.sqrt(n) * 25,
+                 what="dx")
+    assert pw.grad.numpy().flags.c_contiguous and px.grad.numpy().flags.c_contiguous
+    out = _C.mm(x, w.T)
+    if m * n >= 4096:  # from the library allocator: aligned for the next GEMM, adoptable
+        assert out.ctypes.data % 64 == 0 and _C.sole_owner(out)
+
+
+@pytest.mark.parametrize("sa,sb", [((2, 7, 5), (2, 5, 9)), ((3, 1, 4, 6), (2, 6, 1)),
+                                   ((2, 7, 5), (5, 9)), ((5, 33), (2, 33, 4)),
+                                   ((1, 1, 1), (1, 1, 1))])
+@pytest.mark.parametrize("ta,tb", [(True, False), (False, True), (True, True)])
+def test_matmul_batched_transposed_views(sa, sb, ta, tb, rng, monkeypatch):
+    # Batched operands given as .mT views of C-contiguous tensors: the forward reads them in
+    # place (no np.ascontiguousarray), and values and gradients match the reference.
+    def make(shape, t):
+        x = rng.standard_normal(shape).astype(np.float32)
+        if not t:
+            return x, fastnn.tensor(x), fastnn.tensor(x, requires_grad=True)
+        stored = np.ascontiguousarray(np.swapaxes(x, -1, -2))
+        p = fastnn.tensor(stored, requires_grad=True).mT
+        p.retain_grad()
+        return x, fastnn.tensor(stored).mT, p
+    a, va, pa = make(sa, ta)
+    b, vb, pb = make(sb, tb)
+    want = R.matmul(a.astype(np.float64), b.astype(np.float64))
+    k = sa[-1]
+    real_copy = np.ascontiguousarray
+
+    def refuse(*args, **kw):
+        raise RuntimeError("copied")
+
+    # (A partial broadcast of the batch dimensions, (3, 1) against (2,), is a real copy.)
+    if len(sa) != 4:
+        monkeypatch.setattr(np, "ascontiguousarray", refuse)
+    got = va @ vb
+    monkeypatch.setattr(np, "ascontiguousarray", real_copy)
+    assert_close(got.numpy(), want, k=k, scale=math.sqrt(k) * 25, what="batched views")
+    _, _, gk, gscale = matmul_tols(sa, sb)
+    y = pa @ pb
+    r = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(fastnn.tensor(r))
+    da, db = R.matmul_grad(a.astype(np.float64), b.astype(np.float64), r.astype(np.float64))
+    assert_close(pa.grad.numpy(), da, k=gk, scale=gscale, what="batched dA")
+    assert_close(pb.grad.numpy(), db, k=gk, scale=gscale, what="batched dB")
 
 
 # ---- bad input -----------------------------------------------------------------------------

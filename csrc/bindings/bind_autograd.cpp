@@ -243,7 +243,8 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
     py::object in_hold = py::reinterpret_steal<py::object>(in_seq);
     const Py_ssize_t n_in = PySequence_Fast_GET_SIZE(in_seq);
     py::tuple gins;
-    if (gouts) {
+    const bool ran = static_cast<bool>(gouts);  // the node's backward runs (gouts is dropped)
+    if (ran) {
       // Freed (a second backward without retain_graph) or an input modified in place since
       // forward: autograd._check_node raises with the message.
       bool stale = truthy(get(node, env.freed));
@@ -267,6 +268,11 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
       PyObject* r = PyObject_Vectorcall(bw.ptr(), args.data(), args.size(), nullptr);
       if (!r) throw py::error_already_set();
       py::object ret = py::reinterpret_steal<py::object>(r);
+      // The output gradients are done with: dropped now, so an input gradient that is a view
+      // of one (Permute's backward returns g transposed) can be adopted below (may_adopt).
+      args.clear();
+      gl.release().dec_ref();
+      gouts = py::object();
       if (PyTuple_Check(ret.ptr())) {
         gins = py::reinterpret_steal<py::tuple>(ret.release());
       } else {
@@ -335,7 +341,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
         if (it != deps.end() && --it->second == 0) ready.push_back(std::move(n));
       }
     }
-    if (!retain && gouts) {
+    if (!retain && ran) {
       // Free what the node saved: the saved tensors and whatever forward stored on ctx.
       set(node, env.saved_tensors, py::tuple());
       PyDict_Clear(get(node, env.dict).ptr());

@@ -120,6 +120,11 @@ bool sole_owner(py::handle obj) {
   if (!py::isinstance<py::array>(obj)) return false;
   auto a = py::reinterpret_borrow<py::array>(obj);
   PyObject* base = py::detail::array_proxy(a.ptr())->base;
+  // A view of a library array (e.g. the transpose of a transposed result: NumPy stops
+  // collapsing the base chain at an array whose base is not an ndarray) whose only reference
+  // is this view's base pointer: nothing else can reach that array, so look through it.
+  if (base && py::isinstance<py::array>(base) && Py_REFCNT(base) == 1)
+    base = py::detail::array_proxy(base)->base;
   if (!base || !PyCapsule_IsValid(base, kStorageCapsule)) return false;
   const auto& sp = *static_cast<std::shared_ptr<Storage>*>(PyCapsule_GetPointer(base, kStorageCapsule));
   // Owned by the library (not a view of a caller's array), referenced by this capsule only

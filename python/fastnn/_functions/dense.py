@@ -158,10 +158,23 @@ def _broadcast(m, shape):
     return _kernels(m).expand(m.reshape(lead + tuple(m.shape)), list(shape), 1.0)
 
 
+def _mt_flip(m, trans):
+    """(m, trans), or m with its last two axes swapped and trans flipped when only that is
+    C-contiguous: a .mT / transpose(-2, -1) view is then read in place by the kernels rather
+    than copied."""
+    if m.ndim >= 2 and _is_host(m) and not m.flags.c_contiguous:
+        s = m.swapaxes(-1, -2)
+        if s.flags.c_contiguous:
+            return s, not trans
+    return m, trans
+
+
 def _batched(a, b, trans_a, trans_b, batch):
     """op(a)·op(b) per batch element, batch dims broadcast -> (*batch, M, N)."""
     M = a.shape[-1] if trans_a else a.shape[-2]
     N = b.shape[-2] if trans_b else b.shape[-1]
+    a, trans_a = _mt_flip(a, trans_a)
+    b, trans_b = _mt_flip(b, trans_b)
     if b.ndim == 2 and not trans_a:
         # b is shared by every batch element: stack a's batch into rows, one 2-D GEMM.
         a2 = _contig(a).reshape((-1, a.shape[-1]))
@@ -214,23 +227,17 @@ class MatMul(Function):
         return ga, gb
 
 
-def _gemm_arg(x, trans):
-    """(array, trans) for _C.gemm's op(x) without copying a transposed view: x itself when
-    C-contiguous, else x.T with the flag flipped when that is C-contiguous (x = w.T, as in
-    x @ w.T), else a contiguous copy. A CUDA array is always C-contiguous."""
-    try:
-        if x.flags.c_contiguous:
-            return x, trans
-    except AttributeError:
-        return x, trans
-    if x.T.flags.c_contiguous:
-        return x.T, not trans
-    return np.ascontiguousarray(x), trans
+def _col_major(m):
+    """True for a 2-D host array stored column by column and not row by row (a transposed
+    view of a C-contiguous matrix)."""
+    f = m.flags
+    return f.f_contiguous and not f.c_contiguous
 
 
 class MatMul2D(Function):
-    """The common case, 2-D x 2-D, without matmul's broadcasting bookkeeping. Transposed views
-    (x @ w.T, a.T @ b) are read in place forward and backward, never copied."""
+    """The common case, 2-D x 2-D, without matmul's broadcasting bookkeeping. On the host,
+    transposed views and row or column slices (x @ w.T, a.T @ b, x[:, :k] @ w) are read in
+    place forward and backward, never copied."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -243,14 +250,21 @@ class MatMul2D(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         g = _contig(g)
-        K = (_C if type(g) is _ND else _kernels(g))
         ga = gb = None
-        if ctx.needs_input_grad[0]:  # dA = G·Bᵀ
-            bb, tb = _gemm_arg(b, True)
-            ga = K.gemm(g, bb, False, tb)
-        if ctx.needs_input_grad[1]:  # dB = Aᵀ·G
-            aa, ta = _gemm_arg(a, True)
-            gb = K.gemm(aa, g, ta, False)
+        if type(g) is _ND:
+            # dA = G·Bᵀ, dB = Aᵀ·G with the transposes as views (see forward). An operand that
+            # is a transposed view (w.T) gets its gradient in the same layout, computed as the
+            # transpose of (Gᵀ·A) or (B·Gᵀ): the Permute that made the view then hands its
+            # source a C-contiguous gradient, which a leaf adopts without a copy (as PyTorch's
+            # mm backward does for column-major operands).
+            if ctx.needs_input_grad[0]:
+                ga = _C.mm(b, g.T).T if _col_major(a) else _C.mm(g, b.T)
+            if ctx.needs_input_grad[1]:
+                gb = _C.mm(g.T, a).T if _col_major(b) else _C.mm(a.T, g)
+        else:  # CUDA arrays: always C-contiguous, transposes by flag
+            K = _kernels(g)
+            ga = K.gemm(g, b, False, True) if ctx.needs_input_grad[0] else None
+            gb = K.gemm(a, g, True, False) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
