@@ -122,6 +122,34 @@ def test_views_and_indexing(rng):
     expect_error(IndexError, "getitem", t.__getitem__, 9)
 
 
+@pytest.mark.parametrize("shape,dims", [((4, 5, 6), (1, 2, 0)), ((4, 5, 6), (2, 0, 1)),
+                                        ((2, 3, 4, 5), (3, 1, 0, 2)), ((2, 3, 4, 5), (-1, 0, -2, 1)),
+                                        ((3, 1), (1, 0)), ((0, 3, 2), (2, 0, 1)), ((7,), (0,))])
+def test_permute_values_and_gradients(shape, dims, rng):
+    # Every permutation's backward applies the inverse (a 3-cycle is not its own inverse).
+    a = rng.standard_normal(shape).astype(np.float32)
+    x = fastnn.tensor(a, requires_grad=True)
+    y = x.permute(*dims)
+    np.testing.assert_array_equal(y.detach().numpy(), a.transpose(dims))
+    r = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(fastnn.tensor(r))
+    # d/dx sum(r * x.transpose(dims)) puts r[j] back where x.transpose(dims)[j] came from.
+    want = np.empty_like(a)
+    want.transpose(dims)[...] = r
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+    xt = fastnn.tensor(a, requires_grad=True)
+    xt.T.backward(fastnn.tensor(np.ascontiguousarray(a.T)))
+    np.testing.assert_array_equal(xt.grad.numpy(), a)
+
+
+def test_permute_bad_dims():
+    t = fastnn.ones(2, 3, 4)
+    expect_error(ValueError, "permute", t.permute, 0, 0, 1)
+    expect_error(ValueError, "permute", t.permute, 0, 1)
+    expect_error(IndexError, "permute", t.permute, 0, 1, 3)
+    expect_error(IndexError, "permute", t.permute, 0, 1, -4)
+
+
 def test_index_gradients_accumulate_duplicates():
     x = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[fastnn.tensor([0, 0, 2])].sum().backward()

@@ -404,9 +404,12 @@ class Tensor:
 
     @property
     def T(self):
-        if self.ndim < 2:
+        n = self._data.ndim
+        if n < 2:
             return self
-        return self.permute(*range(self.ndim - 1, -1, -1))
+        # NOTE (speed): x @ w.T in every hand-written layer: the reversed dims need no checks.
+        _host_only(self, "permute")
+        return _fnmod("shape").Permute.apply(self, (1, 0) if n == 2 else tuple(range(n - 1, -1, -1)))
 
     @property
     def mT(self):
