@@ -81,6 +81,92 @@ def test_scalar_operand(name, side, rng):
                  ref_grad=lambda t, g: [ref_grad(t, np.float64(s), g)[0]], c=64, rng=rng)
 
 
+# Tensor's arithmetic operators are C entries (_C.tensor_add_method, ...): float32 host
+# tensors, or a tensor and a Python float or int, with nothing to record, are computed there;
+# everything else goes to elementwise.py's general routes. Both must give the same tensors.
+ROUTED = ["add", "sub", "mul", "div", "pow"]
+ROUTE_OPS = {"add": (lambda a, b: a + b), "sub": (lambda a, b: a - b),
+             "mul": (lambda a, b: a * b), "div": (lambda a, b: a / b),
+             "pow": (lambda a, b: a ** b)}
+
+
+@pytest.mark.parametrize("name", ROUTED)
+@pytest.mark.parametrize("sa,sb", SHAPES)
+def test_operator_fast_route(name, sa, sb, rng):
+    fn, ref, _ = BINARY[name]
+    a, b = (x.astype(np.float32) for x in _operands(name, sa, sb, rng))
+    want = ref(a.astype(np.float64), b.astype(np.float64))
+    c = 64 if name == "pow" else 16
+    ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+    got = fn(ta, tb)
+    assert type(got) is fastnn.Tensor and got.dtype is fastnn.float32
+    assert not got.requires_grad and got.grad_fn is None
+    assert_close(got.numpy(), want, c=c, what=f"{name} route")
+    # The recorded route runs the same kernel: the same values, bit for bit.
+    pa = fastnn.tensor(a, requires_grad=True)
+    rec = fn(pa, tb)
+    assert rec.grad_fn is not None
+    np.testing.assert_array_equal(rec.detach().numpy(), got.numpy())
+    with fastnn.no_grad():
+        np.testing.assert_array_equal(fn(pa, tb).numpy(), got.numpy())
+    np.testing.assert_array_equal(a, ta.numpy())
+    np.testing.assert_array_equal(b, tb.numpy())
+
+
+@pytest.mark.parametrize("name", ROUTED)
+@pytest.mark.parametrize("s", [1.5, -3, 0, 2, 0.25, 2 ** 40])
+def test_operator_fast_route_numbers(name, s, rng):
+    # t op s and s op t with a Python number, taken as float32 (as PyTorch does with a float32
+    # tensor); the reflected entries put the number on the left (s ** t is not routed).
+    fn = ROUTE_OPS[name]
+    x = rng.uniform(0.5, 2.0, (3, 5)).astype(np.float32)
+    if name == "pow" and abs(s) > 8:
+        s = 3
+    t = fastnn.tensor(x)
+    s64, x64 = np.float64(np.float32(s)), x.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        cases = [(lambda v: fn(v, s), fn(x64, s64))]
+        if name != "pow":
+            cases.append((lambda v: fn(s, v), fn(s64, x64)))
+    for f, want in cases:
+        got = f(t)
+        assert type(got) is fastnn.Tensor and got.dtype is fastnn.float32 and not got.requires_grad
+        with np.errstate(invalid="ignore"):  # x / 0: infinities, compared apart
+            assert_close(got.numpy(), want, c=64, what=f"{name} with {s!r}")
+        # The recorded route (the number as a 0-d float32 operand) gives the same bits.
+        rec = f(fastnn.tensor(x, requires_grad=True))
+        assert rec.grad_fn is not None
+        np.testing.assert_array_equal(rec.detach().numpy(), got.numpy())
+
+
+def test_operator_fast_route_hands_on_the_rest(rng):
+    # What the C entries pass to the general routes: int64 and bool tensors, NumPy arrays,
+    # strided views, bools, shapes that do not broadcast, other types, recorded calls.
+    i = fastnn.tensor([1, 2, 3])
+    assert (i + 2).dtype is fastnn.int64 and (i + 2).tolist() == [3, 4, 5]
+    assert (i * 2.5).dtype is fastnn.float32 and (i / 2).tolist() == [0.5, 1.0, 1.5]
+    f = fastnn.tensor([1.0, 2.0, 3.0])
+    assert (f + True).tolist() == [2.0, 3.0, 4.0]
+    assert (f > 1.5).dtype is fastnn.bool and ((f > 1.5) * f).tolist() == [0.0, 2.0, 3.0]
+    assert (f + np.ones(3, np.float32)).tolist() == [2.0, 3.0, 4.0]
+    m = fastnn.tensor(rng.standard_normal((4, 6)).astype(np.float32))
+    np.testing.assert_array_equal((m.T * 2.0).numpy(), m.numpy().T * np.float32(2.0))
+    np.testing.assert_array_equal((m[:, ::2] + m[:, 1::2]).numpy(),
+                                  m.numpy()[:, ::2] + m.numpy()[:, 1::2])
+    expect_error(ValueError, "add", lambda: f + fastnn.ones(4))
+    expect_error(ValueError, "mul", lambda: fastnn.ones(2, 3) * fastnn.ones(3, 2))
+    expect_error(TypeError, "add", lambda: f + "a")
+    with pytest.raises(TypeError):
+        f.__add__()
+    w = fastnn.tensor([2.0], requires_grad=True)
+    y = 3.0 * w + 1.0
+    y.backward()
+    assert y.grad_fn is not None and w.grad.tolist() == [3.0]
+    z = fastnn.tensor([2.0, 4.0], requires_grad=True)
+    (1.0 / z).sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), [-0.25, -0.0625])
+
+
 UNARY = {
     "neg": (lambda t: -t, R.neg, R.neg_grad),
     "abs": (fastnn.abs, R.absolute, R.absolute_grad),

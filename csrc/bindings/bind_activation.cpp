@@ -15,7 +15,7 @@ namespace {
 // The pybind11 activation_fwd, which relu_fast hands everything but its fast case to.
 PyObject* g_activation_fwd = nullptr;
 
-// _C.relu(x): relu_plain for a plain float32 ndarray (output allocated by NumPy, the GIL kept
+// _C.relu(x): relu_plain for a plain float32 ndarray (output from new_out_array, the GIL kept
 // for small inputs), anything else through activation_fwd (which reports errors).
 PyObject* relu_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs == 1) {
@@ -43,7 +43,7 @@ PyObject* relu_plain(PyObject* x, bool* handled) {
   const auto* a = py::detail::array_proxy(x);
   int64_t n = 1;
   for (int d = 0; d < a->nd; ++d) n *= a->dimensions[d];
-  PyObject* out = new_f32_array(a->nd, a->dimensions);
+  PyObject* out = new_out_array(a->nd, a->dimensions);
   if (!out) return nullptr;
   const float* src = reinterpret_cast<const float*>(a->data);
   float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);

@@ -527,8 +527,9 @@ PyObject* tensor_array(PyObject* t, bool* rg) {
 }
 
 // op(args) through plain(arrays, &handled) when every one of the N operands qualifies (see
-// above), else through the Python route.
-template <int N, class Plain>
+// above), else through the Python route. kNumber: the second operand may also be a Python
+// float or int (exactly, not bool), handed to plain as it is.
+template <int N, bool kNumber = false, class Plain>
 PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
                      PyObject* kwnames, Plain plain) {
   if (PyVectorcall_NARGS(nargsf) == N && !kwnames && env.tensor && env.off[0] &&
@@ -538,6 +539,8 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
     for (int i = 0; i < N && ok; ++i) {
       bool r = false;
       arr[i] = tensor_array(args[i], &r);
+      if (!arr[i] && kNumber && i == 1 && (PyFloat_CheckExact(args[i]) || PyLong_CheckExact(args[i])))
+        arr[i] = args[i];
       ok = arr[i] != nullptr;
       rg |= r;
     }
@@ -580,6 +583,30 @@ PyObject* tensor_matmul(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyO
 PyObject* tensor_relu(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   return fast_route<1>(g_relu_route, args, nargsf, kwnames,
                        [](PyObject** a, bool* handled) { return relu_plain(a[0], handled); });
+}
+
+// Tensor arithmetic: t + o, t - o, t * o, t / o, t ** o and the reflected o + t, o - t,
+// o * t, o / t, with o a Tensor or a Python number (binary_plain; BinOp's order). Their
+// general routes are elementwise.py's _add_py, _radd_py, ... (self, other) as Python calls the
+// operator methods.
+FastRoute g_binary_routes[2][5] = {
+    {{"fastnn._functions.elementwise", "_add_py"},
+     {"fastnn._functions.elementwise", "_sub_py"},
+     {"fastnn._functions.elementwise", "_mul_py"},
+     {"fastnn._functions.elementwise", "_div_py"},
+     {"fastnn._functions.elementwise", "_pow_py"}},
+    {{"fastnn._functions.elementwise", "_radd_py"},
+     {"fastnn._functions.elementwise", "_rsub_py"},
+     {"fastnn._functions.elementwise", "_rmul_py"},
+     {"fastnn._functions.elementwise", "_rdiv_py"},
+     {nullptr, nullptr}}};
+
+template <int Op, bool kReflected>
+PyObject* tensor_binary(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  return fast_route<2, true>(g_binary_routes[kReflected][Op], args, nargsf, kwnames,
+                             [](PyObject** a, bool* handled) {
+                               return binary_plain(Op, a[0], a[1], kReflected, handled);
+                             });
 }
 
 // m.<attr> = def's METH_FASTCALL | METH_KEYWORDS function, and m.<attr>_method the same bound
@@ -633,6 +660,26 @@ void bind_autograd(py::module_& m) {
       METH_FASTCALL | METH_KEYWORDS,
       "relu(x)\n--\n\nmax(x, 0) elementwise, recorded for autograd when x requires grad."};
   add_route(m, "tensor_relu", &relu_def);
+
+  // Tensor.__add__ = _C.tensor_add_method, ..., __rtruediv__ = _C.tensor_rdiv_method.
+#define FASTNN_BINARY_ROUTE(NAME, OP, REFL, DOC)                                           \
+  {                                                                                         \
+    static PyMethodDef def = {                                                              \
+        NAME, reinterpret_cast<PyCFunction>(                                                \
+                  reinterpret_cast<void (*)()>(&tensor_binary<OP, REFL>)),                 \
+        METH_FASTCALL | METH_KEYWORDS, DOC};                                                \
+    add_route(m, "tensor_" NAME, &def);                                                     \
+  }
+  FASTNN_BINARY_ROUTE("add", 0, false, "add(self, other)\n--\n\nself + other, broadcasting.")
+  FASTNN_BINARY_ROUTE("sub", 1, false, "sub(self, other)\n--\n\nself - other, broadcasting.")
+  FASTNN_BINARY_ROUTE("mul", 2, false, "mul(self, other)\n--\n\nself * other, broadcasting.")
+  FASTNN_BINARY_ROUTE("div", 3, false, "div(self, other)\n--\n\nself / other, broadcasting.")
+  FASTNN_BINARY_ROUTE("pow", 4, false, "pow(self, other)\n--\n\nself ** other, broadcasting.")
+  FASTNN_BINARY_ROUTE("radd", 0, true, "radd(self, other)\n--\n\nother + self, broadcasting.")
+  FASTNN_BINARY_ROUTE("rsub", 1, true, "rsub(self, other)\n--\n\nother - self, broadcasting.")
+  FASTNN_BINARY_ROUTE("rmul", 2, true, "rmul(self, other)\n--\n\nother * self, broadcasting.")
+  FASTNN_BINARY_ROUTE("rdiv", 3, true, "rdiv(self, other)\n--\n\nother / self, broadcasting.")
+#undef FASTNN_BINARY_ROUTE
 }
 
 }  // namespace fastnn

@@ -22,18 +22,11 @@ ActParams act_params(int act, float beta, float threshold) {
 // releasing and re-taking the GIL costs, so tiny products keep it (they never call Python).
 constexpr int64_t kReleaseGilMacs = int64_t(1) << 15;
 
-// Products with at least this many outputs (16 KiB) get them from the library allocator
-// (to_numpy(empty(...))): 64-byte aligned, so a GEMM that reads the result next runs at full
-// speed (a 16-byte-aligned B cost the in-place kernels 5-10%), and adoptable as a leaf's
-// gradient without a copy (sole_owner). Smaller ones come from NumPy's allocator, ~0.15 us
-// cheaper, which matters for products that take well under a microsecond.
-constexpr int64_t kLibraryOutFloats = 4096;
-
 // The pybind11 function that handles mm's general case (set once in bind_dense).
 PyObject* g_mm_general = nullptr;
 
 // mm's fast path: both arguments float32 matrices the GEMM reads in place (see gemm_operand)
-// with matching inner dimensions. The output is allocated by NumPy directly (no Tensor
+// with matching inner dimensions. The output is a bare ndarray (new_out_array, no Tensor
 // wrapper) and tiny products keep the GIL.
 PyObject* mm_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs == 2) {
@@ -111,21 +104,9 @@ PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled) {
   const int64_t M = xa->dimensions[0], K = xa->dimensions[1], N = xb->dimensions[1];
   if (xb->dimensions[0] != K) return nullptr;
   *handled = true;
-  PyObject* out = nullptr;
-  if (M * N >= kLibraryOutFloats) {
-    try {
-      out = to_numpy(empty({M, N}, DType::f32)).release().ptr();
-    } catch (py::error_already_set& e) {
-      e.restore();
-      return nullptr;
-    } catch (...) {
-      return PyErr_NoMemory();
-    }
-  } else {
-    const Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
-    out = new_f32_array(2, dims);
-    if (!out) return nullptr;
-  }
+  const Py_intptr_t dims[2] = {(Py_intptr_t)M, (Py_intptr_t)N};
+  PyObject* out = new_out_array(2, dims);
+  if (!out) return nullptr;
   float* C = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
   // NOTE: nothing may propagate into CPython; the only failure a GEMM can have is the
   // allocation of its packing buffers.

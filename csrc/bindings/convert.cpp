@@ -116,6 +116,20 @@ py::object opt_numpy(const Tensor& t) {
                                                        : py::object(py::none());
 }
 
+PyObject* new_out_array(int nd, const Py_intptr_t* dims) {
+  int64_t n = 1;
+  for (int d = 0; d < nd; ++d) n *= dims[d];
+  if (n < kLibraryOutFloats) return new_f32_array(nd, dims);
+  try {
+    return to_numpy(empty(Shape(dims, dims + nd), DType::f32)).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
+  } catch (...) {
+    return PyErr_NoMemory();
+  }
+}
+
 bool sole_owner(py::handle obj) {
   if (!py::isinstance<py::array>(obj)) return false;
   auto a = py::reinterpret_borrow<py::array>(obj);

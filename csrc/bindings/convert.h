@@ -50,6 +50,15 @@ inline PyObject* new_f32_array(int nd, const Py_intptr_t* dims) {
                                    nullptr);
 }
 
+// A new C-contiguous float32 ndarray for a fast path's result (uninitialised), or null with a
+// Python error set. From kLibraryOutFloats elements up it comes from the library allocator
+// (to_numpy(empty(...))): 64-byte aligned, so a GEMM that reads it next runs at full speed
+// (a 16-byte-aligned B cost the in-place kernels 5-10%), and adoptable as a leaf's gradient
+// without a copy (sole_owner). Smaller ones come from NumPy's allocator, ~0.15 us cheaper,
+// which matters for ops that take well under a microsecond. Defined in convert.cpp.
+constexpr int64_t kLibraryOutFloats = 4096;
+PyObject* new_out_array(int nd, const Py_intptr_t* dims);
+
 // a·b for two 2-D float32 arrays that the GEMM reads in place (C-contiguous, a transposed
 // view such as w.T, or a row or column slice; see gemm_operand in bind_dense.cpp) with
 // matching inner dimensions, into a new NumPy array: *handled = true and the product, or null with a Python error set (out of
@@ -59,6 +68,11 @@ PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled);
 // relu(x) for a plain float32 array (plain_f32_array, any shape), the same way; defined in
 // bind_activation.cpp.
 PyObject* relu_plain(PyObject* x, bool* handled);
+// x op y (y op x when `reflected`) for op add, sub, mul, div or pow (BinOp's order, as an
+// int), the same way: x a plain float32 array, y one too with a shape that broadcasts against
+// x's, or a Python float or int (exactly: not bool), taken as float32 as a PyTorch float32
+// tensor takes a Python scalar. Defined in bind_elementwise.cpp.
+PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* handled);
 
 // Releases the GIL for the scope when a call has enough work for other Python threads to
 // make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as

@@ -775,32 +775,18 @@ class Tensor:
         return _sh.getitem(self, idx)
 
     # ---- math (C++ kernels through _functions) -------------------------------------------
-    def __add__(self, o):
-        return _ew().add(self, o)
-
-    def __radd__(self, o):
-        return _ew().add(o, self)
-
-    def __sub__(self, o):
-        return _ew().sub(self, o)
-
-    def __rsub__(self, o):
-        return _ew().sub(o, self)
-
-    def __mul__(self, o):
-        return _ew().mul(self, o)
-
-    def __rmul__(self, o):
-        return _ew().mul(o, self)
-
-    def __truediv__(self, o):
-        return _ew().div(self, o)
-
-    def __rtruediv__(self, o):
-        return _ew().div(o, self)
-
-    def __pow__(self, o):
-        return _ew().pow(self, o)
+    # Arithmetic: C entries (see _C.tensor_add etc.) that do the common call (float32 host
+    # tensors, or a tensor and a Python number, nothing to record) and hand the rest to
+    # elementwise.py's general routes (_add_py, _radd_py, ...).
+    __add__ = _C.tensor_add_method
+    __radd__ = _C.tensor_radd_method
+    __sub__ = _C.tensor_sub_method
+    __rsub__ = _C.tensor_rsub_method
+    __mul__ = _C.tensor_mul_method
+    __rmul__ = _C.tensor_rmul_method
+    __truediv__ = _C.tensor_div_method
+    __rtruediv__ = _C.tensor_rdiv_method
+    __pow__ = _C.tensor_pow_method
 
     def __rpow__(self, o):
         return _ew().pow(o, self)
