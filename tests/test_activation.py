@@ -27,6 +27,71 @@ def test_forward_backward(name, n, f, rng, isa):
     check_op(fn, ref, [x], ref_grad=lambda x, g: ref_grad(x, g), c=64, rng=rng)
 
 
+def _wide_inputs(rng):
+    """float32 inputs over the ranges that matter: around 0 (tanh's series/exp switch at
+    0.5), the bulk, far out (saturation, subnormal results of sigmoid and softplus), tiny."""
+    parts = [rng.uniform(-1, 1, 20000), rng.uniform(-12, 12, 20000),
+             rng.uniform(-110, 110, 10000), np.linspace(-0.6, 0.6, 4001),
+             10.0 ** rng.uniform(-30, 1.6, 10000) * rng.choice([-1, 1], 10000)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _ulps(got, ref):
+    """|got - ref| in units of the float32 spacing at ref (the subnormal spacing near 0)."""
+    ref32 = np.abs(ref).astype(np.float32)
+    sp = np.maximum(np.spacing(ref32), np.spacing(np.float32(0))).astype(np.float64)
+    return np.abs(got.astype(np.float64) - ref) / sp
+
+
+# The branch-free float32 math (csrc/cpu/fastmath.h) against float64 references: a few ulp
+# everywhere, including subnormal results, on every ISA. gelu keeps libm's erf.
+ULP_CASES = {
+    "sigmoid": (lambda t: t.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), 3),
+    "tanh": (lambda t: t.tanh(), np.tanh, 3),
+    "softplus": (F.softplus, lambda x: np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20)))), 3),
+    "softplus beta=2": (lambda t: F.softplus(t, beta=2.0),
+                        lambda x: np.where(2 * x > 20, x, np.log1p(np.exp(np.minimum(2 * x, 20))) / 2), 3),
+    "exp": (lambda t: t.exp(), np.exp, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(ULP_CASES))
+def test_accuracy_in_ulps(name, rng, isa):
+    fn, ref, max_ulps = ULP_CASES[name]
+    x = _wide_inputs(rng)
+    if name == "exp":
+        x = x[x < 88.5]  # (exp overflows past 88.72; checked in test_extremes_are_stable)
+    with np.errstate(over="ignore"):
+        want = ref(x.astype(np.float64))
+    got = fn(fastnn.tensor(x)).numpy()
+    err = _ulps(got, want)
+    i = int(np.argmax(err))
+    assert err[i] <= max_ulps, f"{name}: {err[i]:.2f} ulp at x={x[i]!r}: got {got[i]!r}, want {want[i]!r}"
+
+
+@pytest.mark.parametrize("name", list(ACTS))
+def test_same_bits_on_every_isa(name, rng):
+    # The activation loops are compiled once per ISA from one source with no FMA contraction
+    # (kernels/act_fwd_impl.h): forward and backward give the same bits on every path.
+    fn = ACTS[name][0]
+    x = _wide_inputs(rng)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    outs = []
+    prev = fastnn._C.get_isa()
+    try:
+        for isa in fastnn._C.supported_isas():
+            fastnn._C.set_isa(isa)
+            t = fastnn.tensor(x, requires_grad=True)
+            y = fn(t)
+            y.backward(fastnn.tensor(g))
+            outs.append((isa, y.detach().numpy(), t.grad.numpy()))
+    finally:
+        fastnn._C.set_isa(prev)
+    for isa, y, dx in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0][1], err_msg=f"{name} forward, {isa} vs {outs[0][0]}")
+        np.testing.assert_array_equal(dx, outs[0][2], err_msg=f"{name} backward, {isa} vs {outs[0][0]}")
+
+
 @pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 5.0), (0.5, 1.0)])
 def test_softplus_beta_threshold(beta, threshold, rng):
     x = rng.standard_normal(257) * 8

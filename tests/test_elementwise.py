@@ -187,6 +187,63 @@ def test_unary(name, shape, rng):
     check_op(fn, ref, [x], ref_grad=ref_grad, c=64, rng=rng)
 
 
+# One-operand ops as C entries (fastnn.exp is _C.tensor_exp, Tensor.exp its bound form, ...):
+# a float32 host tensor with nothing to record is computed there, the rest goes to the
+# Python routes. Both give the same tensors.
+ONE_OPERAND = {
+    "neg": (lambda t: -t, R.neg), "abs": (lambda t: abs(t), R.absolute),
+    "exp": (lambda t: t.exp(), R.exp), "log": (lambda t: t.log(), R.log),
+    "sqrt": (lambda t: t.sqrt(), R.sqrt), "sigmoid": (lambda t: t.sigmoid(), R.sigmoid),
+    "tanh": (lambda t: t.tanh(), R.tanh), "relu": (lambda t: t.relu(), R.relu),
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_OPERAND))
+@pytest.mark.parametrize("shape", [(), (1,), (7,), (3, 0), (5, 33), (40000,)])
+def test_one_operand_fast_route(name, shape, rng):
+    fn, ref = ONE_OPERAND[name]
+    x = rng.standard_normal(shape).astype(np.float32)
+    if name in ("log", "sqrt"):
+        x = np.abs(x) + np.float32(0.1)
+    t = fastnn.tensor(x)
+    got = fn(t)
+    assert type(got) is fastnn.Tensor and got.dtype is fastnn.float32
+    assert not got.requires_grad and got.grad_fn is None and tuple(got.shape) == shape
+    assert_close(got.numpy(), ref(x.astype(np.float64)), c=64, what=f"{name} route")
+    # The module function is the same entry, and the recorded route gives the same bits.
+    if name not in ("neg",):
+        np.testing.assert_array_equal(getattr(fastnn, name)(t).numpy(), got.numpy())
+    p = fastnn.tensor(x, requires_grad=True)
+    rec = fn(p)
+    assert rec.grad_fn is not None
+    np.testing.assert_array_equal(rec.detach().numpy(), got.numpy())
+    np.testing.assert_array_equal(t.numpy(), x)
+
+
+def test_one_operand_fast_route_hands_on_the_rest(rng):
+    # int64 tensors (neg/abs stay int64, exp/log/sqrt give float32), strided views, extra
+    # arguments, non-tensors: the general routes, with their results and messages.
+    i = fastnn.tensor([-1, 2, -3])
+    assert (-i).dtype is fastnn.int64 and (-i).tolist() == [1, -2, 3]
+    assert abs(i).tolist() == [1, 2, 3] and fastnn.abs(i).dtype is fastnn.int64
+    assert i.exp().dtype is fastnn.float32
+    np.testing.assert_allclose(fastnn.sqrt(fastnn.tensor([4, 9])).numpy(), [2.0, 3.0])
+    m = rng.standard_normal((4, 6)).astype(np.float32)
+    v = fastnn.tensor(m).T
+    assert_close(v.exp().numpy(), np.exp(m.T.astype(np.float64)), c=64)
+    assert_close(fastnn.tanh(v).numpy(), np.tanh(m.T.astype(np.float64)), c=64)
+    expect_error(TypeError, "exp", fastnn.exp, np.ones(3, np.float32))
+    expect_error(TypeError, "sigmoid", fastnn.sigmoid, 1.0)
+    with pytest.raises(TypeError):
+        fastnn.exp(fastnn.ones(2), fastnn.ones(2))
+    with pytest.raises(TypeError):
+        fastnn.tanh()
+    w = fastnn.tensor([0.5, -1.0], requires_grad=True)
+    w.sigmoid().sum().backward()
+    s = 1 / (1 + np.exp(-np.array([0.5, -1.0])))
+    np.testing.assert_allclose(w.grad.numpy(), s * (1 - s), rtol=1e-6)
+
+
 def test_abs_grad_at_zero_and_sign():
     x = fastnn.tensor([-2.0, 0.0, 3.0], requires_grad=True)
     x.abs().sum().backward()

@@ -15,12 +15,12 @@ namespace {
 // The pybind11 activation_fwd, which relu_fast hands everything but its fast case to.
 PyObject* g_activation_fwd = nullptr;
 
-// _C.relu(x): relu_plain for a plain float32 ndarray (output from new_out_array, the GIL kept
+// _C.relu(x): act_plain for a plain float32 ndarray (output from new_out_array, the GIL kept
 // for small inputs), anything else through activation_fwd (which reports errors).
 PyObject* relu_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs == 1) {
     bool handled = false;
-    PyObject* out = relu_plain(args[0], &handled);
+    PyObject* out = act_plain((int)Act::relu, args[0], &handled);
     if (handled) return out;
   }
   if (nargs != 1) {
@@ -36,27 +36,12 @@ PyObject* relu_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 
 }  // namespace
 
-PyObject* relu_plain(PyObject* x, bool* handled) {
+PyObject* act_plain(int act, PyObject* x, bool* handled) {
   *handled = false;
-  if (!plain_f32_array(x)) return nullptr;
-  *handled = true;
-  const auto* a = py::detail::array_proxy(x);
-  int64_t n = 1;
-  for (int d = 0; d < a->nd; ++d) n *= a->dimensions[d];
-  PyObject* out = new_out_array(a->nd, a->dimensions);
-  if (!out) return nullptr;
-  const float* src = reinterpret_cast<const float*>(a->data);
-  float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
-  bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
-  {
-    ReleaseGilFor nogil(n);
-    try { activation_fwd(ActParams{Act::relu}, src, y, n); } catch (...) { failed = true; }
-  }
-  if (failed) {
-    Py_DECREF(out);
-    return PyErr_NoMemory();
-  }
-  return out;
+  if (act != (int)Act::relu && act != (int)Act::sigmoid && act != (int)Act::tanh) return nullptr;
+  return elementwise_plain(x, handled, [act](const float* src, float* y, int64_t n) {
+    activation_fwd(ActParams{(Act)act}, src, y, n);
+  });
 }
 
 void bind_activation(py::module_& m) {

@@ -1,8 +1,9 @@
 // The autograd engine's two per-call paths, in C++ for per-call overhead: _C.run_backward,
 // the loop of the backward pass (python/fastnn/autograd.py, run_backward), and
 // _C.function_apply, Function.apply (recording one op call; see its comment below). Also the
-// common calls of fastnn.matmul and fastnn.relu (_C.tensor_matmul, _C.tensor_relu: "fast
-// routes" below), which build their Tensors the same way. A small
+// common calls of matmul, Tensor arithmetic and the one-operand elementwise ops
+// (_C.tensor_matmul, _C.tensor_add, _C.tensor_relu, ...: "fast routes" below), which build
+// their Tensors the same way. A small
 // network's training step is a few microseconds of this bookkeeping around the kernels; in
 // Python it cost ~7 us of the ~24 us step of the StatQuest 1-2-1 net.
 //
@@ -486,7 +487,8 @@ PyObject* run_backward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
 // subclass such as Parameter) with nothing to record (none requires grad, or grad mode is
 // off) whose array the op's plain kernel entry takes (mm_plain: two 2-D float32 host arrays
 // the GEMM reads in place, such as C-contiguous arrays and transposed views, with matching
-// inner dimensions; relu_plain: a C-contiguous float32 host array). It reads the Tensors'
+// inner dimensions; binary_plain: float32 host arrays that broadcast, or one and a Python
+// number; act_plain / unary_plain: a C-contiguous float32 host array). It reads the Tensors'
 // slots, runs the kernel and wraps the result (make_tensor). Every other call goes to the
 // op's Python route with its arguments as given: autograd, broadcasting, other strided views,
 // CUDA arrays, keyword arguments and every error message. Results are the same
@@ -573,16 +575,34 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
 }
 
 FastRoute g_matmul_route{"fastnn._functions.dense", "_matmul_py"};
-FastRoute g_relu_route{"fastnn._functions.activation", "_relu_py"};
 
 PyObject* tensor_matmul(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   return fast_route<2>(g_matmul_route, args, nargsf, kwnames,
                        [](PyObject** a, bool* handled) { return mm_plain(a[0], a[1], handled); });
 }
 
-PyObject* tensor_relu(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
-  return fast_route<1>(g_relu_route, args, nargsf, kwnames,
-                       [](PyObject** a, bool* handled) { return relu_plain(a[0], handled); });
+// One-operand ops: activations (Act's codes: relu 1, sigmoid 2, tanh 3) and unary arithmetic
+// (UnOp's codes: neg 0, abs 1, exp 2, log 3, sqrt 4), each with its Python general route.
+FastRoute g_act_routes[4] = {{nullptr, nullptr},
+                             {"fastnn._functions.activation", "_relu_py"},
+                             {"fastnn._functions.activation", "_sigmoid_py"},
+                             {"fastnn._functions.activation", "_tanh_py"}};
+FastRoute g_unary_routes[5] = {{"fastnn._functions.elementwise", "_neg_py"},
+                               {"fastnn._functions.elementwise", "_abs_py"},
+                               {"fastnn._functions.elementwise", "_exp_py"},
+                               {"fastnn._functions.elementwise", "_log_py"},
+                               {"fastnn._functions.elementwise", "_sqrt_py"}};
+
+template <int A>
+PyObject* tensor_act(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  return fast_route<1>(g_act_routes[A], args, nargsf, kwnames,
+                       [](PyObject** a, bool* handled) { return act_plain(A, a[0], handled); });
+}
+
+template <int Op>
+PyObject* tensor_unary(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  return fast_route<1>(g_unary_routes[Op], args, nargsf, kwnames,
+                       [](PyObject** a, bool* handled) { return unary_plain(Op, a[0], handled); });
 }
 
 // Tensor arithmetic: t + o, t - o, t * o, t / o, t ** o and the reflected o + t, o - t,
@@ -654,32 +674,41 @@ void bind_autograd(py::module_& m) {
       "matmul(a, b)\n--\n\nMatrix product with NumPy/PyTorch semantics (1-D, 2-D, batched with "
       "broadcasting), recorded for autograd when an operand requires grad."};
   add_route(m, "tensor_matmul", &matmul_def);
-  static PyMethodDef relu_def = {
-      "relu",
-      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&tensor_relu)),
-      METH_FASTCALL | METH_KEYWORDS,
-      "relu(x)\n--\n\nmax(x, 0) elementwise, recorded for autograd when x requires grad."};
-  add_route(m, "tensor_relu", &relu_def);
-
-  // Tensor.__add__ = _C.tensor_add_method, ..., __rtruediv__ = _C.tensor_rdiv_method.
-#define FASTNN_BINARY_ROUTE(NAME, OP, REFL, DOC)                                           \
+  // _C.tensor_<NAME> (and tensor_<NAME>_method) for the route function given last (a
+  // template-id, hence variadic).
+#define FASTNN_ROUTE(NAME, DOC, ...)                                                        \
   {                                                                                         \
     static PyMethodDef def = {                                                              \
-        NAME, reinterpret_cast<PyCFunction>(                                                \
-                  reinterpret_cast<void (*)()>(&tensor_binary<OP, REFL>)),                 \
+        NAME, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&__VA_ARGS__)),   \
         METH_FASTCALL | METH_KEYWORDS, DOC};                                                \
     add_route(m, "tensor_" NAME, &def);                                                     \
   }
-  FASTNN_BINARY_ROUTE("add", 0, false, "add(self, other)\n--\n\nself + other, broadcasting.")
-  FASTNN_BINARY_ROUTE("sub", 1, false, "sub(self, other)\n--\n\nself - other, broadcasting.")
-  FASTNN_BINARY_ROUTE("mul", 2, false, "mul(self, other)\n--\n\nself * other, broadcasting.")
-  FASTNN_BINARY_ROUTE("div", 3, false, "div(self, other)\n--\n\nself / other, broadcasting.")
-  FASTNN_BINARY_ROUTE("pow", 4, false, "pow(self, other)\n--\n\nself ** other, broadcasting.")
-  FASTNN_BINARY_ROUTE("radd", 0, true, "radd(self, other)\n--\n\nother + self, broadcasting.")
-  FASTNN_BINARY_ROUTE("rsub", 1, true, "rsub(self, other)\n--\n\nother - self, broadcasting.")
-  FASTNN_BINARY_ROUTE("rmul", 2, true, "rmul(self, other)\n--\n\nother * self, broadcasting.")
-  FASTNN_BINARY_ROUTE("rdiv", 3, true, "rdiv(self, other)\n--\n\nother / self, broadcasting.")
-#undef FASTNN_BINARY_ROUTE
+#define FASTNN_X_DOC(NAME, WHAT) NAME "(x)\n--\n\n" WHAT ", recorded for autograd when x requires grad."
+  FASTNN_ROUTE("relu", FASTNN_X_DOC("relu", "max(x, 0) elementwise"), tensor_act<1>)
+  FASTNN_ROUTE("sigmoid", FASTNN_X_DOC("sigmoid", "1 / (1 + exp(-x)) elementwise"), tensor_act<2>)
+  FASTNN_ROUTE("tanh", FASTNN_X_DOC("tanh", "tanh(x) elementwise"), tensor_act<3>)
+  FASTNN_ROUTE("neg", FASTNN_X_DOC("neg", "-x elementwise"), tensor_unary<0>)
+  FASTNN_ROUTE("abs", FASTNN_X_DOC("abs", "|x| elementwise"), tensor_unary<1>)
+  FASTNN_ROUTE("exp", FASTNN_X_DOC("exp", "e^x elementwise (int64 input gives float32)"),
+               tensor_unary<2>)
+  FASTNN_ROUTE("log", FASTNN_X_DOC("log", "Natural log elementwise (int64 input gives float32)"),
+               tensor_unary<3>)
+  FASTNN_ROUTE("sqrt", FASTNN_X_DOC("sqrt", "Square root elementwise (int64 input gives float32)"),
+               tensor_unary<4>)
+#undef FASTNN_X_DOC
+  // Tensor.__add__ = _C.tensor_add_method, ..., __rtruediv__ = _C.tensor_rdiv_method.
+#define FASTNN_OP_DOC(NAME, WHAT) NAME "(self, other)\n--\n\n" WHAT ", broadcasting."
+  FASTNN_ROUTE("add", FASTNN_OP_DOC("add", "self + other"), tensor_binary<0, false>)
+  FASTNN_ROUTE("sub", FASTNN_OP_DOC("sub", "self - other"), tensor_binary<1, false>)
+  FASTNN_ROUTE("mul", FASTNN_OP_DOC("mul", "self * other"), tensor_binary<2, false>)
+  FASTNN_ROUTE("div", FASTNN_OP_DOC("div", "self / other"), tensor_binary<3, false>)
+  FASTNN_ROUTE("pow", FASTNN_OP_DOC("pow", "self ** other"), tensor_binary<4, false>)
+  FASTNN_ROUTE("radd", FASTNN_OP_DOC("radd", "other + self"), tensor_binary<0, true>)
+  FASTNN_ROUTE("rsub", FASTNN_OP_DOC("rsub", "other - self"), tensor_binary<1, true>)
+  FASTNN_ROUTE("rmul", FASTNN_OP_DOC("rmul", "other * self"), tensor_binary<2, true>)
+  FASTNN_ROUTE("rdiv", FASTNN_OP_DOC("rdiv", "other / self"), tensor_binary<3, true>)
+#undef FASTNN_OP_DOC
+#undef FASTNN_ROUTE
 }
 
 }  // namespace fastnn

@@ -84,6 +84,14 @@ PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* h
   return out;
 }
 
+PyObject* unary_plain(int op, PyObject* x, bool* handled) {
+  *handled = false;
+  if (op < (int)UnOp::neg || op > (int)UnOp::sqrt) return nullptr;
+  return elementwise_plain(x, handled, [op](const float* src, float* y, int64_t n) {
+    unary_f32((UnOp)op, src, y, n);
+  });
+}
+
 namespace {
 
 // The pybind11 function that handles binary_op's general case (set once in bind_elementwise).

@@ -65,9 +65,12 @@ PyObject* new_out_array(int nd, const Py_intptr_t* dims);
 // memory). Any other pair: *handled = false and null, no error set (the caller takes its
 // general path, which also reports errors). Defined in bind_dense.cpp.
 PyObject* mm_plain(PyObject* a, PyObject* b, bool* handled);
-// relu(x) for a plain float32 array (plain_f32_array, any shape), the same way; defined in
-// bind_activation.cpp.
-PyObject* relu_plain(PyObject* x, bool* handled);
+// act(x) for a plain float32 array (plain_f32_array, any shape), the same way, for act relu,
+// sigmoid or tanh (Act's codes); defined in bind_activation.cpp.
+PyObject* act_plain(int act, PyObject* x, bool* handled);
+// op(x) for op neg, abs, exp, log or sqrt (UnOp's codes), the same way; defined in
+// bind_elementwise.cpp.
+PyObject* unary_plain(int op, PyObject* x, bool* handled);
 // x op y (y op x when `reflected`) for op add, sub, mul, div or pow (BinOp's order, as an
 // int), the same way: x a plain float32 array, y one too with a shape that broadcasts against
 // x's, or a Python float or int (exactly: not bool), taken as float32 as a PyTorch float32
@@ -93,6 +96,33 @@ class ReleaseGilFor {
  private:
   PyThreadState* state_ = nullptr;
 };
+
+// The body of the one-operand plain entries (act_plain, unary_plain): f(x, y, n) from a plain
+// float32 array into a new one of its shape (new_out_array), the GIL released for large
+// inputs. Anything else: *handled = false and null, no error set.
+template <class F>
+PyObject* elementwise_plain(PyObject* x, bool* handled, F f) {
+  *handled = false;
+  if (!plain_f32_array(x)) return nullptr;
+  *handled = true;
+  const auto* a = py::detail::array_proxy(x);
+  int64_t n = 1;
+  for (int d = 0; d < a->nd; ++d) n *= a->dimensions[d];
+  PyObject* out = new_out_array(a->nd, a->dimensions);
+  if (!out) return nullptr;
+  const float* src = reinterpret_cast<const float*>(a->data);
+  float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
+  {
+    ReleaseGilFor nogil(n);
+    try { f(src, y, n); } catch (...) { failed = true; }
+  }
+  if (failed) {
+    Py_DECREF(out);
+    return PyErr_NoMemory();
+  }
+  return out;
+}
 
 void bind_core(py::module_& m);
 void bind_activation(py::module_& m);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cpu/fastmath.h"
+
 namespace fastnn {
 
 enum class Act : int { none = 0, relu = 1, sigmoid = 2, tanh = 3, gelu = 4, softplus = 5 };
@@ -19,33 +21,31 @@ const char* act_name(Act a);
 // take it from the output alone.
 constexpr bool act_backward_needs_input(Act a) { return a == Act::gelu || a == Act::softplus; }
 
-// NOTE: sigmoid is evaluated on the side where exp() cannot overflow, so |x| up to 1e4 (or
-// inf) gives 0 or 1, never NaN.
-inline float sigmoidf(float x) {
-  if (x >= 0.f) return 1.f / (1.f + std::exp(-x));
-  float e = std::exp(x);
-  return e / (1.f + e);
-}
+// NOTE: sigmoid, tanh and softplus come from cpu/fastmath.h (branch-free, no libm call), so
+// the loops over them vectorise: activation_fwd/_bwd compile them once per ISA
+// (kernels/act_fwd_impl.h). sigmoid is evaluated on the side where exp() cannot overflow, so
+// |x| up to 1e4 (or inf) gives 0 or 1, never NaN. gelu still calls libm's erf.
+FASTNN_MATH_INLINE float sigmoidf(float x) { return sigmoid_f32(x); }
 
 template <Act A>
-inline float act_fwd(float x, float beta, float threshold) {
+FASTNN_MATH_INLINE float act_fwd(float x, float beta, float threshold) {
   if constexpr (A == Act::none) return x;
   if constexpr (A == Act::relu) return x < 0.f ? 0.f : x;  // NaN passes through
   if constexpr (A == Act::sigmoid) return sigmoidf(x);
-  if constexpr (A == Act::tanh) return std::tanh(x);
+  if constexpr (A == Act::tanh) return tanh_f32(x);
   if constexpr (A == Act::gelu) return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
   if constexpr (A == Act::softplus) {
     // NOTE: PyTorch's rule: linear above the threshold (where log1p(exp(z)) == z in float32
     // anyway); below it log1p(exp(z)), which cannot overflow because z <= threshold.
     float z = beta * x;
-    return z > threshold ? x : std::log1p(std::exp(z)) / beta;
+    return z > threshold ? x : log1pexp_f32(z) / beta;
   }
   return x;
 }
 
 // dy/dx given the input x and the output y.
 template <Act A>
-inline float act_grad(float x, float y, float beta, float threshold) {
+FASTNN_MATH_INLINE float act_grad(float x, float y, float beta, float threshold) {
   if constexpr (A == Act::none) return 1.f;
   if constexpr (A == Act::relu) return y > 0.f ? 1.f : 0.f;  // relu'(0) = 0
   if constexpr (A == Act::sigmoid) return y * (1.f - y);
@@ -81,5 +81,12 @@ inline void dispatch_act(Act a, F&& f) {
 void activation_fwd(const ActParams& p, const float* x, float* y, int64_t n);
 void activation_bwd(const ActParams& p, const float* dy, const float* x, const float* y, float* dx,
                     int64_t n);
+// The same on the calling thread only (for callers that split the work themselves, e.g. a
+// GEMM epilogue on a finished tile), at the active ISA's vector width; y may alias x.
+void act_fwd_span(const ActParams& p, const float* x, float* y, int64_t n);
+void act_bwd_span(const ActParams& p, const float* dy, const float* x, const float* y, float* dx,
+                  int64_t n);
+// y = exp(x) (exp_f32, cpu/fastmath.h), n floats, on the calling thread; y may alias x.
+void exp_span(const float* x, float* y, int64_t n);
 
 }  // namespace fastnn

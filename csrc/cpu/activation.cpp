@@ -1,5 +1,13 @@
 #include "core/parallel.h"
 #include "cpu/act.h"
+#include "cpu/isa.h"
+#include "cpu/kernels/act_fwd.h"
+
+// The generic copies of the span loops (act_fwd_span_generic, ...); the ISA copies are
+// kernels/act_fwd_<isa>.cpp.
+#define FASTNN_ACT_SUFFIX generic
+#include "cpu/kernels/act_fwd_impl.h"
+#undef FASTNN_ACT_SUFFIX
 
 namespace fastnn {
 
@@ -21,35 +29,48 @@ namespace {
 constexpr int64_t kGrain = 1 << 15;
 }  // namespace
 
+void act_fwd_span(const ActParams& p, const float* x, float* y, int64_t n) {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return act_fwd_span_avx512(p, x, y, n);
+    case Isa::avx2: return act_fwd_span_avx2(p, x, y, n);
+    case Isa::generic: break;
+  }
+#endif
+  act_fwd_span_generic(p, x, y, n);
+}
+
+void act_bwd_span(const ActParams& p, const float* dy, const float* x, const float* y, float* dx,
+                  int64_t n) {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return act_bwd_span_avx512(p, dy, x, y, dx, n);
+    case Isa::avx2: return act_bwd_span_avx2(p, dy, x, y, dx, n);
+    case Isa::generic: break;
+  }
+#endif
+  act_bwd_span_generic(p, dy, x, y, dx, n);
+}
+
+void exp_span(const float* x, float* y, int64_t n) {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return exp_span_avx512(x, y, n);
+    case Isa::avx2: return exp_span_avx2(x, y, n);
+    case Isa::generic: break;
+  }
+#endif
+  exp_span_generic(x, y, n);
+}
+
 void activation_fwd(const ActParams& p, const float* x, float* y, int64_t n) {
-  dispatch_act(p.act, [&]<Act A>() {
-    float beta = p.beta, thr = p.threshold;
-    parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) y[i] = act_fwd<A>(x[i], beta, thr);
-    });
-  });
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) { act_fwd_span(p, x + b, y + b, e - b); });
 }
 
 void activation_bwd(const ActParams& p, const float* dy, const float* x, const float* y, float* dx,
                     int64_t n) {
-  dispatch_act(p.act, [&]<Act A>() {
-    float beta = p.beta, thr = p.threshold;
-    // One loop per kind of saved value, with no pointer test inside it, so the loops over y
-    // (relu, sigmoid, tanh) vectorise.
-    parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-      if constexpr (A == Act::relu) {
-        // NOTE: a select on an unconditional load (not dy * mask): 0 where y <= 0 even when dy
-        // is NaN, as PyTorch's threshold_backward; relu'(0) = 0.
-        for (int64_t i = b; i < e; ++i) {
-          const float d = dy[i];
-          dx[i] = y[i] > 0.f ? d : 0.f;
-        }
-      } else if constexpr (act_backward_needs_input(A)) {
-        for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * act_grad<A>(x[i], 0.f, beta, thr);
-      } else {
-        for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * act_grad<A>(0.f, y[i], beta, thr);
-      }
-    });
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    act_bwd_span(p, dy + b, x ? x + b : nullptr, y ? y + b : nullptr, dx + b, e - b);
   });
 }
 

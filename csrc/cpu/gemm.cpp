@@ -183,14 +183,10 @@ void apply_epilogue(const GemmEpilogue& ep, float* c, float* z, const float* bia
   });
 }
 
-// The activation alone on a finished tile still in L1 (bias and z were done by the kernel).
+// The activation alone on a finished tile still in L1 (bias and z were done by the kernel),
+// row by row at the active ISA's vector width.
 void apply_act(const ActParams& act, float* c, int64_t ldc, int64_t rows, int64_t cols) {
-  dispatch_act(act.act, [&]<Act A>() {
-    for (int64_t i = 0; i < rows; ++i) {
-      float* ci = c + i * ldc;
-      for (int64_t j = 0; j < cols; ++j) ci[j] = act_fwd<A>(ci[j], act.beta, act.threshold);
-    }
-  });
+  for (int64_t i = 0; i < rows; ++i) act_fwd_span(act, c + i * ldc, c + i * ldc, cols);
 }
 
 // parallel_for(n, grain, fn), except that a problem of one grain runs fn directly: the

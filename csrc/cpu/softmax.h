@@ -7,48 +7,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/fastmath.h"
+
 namespace fastnn {
 
-// exp(x) for float32, inlined (libm's expf is a call per element and was the whole cost of
-// softmax and cross-entropy). Branch-free so that it vectorises: the build sets
-// -fno-trapping-math, and exp_row below compiles the row loop once per ISA.
-// NOTE: range reduction x = n*ln2 + r, |r| <= ln2/2, with ln2 split in a hi part exact in
-// float and a lo correction; exp(r) by the classic degree-7 (Cephes) polynomial, ~1 ulp;
-// then scaled by 2^n built in the exponent bits. n is rounded with the 1.5*2^23 trick (exact
-// float adds, no SSE4.1 round instruction). Below -87.3 the result (subnormal in float)
-// is flushed to 0, so exp(-inf) = 0 exactly; above 88.7 it is +inf; NaN stays NaN (every
-// comparison with NaN is false, so it falls through to the polynomial, which propagates it).
-inline float exp_f32(float x) {
-  const float hi = 88.7228f, lo = -87.3365f;
-  // Quiet comparisons (no FP exception on NaN): NaN is neither under nor over.
-  const bool under = __builtin_isless(x, lo), over = __builtin_isgreater(x, hi);
-  float xc = over ? hi : x;
-  xc = under ? lo : xc;
-  const float magic = 12582912.f;  // 1.5 * 2^23
-  const float t = xc * 1.44269504088896341f + magic;
-  const float n = t - magic;
-  int32_t ti;
-  std::memcpy(&ti, &t, 4);
-  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  // 2^n for n in [-126, 128] as 2^(n/2) * 2^(n - n/2): each factor is a normal float even
-  // at n = 128 (x just below 88.72, where exp(x) is still finite).
-  const int32_t ni = ti - 0x4B400000, n1 = ni >> 1, n2 = ni - n1;
-  const int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, 4);
-  std::memcpy(&s2, &b2, 4);
-  float y = (p * s1) * s2;
-  y = under ? 0.f : y;
-  y = over ? __builtin_inff() : y;
-  return y;
-}
+// exp_f32: cpu/fastmath.h.
 
 // y[k] = exp((x[k] - a) - b) * s over a row: the exp loop of softmax and cross-entropy,
 // compiled for the baseline, AVX2+FMA and AVX-512 (target attributes in softmax.cpp) and

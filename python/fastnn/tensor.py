@@ -791,14 +791,12 @@ class Tensor:
     def __rpow__(self, o):
         return _ew().pow(o, self)
 
-    def __neg__(self):
-        return _ew().neg(self)
+    __neg__ = _C.tensor_neg_method  # (C entries, see _C.tensor_neg)
 
     def __pos__(self):
         return self
 
-    def __abs__(self):
-        return _ew().abs(self)
+    __abs__ = _C.tensor_abs_method
 
     # fastnn.matmul itself (C, see _C.tensor_matmul), bound like a method.
     __matmul__ = _C.tensor_matmul_method
@@ -872,17 +870,11 @@ class Tensor:
     def neg(self):
         return -self
 
-    def abs(self):
-        return _ew().abs(self)
-
-    def exp(self):
-        return _ew().exp(self)
-
-    def log(self):
-        return _ew().log(self)
-
-    def sqrt(self):
-        return _ew().sqrt(self)
+    # fastnn.abs, exp, log, sqrt themselves (C entries, see _C.tensor_exp), bound like methods.
+    abs = _C.tensor_abs_method
+    exp = _C.tensor_exp_method
+    log = _C.tensor_log_method
+    sqrt = _C.tensor_sqrt_method
 
     def square(self):
         return self * self
@@ -901,11 +893,9 @@ class Tensor:
     # fastnn.relu itself (C, see _C.tensor_relu), bound like a method.
     relu = _C.tensor_relu_method
 
-    def sigmoid(self):
-        return _act().sigmoid(self)
-
-    def tanh(self):
-        return _act().tanh(self)
+    # fastnn.sigmoid and tanh themselves (C entries, see _C.tensor_relu), bound like methods.
+    sigmoid = _C.tensor_sigmoid_method
+    tanh = _C.tensor_tanh_method
 
     def softmax(self, dim):
         softmax = _fnmod("softmax")
@@ -958,10 +948,6 @@ def _fnmod(name):
 
 def _dense():
     return _fnmod("dense")
-
-
-def _act():
-    return _fnmod("activation")
 
 
 class Size(tuple):

@@ -54,12 +54,18 @@ def _apply(x, name, beta=1.0, threshold=20.0):
     return Activation.apply(x, ACT_CODES[name], float(beta), float(threshold))
 
 
-def sigmoid(x):
+def _sigmoid_py(x):
+    """sigmoid's general route (fastnn.sigmoid is _C.tensor_sigmoid; see _relu_py)."""
     return _apply(x, "sigmoid")
 
 
-def tanh(x):
+def _tanh_py(x):
+    """tanh's general route (fastnn.tanh is _C.tensor_tanh; see _relu_py)."""
     return _apply(x, "tanh")
+
+
+sigmoid = _C.tensor_sigmoid
+tanh = _C.tensor_tanh
 
 
 def gelu(x, approximate="none"):

@@ -179,12 +179,22 @@ def _check_tensor(x, op):
     return check_tensor(x, op, dtypes=(float32, int64))
 
 
-def neg(x): return Unary.apply(_check_tensor(x, "neg"), "neg")
-def abs(x): return Unary.apply(_check_tensor(x, "abs"), "abs")
+# The general routes of neg, abs, exp, log and sqrt: each of those is a C entry
+# (_C.tensor_neg, ...) that does the common call (a C-contiguous float32 host tensor with
+# nothing to record) itself and hands every other call here unchanged.
+def _neg_py(x): return Unary.apply(_check_tensor(x, "neg"), "neg")
+def _abs_py(x): return Unary.apply(_check_tensor(x, "abs"), "abs")
 # exp/log/sqrt of int64 give float32, as PyTorch.
-def exp(x): return Unary.apply(_check_tensor(x, "exp").float(), "exp")
-def log(x): return Unary.apply(_check_tensor(x, "log").float(), "log")
-def sqrt(x): return Unary.apply(_check_tensor(x, "sqrt").float(), "sqrt")
+def _exp_py(x): return Unary.apply(_check_tensor(x, "exp").float(), "exp")
+def _log_py(x): return Unary.apply(_check_tensor(x, "log").float(), "log")
+def _sqrt_py(x): return Unary.apply(_check_tensor(x, "sqrt").float(), "sqrt")
+
+
+neg = _C.tensor_neg
+abs = _C.tensor_abs
+exp = _C.tensor_exp
+log = _C.tensor_log
+sqrt = _C.tensor_sqrt
 
 
 def clamp(x, min=None, max=None):

@@ -1,0 +1,132 @@
+// Branch-free float32 elementary functions, inlined so that the loops calling them vectorise
+// (libm's expf, tanhf, log1pf are a call per element; tanhf was ~20 ns an element here). The
+// activations (cpu/act.h), softmax and cross-entropy (cpu/softmax.cpp) and the RNN gates
+// (cpu/rnn.cpp) use them. Each is a few ulp from the correctly rounded result; NaN stays NaN.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+// Forced inline: every file that loops over these compiles its own copy at its own ISA.
+// NOTE: as plain `inline`, LTO kept one out-of-line copy (the baseline build's) for calls
+// it had not inlined yet, and the AVX-512 softplus loop called it per element: 27 ns an
+// element instead of ~3.
+#define FASTNN_MATH_INLINE inline __attribute__((always_inline))
+
+namespace fastnn {
+
+// exp(x) for float32, inlined (libm's expf is a call per element and was the whole cost of
+// softmax and cross-entropy). Branch-free so that it vectorises: the build sets
+// -fno-trapping-math, and exp_row below compiles the row loop once per ISA.
+// NOTE: range reduction x = n*ln2 + r, |r| <= ln2/2, with ln2 split in a hi part exact in
+// float and a lo correction; exp(r) by the classic degree-7 (Cephes) polynomial, ~1 ulp;
+// then scaled by 2^n built in the exponent bits. n is rounded with the 1.5*2^23 trick (exact
+// float adds, no SSE4.1 round instruction). Between -103.97 and -87.3 the result is
+// subnormal: the last multiply by 2^(n - n/2) rounds it there once (gradual underflow, as
+// the AVX-512 exp16 in kernels/rowops_avx512.cpp gives); below -103.97 (where exp rounds to
+// 0 in float) it is 0, so exp(-inf) = 0 exactly; above 88.7 it is +inf; NaN stays NaN (every
+// comparison with NaN is false, so it falls through to the polynomial, which propagates it).
+FASTNN_MATH_INLINE float exp_f32(float x) {
+  const float hi = 88.7228f, lo = -103.972084f;
+  // Quiet comparisons (no FP exception on NaN): NaN is neither under nor over.
+  const bool under = __builtin_isless(x, lo), over = __builtin_isgreater(x, hi);
+  float xc = over ? hi : x;
+  xc = under ? lo : xc;
+  const float magic = 12582912.f;  // 1.5 * 2^23
+  const float t = xc * 1.44269504088896341f + magic;
+  const float n = t - magic;
+  int32_t ti;
+  std::memcpy(&ti, &t, 4);
+  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  // 2^n for n in [-150, 128] as 2^(n/2) * 2^(n - n/2): each factor is a normal float even
+  // at n = 128 (x just below 88.72, where exp(x) is still finite) and n = -150.
+  const int32_t ni = ti - 0x4B400000, n1 = ni >> 1, n2 = ni - n1;
+  const int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+  float s1, s2;
+  std::memcpy(&s1, &b1, 4);
+  std::memcpy(&s2, &b2, 4);
+  float y = (p * s1) * s2;
+  y = under ? 0.f : y;
+  y = over ? __builtin_inff() : y;
+  return y;
+}
+
+// log1p(u) for u >= 0 (softplus passes u = exp(-|z|) in (0, 1]), ~2 ulp.
+// NOTE: w = 1 + u is rounded; its rounding error u - (w - 1) (exact, w - 1 being exact by
+// Sterbenz for u <= 1) is added back as a first-order term / w, so a tiny u gives u itself.
+// log(w) = k*ln2 + log(m) with m in [sqrt(1/2), sqrt(2)), by Cephes' logf polynomial in
+// m - 1 and ln2 split hi/lo as in exp_f32. NaN and +inf fall through as NaN and +inf.
+FASTNN_MATH_INLINE float log1p_f32(float u) {
+  const float w = 1.f + u;
+  const float c = u - (w - 1.f);
+  // (__builtin_bit_cast, not memcpy: GCC would not vectorise log1p_f32(exp_f32(z)) with both
+  // written as memcpy.)
+  const int32_t bits = __builtin_bit_cast(int32_t, w);
+  const int32_t mbits = (bits & 0x007FFFFF) | 0x3F800000;  // mantissa as a float in [1, 2)
+  float m = __builtin_bit_cast(float, mbits);
+  const bool big = m > 1.41421356f;
+  m = big ? 0.5f * m : m;
+  const float k = (float)(((bits >> 23) & 0xFF) - 127) + (big ? 1.f : 0.f);
+  const float x = m - 1.f;
+  const float z = x * x;
+  float p = 7.0376836292e-2f;
+  p = p * x + -1.1514610310e-1f;
+  p = p * x + 1.1676998740e-1f;
+  p = p * x + -1.2420140846e-1f;
+  p = p * x + 1.4249322787e-1f;
+  p = p * x + -1.6668057665e-1f;
+  p = p * x + 2.0000714765e-1f;
+  p = p * x + -2.4999993993e-1f;
+  p = p * x + 3.3333331174e-1f;
+  float y = x * z * p;
+  y = y + k * -2.12194440e-4f;
+  y = y + -0.5f * z;
+  float r = x + y;
+  r = r + k * 0.693359375f;
+  r = r + c / w;
+  // +inf and NaN (for which the quiet comparison is false) are returned as they came.
+  return __builtin_isless(u, __builtin_inff()) ? r : u;
+}
+
+// 1 / (1 + exp(-x)), ~2 ulp, from the side where exp cannot overflow: e = exp(-|x|) <= 1,
+// then 1 / (1 + e) for x >= 0 and e / (1 + e) below (one rounded division either way). Far
+// out it gives exactly 0 or 1.
+FASTNN_MATH_INLINE float sigmoid_f32(float x) {
+  const float e = exp_f32(-__builtin_fabsf(x));
+  return (x >= 0.f ? 1.f : e) / (1.f + e);
+}
+
+// tanh(x), ~3 ulp. |x| < 0.5: the odd Taylor series through x^17 (the next term is below
+// 1e-9 relative there); above, 1 - 2 / (exp(2|x|) + 1), where the subtraction loses at most
+// about a bit (the result is >= 0.46). exp overflows to +inf past |x| ~ 44, giving exactly 1.
+FASTNN_MATH_INLINE float tanh_f32(float x) {
+  const float a = __builtin_fabsf(x);
+  const float z = x * x;
+  float p = 5.90027440e-4f;  // 6404582 / 10854718875
+  p = p * z + -1.45583438e-3f;  // -929569 / 638512875
+  p = p * z + 3.59212803e-3f;   // 21844 / 6081075
+  p = p * z + -8.86323552e-3f;  // -1382 / 155925
+  p = p * z + 2.18694885e-2f;   // 62 / 2835
+  p = p * z + -5.39682540e-2f;  // -17 / 315
+  p = p * z + 1.33333333e-1f;   // 2 / 15
+  p = p * z + -3.33333333e-1f;  // -1 / 3
+  const float small = x + x * (z * p);
+  const float big = 1.f - 2.f / (exp_f32(2.f * a) + 1.f);
+  const float t = __builtin_copysignf(big, x);
+  return a < 0.5f ? small : t;
+}
+
+// log(1 + exp(z)), ~2 ulp, as max(z, 0) + log1p(exp(-|z|)): no overflow for any z, and
+// exp(z) itself (to ~1 ulp) far below 0. (softplus applies its threshold on top.)
+FASTNN_MATH_INLINE float log1pexp_f32(float z) {
+  const float m = z > 0.f ? z : 0.f;
+  return m + log1p_f32(exp_f32(-__builtin_fabsf(z)));
+}
+
+}  // namespace fastnn

@@ -1,0 +1,7 @@
+// The activation and exp loops at avx512 width (see act_fwd.h).
+#ifdef FASTNN_X86
+#include "cpu/kernels/act_fwd.h"
+
+#define FASTNN_ACT_SUFFIX avx512
+#include "cpu/kernels/act_fwd_impl.h"
+#endif
