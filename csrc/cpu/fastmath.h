@@ -14,6 +14,16 @@
 
 namespace fastnn {
 
+// c[0] x^(N-1) + c[1] x^(N-2) + ... + c[N-1] by Horner's rule (one rounded multiply and add
+// per step, in this order on every ISA), fully unrolled so the calling loop vectorises.
+template <int N>
+FASTNN_MATH_INLINE float horner(float x, const float (&c)[N]) {
+  float p = c[0];
+#pragma GCC unroll 32
+  for (int i = 1; i < N; ++i) p = p * x + c[i];
+  return p;
+}
+
 // exp(x) for float32, inlined (libm's expf is a call per element and was the whole cost of
 // softmax and cross-entropy). Branch-free so that it vectorises: the build sets
 // -fno-trapping-math, and exp_row below compiles the row loop once per ISA.
@@ -37,13 +47,15 @@ FASTNN_MATH_INLINE float exp_f32(float x) {
   int32_t ti;
   std::memcpy(&ti, &t, 4);
   const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
+  static constexpr float kExp[] = {
+      1.9875691500e-4f,
+      1.3981999507e-3f,
+      8.3334519073e-3f,
+      4.1665795894e-2f,
+      1.6666665459e-1f,
+      5.0000001201e-1f,
+  };
+  const float p = horner(r, kExp) * r * r + r + 1.f;
   // 2^n for n in [-150, 128] as 2^(n/2) * 2^(n - n/2): each factor is a normal float even
   // at n = 128 (x just below 88.72, where exp(x) is still finite) and n = -150.
   const int32_t ni = ti - 0x4B400000, n1 = ni >> 1, n2 = ni - n1;
@@ -75,15 +87,18 @@ FASTNN_MATH_INLINE float log1p_f32(float u) {
   const float k = (float)(((bits >> 23) & 0xFF) - 127) + (big ? 1.f : 0.f);
   const float x = m - 1.f;
   const float z = x * x;
-  float p = 7.0376836292e-2f;
-  p = p * x + -1.1514610310e-1f;
-  p = p * x + 1.1676998740e-1f;
-  p = p * x + -1.2420140846e-1f;
-  p = p * x + 1.4249322787e-1f;
-  p = p * x + -1.6668057665e-1f;
-  p = p * x + 2.0000714765e-1f;
-  p = p * x + -2.4999993993e-1f;
-  p = p * x + 3.3333331174e-1f;
+  static constexpr float kLog[] = {
+      7.0376836292e-2f,
+      -1.1514610310e-1f,
+      1.1676998740e-1f,
+      -1.2420140846e-1f,
+      1.4249322787e-1f,
+      -1.6668057665e-1f,
+      2.0000714765e-1f,
+      -2.4999993993e-1f,
+      3.3333331174e-1f,
+  };
+  const float p = horner(x, kLog);
   float y = x * z * p;
   y = y + k * -2.12194440e-4f;
   y = y + -0.5f * z;
@@ -108,14 +123,17 @@ FASTNN_MATH_INLINE float sigmoid_f32(float x) {
 FASTNN_MATH_INLINE float tanh_f32(float x) {
   const float a = __builtin_fabsf(x);
   const float z = x * x;
-  float p = 5.90027440e-4f;  // 6404582 / 10854718875
-  p = p * z + -1.45583438e-3f;  // -929569 / 638512875
-  p = p * z + 3.59212803e-3f;   // 21844 / 6081075
-  p = p * z + -8.86323552e-3f;  // -1382 / 155925
-  p = p * z + 2.18694885e-2f;   // 62 / 2835
-  p = p * z + -5.39682540e-2f;  // -17 / 315
-  p = p * z + 1.33333333e-1f;   // 2 / 15
-  p = p * z + -3.33333333e-1f;  // -1 / 3
+  static constexpr float kTanh[] = {
+      5.90027440e-4f,  // 6404582 / 10854718875
+      -1.45583438e-3f,  // -929569 / 638512875
+      3.59212803e-3f,  // 21844 / 6081075
+      -8.86323552e-3f,  // -1382 / 155925
+      2.18694885e-2f,  // 62 / 2835
+      -5.39682540e-2f,  // -17 / 315
+      1.33333333e-1f,  // 2 / 15
+      -3.33333333e-1f,  // -1 / 3
+  };
+  const float p = horner(z, kTanh);
   const float small = x + x * (z * p);
   const float big = 1.f - 2.f / (exp_f32(2.f * a) + 1.f);
   const float t = __builtin_copysignf(big, x);
@@ -142,38 +160,44 @@ FASTNN_MATH_INLINE float normal_cdf_f32(float x) {
   const float u = x * 0.707106781f;
   const float a = __builtin_fabsf(u);
   const float z = u * u;
-  float p = 1.4807193e-08f;
-  p = p * z + -1.6365844e-07f;
-  p = p * z + 1.6462114e-06f;
-  p = p * z + -1.4925650e-05f;
-  p = p * z + 1.2055333e-04f;
-  p = p * z + -8.5483270e-04f;
-  p = p * z + 5.2239780e-03f;
-  p = p * z + -2.6866172e-02f;
-  p = p * z + 1.1283792e-01f;
-  p = p * z + -3.7612638e-01f;
-  p = p * z + 1.1283792e+00f;
+  static constexpr float kErf[] = {
+      1.4807193e-08f,
+      -1.6365844e-07f,
+      1.6462114e-06f,
+      -1.4925650e-05f,
+      1.2055333e-04f,
+      -8.5483270e-04f,
+      5.2239780e-03f,
+      -2.6866172e-02f,
+      1.1283792e-01f,
+      -3.7612638e-01f,
+      1.1283792e+00f,
+  };
+  const float p = horner(z, kErf);
   const float small = 0.5f + 0.5f * (u * p);
   const float ac = a < 10.5f ? a : 10.5f;  // (beyond, exp(-u^2) is 0 in float)
   const float sv = 1.f / (ac > 0.5f ? ac : 0.5f);
   const float t = sv * 1.05f - 1.1f;
-  float q = -0.0004065588f;
-  q = q * t + 0.0005316754f;
-  q = q * t + 0.0011058431f;
-  q = q * t + -0.0017182034f;
-  q = q * t + -0.00054402987f;
-  q = q * t + 0.00096259377f;
-  q = q * t + 0.0010233395f;
-  q = q * t + -0.00088103075f;
-  q = q * t + -0.0011965723f;
-  q = q * t + 0.0033377996f;
-  q = q * t + -0.006331927f;
-  q = q * t + 0.010284077f;
-  q = q * t + -0.012282894f;
-  q = q * t + 0.0043253023f;
-  q = q * t + 0.03307395f;
-  q = q * t + -0.1437521f;
-  q = q * t + 0.4203139f;
+  static constexpr float kErfcx[] = {
+      -0.0004065588f,
+      0.0005316754f,
+      0.0011058431f,
+      -0.0017182034f,
+      -0.00054402987f,
+      0.00096259377f,
+      0.0010233395f,
+      -0.00088103075f,
+      -0.0011965723f,
+      0.0033377996f,
+      -0.006331927f,
+      0.010284077f,
+      -0.012282894f,
+      0.0043253023f,
+      0.03307395f,
+      -0.1437521f,
+      0.4203139f,
+  };
+  const float q = horner(t, kErfcx);
   // exp(-u^2) with u^2 = x^2 / 2 taken exactly, as hi + lo (Veltkamp split of x, Dekker's
   // exact square; the build does not contract these into FMAs): rounding u or u^2 would cost
   // ~u^2 ulp relative in this factor, ~200 ulp out at x = -13. exp(-hi - lo) = exp(-hi)
