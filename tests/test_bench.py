@@ -90,3 +90,24 @@ def test_gpu_cases_say_why_they_cannot_run(tmp_path):
             assert r["status"] == "ok" and "peak_frac" not in r
         else:
             assert r["status"] == "unavailable" and "CUDA" in r["note"]
+
+
+def test_quick_elementwise_cases_run(tmp_path):
+    # activations and op_small: every row times (no "error" or "unavailable" row), and
+    # NumPy's gelu row is left out (NumPy has no erf).
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--cases",
+                        "activations", "op_small", "--repeats", "2", "--target-ms", "2",
+                        "--json", str(out)],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": os.path.dirname(
+                           os.path.dirname(fastnn.__file__))})
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(out.read_text())["rows"]
+    have_torch = any(r["impl"] == "torch" and r["status"] == "ok" for r in rows)
+    for r in rows:
+        assert r["status"] == "ok" or (r["impl"] == "torch" and not have_torch), r
+    acts = {r["label"].split(",")[0] for r in rows if r["case"] == "activations"}
+    assert acts == {"sigmoid", "tanh", "gelu", "softplus", "exp"}
+    assert not any(r["impl"] == "numpy" and r["label"].startswith("gelu") for r in rows)
+    assert len([r for r in rows if r["case"] == "op_small" and r["impl"] == "fastnn"]) == 4

@@ -93,6 +93,8 @@ CASES["lstm_small"] = rnn.lstm_small
 from . import conv  # noqa: E402
 CASES.update({"conv_fwd": conv.conv_fwd, "conv_train": conv.conv_train,
               "maxpool": conv.maxpool, "cnn_step": conv.cnn_step})
+from . import elementwise  # noqa: E402
+CASES.update({"activations": elementwise.activations, "op_small": elementwise.op_small})
 from . import gpu  # noqa: E402
 CASES.update({"gpu_gemm": gpu.gpu_gemm, "gpu_softmax_ce": gpu.gpu_softmax_ce,
               "gpu_mlp_step": gpu.gpu_mlp_step})
