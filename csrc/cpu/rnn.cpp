@@ -7,7 +7,7 @@
 #include "core/parallel.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
-#include "cpu/softmax.h"  // exp_f32
+#include "cpu/fastmath.h"  // exp_f32
 
 namespace fastnn {
 

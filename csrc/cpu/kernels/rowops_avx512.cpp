@@ -13,7 +13,7 @@ namespace {
 inline __mmask16 tail_mask(int64_t r) { return (__mmask16)((1u << r) - 1); }
 
 // exp(v) for 16 floats.
-// NOTE: the same reduction and polynomial as exp_f32 (cpu/softmax.h: v = n*ln2 + r with ln2
+// NOTE: the same reduction and polynomial as exp_f32 (cpu/fastmath.h: v = n*ln2 + r with ln2
 // split hi/lo, |r| <= ln2/2, Cephes' degree-7 polynomial, ~1 ulp), but n is rounded with
 // vrndscaleps and 2^n applied with vscalefps, which handles the whole exponent range itself
 // (overflow to +inf, gradual underflow to subnormals and 0): about 12 instructions instead
