@@ -135,6 +135,21 @@ def test_input_modified_after_use_is_detected_in_backward():
     expect_error(RuntimeError, "backward", y.backward)
 
 
+@pytest.mark.parametrize("use", ["transpose", "index", "direct"])
+def test_modified_input_raises_before_any_gradient_is_written(use):
+    # w is used through a view (w.T, w[0]) or directly, then modified in place: backward
+    # raises before any node runs, so no leaf is left with a partial (wrong) gradient.
+    w = fastnn.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    x = fastnn.tensor([[1.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    b = fastnn.tensor([0.5, 0.5], requires_grad=True)
+    y = {"transpose": lambda: x @ w.T, "index": lambda: x * w[0], "direct": lambda: x @ w}[use]()
+    loss = (y + b).sum()
+    with fastnn.no_grad():
+        w.add_(10.0)
+    expect_error(RuntimeError, "backward", loss.backward)
+    assert x.grad is None and w.grad is None and b.grad is None
+
+
 def test_setitem_shape_error_names_the_op():
     t = fastnn.ones(2, 3)
     expect_error(ValueError, "__setitem__", t.__setitem__, 0, fastnn.ones(4))

@@ -189,6 +189,23 @@ py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index) {
 
 // The engine. root_node's output root_index gets grad; nodes run once every consumer of
 // their outputs has run (dependency counts, as PyTorch's engine).
+// Freed (a second backward without retain_graph) or an input modified in place since
+// forward: autograd._check_node raises with the message.
+void check_fresh(PyObject* node) {
+  bool stale = truthy(get(node, env.freed));
+  if (!stale) {
+    py::object versions = get(node, env.versions);
+    for (py::handle pair : versions) {
+      py::handle t = PyTuple_GET_ITEM(pair.ptr(), 0), v = PyTuple_GET_ITEM(pair.ptr(), 1);
+      py::object cur = get(t, env.version);
+      const int eq = PyObject_RichCompareBool(cur.ptr(), v.ptr(), Py_EQ);
+      if (eq < 0) throw py::error_already_set();
+      if (!eq) { stale = true; break; }
+    }
+  }
+  if (stale) call(env.check_node, {node});
+}
+
 void run_backward(py::handle root_node, int64_t root_index, py::handle grad, bool retain) {
   if (!env.tensor) throw std::runtime_error("[backward] autograd_setup was not called");
   // Strong references to every node met, so pointer keys stay valid whatever the
@@ -196,6 +213,11 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
   std::vector<py::object> keep;
   std::unordered_map<PyObject*, int> deps;
   {
+    // Every node is checked here, before any backward runs: a tensor modified in place
+    // after its use raises before a single gradient is written (checked at each node's own
+    // turn, the nodes between the root and that use had already added into leaves' .grad,
+    // e.g. x's in x @ w.T when w was modified, since w.T is a view).
+    check_fresh(root_node.ptr());
     std::vector<PyObject*> stack{root_node.ptr()};
     while (!stack.empty()) {
       py::object inputs = get(stack.back(), env.inputs);
@@ -213,6 +235,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
         if (it != deps.end()) {
           ++it->second;
         } else {
+          check_fresh(nd.ptr());
           deps.emplace(nd.ptr(), 1);
           stack.push_back(nd.ptr());
           keep.push_back(std::move(nd));
@@ -246,20 +269,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
     py::tuple gins;
     const bool ran = static_cast<bool>(gouts);  // the node's backward runs (gouts is dropped)
     if (ran) {
-      // Freed (a second backward without retain_graph) or an input modified in place since
-      // forward: autograd._check_node raises with the message.
-      bool stale = truthy(get(node, env.freed));
-      if (!stale) {
-        py::object versions = get(node, env.versions);
-        for (py::handle pair : versions) {
-          py::handle t = PyTuple_GET_ITEM(pair.ptr(), 0), v = PyTuple_GET_ITEM(pair.ptr(), 1);
-          py::object cur = get(t, env.version);
-          const int eq = PyObject_RichCompareBool(cur.ptr(), v.ptr(), Py_EQ);
-          if (eq < 0) throw py::error_already_set();
-          if (!eq) { stale = true; break; }
-        }
-      }
-      if (stale) call(env.check_node, {node.ptr()});
+      // (Freed and modified inputs were checked before anything ran; see check_fresh.)
       py::list gl = py::reinterpret_borrow<py::list>(gouts);
       if (gl.size() > 1) call(env.fill_outputs, {node.ptr(), gl.ptr()});  // zeros for None
       // node.fn.backward(node, *gouts)
