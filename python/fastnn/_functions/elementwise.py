@@ -135,25 +135,21 @@ def _binary(a, b, op):
     return Binary.apply(a, b, op)
 
 
-# The general routes of Tensor's arithmetic operators (self, other) as Python calls them:
-# Tensor.__add__ is _C.tensor_add_method, which does the common call (float32 host tensors,
-# or a tensor and a Python number, nothing to record) in C and hands every other call here.
-def _add_py(a, b): return _binary(a, b, "add")
-def _sub_py(a, b): return _binary(a, b, "sub")
-def _mul_py(a, b): return _binary(a, b, "mul")
-def _div_py(a, b): return _binary(a, b, "div")
-def _pow_py(a, b): return _binary(a, b, "pow")
-def _radd_py(a, b): return _binary(b, a, "add")
-def _rsub_py(a, b): return _binary(b, a, "sub")
-def _rmul_py(a, b): return _binary(b, a, "mul")
-def _rdiv_py(a, b): return _binary(b, a, "div")
-
-
 def add(a, b): return _binary(a, b, "add")
 def sub(a, b): return _binary(a, b, "sub")
 def mul(a, b): return _binary(a, b, "mul")
 def div(a, b): return _binary(a, b, "div")
 def pow(a, b): return _binary(a, b, "pow")
+
+
+# The general routes of Tensor's arithmetic operators (self, other) as Python calls them:
+# Tensor.__add__ is _C.tensor_add_method, which does the common call (float32 host tensors,
+# or a tensor and a Python number, nothing to record) in C and hands every other call here.
+_add_py, _sub_py, _mul_py, _div_py, _pow_py = add, sub, mul, div, pow
+def _radd_py(a, b): return _binary(b, a, "add")
+def _rsub_py(a, b): return _binary(b, a, "sub")
+def _rmul_py(a, b): return _binary(b, a, "mul")
+def _rdiv_py(a, b): return _binary(b, a, "div")
 def maximum(a, b): return _binary(a, b, "maximum")
 def minimum(a, b): return _binary(a, b, "minimum")
 
