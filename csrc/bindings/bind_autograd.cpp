@@ -565,8 +565,12 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
       ok = on == 0;
     }
     if (ok) {
+      // Strong references for the call: a large kernel runs with the GIL released, and
+      // another thread could meanwhile replace a Tensor's array (t._data) and free it.
+      for (int i = 0; i < N; ++i) Py_INCREF(arr[i]);
       bool handled = false;
       PyObject* out = plain(arr, &handled);
+      for (int i = 0; i < N; ++i) Py_DECREF(arr[i]);
       if (handled) {
         if (!out) return nullptr;
         try {
