@@ -8,8 +8,8 @@ stack and where need NumPy and raise "[op] not supported on device cuda"."""
 import numpy as np
 
 from ..autograd import Function
-from ..tensor import (Tensor, _aligned_copy, _copy_as, _device_of, _host_only, _is_host,
-                      _kernels, _to_device, _unwrap_index, float32, tensor)
+from ..tensor import (Tensor, _aligned_copy, _copy_as, _device_of, _dtype_of, _host_only,
+                      _is_host, _kernels, _to_device, _unwrap_index, float32, tensor)
 
 
 def _wrap(dim, ndim, op):
@@ -198,7 +198,6 @@ class Cat(Function):
 
 
 def _dt(a):
-    from ..tensor import _dtype_of
     return _dtype_of(a.dtype)
 
 
