@@ -19,6 +19,8 @@ from ..autograd import Function
 from ..tensor import _ND, _contig, _is_host, _kernels, float32, int64
 from ._check import check_tensor
 
+_F32 = np.dtype(np.float32)
+
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
 
@@ -140,7 +142,9 @@ def sum_axes(a, axes):
         if len(axes) == 0:
             return a.clone()
         return _kernels(a).sum(a, [int(d) for d in axes], False, False)
-    a = _contig(np.asarray(a, dtype=np.float32))
+    if type(a) is not _ND or a.dtype is not _F32:
+        a = np.asarray(a, dtype=np.float32)
+    a = _contig(a)
     if len(axes) == 0:  # the kernel reads an empty dim list as "all dims"
         return a.copy()
-    return _C.sum(a, [int(d) for d in axes], False, False)
+    return _C.sum(a, list(axes), False, False)

@@ -8,6 +8,7 @@ stack and where need NumPy and raise "[op] not supported on device cuda"."""
 import numpy as np
 
 from ..autograd import Function
+from .reduce import sum_axes
 from ..tensor import (Tensor, _aligned_copy, _copy_as, _device_of, _dtype_of, _host_only,
                       _is_host, _kernels, _to_device, _unwrap_index, float32, tensor)
 
@@ -126,13 +127,13 @@ class Expand(Function):
 
 def sum_to_shape(g, shape):
     """Sum a broadcast gradient back down to `shape` (the backward of broadcasting)."""
-    if g.shape == tuple(shape):
+    gs = g.shape
+    if gs == shape or gs == tuple(shape):
         return g
-    lead = g.ndim - len(shape)
+    lead = len(gs) - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
-                                      if s == 1 and g.shape[i + lead] != 1)
-    from . import reduce
-    out = reduce.sum_axes(g, axes) if axes else g
+                                      if s == 1 and gs[i + lead] != 1)
+    out = sum_axes(g, axes) if axes else g
     return out.reshape(shape)
 
 
