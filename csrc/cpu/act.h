@@ -25,13 +25,12 @@ constexpr bool act_backward_needs_input(Act a) { return a == Act::gelu || a == A
 // the loops over them vectorise: activation_fwd/_bwd compile them once per ISA
 // (kernels/act_fwd_impl.h). sigmoid is evaluated on the side where exp() cannot overflow, so
 // |x| up to 1e4 (or inf) gives 0 or 1, never NaN. gelu is x Phi(x) (normal_cdf_f32).
-FASTNN_MATH_INLINE float sigmoidf(float x) { return sigmoid_f32(x); }
 
 template <Act A>
 FASTNN_MATH_INLINE float act_fwd(float x, float beta, float threshold) {
   if constexpr (A == Act::none) return x;
   if constexpr (A == Act::relu) return x < 0.f ? 0.f : x;  // NaN passes through
-  if constexpr (A == Act::sigmoid) return sigmoidf(x);
+  if constexpr (A == Act::sigmoid) return sigmoid_f32(x);
   if constexpr (A == Act::tanh) return tanh_f32(x);
   if constexpr (A == Act::gelu) return x * normal_cdf_f32(x);
   if constexpr (A == Act::softplus) {
@@ -57,7 +56,7 @@ FASTNN_MATH_INLINE float act_grad(float x, float y, float beta, float threshold)
   }
   if constexpr (A == Act::softplus) {
     float z = beta * x;
-    return z > threshold ? 1.f : sigmoidf(z);
+    return z > threshold ? 1.f : sigmoid_f32(z);
   }
   return 1.f;
 }

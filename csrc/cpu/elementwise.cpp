@@ -214,7 +214,6 @@ template <UnOp Op>
 inline float unary_apply(float x) {
   if constexpr (Op == UnOp::neg) return -x;
   else if constexpr (Op == UnOp::abs) return std::fabs(x);
-  else if constexpr (Op == UnOp::exp) return exp_f32(x);  // (unary_f32 uses exp_span)
   else if constexpr (Op == UnOp::log) return std::log(x);
   else return std::sqrt(x);
 }
@@ -232,13 +231,11 @@ void dispatch_unop(UnOp op, F&& f) {
 }  // namespace
 
 void unary_f32(UnOp op, const float* x, float* y, int64_t n) {
-  if (op == UnOp::exp) {  // exp_f32 at the active ISA's width (libm's expf: a call an element)
-    parallel_for(n, kEwGrain, [&](int64_t b, int64_t e) { exp_span(x + b, y + b, e - b); });
-    return;
-  }
   dispatch_unop(op, [&]<UnOp Op>() {
     parallel_for(n, kEwGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) y[i] = unary_apply<Op>(x[i]);
+      // exp: exp_f32 at the active ISA's width (libm's expf is a call per element).
+      if constexpr (Op == UnOp::exp) exp_span(x + b, y + b, e - b);
+      else for (int64_t i = b; i < e; ++i) y[i] = unary_apply<Op>(x[i]);
     });
   });
 }

@@ -24,6 +24,8 @@ int64_t row_grain(int64_t H) { return H >= kGrain ? 1 : kGrain / (H > 0 ? H : 1)
 // and never NaN. tanh(x) = sign(x) (1 - e)/(1 + e), e = exp(-2|x|) <= 1: no overflow; near 0
 // the subtraction 1 - e costs relative accuracy but the absolute error stays ~1 ulp of 1,
 // which is what the downstream sums (c = f*c + i*g, h = o*tanh(c)) see anyway.
+// (fastmath.h's sigmoid_f32 / tanh_f32 are the accurate forms the activations use; in the
+// gate loops they made a T=100, N=32, H=512 LSTM step ~4% slower, measured, so not here.)
 __attribute__((always_inline)) inline float sig_f(float x) { return 1.f / (1.f + exp_f32(-x)); }
 __attribute__((always_inline)) inline float tanh_f(float x) {
   const float e = exp_f32(-2.f * std::fabs(x));

@@ -46,7 +46,7 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 // ---- activations: the same codes and formulas as csrc/cpu/act.h
 enum ActCode { kNone = 0, kRelu = 1, kSigmoid = 2, kTanh = 3, kGelu = 4, kSoftplus = 5 };
 
-// NOTE: evaluated on the side where exp cannot overflow, as sigmoidf in act.h.
+// NOTE: evaluated on the side where exp cannot overflow, as sigmoid_f32 in cpu/fastmath.h.
 __device__ __forceinline__ float d_sigmoid(float x) {
   if (x >= 0.f) return 1.f / (1.f + expf(-x));
   const float e = expf(x);
