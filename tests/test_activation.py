@@ -81,16 +81,21 @@ def test_accuracy_in_ulps(name, rng, isa):
 
 
 @pytest.mark.parametrize("name", list(ACTS))
-def test_same_bits_on_every_isa(name, rng):
-    # The activation loops are compiled once per ISA from one source with no FMA contraction
-    # (kernels/act_fwd_impl.h): forward and backward give the same bits on every path.
+def test_same_bits_on_every_fma_isa(name, rng):
+    # The activation loops are compiled once per ISA from one source (kernels/act_fwd_impl.h)
+    # with explicit FMAs and no other contraction: forward and backward give the same bits on
+    # AVX2 and AVX-512. (The generic path rounds each multiply and add apart; it is held to
+    # the same ulp bounds by test_accuracy_in_ulps.)
     fn = ACTS[name][0]
+    isas = [i for i in fastnn._C.supported_isas() if i != "generic"]
+    if len(isas) < 2:
+        pytest.skip(f"one FMA kernel path on this CPU ({isas}): nothing to compare")
     x = _wide_inputs(rng)
     g = rng.standard_normal(x.shape).astype(np.float32)
     outs = []
     prev = fastnn._C.get_isa()
     try:
-        for isa in fastnn._C.supported_isas():
+        for isa in isas:
             fastnn._C.set_isa(isa)
             t = fastnn.tensor(x, requires_grad=True)
             y = fn(t)
