@@ -374,6 +374,54 @@ def test_clamp():
     expect_error(ValueError, "clamp", fastnn.clamp, x)
 
 
+@pytest.mark.parametrize("shape", [(0,), (1,), (7,), (3, 17), (2, 5, 33)])
+@pytest.mark.parametrize("lo,hi", [(-0.5, 0.5), (None, 0.25), (-0.25, None), (1.0, -1.0), (0, 1)])
+def test_clamp_number_bounds_like_pytorch(shape, lo, hi, rng):
+    # Forward min(max(x, lo), hi) (lo > hi gives hi everywhere); the gradient is g where
+    # lo <= x <= hi, the bounds themselves included (x hits them exactly here), 0 elsewhere
+    # and at NaN, as torch.clamp's backward.
+    x = rng.standard_normal(shape).astype(np.float32)
+    flat = x.reshape(-1)
+    for v in (lo, hi):
+        if v is not None and flat.size >= 3:
+            flat[rng.integers(0, flat.size, 2)] = v  # exact ties with the bounds
+    if flat.size >= 4:
+        flat[rng.integers(0, flat.size)] = np.nan
+    g = rng.standard_normal(shape).astype(np.float32)
+    t = fastnn.tensor(x, requires_grad=True)
+    y = t.clamp(lo, hi)
+    want = x.astype(np.float64)
+    if lo is not None:
+        want = np.maximum(want, lo)
+    if hi is not None:
+        want = np.minimum(want, hi)
+    np.testing.assert_array_equal(y.detach().numpy(), want.astype(np.float32))
+    y.backward(fastnn.tensor(g))
+    with np.errstate(invalid="ignore"):
+        keep = np.ones(shape, bool)
+        if lo is not None:
+            keep &= x >= lo
+        if hi is not None:
+            keep &= x <= hi
+    np.testing.assert_array_equal(t.grad.numpy(), np.where(keep, g, 0).astype(np.float32))
+
+
+def test_clamp_dtypes_and_bad_bounds():
+    i = fastnn.tensor([1, 5, -3])
+    assert i.clamp(0, 3).dtype is fastnn.int64 and i.clamp(0, 3).tolist() == [1, 3, 0]
+    f = i.clamp(0.5, 3)  # an int64 tensor with a float bound gives float32, as PyTorch
+    assert f.dtype is fastnn.float32 and f.tolist() == [1.0, 3.0, 0.5]
+    x = fastnn.tensor([1.0, 5.0])
+    assert x.clamp(min=np.float32(2)).tolist() == [2.0, 5.0]  # NumPy scalars are numbers
+    assert x.clamp(max=float("inf")).tolist() == [1.0, 5.0]
+    assert np.isnan(x.clamp(min=float("nan")).numpy()).all()  # NaN bounds propagate
+    expect_error(ValueError, "clamp", lambda: x.clamp(max=1e300))  # not a float32
+    expect_error(ValueError, "clamp", lambda: i.clamp(min=-2 ** 70))  # not an int64
+    # Tensor bounds still work (maximum/minimum composed).
+    lo = fastnn.tensor([2.0, 0.0])
+    assert x.clamp(min=lo).tolist() == [2.0, 5.0]
+
+
 # ---- in place ----------------------------------------------------------------------------------
 
 def test_add_inplace_accumulates_gradients(rng):

@@ -12,13 +12,15 @@ a Python float with an int64 tensor -> float32; a Python int keeps the tensor's 
 Division is true division (int64 / int64 -> float32), and pow on int64 is computed in float32
 (a documented difference: PyTorch keeps int64 there).
 """
+import math
 import numbers
 
 import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import (Tensor, _ND, _contig, _device_of, _host_only, _is_host, _kernels, _same_device,
+from ..tensor import (Tensor, _ND, _aligned, _contig, _device_of, _dtype_of, _host_only, _is_host,
+                      _kernels, _same_device,
                       _to_device, bool_, float32, int64, tensor)
 from .shape import sum_to_shape
 from ._check import check_tensor
@@ -193,11 +195,78 @@ log = _C.tensor_log
 sqrt = _C.tensor_sqrt
 
 
+class Clamp(Function):
+    """min(max(x, lo), hi) with number bounds (either may be None), PyTorch's order: with
+    lo > hi every element is hi. NaN stays NaN. The gradient passes where lo <= x <= hi,
+    the bounds included, as PyTorch's clamp backward (0 elsewhere, and at NaN).
+    On a CUDA tensor the forward runs the backend's maximum/minimum kernels and the backward
+    builds that mask on the host (one copy of x each way; the backend has no comparison
+    kernel), then multiplies on the device."""
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.lo, ctx.hi = lo, hi
+        ctx.save_for_backward(x)
+        if type(x) is not _ND:
+            K, dev = _kernels(x), _device_of(x)
+            out = x
+            for v, op in ((lo, "maximum"), (hi, "minimum")):
+                if v is not None:
+                    out = K.binary(out, _to_device(np.asarray(v, np.float32), dev), op)
+            return out
+        out = _aligned(x.shape, _dtype_of(x.dtype))
+        if lo is not None:
+            np.maximum(x, lo, out=out)
+            if hi is not None:
+                np.minimum(out, hi, out=out)
+        else:
+            np.minimum(x, hi, out=out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        lo, hi = ctx.lo, ctx.hi
+        xh = x if type(x) is _ND else x.numpy()
+        keep = xh >= lo if lo is not None else xh <= hi
+        if lo is not None and hi is not None:
+            keep &= xh <= hi
+        if type(g) is _ND:
+            return np.where(keep, g, np.float32(0)), None, None
+        m = _to_device(keep.astype(np.float32), _device_of(g))
+        return _kernels(g).binary(_contig(g), m, "mul"), None, None
+
+
+def _bound(v):
+    """A clamp bound as a Python int or float, or None when it is not a plain number."""
+    if type(v) in (int, float):
+        return v
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return None
+
+
 def clamp(x, min=None, max=None):
-    """Composite of maximum/minimum. NOTE: at x == min (or max) exactly, the gradient is split
-    half/half with the bound (maximum's tie rule), where PyTorch's clamp passes all of it."""
+    """x limited to [min, max] (either bound may be None), as torch.clamp. Number bounds (the
+    common call) run as one op with PyTorch's gradient (Clamp). Tensor bounds are
+    maximum/minimum composed; NOTE: there, at x == min (or max) exactly, the gradient is split
+    half/half with the bound (maximum's tie rule), where PyTorch passes all of it to x."""
     if min is None and max is None:
         raise ValueError("[clamp] at least one of min and max must be given")
+    lo, hi = _bound(min), _bound(max)
+    if (isinstance(x, Tensor) and (type(x._data) is _ND or x.dtype is float32)
+            and (min is None or lo is not None) and (max is None or hi is not None)):
+        x = _check_tensor(x, "clamp")
+        if x.dtype is int64 and (type(lo) is float or type(hi) is float):
+            x = x.float()  # an int64 tensor with a float bound gives float32, as PyTorch
+        # A bound the tensor's dtype cannot hold is an error, as in PyTorch (+-inf and NaN
+        # are float32 values).
+        bounds = (_I64_MIN, _I64_MAX) if x.dtype is int64 else (-_F32_MAX, _F32_MAX)
+        for name, v in (("min", lo), ("max", hi)):
+            if v is not None and not bounds[0] <= v <= bounds[1] and not (
+                    x.dtype is float32 and (math.isnan(v) or math.isinf(v))):
+                raise ValueError(f"[clamp] {name} must be representable in the tensor's dtype "
+                                 f"({x.dtype.name}), got {v}")
+        return Clamp.apply(x, lo, hi)
     out = x
     if min is not None:
         out = maximum(out, min)
