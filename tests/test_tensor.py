@@ -122,6 +122,47 @@ def test_views_and_indexing(rng):
     expect_error(IndexError, "getitem", t.__getitem__, 9)
 
 
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (3, 17), (2, 0, 5), (2, 3, 5)])
+@pytest.mark.parametrize("n", [1, 3])
+def test_stack_and_cat_values_and_gradients(shape, n, rng):
+    arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
+    for d in range(-len(shape) - 1, len(shape) + 1):
+        ts = [fastnn.tensor(a, requires_grad=True) for a in arrays]
+        y = fastnn.stack(ts, d)
+        want = np.stack(arrays, d)
+        assert y.shape == want.shape and y.is_contiguous()
+        np.testing.assert_array_equal(y.detach().numpy(), want)
+        g = rng.standard_normal(want.shape).astype(np.float32)
+        y.backward(fastnn.tensor(g))
+        for i, t in enumerate(ts):  # input i's gradient is slice i along the new dim
+            np.testing.assert_array_equal(t.grad.numpy(), np.take(g, i, axis=d))
+    for d in range(-len(shape), len(shape)):
+        ts = [fastnn.tensor(a, requires_grad=True) for a in arrays]
+        y = fastnn.cat(ts, d)
+        want = np.concatenate(arrays, d)
+        np.testing.assert_array_equal(y.detach().numpy(), want)
+        g = rng.standard_normal(want.shape).astype(np.float32)
+        y.backward(fastnn.tensor(g))
+        for t, part in zip(ts, np.split(g, n, axis=d)):
+            np.testing.assert_array_equal(t.grad.numpy(), part)
+
+
+def test_stack_and_cat_dtypes_and_errors():
+    i = fastnn.tensor([1, 2])
+    assert fastnn.stack([i, i]).dtype is fastnn.int64 and fastnn.stack([i, i]).tolist() == [[1, 2], [1, 2]]
+    m = i > 1
+    assert fastnn.cat([m, m]).dtype is fastnn.bool and fastnn.cat([m, m]).tolist() == [False, True] * 2
+    x = fastnn.ones(2)
+    expect_error(ValueError, "stack", fastnn.stack, [])
+    expect_error(TypeError, "stack", fastnn.stack, [x, [1.0, 1.0]])
+    expect_error(TypeError, "cat", fastnn.cat, [x, i])
+    expect_error(ValueError, "stack", fastnn.stack, [x, fastnn.ones(3)])
+    expect_error(IndexError, "stack", fastnn.stack, [x, x], 2)
+    expect_error(ValueError, "cat", fastnn.cat, [fastnn.ones(2, 3), fastnn.ones(2)], 0)
+    # A generator works, as in PyTorch.
+    assert fastnn.stack(t for t in (x, x)).shape == (2, 2)
+
+
 @pytest.mark.parametrize("shape,dims", [((4, 5, 6), (1, 2, 0)), ((4, 5, 6), (2, 0, 1)),
                                         ((2, 3, 4, 5), (3, 1, 0, 2)), ((2, 3, 4, 5), (-1, 0, -2, 1)),
                                         ((3, 1), (1, 0)), ((0, 3, 2), (2, 0, 1)), ((7,), (0,))])
