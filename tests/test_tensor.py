@@ -147,6 +147,50 @@ def test_stack_and_cat_values_and_gradients(shape, n, rng):
             np.testing.assert_array_equal(t.grad.numpy(), part)
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_views_with_and_without_recording(grad, rng):
+    # Indexing by ints and slices, reshape, view, flatten and unsqueeze take a short route when
+    # nothing is recorded (Tensor._plain); recorded or not, the values, shapes and errors are
+    # NumPy's, and a recorded call carries the gradient back.
+    a = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    t = fastnn.tensor(a, requires_grad=grad)
+    cases = [
+        (lambda x: x[1], lambda x: x[1]), (lambda x: x[-1], lambda x: x[-1]),
+        (lambda x: x[1:3], lambda x: x[1:3]), (lambda x: x[::2], lambda x: x[::2]),
+        (lambda x: x[1, 2], lambda x: x[1, 2]), (lambda x: x[1, 2, 3], lambda x: x[1, 2, 3]),
+        (lambda x: x[:, 1:4, -1], lambda x: x[:, 1:4, -1]), (lambda x: x[()], lambda x: x),
+        (lambda x: x.reshape(20, 6), lambda x: x.reshape(20, 6)),
+        (lambda x: x.reshape((5, -1)), lambda x: x.reshape(5, -1)),
+        (lambda x: x.reshape([120]), lambda x: x.reshape(120)),
+        (lambda x: x.view(2, 2, 30), lambda x: x.reshape(2, 2, 30)),
+        (lambda x: x.flatten(), lambda x: x.reshape(-1)),
+        (lambda x: x.unsqueeze(0), lambda x: x[None]), (lambda x: x.unsqueeze(-1), lambda x: x[..., None]),
+        (lambda x: x.unsqueeze(2), lambda x: x[:, :, None]),
+        (lambda x: x[:, ::2].reshape(-1), lambda x: x[:, ::2].reshape(-1)),  # a copy, not a view
+    ]
+    for f, ref in cases:
+        y = f(t)
+        want = ref(a)
+        assert y.shape == want.shape
+        np.testing.assert_array_equal(y.detach().numpy(), want)
+        assert y.requires_grad == grad and (y.grad_fn is not None) == grad
+        if grad:
+            g = rng.standard_normal(want.shape).astype(np.float32)
+            t.grad = None
+            y.backward(fastnn.tensor(g))
+            # Each output element is one input element: the same selection applied to the
+            # input's flat positions says where each part of g goes.
+            src = np.asarray(ref(np.arange(a.size).reshape(a.shape)))
+            want_grad = np.bincount(src.ravel(), weights=g.ravel(), minlength=a.size)
+            np.testing.assert_allclose(t.grad.numpy(), want_grad.reshape(a.shape), rtol=1e-6)
+    assert fastnn.tensor(3.0)[()].shape == () and fastnn.tensor(3.0).flatten().shape == (1,)
+    expect_error(IndexError, "getitem", t.__getitem__, 4)
+    expect_error(IndexError, "getitem", t.__getitem__, (0, 0, 0, 0))
+    expect_error(IndexError, "getitem", fastnn.tensor(3.0).__getitem__, 0)
+    expect_error(ValueError, "reshape", t.reshape, 7, 7)
+    expect_error(IndexError, "unsqueeze", t.unsqueeze, 4)
+
+
 def test_stack_and_cat_dtypes_and_errors():
     i = fastnn.tensor([1, 2])
     assert fastnn.stack([i, i]).dtype is fastnn.int64 and fastnn.stack([i, i]).tolist() == [[1, 2], [1, 2]]

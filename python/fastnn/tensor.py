@@ -738,7 +738,23 @@ class Tensor:
         return self
 
     # ---- shape and indexing (views, in _functions/shape.py) -----------------------------
+    # NOTE (speed): reshape, flatten, unsqueeze and indexing by ints and slices are views;
+    # with nothing to record (no grad required, or grad mode off) on a host tensor they are
+    # the NumPy call and a new Tensor (~1 us), not the Function machinery and argument
+    # checks (2-3 us). Anything NumPy refuses goes the general way, which raises the error.
+    def _plain(self):
+        """The host array when this call records nothing, else None."""
+        d = self._data
+        return d if type(d) is _ND and not (self._requires_grad and grad_mode.enabled) else None
+
     def reshape(self, *shape):
+        d = self._plain()
+        if d is not None:
+            s = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+            try:
+                return Tensor._make(d.reshape(s))
+            except (TypeError, ValueError):
+                pass
         _sh = _fnmod("shape")
         return _sh.reshape(self, _shape_args(shape))
 
@@ -752,6 +768,8 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
+        if start_dim == 0 and end_dim == -1 and (d := self._plain()) is not None:
+            return Tensor._make(d.reshape(-1))  # (a 0-d tensor gives shape (1,), as PyTorch)
         _sh = _fnmod("shape")
         return _sh.flatten(self, start_dim, end_dim)
 
@@ -770,6 +788,11 @@ class Tensor:
         return _sh.permute(self, _shape_args(dims))
 
     def unsqueeze(self, dim):
+        d = self._plain()
+        if d is not None and type(dim) is int and -d.ndim - 1 <= dim <= d.ndim:
+            s = d.shape
+            k = dim % (d.ndim + 1)
+            return Tensor._make(d.reshape(s[:k] + (1,) + s[k:]))
         _sh = _fnmod("shape")
         return _sh.unsqueeze(self, dim)
 
@@ -782,6 +805,16 @@ class Tensor:
         return _sh.expand(self, _shape_args(sizes))
 
     def __getitem__(self, idx):
+        t = type(idx)
+        if t is int or t is slice or (t is tuple and all(type(i) is int or type(i) is slice
+                                                       for i in idx)):
+            d = self._plain()
+            if d is not None:
+                try:
+                    # A trailing ... keeps t[i] of a 1-D tensor a 0-d view (see getitem).
+                    return Tensor._make(d[idx + (Ellipsis,) if t is tuple else (idx, Ellipsis)])
+                except IndexError:
+                    pass
         _sh = _fnmod("shape")
         return _sh.getitem(self, idx)
 
