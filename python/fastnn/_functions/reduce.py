@@ -20,6 +20,8 @@ from ..tensor import _ND, _contig, _is_host, _kernels, float32, int64
 from ._check import check_tensor
 
 _F32 = np.dtype(np.float32)
+_BOOL = np.dtype(np.bool_)
+_I64 = np.dtype(np.int64)
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
@@ -28,6 +30,8 @@ def _dims(dim, op):
     """dim argument -> None (all dims) or a list of ints (checked and wrapped in C++)."""
     if dim is None:
         return None
+    if type(dim) is int:  # the common call, as the loop below would take it
+        return [dim]
     dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
     for d in dims:
         if not isinstance(d, (numbers.Integral, np.integer)) or isinstance(d, bool):
@@ -70,14 +74,14 @@ def _check(x, op):
 
 def sum(x, dim=None, keepdim=False):
     _check(x, "sum")
-    if x.dtype.name == "bool":
+    if x._data.dtype == _BOOL:
         x = x.long()
     return Sum.apply(x, _dims(dim, "sum"), bool(keepdim), False)
 
 
 def mean(x, dim=None, keepdim=False):
     _check(x, "mean")
-    if x.dtype is not float32:
+    if x._data.dtype != _F32:
         raise TypeError(f"[mean] input must be float32 (PyTorch refuses the mean of integer "
                         f"tensors: use x.float().mean()), got {x.dtype}")
     return Sum.apply(x, _dims(dim, "mean"), bool(keepdim), True)
@@ -117,11 +121,13 @@ class ExtremeDim(Function):
 def _extreme(x, dim, keepdim, is_max):
     op = "max" if is_max else "min"
     _check(x, op)
-    if x.dtype not in (float32, int64):
+    dt = x._data.dtype
+    if dt != _F32 and dt != _I64:
         raise TypeError(f"[{op}] input must be float32 or int64, got {x.dtype}")
     if dim is None:
         return ExtremeAll.apply(x, is_max)
-    if not isinstance(dim, (numbers.Integral, np.integer)) or isinstance(dim, bool):
+    if type(dim) is not int and (not isinstance(dim, (numbers.Integral, np.integer))
+                                 or isinstance(dim, bool)):
         raise TypeError(f"[{op}] dim must be an int, got {dim!r}")
     return values_indices(*ExtremeDim.apply(x, int(dim), bool(keepdim), is_max))
 

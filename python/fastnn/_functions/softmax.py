@@ -15,7 +15,8 @@ _check_tensor = check_tensor  # (x, op, name=, dtypes=)
 
 def _wrap_dim(dim, ndim, op):
     """dim in [-ndim, ndim) -> [0, ndim); a 0-d tensor takes 0 and -1, as PyTorch."""
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+    # (type(dim) is int first: the ABC check alone took ~0.5 us of a ~3.5 us softmax call)
+    if type(dim) is not int and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)):
         raise TypeError(f"[{op}] dim must be an int, got {type(dim).__name__}")
     n = max(ndim, 1)
     if not -n <= dim < n:
