@@ -508,3 +508,65 @@ def test_c_level_errors():
     expect_error(ValueError, "expand", _C.expand, np.ones(3, np.float32), [2, 4], 1.0)
     expect_error(TypeError, "exp", fastnn.exp, np.ones(3, np.float32))
     expect_error(TypeError, "add", lambda: fastnn.ones(2) + "a")
+
+
+# ---- where and comparisons (NumPy underneath; a short route when nothing is recorded) ----
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("sc,sa,sb", [((5,), (5,), (5,)), ((3, 4), (3, 4), ()), ((3, 4), (4,), (3, 1)),
+                                      ((0, 2), (0, 2), (2,)), ((2, 3, 5), (1, 3, 5), (2, 1, 5))])
+def test_where_values_and_gradients(grad, sc, sa, sb, rng):
+    c = rng.random(sc) < 0.5
+    a = rng.standard_normal(sa).astype(np.float32)
+    b = rng.standard_normal(sb).astype(np.float32)
+    ta, tb = fastnn.tensor(a, requires_grad=grad), fastnn.tensor(b, requires_grad=grad)
+    y = fastnn.where(fastnn.tensor(c), ta, tb)
+    want = np.where(c, a, b)
+    assert y.dtype is fastnn.float32 and y.shape == want.shape
+    np.testing.assert_array_equal(y.detach().numpy(), want)
+    if grad:
+        g = rng.standard_normal(want.shape).astype(np.float32)
+        y.backward(fastnn.tensor(g))
+        def reduce_to(x, shape):
+            while x.ndim > len(shape):
+                x = x.sum(0)
+            return x.sum(tuple(i for i, s in enumerate(shape) if s == 1), keepdims=True) \
+                if shape else x
+        np.testing.assert_allclose(ta.grad.numpy(), reduce_to(np.where(c, g, 0.0), sa), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(tb.grad.numpy(), reduce_to(np.where(c, 0.0, g), sb), rtol=1e-5, atol=1e-6)
+    # Python numbers on either side.
+    t = fastnn.tensor(a)
+    np.testing.assert_array_equal(fastnn.where(fastnn.tensor(c), t, 0.0).numpy(),
+                                  np.where(c, a, np.float32(0)))
+    np.testing.assert_array_equal(fastnn.where(fastnn.tensor(c), 2, t).numpy(),
+                                  np.where(c, np.float32(2), a))
+
+
+def test_where_dtypes_and_errors():
+    m = fastnn.tensor([True, False])
+    assert fastnn.where(m, fastnn.tensor([1, 2]), 0.5).dtype is fastnn.float32  # as PyTorch
+    assert fastnn.where(m, fastnn.tensor([1, 2]), 0).tolist() == [1, 0]
+    expect_error(TypeError, "where", fastnn.where, fastnn.tensor([1.0, 0.0]), m, m)
+    expect_error(ValueError, "where", fastnn.where, m, fastnn.ones(2), fastnn.ones(3))
+    expect_error(ValueError, "where", fastnn.where, m, fastnn.ones(3), 0.0)
+
+
+@pytest.mark.parametrize("op", ["eq", "ne", "lt", "le", "gt", "ge"])
+def test_comparisons_with_numbers_and_tensors(op, rng):
+    f = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+         "gt": np.greater, "ge": np.greater_equal}[op]
+    dunder = getattr(fastnn.Tensor, f"__{op}__")
+    a = rng.standard_normal((3, 7)).astype(np.float32)
+    a[0, 0], a[1, 1] = np.nan, 0.5
+    b = rng.standard_normal((3, 7)).astype(np.float32)
+    b[2, 2] = a[2, 2]
+    ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+    for other, ref in [(0.5, np.float32(0.5)), (0, np.float32(0)), (tb, b), (ta, a),
+                       (fastnn.tensor(b[0]), b[0]), (float("nan"), np.float32(np.nan))]:
+        got = dunder(ta, other)
+        assert got.dtype is fastnn.bool and got.shape == (3, 7)
+        np.testing.assert_array_equal(got.numpy(), f(a, ref))
+    i = fastnn.tensor([1, 2, 3])
+    np.testing.assert_array_equal(dunder(i, 2).numpy(), f(np.array([1, 2, 3]), 2))
+    np.testing.assert_array_equal(dunder(i, 1.5).numpy(), f(np.array([1.0, 2.0, 3.0]), 1.5))
+    expect_error(ValueError, op, dunder, ta, fastnn.ones(4))

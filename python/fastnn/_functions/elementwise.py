@@ -31,6 +31,7 @@ _INT_OK = ("add", "sub", "mul", "maximum", "minimum")  # int64 kernels; div/pow 
 
 
 _BOOL = np.dtype(np.bool_)
+_F32 = np.dtype(np.float32)
 _F32_MAX = float(np.finfo(np.float32).max)
 _I64_MIN, _I64_MAX = -2 ** 63, 2 ** 63 - 1
 
@@ -284,6 +285,16 @@ def compare(a, b, op):
 
     NumPy on purpose: the kernel layer has float32 and int64 only, no bool dtype, so a C++
     kernel would need a second pass to produce the mask; NumPy's comparison is one pass."""
+    # The common call first (NOTE (speed): ~1.5 us of ~6 us for x > 0 on 32x32): a float32
+    # host tensor and a Python number float32 holds, or two host tensors of one dtype and
+    # shape. It gives what the general path below gives.
+    ad = a._data if type(a) is Tensor else None
+    if type(ad) is _ND:
+        tb = type(b)
+        if ((tb is float or tb is int) and ad.dtype == _F32 and -_F32_MAX <= b <= _F32_MAX) or (
+                tb is Tensor and type(b._data) is _ND and b._data.dtype == ad.dtype
+                and b._data.shape == ad.shape):
+            return Tensor._make(_COMPARE[op](ad, b._data if tb is Tensor else b))
     if not isinstance(b, (Tensor, numbers.Number, np.ndarray, np.number)) or isinstance(b, complex):
         return NotImplemented
     for t in (a, b):
