@@ -93,11 +93,11 @@ def test_gpu_cases_say_why_they_cannot_run(tmp_path):
 
 
 def test_quick_elementwise_cases_run(tmp_path):
-    # activations and op_small: every row times (no "error" or "unavailable" row), and
-    # NumPy's gelu row is left out (NumPy has no erf).
+    # activations, op_small and op_tensor: every row times (no "error" or "unavailable"
+    # row), and NumPy's gelu row is left out (NumPy has no erf).
     out = tmp_path / "r.json"
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--cases",
-                        "activations", "op_small", "--repeats", "2", "--target-ms", "2",
+                        "activations", "op_small", "op_tensor", "--repeats", "2", "--target-ms", "2",
                         "--json", str(out)],
                        capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": os.path.dirname(
@@ -111,3 +111,4 @@ def test_quick_elementwise_cases_run(tmp_path):
     assert acts == {"sigmoid", "tanh", "gelu", "softplus", "exp"}
     assert not any(r["impl"] == "numpy" and r["label"].startswith("gelu") for r in rows)
     assert len([r for r in rows if r["case"] == "op_small" and r["impl"] == "fastnn"]) == 4
+    assert len([r for r in rows if r["case"] == "op_tensor" and r["impl"] == "fastnn"]) == 11

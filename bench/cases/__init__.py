@@ -94,7 +94,8 @@ from . import conv  # noqa: E402
 CASES.update({"conv_fwd": conv.conv_fwd, "conv_train": conv.conv_train,
               "maxpool": conv.maxpool, "cnn_step": conv.cnn_step})
 from . import elementwise  # noqa: E402
-CASES.update({"activations": elementwise.activations, "op_small": elementwise.op_small})
+CASES.update({"activations": elementwise.activations, "op_small": elementwise.op_small,
+              "op_tensor": elementwise.op_tensor})
 from . import gpu  # noqa: E402
 CASES.update({"gpu_gemm": gpu.gpu_gemm, "gpu_softmax_ce": gpu.gpu_softmax_ce,
               "gpu_mlp_step": gpu.gpu_mlp_step})

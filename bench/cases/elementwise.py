@@ -1,5 +1,6 @@
-"""Elementwise cases: activations (transcendental activations and exp on 100k floats) and
-op_small (per-call cost of the everyday small ops: a + b, x * 2.0, x @ w.T, x.exp())."""
+"""Elementwise cases: activations (transcendental activations and exp on 100k floats),
+op_small (per-call cost of the everyday small ops: a + b, x * 2.0, x @ w.T, x.exp()) and
+op_tensor (per-call cost of indexing, reshaping, stacking, masking and small reductions)."""
 from functools import partial
 
 import numpy as np
@@ -82,3 +83,43 @@ def op_small(ctx):
                  Impl("numpy", partial(numpy_impl, kind))]
         cases.append(Bench("op_small", label, impls, unit="us"))
     return cases
+
+
+# op_tensor: (label, call) per op; each call takes the library module and the operands
+# (x: 32x32, samples: 64 vectors of 784, as a DataLoader batch collects them).
+_TENSOR_OPS = (
+    ("x[0], 32x32", lambda L, x, s: x[0]),
+    ("x.reshape(16, 64)", lambda L, x, s: x.reshape(16, 64)),
+    ("x.flatten()", lambda L, x, s: x.flatten()),
+    ("stack(64 x 784 floats)", lambda L, x, s: L.stack(s)),
+    ("cat([x, x])", lambda L, x, s: L.cat([x, x])),
+    ("x > 0", lambda L, x, s: x > 0),
+    ("where(x > 0, x, 0.0)", lambda L, x, s: L.where(x > 0, x, 0.0)),
+    ("x.clamp(-1, 1)", lambda L, x, s: x.clamp(-1, 1)),
+    ("x.sum(1)", lambda L, x, s: x.sum(1)),
+    ("softmax(x, 1)", lambda L, x, s: L.softmax(x, 1)),
+    ("zeros(32, 32)", lambda L, x, s: L.zeros(32, 32)),
+)
+
+
+def _tensor_op(lib, i, x, samples):
+    if lib == "fastnn":
+        import fastnn as L
+        wrap = L.tensor
+    else:
+        import torch as L
+        wrap = L.from_numpy
+    tx, ts = wrap(x), [wrap(v) for v in samples]
+    call = _TENSOR_OPS[i][1]
+    return lambda: call(L, tx, ts)
+
+
+def op_tensor(ctx):
+    """Per-call cost of data movement, masks and small reductions, no_grad (fastnn, PyTorch)."""
+    x = randn(ctx.rng, 32, 32)
+    samples = [randn(ctx.rng, 784) for _ in range(64)]
+    return [Bench("op_tensor", label,
+                  [Impl(lib, partial(_tensor_op, lib, i, x, samples),
+                        context=partial(_no_grad, lib)) for lib in ("fastnn", "torch")],
+                  unit="us")
+            for i, (label, _) in enumerate(_TENSOR_OPS)]

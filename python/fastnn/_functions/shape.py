@@ -9,8 +9,9 @@ import numpy as np
 
 from ..autograd import Function, grad_mode
 from .reduce import sum_axes
-from ..tensor import (Tensor, _ND, _aligned, _aligned_copy, _copy_as, _device_of, _dtype_of, _host_only,
-                      _is_host, _kernels, _to_device, _unwrap_index, float32, tensor)
+from ..tensor import (Tensor, _ND, _aligned, _aligned_copy, _copy_as, _device_of, _dtype_of,
+                      _host_only, _is_host, _kernels, _to_device, _unwrap_index, float32,
+                      tensor)
 
 
 _F32 = np.dtype(np.float32)
