@@ -108,6 +108,21 @@ def test_same_bits_on_every_fma_isa(name, rng):
         np.testing.assert_array_equal(dx, outs[0][2], err_msg=f"{name} backward, {isa} vs {outs[0][0]}")
 
 
+@pytest.mark.parametrize("n", [1, 7, 19, 67])  # in the SIMD body and in the scalar tail
+def test_special_values(n, isa):
+    # Infinities, NaN, signed zeros and subnormals, as IEEE (and PyTorch) give them.
+    sp = np.array([-np.inf, np.inf, np.nan, -0.0, 0.0, 1e-40, -1e-40, -104.5, 89.0],
+                  np.float32)
+    x = np.resize(sp, n)
+    with np.errstate(over="ignore"):
+        for f, ref in ((lambda t: t.exp(), np.exp), (lambda t: t.tanh(), np.tanh),
+                       (lambda t: t.sigmoid(), lambda v: 1 / (1 + np.exp(-v)))):
+            got = f(fastnn.tensor(x)).numpy()
+            want = ref(x.astype(np.float64)).astype(np.float32)
+            np.testing.assert_array_equal(got, want)  # (NaN matches NaN)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
 @pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 5.0), (0.5, 1.0)])
 def test_softplus_beta_threshold(beta, threshold, rng):
     x = rng.standard_normal(257) * 8

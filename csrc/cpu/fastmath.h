@@ -149,7 +149,8 @@ FASTNN_MATH_INLINE float tanh_f32(float x) {
       -3.33333333e-1f,  // -1 / 3
   };
   const float p = horner(z, kTanh);
-  const float small = fmadd(x, z * p, x);
+  // (x's sign on the series too: x + x (z p) is +0 for x = -0, and tanh(-0) is -0.)
+  const float small = __builtin_copysignf(fmadd(x, z * p, x), x);
   const float big = 1.f - 2.f / (exp_f32(2.f * a) + 1.f);
   const float t = __builtin_copysignf(big, x);
   return a < 0.5f ? small : t;

@@ -1,9 +1,14 @@
 // The loops of act_fwd.h; included by act_fwd_<isa>.cpp and cpu/activation.cpp (generic),
-// each of which first defines FASTNN_ACT_SUFFIX (the functions' name suffix).
+// each of which first defines FASTNN_ACT_SUFFIX (the functions' name suffix). The ISA files
+// also define FASTNN_ACT_VEC after including their simd_<isa>.h: exp, sigmoid and tanh then
+// run on SIMD registers (vmath_impl.h), the rest as the auto-vectorised scalar loops.
 #include <cstdint>
 
 #include "cpu/act.h"
 #include "cpu/fastmath.h"
+#ifdef FASTNN_ACT_VEC
+#include "cpu/kernels/vmath_impl.h"
+#endif
 
 #define FASTNN_ACT_CAT2(a, b) a##b
 #define FASTNN_ACT_CAT(a, b) FASTNN_ACT_CAT2(a, b)
@@ -14,6 +19,11 @@ namespace fastnn {
 void FASTNN_ACT_CAT(act_fwd_span_, FASTNN_ACT_SUFFIX)(const ActParams& p, const float* x,
                                                        float* y, int64_t n) {
   dispatch_act(p.act, [&]<Act A>() {
+#ifdef FASTNN_ACT_VEC
+    // The SIMD forms (vmath_impl.h) where there are some.
+    if constexpr (A == Act::sigmoid) return vmap<vsigmoid<V>, vsigmoid<S>>(x, y, n);
+    if constexpr (A == Act::tanh) return vmap<vtanh<V>, vtanh<S>>(x, y, n);
+#endif
     const float beta = p.beta, thr = p.threshold;
     for (int64_t i = 0; i < n; ++i) y[i] = act_fwd<A>(x[i], beta, thr);
   });
@@ -42,7 +52,11 @@ void FASTNN_ACT_CAT(act_bwd_span_, FASTNN_ACT_SUFFIX)(const ActParams& p, const 
 }
 
 void FASTNN_ACT_CAT(exp_span_, FASTNN_ACT_SUFFIX)(const float* x, float* y, int64_t n) {
+#ifdef FASTNN_ACT_VEC
+  vmap<vexp<V>, vexp<S>>(x, y, n);
+#else
   for (int64_t i = 0; i < n; ++i) y[i] = exp_f32(x[i]);
+#endif
 }
 
 }  // namespace fastnn

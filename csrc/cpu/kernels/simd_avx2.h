@@ -24,6 +24,28 @@ struct V {
   static R pos_or_zero(R y, R d) {  // d where y > 0, else +0
     return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), d);
   }
+  // For vmath_impl.h; the same results as simd_avx512.h's, bit for bit.
+  static R min(R c, R x) { return _mm256_min_ps(c, x); }  // x when either is NaN
+  static R max(R c, R x) { return _mm256_max_ps(c, x); }
+  static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), a); }
+  static R round(R a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // p * 2^n for an integer n in [-150, 128], rounded once, as AVX-512's scalef: 2^n as
+  // 2^(n/2) * 2^(n - n/2), two normal floats, and p * 2^(n/2) is exact for p in [0.5, 2).
+  static R scalef(R p, R n) {
+    const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const R s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    const R s2 = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, n1), bias), 23));
+    // (A NaN n comes with a NaN p in vmath_impl.h, and the product stays NaN.)
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  }
+  static R with_sign_of(R y, R x) {  // y (>= 0) with x's sign bit
+    return _mm256_or_ps(y, _mm256_and_ps(x, _mm256_set1_ps(-0.f)));
+  }
+  static R select_ge0(R x, R a, R b) {  // a where x >= 0, else b (b for NaN)
+    return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+  }
 };
 }  // namespace
 }  // namespace fastnn

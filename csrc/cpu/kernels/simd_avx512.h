@@ -27,6 +27,26 @@ struct V {
   static R pos_or_zero(R y, R d) {  // d where y > 0, else +0
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d);
   }
+  // For vmath_impl.h. min/max return their second operand when either is NaN (x86's rule),
+  // so min(c, x) and max(c, x) pass a NaN x through.
+  static R min(R c, R x) { return _mm512_min_ps(c, x); }
+  static R max(R c, R x) { return _mm512_max_ps(c, x); }
+  static R abs(R a) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a),
+                                                _mm512_set1_epi32(0x7FFFFFFF)));
+  }
+  static R round(R a) {  // to the nearest integer, ties to even
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  static R scalef(R p, R n) { return _mm512_scalef_ps(p, n); }  // p * 2^n, rounded once
+  static R with_sign_of(R y, R x) {  // y (>= 0) with x's sign bit
+    return _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(y),
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+  }
+  static R select_ge0(R x, R a, R b) {  // a where x >= 0, else b (b for NaN)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
+  }
 };
 }  // namespace
 }  // namespace fastnn

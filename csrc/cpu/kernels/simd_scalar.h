@@ -20,6 +20,18 @@ struct S {
   static R fma(R a, R b, R c) { return std::fma(a, b, c); }  // a * b + c, one rounding
   static R neg(R a) { return -a; }
   static R pos_or_zero(R y, R d) { return y > 0.f ? d : 0.f; }  // d where y > 0, else +0
+  // For vmath_impl.h (the elements past the last register), rounding as the SIMD forms do.
+  static R min(R c, R x) { return c < x ? c : x; }  // x when either is NaN, as minps
+  static R max(R c, R x) { return c > x ? c : x; }
+  static R abs(R a) { return std::fabs(a); }
+  static R round(R a) { return std::nearbyint(a); }  // ties to even (the default mode)
+  static R scalef(R p, R n) {  // p * 2^n, n an integer in [-150, 128] (see simd_avx2.h)
+    if (!(n == n)) return p + n;  // NaN (no int conversion of a NaN)
+    const int ni = (int)n, n1 = ni >> 1, n2 = ni - n1;
+    return (p * std::ldexp(1.f, n1)) * std::ldexp(1.f, n2);
+  }
+  static R with_sign_of(R y, R x) { return std::copysign(y, x); }  // y >= 0
+  static R select_ge0(R x, R a, R b) { return x >= 0.f ? a : b; }
 };
 }  // namespace
 }  // namespace fastnn
