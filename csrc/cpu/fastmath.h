@@ -39,6 +39,17 @@ FASTNN_MATH_INLINE float horner(float x, const float (&c)[N]) {
   return p;
 }
 
+// exp(r) = 1 + r + r^2 P(r) on |r| <= ln2/2: P, Cephes' expf polynomial, highest degree
+// first (horner's order). Shared with the SIMD forms in kernels/vmath_impl.h.
+inline constexpr float kExpPoly[] = {
+    1.9875691500e-4f,
+    1.3981999507e-3f,
+    8.3334519073e-3f,
+    4.1665795894e-2f,
+    1.6666665459e-1f,
+    5.0000001201e-1f,
+};
+
 // exp(x) for float32, inlined (libm's expf is a call per element and was the whole cost of
 // softmax and cross-entropy). Branch-free so that it vectorises: the build sets
 // -fno-trapping-math, and exp_row below compiles the row loop once per ISA.
@@ -62,15 +73,7 @@ FASTNN_MATH_INLINE float exp_f32(float x) {
   int32_t ti;
   std::memcpy(&ti, &t, 4);
   const float r = fmadd(n, 2.12194440e-4f, fmadd(n, -0.693359375f, xc));
-  static constexpr float kExp[] = {
-      1.9875691500e-4f,
-      1.3981999507e-3f,
-      8.3334519073e-3f,
-      4.1665795894e-2f,
-      1.6666665459e-1f,
-      5.0000001201e-1f,
-  };
-  const float p = fmadd(horner(r, kExp), r * r, r) + 1.f;
+  const float p = fmadd(horner(r, kExpPoly), r * r, r) + 1.f;
   // 2^n for n in [-150, 128] as 2^(n/2) * 2^(n - n/2): each factor is a normal float even
   // at n = 128 (x just below 88.72, where exp(x) is still finite) and n = -150.
   const int32_t ni = ti - 0x4B400000, n1 = ni >> 1, n2 = ni - n1;

@@ -11,23 +11,28 @@
 #pragma once
 #include <cstdint>
 
+#include "cpu/fastmath.h"
+
 namespace fastnn {
 namespace {
 
 template <class T>
 using Reg = typename T::R;
 
+// c[0] x^(N-1) + ... + c[N-1] by Horner's rule with FMAs (fastmath.h's horner on T).
+template <class T, int N>
+inline Reg<T> vhorner(Reg<T> x, const float (&c)[N]) {
+  Reg<T> p = T::set1(c[0]);
+#pragma GCC unroll 32
+  for (int i = 1; i < N; ++i) p = T::fma(p, x, T::set1(c[i]));
+  return p;
+}
+
 // exp(r) - 1 for |r| <= ln2/2: r + r^2 P(r), P Cephes' expf polynomial (as fastmath.h's
-// exp_f32), with FMAs.
+// exp_f32).
 template <class T>
 inline Reg<T> vexpm1_reduced(Reg<T> r) {
-  Reg<T> p = T::set1(1.9875691500e-4f);
-  p = T::fma(p, r, T::set1(1.3981999507e-3f));
-  p = T::fma(p, r, T::set1(8.3334519073e-3f));
-  p = T::fma(p, r, T::set1(4.1665795894e-2f));
-  p = T::fma(p, r, T::set1(1.6666665459e-1f));
-  p = T::fma(p, r, T::set1(5.0000001201e-1f));
-  return T::fma(p, T::mul(r, r), r);
+  return T::fma(vhorner<T>(r, kExpPoly), T::mul(r, r), r);
 }
 
 // x = n ln2 + r with n = round(x / ln2), |r| <= ln2/2; ln2 split in a part exact in float
