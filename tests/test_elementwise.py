@@ -417,6 +417,11 @@ def test_clamp_dtypes_and_bad_bounds():
     assert np.isnan(x.clamp(min=float("nan")).numpy()).all()  # NaN bounds propagate
     expect_error(ValueError, "clamp", lambda: x.clamp(max=1e300))  # not a float32
     expect_error(ValueError, "clamp", lambda: i.clamp(min=-2 ** 70))  # not an int64
+    # Strided views (a transpose, a step) are read as they are.
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = fastnn.tensor(a)
+    np.testing.assert_array_equal(t.T.clamp(2, 9).numpy(), np.clip(a.T, 2, 9))
+    np.testing.assert_array_equal(t[:, ::2].clamp(max=5).numpy(), np.minimum(a[:, ::2], 5))
     # Tensor bounds still work (maximum/minimum composed).
     lo = fastnn.tensor([2.0, 0.0])
     assert x.clamp(min=lo).tolist() == [2.0, 5.0]

@@ -28,7 +28,7 @@ static UnOp parse_unop(const std::string& s) {
 
 PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* handled) {
   *handled = false;
-  if (op < (int)BinOp::add || op > (int)BinOp::pow || !plain_f32_array(x)) return nullptr;
+  if (op < (int)BinOp::add || op > (int)BinOp::minimum || !plain_f32_array(x)) return nullptr;
   // y: a Python number (a 0-d operand, stride 0 everywhere) or a plain float32 array.
   float scalar = 0.f;
   const bool number = PyFloat_CheckExact(y) || PyLong_CheckExact(y);

@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 
 from .. import _C
-from ..autograd import Function
+from ..autograd import Function, grad_mode
 from ..tensor import (Tensor, _ND, _aligned, _contig, _device_of, _dtype_of, _host_only, _is_host,
                       _kernels, _same_device,
                       _to_device, bool_, float32, int64, tensor)
@@ -214,6 +214,8 @@ class Clamp(Function):
                 if v is not None:
                     out = K.binary(out, _to_device(np.asarray(v, np.float32), dev), op)
             return out
+        if x.dtype == _F32:
+            return _clamp_f32(x, lo, hi)
         out = _aligned(x.shape, _dtype_of(x.dtype))
         if lo is not None:
             np.maximum(x, lo, out=out)
@@ -235,6 +237,14 @@ class Clamp(Function):
             return np.where(keep, g, np.float32(0)), None, None
         m = _to_device(keep.astype(np.float32), _device_of(g))
         return _kernels(g).binary(_contig(g), m, "mul"), None, None
+
+
+def _clamp_f32(x, lo, hi):
+    """Clamp's forward for a float32 host array: the library's maximum/minimum kernels with a
+    number operand (NumPy's ufuncs took ~0.9 us each converting the Python number)."""
+    out = _contig(x)
+    out = out if lo is None else _C.binary_op(out, float(lo), _BINARY_CODE["maximum"])
+    return out if hi is None else _C.binary_op(out, float(hi), _BINARY_CODE["minimum"])
 
 
 def _bound(v):
@@ -267,6 +277,9 @@ def clamp(x, min=None, max=None):
                     x.dtype is float32 and (math.isnan(v) or math.isinf(v))):
                 raise ValueError(f"[clamp] {name} must be representable in the tensor's dtype "
                                  f"({x.dtype.name}), got {v}")
+        d = x._data
+        if type(d) is _ND and d.dtype == _F32 and not (x._requires_grad and grad_mode.enabled):
+            return Tensor._make(_clamp_f32(d, lo, hi))  # nothing to record
         return Clamp.apply(x, lo, hi)
     out = x
     if min is not None:
