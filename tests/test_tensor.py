@@ -124,23 +124,29 @@ def test_views_and_indexing(rng):
 
 @pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (3, 17), (2, 0, 5), (2, 3, 5)])
 @pytest.mark.parametrize("n", [1, 3])
-def test_stack_and_cat_values_and_gradients(shape, n, rng):
+@pytest.mark.parametrize("grad", [False, True])  # (recorded, or the short no-record route)
+def test_stack_and_cat_values_and_gradients(shape, n, grad, rng):
     arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
     for d in range(-len(shape) - 1, len(shape) + 1):
-        ts = [fastnn.tensor(a, requires_grad=True) for a in arrays]
+        ts = [fastnn.tensor(a, requires_grad=grad) for a in arrays]
         y = fastnn.stack(ts, d)
         want = np.stack(arrays, d)
-        assert y.shape == want.shape and y.is_contiguous()
+        assert y.shape == want.shape and y.is_contiguous() and y.requires_grad == grad
         np.testing.assert_array_equal(y.detach().numpy(), want)
+        if not grad:
+            continue
         g = rng.standard_normal(want.shape).astype(np.float32)
         y.backward(fastnn.tensor(g))
         for i, t in enumerate(ts):  # input i's gradient is slice i along the new dim
             np.testing.assert_array_equal(t.grad.numpy(), np.take(g, i, axis=d))
     for d in range(-len(shape), len(shape)):
-        ts = [fastnn.tensor(a, requires_grad=True) for a in arrays]
+        ts = [fastnn.tensor(a, requires_grad=grad) for a in arrays]
         y = fastnn.cat(ts, d)
         want = np.concatenate(arrays, d)
+        assert y.shape == want.shape and y.requires_grad == grad
         np.testing.assert_array_equal(y.detach().numpy(), want)
+        if not grad:
+            continue
         g = rng.standard_normal(want.shape).astype(np.float32)
         y.backward(fastnn.tensor(g))
         for t, part in zip(ts, np.split(g, n, axis=d)):
