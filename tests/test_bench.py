@@ -93,11 +93,12 @@ def test_gpu_cases_say_why_they_cannot_run(tmp_path):
 
 
 def test_quick_elementwise_cases_run(tmp_path):
-    # activations, op_small and op_tensor: every row times (no "error" or "unavailable"
-    # row), and NumPy's gelu row is left out (NumPy has no erf).
+    # activations, op_small, op_tensor and softmax_dim: every row times (no "error" or
+    # "unavailable" row), and NumPy's gelu row is left out (NumPy has no erf).
     out = tmp_path / "r.json"
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--cases",
-                        "activations", "op_small", "op_tensor", "--repeats", "2", "--target-ms", "2",
+                        "activations", "op_small", "op_tensor", "softmax_dim", "--repeats", "2",
+                        "--target-ms", "2",
                         "--json", str(out)],
                        capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": os.path.dirname(
@@ -112,3 +113,4 @@ def test_quick_elementwise_cases_run(tmp_path):
     assert not any(r["impl"] == "numpy" and r["label"].startswith("gelu") for r in rows)
     assert len([r for r in rows if r["case"] == "op_small" and r["impl"] == "fastnn"]) == 4
     assert len([r for r in rows if r["case"] == "op_tensor" and r["impl"] == "fastnn"]) == 11
+    assert len([r for r in rows if r["case"] == "softmax_dim" and r["impl"] == "fastnn"]) == 2

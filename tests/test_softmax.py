@@ -39,7 +39,7 @@ def test_last_dim(kind, n, classes, rng, isa):
 @pytest.mark.parametrize("shape", [(3, 5, 7), (2, 1, 65), (4, 9, 130), (1, 3, 1), (4, 0, 3),
                                    (0, 3, 2)])
 @pytest.mark.parametrize("dim", [0, 1, 2, -1, -3])
-def test_every_dim_3d(kind, shape, dim, rng):
+def test_every_dim_3d(kind, shape, dim, rng, isa):
     # inner = 65 and 130 cross the kernel's 64-column strips, with a partial last strip.
     _check(kind, rng.standard_normal(shape) * 2, dim, rng)
 

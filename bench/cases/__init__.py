@@ -82,6 +82,7 @@ CASES = {
     "gemm_small": dense.gemm_small,
     "linear_relu": dense.linear_relu,
     "softmax_ce": softmax.softmax_ce,
+    "softmax_dim": softmax.softmax_dim,
     "mlp_step": training.mlp_step,
     "tiny_step": training.tiny_step,
     "op_overhead": overhead.op_overhead,

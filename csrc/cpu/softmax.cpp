@@ -265,17 +265,28 @@ void argmax_impl(const T* x, int64_t* idx, int64_t outer, int64_t dim, int64_t i
 }  // namespace
 
 void softmax_fwd(const float* x, float* y, int64_t outer, int64_t dim, int64_t inner, bool log) {
+  // The strips' SIMD forms (kernels/softmax_strip_impl.h) where the ISA has them.
+  auto strip = softmax_strip;
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) strip = softmax_strip_avx512;
+  else if (active_isa() == Isa::avx2) strip = softmax_strip_avx2;
+#endif
   for_each_strip(outer, dim, inner, [&](int64_t off, int64_t w) {
     if (inner == 1) softmax_row(x + off, y + off, dim, log);
-    else softmax_strip(x + off, y + off, dim, inner, w, log);
+    else strip(x + off, y + off, dim, inner, w, log);
   });
 }
 
 void softmax_bwd(const float* dy, const float* y, float* dx, int64_t outer, int64_t dim,
                  int64_t inner, bool log) {
+  auto strip = softmax_bwd_strip;
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) strip = softmax_bwd_strip_avx512;
+  else if (active_isa() == Isa::avx2) strip = softmax_bwd_strip_avx2;
+#endif
   for_each_strip(outer, dim, inner, [&](int64_t off, int64_t w) {
     if (inner == 1) softmax_bwd_row(dy + off, y + off, dx + off, dim, log);
-    else softmax_bwd_strip(dy + off, y + off, dx + off, dim, inner, w, log);
+    else strip(dy + off, y + off, dx + off, dim, inner, w, log);
   });
 }
 

@@ -26,6 +26,17 @@ void ce_bwd_rows16_avx512(const float* x, const int64_t* t, const float* stats, 
                           int64_t g_stride, float scale, float* dx, int64_t n, int64_t c,
                           int64_t ignore_index);
 
+// softmax / log_softmax over a strip of w columns whose dim runs `inner` floats apart, and
+// its backward (cpu/softmax.cpp's softmax_strip / softmax_bwd_strip; softmax_strip_impl.h).
+void softmax_strip_avx512(const float* x, float* y, int64_t dim, int64_t inner, int64_t w,
+                          bool log);
+void softmax_bwd_strip_avx512(const float* dy, const float* y, float* dx, int64_t dim,
+                              int64_t inner, int64_t w, bool log);
+void softmax_strip_avx2(const float* x, float* y, int64_t dim, int64_t inner, int64_t w,
+                        bool log);
+void softmax_bwd_strip_avx2(const float* dy, const float* y, float* dx, int64_t dim,
+                            int64_t inner, int64_t w, bool log);
+
 float row_max_avx2(const float* x, int64_t n);
 double row_sum_f64_avx2(const float* x, int64_t n);
 double row_dot_f64_avx2(const float* a, const float* b, int64_t n);

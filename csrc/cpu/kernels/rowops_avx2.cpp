@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include "cpu/kernels/rowops.h"
+#include "cpu/kernels/simd_avx2.h"
 
 namespace fastnn {
 
@@ -63,3 +64,8 @@ double row_dot_f64_avx2(const float* a, const float* b, int64_t n) {
 }
 
 }  // namespace fastnn
+
+// The strided softmax strips (see softmax_strip_impl.h).
+#define FASTNN_STRIP_SUFFIX avx2
+#include "cpu/kernels/softmax_strip_impl.h"
+#undef FASTNN_STRIP_SUFFIX

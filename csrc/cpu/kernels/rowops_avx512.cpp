@@ -175,3 +175,8 @@ double row_dot_f64_avx512(const float* a, const float* b, int64_t n) {
 }
 
 }  // namespace fastnn
+
+// The strided softmax strips (see softmax_strip_impl.h).
+#define FASTNN_STRIP_SUFFIX avx512
+#include "cpu/kernels/softmax_strip_impl.h"
+#undef FASTNN_STRIP_SUFFIX

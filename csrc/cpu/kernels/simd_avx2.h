@@ -46,6 +46,21 @@ struct V {
   static R select_ge0(R x, R a, R b) {  // a where x >= 0, else b (b for NaN)
     return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
   }
+  // Sums in double over a register's lanes (softmax_strip_impl.h): D holds W doubles.
+  struct D {
+    __m256d lo, hi;
+  };
+  static D dzero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  static __m256d lo_pd(R a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }
+  static __m256d hi_pd(R a) { return _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)); }
+  static D dacc(D s, R a) { return {_mm256_add_pd(s.lo, lo_pd(a)), _mm256_add_pd(s.hi, hi_pd(a))}; }
+  static D dacc_mul(D s, R a, R b) {  // s + a * b, the product in double
+    return {_mm256_fmadd_pd(lo_pd(a), lo_pd(b), s.lo), _mm256_fmadd_pd(hi_pd(a), hi_pd(b), s.hi)};
+  }
+  static void dstore(double* p, D s) {
+    _mm256_storeu_pd(p, s.lo);
+    _mm256_storeu_pd(p + 4, s.hi);
+  }
 };
 }  // namespace
 }  // namespace fastnn

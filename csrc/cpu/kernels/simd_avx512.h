@@ -47,6 +47,21 @@ struct V {
   static R select_ge0(R x, R a, R b) {  // a where x >= 0, else b (b for NaN)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
   }
+  // Sums in double over a register's lanes (softmax_strip_impl.h): D holds W doubles.
+  struct D {
+    __m512d lo, hi;
+  };
+  static D dzero() { return {_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  static __m512d lo_pd(R a) { return _mm512_cvtps_pd(_mm512_castps512_ps256(a)); }
+  static __m512d hi_pd(R a) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)); }
+  static D dacc(D s, R a) { return {_mm512_add_pd(s.lo, lo_pd(a)), _mm512_add_pd(s.hi, hi_pd(a))}; }
+  static D dacc_mul(D s, R a, R b) {  // s + a * b, the product in double
+    return {_mm512_fmadd_pd(lo_pd(a), lo_pd(b), s.lo), _mm512_fmadd_pd(hi_pd(a), hi_pd(b), s.hi)};
+  }
+  static void dstore(double* p, D s) {
+    _mm512_storeu_pd(p, s.lo);
+    _mm512_storeu_pd(p + 8, s.hi);
+  }
 };
 }  // namespace
 }  // namespace fastnn

@@ -32,6 +32,12 @@ struct S {
   }
   static R with_sign_of(R y, R x) { return std::copysign(y, x); }  // y >= 0
   static R select_ge0(R x, R a, R b) { return x >= 0.f ? a : b; }
+  // Sums in double (softmax_strip_impl.h), as the SIMD forms' lanes.
+  using D = double;
+  static D dzero() { return 0.0; }
+  static D dacc(D s, R a) { return s + (double)a; }
+  static D dacc_mul(D s, R a, R b) { return std::fma((double)a, (double)b, s); }
+  static void dstore(double* p, D s) { *p = s; }
 };
 }  // namespace
 }  // namespace fastnn
