@@ -140,6 +140,33 @@ def test_nan_propagates(isa):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(2, 5, 3), (2, 5, 3, 4), (1, 3, 1, 1, 2), (3, 1, 7), (0, 4, 2)])
+def test_cross_entropy_k_dimensional(reduction, shape, rng):
+    # (N, C, d1, ..., dk) logits and (N, d1, ..., dk) targets, as PyTorch's: the same as the
+    # 2-D loss on the class dim moved last, positions as rows; 'none' keeps the positions.
+    x = rng.standard_normal(shape) * 3
+    t = rng.integers(0, shape[1], size=(shape[0],) + shape[2:])
+    if t.size > 2:
+        t.reshape(-1)[rng.integers(0, t.size)] = -100  # an ignored position
+    perm = (0,) + tuple(range(2, len(shape))) + (1,)
+    rows = np.transpose(x, perm).reshape(-1, shape[1])
+    xt = fastnn.tensor(x.astype(np.float32), requires_grad=True)
+    loss = F.cross_entropy(xt, fastnn.tensor(t), reduction=reduction)
+    want = R.cross_entropy(rows, t.reshape(-1), reduction)
+    want = np.reshape(want, t.shape) if reduction == "none" else want
+    assert tuple(loss.shape) == np.shape(want)
+    np.testing.assert_allclose(loss.detach().numpy(), want, rtol=1e-5, atol=1e-5)
+    g = rng.standard_normal(np.shape(want))
+    loss.backward(fastnn.tensor(g.astype(np.float32)))
+    grow = R.cross_entropy_grad(rows, t.reshape(-1), g.reshape(-1) if reduction == "none" else g,
+                                reduction)[0]
+    want_grad = np.transpose(grow.reshape(np.transpose(x, perm).shape), np.argsort(perm))
+    np.testing.assert_allclose(xt.grad.numpy(), want_grad, rtol=1e-5, atol=1e-6)
+    expect_error(ValueError, "cross_entropy", F.cross_entropy, xt,
+                 fastnn.tensor(np.zeros(shape[:1] + shape[3:] + (9,), np.int64)), match="target")
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_matches_torch(reduction, rng):
     torch = pytest.importorskip("torch")
     x = (rng.standard_normal((33, 17)) * 4).astype(np.float32)

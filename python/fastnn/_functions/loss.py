@@ -9,7 +9,7 @@ from .. import _C
 from ..autograd import Function
 import numpy as np
 
-from ..tensor import _ND, Tensor, _contig, _kernels, _same_device, float32, int64
+from ..tensor import _ND, Tensor, _contig, _host_only, _kernels, _same_device, float32, int64
 from ._check import check_tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -46,11 +46,15 @@ class CrossEntropy(Function):
 
 def cross_entropy(input, target, reduction="mean", ignore_index=-100):
     """Cross-entropy of raw logits against int64 class indices (log-softmax fused in).
-    Targets equal to ignore_index add 0 loss and 0 gradient and are not counted by 'mean'."""
+    Targets equal to ignore_index add 0 loss and 0 gradient and are not counted by 'mean'.
+    Input (N, C) with target (N,), unbatched (C,) with (), or, as PyTorch, (N, C, d1, ...,
+    dk) with target (N, d1, ..., dk): a class score per position (segmentation), the loss
+    per position with reduction='none'."""
     if type(reduction) is str and reduction in _REDUCTIONS and type(ignore_index) is int \
             and isinstance(input, Tensor) and isinstance(target, Tensor):
         a, b = input._data, target._data
-        if type(a) is _ND and type(b) is _ND and a.dtype is _F32 and b.dtype is _I64:
+        if type(a) is _ND and type(b) is _ND and a.dtype is _F32 and b.dtype is _I64 \
+                and a.ndim <= 2:
             # The common case (float32 logits, int64 classes, on the host), with the checks
             # below that it passes skipped; shapes and class ranges are the kernel's to check.
             return CrossEntropy.apply(input, target, reduction, ignore_index)
@@ -62,7 +66,24 @@ def cross_entropy(input, target, reduction="mean", ignore_index=-100):
     _check_reduction(reduction, op)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"[{op}] ignore_index must be an int, got {type(ignore_index).__name__}")
+    if input.ndim > 2:
+        return _cross_entropy_nd(input, target, reduction, int(ignore_index))
     return CrossEntropy.apply(input, target, reduction, int(ignore_index))
+
+
+def _cross_entropy_nd(input, target, reduction, ignore_index):
+    """(N, C, d1, ..., dk) logits against (N, d1, ..., dk) targets: the class dim moved last
+    and every position a row of the 2-D kernel (recorded, so the gradient flows back through
+    the same reshape and permute)."""
+    s, ts, k = tuple(input.shape), tuple(target.shape), input.ndim
+    want = (s[0],) + s[2:]
+    if ts != want:
+        raise ValueError(f"[cross_entropy] a {k}-D input of shape {s} takes a target of shape "
+                         f"{want} (the input's shape without the class dim 1), got {ts}")
+    _host_only(input, "cross_entropy")
+    rows = input.permute(0, *range(2, k), 1).reshape(-1, s[1])
+    loss = CrossEntropy.apply(rows, target.reshape(-1), reduction, ignore_index)
+    return loss.reshape(want) if reduction == "none" else loss
 
 
 class MSE(Function):
