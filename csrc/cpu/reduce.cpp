@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "cpu/isa.h"
 
 namespace fastnn {
 
@@ -58,6 +59,53 @@ float row_sum(const float* x, int64_t n) {
   return pairwise_sum_blocks(part, 0, nb);
 }
 
+// dst[c] = (sum over j < r of base[j*inner + c], in double) / divisor for c < w <= kTile.
+// NOTE (speed): 32 columns at a time, so their sums stay in registers down all r rows (a
+// sum per column in memory cost a load and a store of it per row); every column still adds
+// its rows in order, so the result is the same.
+__attribute__((always_inline)) inline void sum_cols_impl(const float* base, int64_t r,
+                                                         int64_t inner, int64_t w,
+                                                         double divisor, float* dst) {
+  constexpr int kCols = 32;
+  int64_t c0 = 0;
+  for (; c0 + kCols <= w; c0 += kCols) {
+    double a[kCols] = {};
+    for (int64_t j = 0; j < r; ++j) {
+      const float* row = base + j * inner + c0;
+#pragma GCC unroll 32
+      for (int c = 0; c < kCols; ++c) a[c] += (double)row[c];
+    }
+    for (int c = 0; c < kCols; ++c) dst[c0 + c] = (float)(a[c] / divisor);
+  }
+  if (c0 == w) return;
+  double acc[kTile];
+  for (int64_t c = c0; c < w; ++c) acc[c] = 0.0;
+  for (int64_t j = 0; j < r; ++j) {
+    const float* row = base + j * inner;
+    for (int64_t c = c0; c < w; ++c) acc[c] += (double)row[c];
+  }
+  for (int64_t c = c0; c < w; ++c) dst[c] = (float)(acc[c] / divisor);
+}
+// The same loop compiled per ISA (the target attribute keeps it in this file, as rnn.cpp's
+// cells): widening and adding in double is 2 lanes an instruction on baseline x86-64, 8 on
+// AVX-512. NOTE (speed): sum over dim 0 of 1000x256, 1 thread: 52 -> 14 us (PyTorch 19).
+void sum_cols_generic(const float* base, int64_t r, int64_t inner, int64_t w, double divisor,
+                      float* dst) {
+  sum_cols_impl(base, r, inner, w, divisor, dst);
+}
+#ifdef FASTNN_X86
+__attribute__((target("avx2,fma"))) void sum_cols_avx2(const float* base, int64_t r,
+                                                       int64_t inner, int64_t w, double divisor,
+                                                       float* dst) {
+  sum_cols_impl(base, r, inner, w, divisor, dst);
+}
+__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+void sum_cols_avx512(const float* base, int64_t r, int64_t inner, int64_t w, double divisor,
+                     float* dst) {
+  sum_cols_impl(base, r, inner, w, divisor, dst);
+}
+#endif
+
 }  // namespace
 
 void sum_f32(const float* x, int64_t outer, int64_t r, int64_t inner, double divisor, float* out) {
@@ -80,19 +128,16 @@ void sum_f32(const float* x, int64_t outer, int64_t r, int64_t inner, double div
   const int64_t tiles = (inner + kTile - 1) / kTile;
   const int64_t items = outer * tiles;
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, r * std::min(inner, kTile)));
+  auto cols = sum_cols_generic;
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) cols = sum_cols_avx512;
+  else if (active_isa() == Isa::avx2) cols = sum_cols_avx2;
+#endif
   parallel_for(items, grain, [&](int64_t b, int64_t e) {
-    double acc[kTile];
     for (int64_t it = b; it < e; ++it) {
       const int64_t o = it / tiles, c0 = (it % tiles) * kTile;
-      const int64_t w = std::min(kTile, inner - c0);
-      for (int64_t c = 0; c < w; ++c) acc[c] = 0.0;
-      const float* base = x + o * r * inner + c0;
-      for (int64_t j = 0; j < r; ++j) {
-        const float* row = base + j * inner;
-        for (int64_t c = 0; c < w; ++c) acc[c] += (double)row[c];
-      }
-      float* dst = out + o * inner + c0;
-      for (int64_t c = 0; c < w; ++c) dst[c] = (float)(acc[c] / divisor);
+      cols(x + o * r * inner + c0, r, inner, std::min(kTile, inner - c0), divisor,
+           out + o * inner + c0);
     }
   });
 }
