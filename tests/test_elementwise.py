@@ -417,6 +417,16 @@ def test_clamp_dtypes_and_bad_bounds():
     assert np.isnan(x.clamp(min=float("nan")).numpy()).all()  # NaN bounds propagate
     expect_error(ValueError, "clamp", lambda: x.clamp(max=1e300))  # not a float32
     expect_error(ValueError, "clamp", lambda: i.clamp(min=-2 ** 70))  # not an int64
+    # bool tensors clamp as int64, NumPy scalars of every width are numbers.
+    b = fastnn.clamp(fastnn.tensor([True, False]), 0, None)
+    assert b.dtype is fastnn.int64 and b.tolist() == [1, 0]
+    assert fastnn.tensor([-5, 0, 7]).clamp(np.longdouble(0.5)).tolist() == [0.5, 0.5, 7.0]
+    # A zero at a bound of the other sign stays x, as PyTorch (min(max(x, lo), hi) keeps x
+    # unless x < lo or x > hi), recorded or not.
+    for grad in (False, True):
+        z = fastnn.tensor([-0.0, 0.0], requires_grad=grad)
+        assert np.signbit(z.clamp(0.0, 1.0).detach().numpy()).tolist() == [True, False]
+        assert np.signbit(z.clamp(None, -0.0).detach().numpy()).tolist() == [True, False]
     # Strided views (a transpose, a step) are read as they are.
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     t = fastnn.tensor(a)
@@ -571,6 +581,10 @@ def test_comparisons_with_numbers_and_tensors(op, rng):
         got = dunder(ta, other)
         assert got.dtype is fastnn.bool and got.shape == (3, 7)
         np.testing.assert_array_equal(got.numpy(), f(a, ref))
+    # 0-d tensors give 0-d bool tensors (NumPy gives a scalar there).
+    for z in (dunder(fastnn.tensor(0.5), 0.25), dunder(fastnn.tensor(0.5), fastnn.tensor(0.25))):
+        assert z.dtype is fastnn.bool and z.shape == () and z.item() == f(0.5, 0.25)
+        assert z.float().item() == float(f(0.5, 0.25)) and repr(z)
     i = fastnn.tensor([1, 2, 3])
     np.testing.assert_array_equal(dunder(i, 2).numpy(), f(np.array([1, 2, 3]), 2))
     np.testing.assert_array_equal(dunder(i, 1.5).numpy(), f(np.array([1.0, 2.0, 3.0]), 1.5))

@@ -209,6 +209,7 @@ def test_stack_and_cat_dtypes_and_errors():
     expect_error(ValueError, "stack", fastnn.stack, [x, fastnn.ones(3)])
     expect_error(IndexError, "stack", fastnn.stack, [x, x], 2)
     expect_error(ValueError, "cat", fastnn.cat, [fastnn.ones(2, 3), fastnn.ones(2)], 0)
+    expect_error(ValueError, "cat", fastnn.cat, [fastnn.tensor(1.0), fastnn.tensor(2.0)])
     # A generator works, as in PyTorch.
     assert fastnn.stack(t for t in (x, x)).shape == (2, 2)
 

@@ -122,6 +122,32 @@ PyObject* binary_op_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return r;
 }
 
+// _C.clamp(x, lo, hi): clamp_f32 on a C-contiguous float32 host array, lo and hi Python
+// floats or None (fastnn.clamp's float32 path; one fastcall, as binary_op).
+PyObject* clamp_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  float b[2];
+  const float* bound[2] = {nullptr, nullptr};
+  bool ok = nargs == 3 && plain_f32_array(args[0]);
+  for (int i = 0; i < 2 && ok; ++i) {
+    if (args[1 + i] == Py_None) continue;
+    ok = PyFloat_CheckExact(args[1 + i]);
+    if (ok) {
+      b[i] = (float)PyFloat_AS_DOUBLE(args[1 + i]);
+      bound[i] = &b[i];
+    }
+  }
+  if (!ok) {
+    PyErr_SetString(PyExc_TypeError,
+                    "[clamp] takes (x: a C-contiguous float32 array, lo: float or None, "
+                    "hi: float or None)");
+    return nullptr;
+  }
+  bool handled = false;
+  return elementwise_plain(args[0], &handled, [&](const float* x, float* y, int64_t n) {
+    clamp_f32(x, y, n, bound[0], bound[1]);
+  });
+}
+
 }  // namespace
 
 void bind_elementwise(py::module_& m) {
@@ -144,6 +170,13 @@ void bind_elementwise(py::module_& m) {
       "sub 1, mul 2, div 3, pow 4, maximum 5, minimum 6), with the least per-call work for "
       "float32 operands."};
   add_fastcall(m, &binary_op_def);
+  static PyMethodDef clamp_def = {
+      "clamp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&clamp_fast)),
+      METH_FASTCALL,
+      "clamp(x, lo, hi) -> array\n\nx limited to [lo, hi] (None: no limit), as torch.clamp: x "
+      "itself within the bounds (-0 stays -0), a NaN x or bound gives NaN; x a C-contiguous "
+      "float32 array."};
+  add_fastcall(m, &clamp_def);
   m.def("binary_bwd", [](py::handle g, py::handle a, py::handle b, const std::string& op,
                          bool need_a, bool need_b) {
     BinOp o = parse_binop(op);

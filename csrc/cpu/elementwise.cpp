@@ -1,6 +1,8 @@
 #include "cpu/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "core/parallel.h"
@@ -237,6 +239,21 @@ void unary_f32(UnOp op, const float* x, float* y, int64_t n) {
       if constexpr (Op == UnOp::exp) exp_span(x + b, y + b, e - b);
       else for (int64_t i = b; i < e; ++i) y[i] = unary_apply<Op>(x[i]);
     });
+  });
+}
+
+void clamp_f32(const float* x, float* y, int64_t n, const float* lo, const float* hi) {
+  if ((lo && *lo != *lo) || (hi && *hi != *hi)) {  // a NaN bound: every element is NaN
+    std::fill(y, y + n, std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  const float l = lo ? *lo : -std::numeric_limits<float>::infinity();
+  const float h = hi ? *hi : std::numeric_limits<float>::infinity();
+  parallel_for(n, kEwGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = x[i] < l ? l : x[i];  // (a NaN x fails both tests and stays)
+      y[i] = v > h ? h : v;
+    }
   });
 }
 

@@ -39,6 +39,10 @@ void binary_bwd_f32(BinOp op, const Dims& shape, const float* g, const float* a,
 
 // y = op(x), n elements, contiguous. int64: neg and abs only.
 void unary_f32(UnOp op, const float* x, float* y, int64_t n);
+// y = x limited to [lo, hi] (either bound may be null: no limit), as torch.clamp: x itself
+// when lo <= x <= hi (so -0 stays -0 at a bound of 0), lo below, hi above (hi everywhere when
+// lo > hi); a NaN x or a NaN bound gives NaN.
+void clamp_f32(const float* x, float* y, int64_t n, const float* lo, const float* hi);
 void unary_i64(UnOp op, const int64_t* x, int64_t* y, int64_t n);
 // dx = g * op'(x): x is the input, y the forward output (exp and sqrt use y); overwrites dx.
 void unary_bwd_f32(UnOp op, const float* g, const float* x, const float* y, float* dx, int64_t n);

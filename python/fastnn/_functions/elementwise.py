@@ -200,9 +200,11 @@ class Clamp(Function):
     """min(max(x, lo), hi) with number bounds (either may be None), PyTorch's order: with
     lo > hi every element is hi. NaN stays NaN. The gradient passes where lo <= x <= hi,
     the bounds included, as PyTorch's clamp backward (0 elsewhere, and at NaN).
-    On a CUDA tensor the forward runs the backend's maximum/minimum kernels and the backward
-    builds that mask on the host (one copy of x each way; the backend has no comparison
-    kernel), then multiplies on the device."""
+    On a CUDA tensor the forward runs the backend's maximum/minimum kernels (NOTE: which
+    return the bound, not x, when x is a zero of the other sign: clamp(-0.0, min=0.0) is +0
+    there, -0 on the CPU and in PyTorch) and the backward builds that mask on the host (one
+    copy of x each way; the backend has no comparison kernel), then multiplies on the
+    device."""
     @staticmethod
     def forward(ctx, x, lo, hi):
         ctx.lo, ctx.hi = lo, hi
@@ -240,19 +242,21 @@ class Clamp(Function):
 
 
 def _clamp_f32(x, lo, hi):
-    """Clamp's forward for a float32 host array: the library's maximum/minimum kernels with a
-    number operand (NumPy's ufuncs took ~0.9 us each converting the Python number)."""
-    out = _contig(x)
-    out = out if lo is None else _C.binary_op(out, float(lo), _BINARY_CODE["maximum"])
-    return out if hi is None else _C.binary_op(out, float(hi), _BINARY_CODE["minimum"])
+    """Clamp's forward for a float32 host array: one kernel (cpu/elementwise.cpp's clamp_f32,
+    PyTorch's rule at the bounds: -0 stays -0). NumPy's maximum/minimum took ~0.9 us each
+    converting a Python number, and return the bound, not x, on a tie of zeros."""
+    return _C.clamp(_contig(x), None if lo is None else float(lo),
+                    None if hi is None else float(hi))
 
 
 def _bound(v):
     """A clamp bound as a Python int or float, or None when it is not a plain number."""
     if type(v) in (int, float):
         return v
-    if isinstance(v, (np.integer, np.floating)):
-        return v.item()
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)  # (np.longdouble's .item() stays a NumPy scalar)
     return None
 
 
@@ -266,6 +270,8 @@ def clamp(x, min=None, max=None):
     lo, hi = _bound(min), _bound(max)
     if (isinstance(x, Tensor) and (type(x._data) is _ND or x.dtype is float32)
             and (min is None or lo is not None) and (max is None or hi is not None)):
+        if x._data.dtype == _BOOL:
+            x = x.long()  # bool counts as int64 (0/1), as PyTorch's clamp gives
         x = _check_tensor(x, "clamp")
         if x.dtype is int64 and (type(lo) is float or type(hi) is float):
             x = x.float()  # an int64 tensor with a float bound gives float32, as PyTorch
@@ -307,7 +313,8 @@ def compare(a, b, op):
         if ((tb is float or tb is int) and ad.dtype == _F32 and -_F32_MAX <= b <= _F32_MAX) or (
                 tb is Tensor and type(b._data) is _ND and b._data.dtype == ad.dtype
                 and b._data.shape == ad.shape):
-            return Tensor._make(_COMPARE[op](ad, b._data if tb is Tensor else b))
+            r = _COMPARE[op](ad, b._data if tb is Tensor else b)
+            return Tensor._make(r if type(r) is _ND else np.asarray(r))  # (0-d: a NumPy bool)
     if not isinstance(b, (Tensor, numbers.Number, np.ndarray, np.number)) or isinstance(b, complex):
         return NotImplemented
     for t in (a, b):

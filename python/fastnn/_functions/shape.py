@@ -268,6 +268,10 @@ def _check_seq(tensors, op):
 def cat(tensors, dim=0):
     tensors, record = _check_seq(tensors, "cat")
     s0 = tensors[0]._data.shape
+    for i, t in enumerate(tensors):
+        if t._data.ndim == 0:
+            raise ValueError(f"[cat] zero-dimensional tensor (element {i}) cannot be "
+                             f"concatenated; use stack")
     d = _wrap(dim, len(s0), "cat")
     for i, t in enumerate(tensors):
         s = t._data.shape
