@@ -38,8 +38,10 @@ def test_sum_mean_dims(dim, keepdim, rng):
 
 @pytest.mark.parametrize("shape,dim", [((), None), ((), 0), ((1,), 0), ((17,), None),
                                        ((4, 1, 6), 1), ((33, 16), 0), ((1, 8), (0, 1)),
-                                       ((600, 3), 0), ((2, 1100), 1), ((5, 1030, 3), (0, 2))])
-def test_sum_shapes(shape, dim, rng):
+                                       ((600, 3), 0), ((2, 1100), 1), ((5, 1030, 3), (0, 2)),
+                                       # columns in blocks of 32 and a tail (reduce.cpp):
+                                       ((7, 70), 0), ((3, 9, 100), 1), ((40, 544), 0)])
+def test_sum_shapes(shape, dim, rng, isa):
     x = rng.standard_normal(shape)
     k = _k(shape, dim)
     check_op(lambda t: fastnn.sum(t, dim), lambda a: R.reduce_sum(a, dim), [x],
