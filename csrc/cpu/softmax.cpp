@@ -271,6 +271,15 @@ void softmax_fwd(const float* x, float* y, int64_t outer, int64_t dim, int64_t i
   if (active_isa() == Isa::avx512) strip = softmax_strip_avx512;
   else if (active_isa() == Isa::avx2) strip = softmax_strip_avx2;
 #endif
+#ifdef FASTNN_X86
+  if (inner == 1 && dim < 64 && active_isa() == Isa::avx512) {
+    // Short rows in one call per chunk of rows (see softmax_rows_short_avx512).
+    parallel_for(outer, row_grain(dim), [&](int64_t b, int64_t e) {
+      softmax_rows_short_avx512(x + b * dim, y + b * dim, e - b, dim, log);
+    });
+    return;
+  }
+#endif
   for_each_strip(outer, dim, inner, [&](int64_t off, int64_t w) {
     if (inner == 1) softmax_row(x + off, y + off, dim, log);
     else strip(x + off, y + off, dim, inner, w, log);

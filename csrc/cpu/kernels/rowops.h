@@ -19,6 +19,9 @@ double row_dot_f64_avx512(const float* a, const float* b, int64_t n);
 void exp_row_avx512(const float* x, float a, float b, float s, float* y, int64_t n);
 double exp_row_sum_avx512(const float* x, float a, float b, float s, float* y, int64_t n);
 
+// softmax / log_softmax of `rows` rows of n < 64 floats (softmax_row's contract, one call).
+void softmax_rows_short_avx512(const float* x, float* y, int64_t rows, int64_t n, bool log);
+
 // Cross-entropy forward / backward (cpu/loss.cpp's contract) for rows of c <= 16 classes.
 void ce_fwd_rows16_avx512(const float* x, const int64_t* t, float* loss, float* stats,
                           int64_t n, int64_t c, int64_t ignore_index);

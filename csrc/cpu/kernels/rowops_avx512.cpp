@@ -60,6 +60,70 @@ double exp_row_sum_avx512(const float* x, float a, float b, float s, float* y, i
   return exp_row_impl<true>(x, a, b, s, y, n);
 }
 
+// softmax / log_softmax of `rows` rows of n < 64 floats (cpu/softmax.cpp's softmax_row for
+// short rows, in one call): the row in up to four registers, max, exp and the sum without
+// leaving them, the same operations in the same order as row_max + exp_row_sum + the scale
+// (all chunks of a row shorter than 64 go to the first pair of sums there too), so the
+// results are those of that path, which still takes rows of 64 and more.
+// NOTE (speed): per row, the three dispatched passes cost ~55 ns of fixed work; 32x32 through
+// _C.softmax_fwd 2.57 -> 1.20 us, 64x10 1.84 (one row at a time) -> 1.45 (four side by side).
+namespace {
+// Rows [i0, i0 + R) of softmax_rows_short_avx512, side by side (each row is a chain of
+// dependent steps: max, its reduction, exp, the sum's reduction, log or 1/sum).
+template <int R>
+inline void softmax_rows_short_block(const float* x, float* y, int64_t i0, int64_t n, int chunks,
+                                     const __mmask16* mk, bool log) {
+  const __m512 ninf = _mm512_set1_ps(-__builtin_inff()), zero = _mm512_setzero_ps();
+  __m512 v[R][4], e[R][4], vm[R];
+  double sum[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const float* xi = x + (i0 + r) * n;
+    __m512 mv = ninf;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      if (k >= chunks) break;
+      v[r][k] = _mm512_maskz_loadu_ps(mk[k], xi + 16 * k);
+      mv = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, mk[k], xi + 16 * k), mv);
+    }
+    vm[r] = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      if (k >= chunks) break;
+      e[r][k] = _mm512_maskz_mul_ps(
+          mk[k], exp16(_mm512_sub_ps(_mm512_sub_ps(v[r][k], vm[r]), zero)), _mm512_set1_ps(1.f));
+      lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e[r][k])));
+      hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e[r][k], 1)));
+    }
+    sum[r] = _mm512_reduce_add_pd(
+        _mm512_add_pd(_mm512_add_pd(lo, hi), _mm512_add_pd(_mm512_setzero_pd(), _mm512_setzero_pd())));
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    float* yi = y + (i0 + r) * n;
+    const __m512 f = _mm512_set1_ps(log ? (float)std::log(sum[r]) : (float)(1.0 / sum[r]));
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      if (k >= chunks) break;
+      const __m512 out =
+          log ? _mm512_sub_ps(_mm512_sub_ps(v[r][k], vm[r]), f) : _mm512_mul_ps(e[r][k], f);
+      _mm512_mask_storeu_ps(yi + 16 * k, mk[k], out);
+    }
+  }
+}
+}  // namespace
+
+void softmax_rows_short_avx512(const float* x, float* y, int64_t rows, int64_t n, bool log) {
+  const int chunks = (int)((n + 15) / 16);
+  __mmask16 mk[4];
+  for (int k = 0; k < 4; ++k)
+    mk[k] = n - 16 * k >= 16 ? (__mmask16)0xFFFF : n > 16 * k ? tail_mask(n - 16 * k) : 0;
+  int64_t i = 0;
+  for (; i + 4 <= rows; i += 4) softmax_rows_short_block<4>(x, y, i, n, chunks, mk, log);
+  for (; i < rows; ++i) softmax_rows_short_block<1>(x, y, i, n, chunks, mk, log);
+}
+
 // Cross-entropy rows of at most 16 classes (one register per row): what cross_entropy_fwd /
 // _bwd (cpu/loss.cpp) compute per row through row_max + exp_row_sum + log and exp_row, with
 // the same operations in the same order, so the results are bit-identical to that path.

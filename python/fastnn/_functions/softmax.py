@@ -5,7 +5,7 @@ Contract: softmax(x, dim), log_softmax(x, dim), argmax(x, dim=None, keepdim=Fals
 import numbers
 
 from .. import _C
-from ..autograd import Function
+from ..autograd import Function, grad_mode
 from ..tensor import Tensor, _ND, _contig, _kernels, float32, int64
 from ._check import check_tensor
 
@@ -39,14 +39,21 @@ class Softmax(Function):
         return (_C if type(y) is _ND else _kernels(y)).softmax_bwd(_contig(dy), y, ctx.dim, ctx.log), None, None
 
 
+def _softmax(x, dim, log, op):
+    _check_tensor(x, op)
+    d = _wrap_dim(dim, x.ndim, op)
+    a = x._data
+    if type(a) is _ND and not (x._requires_grad and grad_mode.enabled):
+        return Tensor._make(_C.softmax_fwd(_contig(a), d, log))  # nothing to record
+    return Softmax.apply(x, d, log)
+
+
 def softmax(x, dim):
-    _check_tensor(x, "softmax")
-    return Softmax.apply(x, _wrap_dim(dim, x.ndim, "softmax"), False)
+    return _softmax(x, dim, False, "softmax")
 
 
 def log_softmax(x, dim):
-    _check_tensor(x, "log_softmax")
-    return Softmax.apply(x, _wrap_dim(dim, x.ndim, "log_softmax"), True)
+    return _softmax(x, dim, True, "log_softmax")
 
 
 def argmax(x, dim=None, keepdim=False):
