@@ -9,7 +9,7 @@ import reference as R
 from fastnn import _C
 from harness import BATCHES, assert_close, check_op, expect_error
 
-CLASSES = [1, 2, 3, 10, 17, 33, 1000]
+CLASSES = [1, 2, 3, 10, 17, 21, 33, 48, 63, 64, 1000]
 REDUCTIONS = ["mean", "sum", "none"]
 
 
@@ -39,16 +39,17 @@ def test_cross_entropy(reduction, n, classes, rng, isa):
 
 @pytest.mark.parametrize("classes", [1, 2, 7, 10, 15, 16])
 def test_cross_entropy_small_classes_bit_identical_to_wide_path(classes, rng, isa):
-    # Rows of <= 16 classes take a one-register path on AVX-512 (cpu/kernels/rowops_avx512.cpp,
-    # ce_*_rows16); padding the same logits with -inf columns up to 20 classes takes the
-    # general row path, whose max, sum and log see exactly the same values. Loss, and the
-    # gradient of the real columns, must agree to the bit, ignored rows included.
+    # Rows of < 64 classes take a register path on AVX-512 (cpu/kernels/rowops_avx512.cpp,
+    # ce_*_rows_short); padding the same logits with -inf columns up to 80 classes takes the
+    # general row path, whose max, sum and log see exactly the same values (for <= 16 classes
+    # its sums group the same way too; wider rows group their chunks differently there).
+    # Loss, and the gradient of the real columns, must agree to the bit, ignored rows included.
     n = 37
     x = (rng.standard_normal((n, classes)) * 3).astype(np.float32)
     x[3, 0] = 60.0  # a dominant logit
     t = rng.integers(0, classes, size=n)
     t[[1, 5]] = -100
-    wide = np.full((n, 20), -np.inf, np.float32)
+    wide = np.full((n, 80), -np.inf, np.float32)
     wide[:, :classes] = x
     for reduction in REDUCTIONS:
         out = []

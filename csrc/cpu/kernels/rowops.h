@@ -22,12 +22,12 @@ double exp_row_sum_avx512(const float* x, float a, float b, float s, float* y, i
 // softmax / log_softmax of `rows` rows of n < 64 floats (softmax_row's contract, one call).
 void softmax_rows_short_avx512(const float* x, float* y, int64_t rows, int64_t n, bool log);
 
-// Cross-entropy forward / backward (cpu/loss.cpp's contract) for rows of c <= 16 classes.
-void ce_fwd_rows16_avx512(const float* x, const int64_t* t, float* loss, float* stats,
-                          int64_t n, int64_t c, int64_t ignore_index);
-void ce_bwd_rows16_avx512(const float* x, const int64_t* t, const float* stats, const float* g,
-                          int64_t g_stride, float scale, float* dx, int64_t n, int64_t c,
-                          int64_t ignore_index);
+// Cross-entropy forward / backward (cpu/loss.cpp's contract) for rows of c < 64 classes.
+void ce_fwd_rows_short_avx512(const float* x, const int64_t* t, float* loss, float* stats,
+                              int64_t n, int64_t c, int64_t ignore_index);
+void ce_bwd_rows_short_avx512(const float* x, const int64_t* t, const float* stats,
+                              const float* g, int64_t g_stride, float scale, float* dx,
+                              int64_t n, int64_t c, int64_t ignore_index);
 
 // softmax / log_softmax over a strip of w columns whose dim runs `inner` floats apart, and
 // its backward (cpu/softmax.cpp's softmax_strip / softmax_bwd_strip; softmax_strip_impl.h).

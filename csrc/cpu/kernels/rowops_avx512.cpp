@@ -14,6 +14,16 @@ namespace fastnn {
 namespace {
 inline __mmask16 tail_mask(int64_t r) { return (__mmask16)((1u << r) - 1); }
 
+// A row of fewer than 64 floats as up to four registers: how many, and each one's lanes.
+struct ShortRows {
+  int chunks;
+  __mmask16 mk[4];
+  explicit ShortRows(int64_t c) : chunks((int)((c + 15) / 16)) {
+    for (int k = 0; k < 4; ++k)
+      mk[k] = c - 16 * k >= 16 ? (__mmask16)0xFFFF : c > 16 * k ? tail_mask(c - 16 * k) : 0;
+  }
+};
+
 // exp(v) for 16 floats: vexp (kernels/vmath_impl.h, the exp of the activation loops), n
 // rounded with vrndscaleps and 2^n applied with vscalefps, which handles the whole exponent
 // range itself (overflow to +inf, gradual underflow to subnormals and 0): about 14
@@ -115,27 +125,25 @@ inline void softmax_rows_short_block(const float* x, float* y, int64_t i0, int64
 }  // namespace
 
 void softmax_rows_short_avx512(const float* x, float* y, int64_t rows, int64_t n, bool log) {
-  const int chunks = (int)((n + 15) / 16);
-  __mmask16 mk[4];
-  for (int k = 0; k < 4; ++k)
-    mk[k] = n - 16 * k >= 16 ? (__mmask16)0xFFFF : n > 16 * k ? tail_mask(n - 16 * k) : 0;
+  const ShortRows sr(n);
   int64_t i = 0;
-  for (; i + 4 <= rows; i += 4) softmax_rows_short_block<4>(x, y, i, n, chunks, mk, log);
-  for (; i < rows; ++i) softmax_rows_short_block<1>(x, y, i, n, chunks, mk, log);
+  for (; i + 4 <= rows; i += 4) softmax_rows_short_block<4>(x, y, i, n, sr.chunks, sr.mk, log);
+  for (; i < rows; ++i) softmax_rows_short_block<1>(x, y, i, n, sr.chunks, sr.mk, log);
 }
 
-// Cross-entropy rows of at most 16 classes (one register per row): what cross_entropy_fwd /
-// _bwd (cpu/loss.cpp) compute per row through row_max + exp_row_sum + log and exp_row, with
-// the same operations in the same order, so the results are bit-identical to that path.
+// Cross-entropy rows of fewer than 64 classes (the row in up to four registers): what
+// cross_entropy_fwd / _bwd (cpu/loss.cpp) compute per row through row_max + exp_row_sum + log
+// and exp_row, with the same operations in the same order (all chunks of a row shorter than
+// 64 go to exp_row_impl's first pair of sums too), so the results are those of that path,
+// which still takes 64 classes and more.
 // NOTE (speed): 2.08 -> 1.60 us (forward) and 1.27 -> 1.03 us (backward) for 64 rows of 10
 // logits through the Python binding (an MNIST-style classifier head), from the per-row calls
-// and ISA dispatch these replace.
-// With one register per row: row_max_avx512's accumulators reduce to max(v, -inf) (lanes
-// past c are -inf), and exp_row_impl<true>'s sums to the two widened halves of one vector.
-void ce_fwd_rows16_avx512(const float* x, const int64_t* t, float* loss, float* stats,
-                          int64_t n, int64_t c, int64_t ignore_index) {
+// and ISA dispatch these replace; rows of 17-63 classes (a 21-class segmentation head's
+// pixels) went the per-row way until session 12.
+void ce_fwd_rows_short_avx512(const float* x, const int64_t* t, float* loss, float* stats,
+                              int64_t n, int64_t c, int64_t ignore_index) {
   const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
-  const __mmask16 m = c >= 16 ? (__mmask16)0xFFFF : tail_mask(c);
+  const ShortRows sr(c);
   // Four rows at a time: each row is one long dependency chain (max, exp, sum), so the vector
   // work of four is written side by side for the scheduler, before their four calls to log.
   constexpr int R = 4;
@@ -147,12 +155,26 @@ void ce_fwd_rows16_avx512(const float* x, const int64_t* t, float* loss, float* 
     for (int r = 0; r < R; ++r) {
       if (r >= rows) break;
       const float* xi = x + (i0 + r) * c;
-      mx[r] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_mask_loadu_ps(ninf, m, xi), ninf));
-      const __m512 v = _mm512_sub_ps(
-          _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xi), _mm512_set1_ps(mx[r])), _mm512_setzero_ps());
-      const __m512 e = _mm512_maskz_mul_ps(m, exp16(v), _mm512_set1_ps(1.f));
-      s[r] = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(e)),
-                                                _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1))));
+      __m512 mv = ninf;
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        if (k >= sr.chunks) break;
+        mv = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, sr.mk[k], xi + 16 * k), mv);
+      }
+      mx[r] = _mm512_reduce_max_ps(mv);
+      __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        if (k >= sr.chunks) break;
+        const __m512 v = _mm512_sub_ps(
+            _mm512_sub_ps(_mm512_maskz_loadu_ps(sr.mk[k], xi + 16 * k), _mm512_set1_ps(mx[r])),
+            _mm512_setzero_ps());
+        const __m512 e = _mm512_maskz_mul_ps(sr.mk[k], exp16(v), _mm512_set1_ps(1.f));
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+      }
+      s[r] = _mm512_reduce_add_pd(_mm512_add_pd(
+          _mm512_add_pd(lo, hi), _mm512_add_pd(_mm512_setzero_pd(), _mm512_setzero_pd())));
     }
     for (int r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
@@ -168,27 +190,32 @@ void ce_fwd_rows16_avx512(const float* x, const int64_t* t, float* loss, float* 
   }
 }
 
-void ce_bwd_rows16_avx512(const float* x, const int64_t* t, const float* stats, const float* g,
-                          int64_t g_stride, float scale, float* dx, int64_t n, int64_t c,
-                          int64_t ignore_index) {
-  const __mmask16 m = c >= 16 ? (__mmask16)0xFFFF : tail_mask(c);
+void ce_bwd_rows_short_avx512(const float* x, const int64_t* t, const float* stats,
+                              const float* g, int64_t g_stride, float scale, float* dx,
+                              int64_t n, int64_t c, int64_t ignore_index) {
+  const ShortRows sr(c);
   for (int64_t i = 0; i < n; ++i) {
     float* dxi = dx + i * c;
+    const float* xi = x + i * c;
     if (t[i] == ignore_index) {
-      _mm512_mask_storeu_ps(dxi, m, _mm512_setzero_ps());
+      for (int k = 0; k < sr.chunks; ++k)
+        _mm512_mask_storeu_ps(dxi + 16 * k, sr.mk[k], _mm512_setzero_ps());
       continue;
     }
     const float gi = g[i * g_stride] * scale;
-    const __m512 v = _mm512_sub_ps(
-        _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i * c), _mm512_set1_ps(stats[2 * i])),
-        _mm512_set1_ps(stats[2 * i + 1]));
-    _mm512_mask_storeu_ps(dxi, m, _mm512_maskz_mul_ps(m, exp16(v), _mm512_set1_ps(gi)));
+    const __m512 m = _mm512_set1_ps(stats[2 * i]), ls = _mm512_set1_ps(stats[2 * i + 1]);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      if (k >= sr.chunks) break;
+      const __m512 v =
+          _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(sr.mk[k], xi + 16 * k), m), ls);
+      _mm512_mask_storeu_ps(dxi + 16 * k, sr.mk[k],
+                            _mm512_maskz_mul_ps(sr.mk[k], exp16(v), _mm512_set1_ps(gi)));
+    }
     dxi[t[i]] -= gi;
   }
 }
 
-// NOTE: _mm512_max_ps(v, acc) returns acc when v is NaN, so NaNs are skipped exactly like
-// the reference `v > m ? v : m`; acc itself starts at -inf and never becomes NaN.
 float row_max_avx512(const float* x, int64_t n) {
   const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
   __m512 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
