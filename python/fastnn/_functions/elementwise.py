@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 
 from .. import _C
-from ..autograd import Function, grad_mode
+from ..autograd import Function
 from ..tensor import (Tensor, _ND, _aligned, _contig, _device_of, _dtype_of, _host_only, _is_host,
                       _kernels, _same_device,
                       _to_device, bool_, float32, int64, tensor)
@@ -283,8 +283,8 @@ def clamp(x, min=None, max=None):
                     x.dtype is float32 and (math.isnan(v) or math.isinf(v))):
                 raise ValueError(f"[clamp] {name} must be representable in the tensor's dtype "
                                  f"({x.dtype.name}), got {v}")
-        d = x._data
-        if type(d) is _ND and d.dtype == _F32 and not (x._requires_grad and grad_mode.enabled):
+        d = x._plain()
+        if d is not None and d.dtype == _F32:
             return Tensor._make(_clamp_f32(d, lo, hi))  # nothing to record
         return Clamp.apply(x, lo, hi)
     out = x

@@ -190,7 +190,10 @@ def getitem(x, idx):
     return out
 
 
-def _cat_arrays(dim, xs):
+def _cat_arrays(dim, xs, aligned=True):
+    """The concatenation, into a new 64-byte-aligned array unless `aligned` is False."""
+    if not aligned:
+        return np.concatenate(xs, axis=dim)
     shape = list(xs[0].shape)
     shape[dim] = sum(x.shape[dim] for x in xs)
     out = _aligned(tuple(shape), _dt(xs[0]))
@@ -211,17 +214,20 @@ class Cat(Function):
         return (None,) + tuple(np.split(g, splits, axis=ctx.dim))
 
 
-def _stack_arrays(dim, xs):
+def _stack_arrays(dim, xs, aligned=True):
+    """The stack on a new dim `dim`, into a new 64-byte-aligned array unless `aligned` is
+    False."""
     s = xs[0].shape
-    out = _aligned(s[:dim] + (len(xs),) + s[dim:], _dt(xs[0]))
+    shape = s[:dim] + (len(xs),) + s[dim:]
+    out = _aligned(shape, _dt(xs[0])) if aligned else None
     if dim == 0 and s:
         # NOTE (speed): stacking on a new first dim is concatenating along the first one
         # into the result seen as (n * s[0], ...); np.stack's per-array expand_dims cost
         # ~0.25 us each (64 samples of a DataLoader batch: 30 -> 13 us).
-        np.concatenate(xs, axis=0, out=out.reshape((len(xs) * s[0],) + s[1:]))
-    else:
-        np.stack(xs, axis=dim, out=out)
-    return out
+        flat = np.concatenate(xs, axis=0,
+                              out=None if out is None else out.reshape((len(xs) * s[0],) + s[1:]))
+        return flat.reshape(shape) if out is None else out
+    return np.stack(xs, axis=dim, out=out)
 
 
 class Stack(Function):
@@ -268,18 +274,17 @@ def _check_seq(tensors, op):
 def cat(tensors, dim=0):
     tensors, record = _check_seq(tensors, "cat")
     s0 = tensors[0]._data.shape
-    for i, t in enumerate(tensors):
-        if t._data.ndim == 0:
-            raise ValueError(f"[cat] zero-dimensional tensor (element {i}) cannot be "
-                             f"concatenated; use stack")
     d = _wrap(dim, len(s0), "cat")
     for i, t in enumerate(tensors):
         s = t._data.shape
+        if not s:
+            raise ValueError(f"[cat] zero-dimensional tensor (element {i}) cannot be "
+                             f"concatenated; use stack")
         if s != s0 and (len(s) != len(s0) or s[:d] != s0[:d] or s[d + 1:] != s0[d + 1:]):
             raise ValueError(f"[cat] sizes must match except in dim {d}: element 0 has shape "
                              f"{tuple(s0)}, element {i} has {tuple(s)}")
     if not record:  # NumPy's concatenate alone (~0.9 us for two 32x32 against ~2.3)
-        return Tensor._make(np.concatenate([t._data for t in tensors], axis=d))
+        return Tensor._make(_cat_arrays(d, [t._data for t in tensors], aligned=False))
     return Cat.apply(d, *tensors)
 
 
@@ -292,10 +297,7 @@ def stack(tensors, dim=0):
                              f"{tuple(s0)}, element {i} is {tuple(t.shape)}")
     d = _wrap(dim, len(s0) + 1, "stack")
     if not record:
-        arrays = [t._data for t in tensors]
-        if d == 0 and s0:  # (see _stack_arrays)
-            return Tensor._make(np.concatenate(arrays).reshape((len(arrays),) + s0))
-        return Tensor._make(np.stack(arrays, axis=d))
+        return Tensor._make(_stack_arrays(d, [t._data for t in tensors], aligned=False))
     return Stack.apply(d, *tensors)
 
 
@@ -317,9 +319,8 @@ class Where(Function):
 def _where_operand(v):
     """v's float32 host array, v itself for a Python number float32 holds, else None."""
     if type(v) is Tensor:
-        d = v._data
-        return d if type(d) is _ND and d.dtype == _F32 and not (
-            v._requires_grad and grad_mode.enabled) else None
+        d = v._plain()
+        return d if d is not None and d.dtype == _F32 else None
     if (type(v) is float or type(v) is int) and -_F32_MAX <= v <= _F32_MAX:
         return v
     return None

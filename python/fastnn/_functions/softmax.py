@@ -5,7 +5,7 @@ Contract: softmax(x, dim), log_softmax(x, dim), argmax(x, dim=None, keepdim=Fals
 import numbers
 
 from .. import _C
-from ..autograd import Function, grad_mode
+from ..autograd import Function
 from ..tensor import Tensor, _ND, _contig, _kernels, float32, int64
 from ._check import check_tensor
 
@@ -42,8 +42,8 @@ class Softmax(Function):
 def _softmax(x, dim, log, op):
     _check_tensor(x, op)
     d = _wrap_dim(dim, x.ndim, op)
-    a = x._data
-    if type(a) is _ND and not (x._requires_grad and grad_mode.enabled):
+    a = x._plain()
+    if a is not None:
         return Tensor._make(_C.softmax_fwd(_contig(a), d, log))  # nothing to record
     return Softmax.apply(x, d, log)
 
