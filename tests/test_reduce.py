@@ -138,11 +138,30 @@ def test_max_min_dim(dim, keepdim, is_max, rng):
 
 
 @pytest.mark.parametrize("is_max", [True, False])
-def test_max_min_all(is_max, rng):
-    x = rng.standard_normal((4, 9))
+@pytest.mark.parametrize("shape", [(1,), (4, 9), (7, 19), (300, 7), (70000,)])
+def test_max_min_all(is_max, shape, rng, isa):
+    # (the value alone runs on SIMD registers, four at a time, then the tail; 70000 crosses
+    # the 65536-element blocks)
+    x = rng.standard_normal(shape)
     f = fastnn.max if is_max else fastnn.min
     check_op(f, R.max_all if is_max else R.min_all, [x],
              ref_grad=R.max_all_grad if is_max else R.min_all_grad, rng=rng)
+
+
+@pytest.mark.parametrize("n", [1, 5, 64, 77, 200, 70000])
+def test_max_min_all_nan_anywhere(n, isa):
+    # NaN anywhere (first, in the SIMD body, in the tail) makes max() and min() NaN; -inf and
+    # +inf are ordinary values.
+    for pos in sorted({0, n // 2, n - 1}):
+        x = np.linspace(-3, 3, n).astype(np.float32)
+        x[pos] = np.nan
+        t = fastnn.tensor(x)
+        assert np.isnan(t.max().item()) and np.isnan(t.min().item()), pos
+    x = np.linspace(-3, 3, n).astype(np.float32)
+    x[n // 3] = np.inf
+    x[(2 * n) // 3] = -np.inf
+    t = fastnn.tensor(x)
+    assert t.max().item() == x.max() and t.min().item() == x.min()
 
 
 def test_ties():

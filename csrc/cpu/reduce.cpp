@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
 #include "cpu/isa.h"
+#include "cpu/kernels/rowops.h"
 
 namespace fastnn {
 
@@ -172,6 +174,18 @@ inline bool better(T v, T best) {
   return IsMax ? v > best : v < best;
 }
 
+// max() / min() of float32 over n >= 1 elements, the value alone (no index asked for), on
+// SIMD registers where the ISA has them (kernels/row_extreme_impl.h), else null: the
+// index-tracking loop below, a branch per element, took ~1.2 ns an element (1M floats:
+// 1.25 ms, NumPy's max 0.13).
+float (*row_extreme_fn(bool is_max))(const float*, int64_t) {
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) return is_max ? row_max_nan_avx512 : row_min_nan_avx512;
+  if (active_isa() == Isa::avx2) return is_max ? row_max_nan_avx2 : row_min_nan_avx2;
+#endif
+  return nullptr;
+}
+
 template <bool IsMax, class T>
 void extreme_impl(const T* x, int64_t outer, int64_t r, int64_t inner, T* val, int64_t* idx) {
   if (outer * inner == 0) return;
@@ -179,11 +193,18 @@ void extreme_impl(const T* x, int64_t outer, int64_t r, int64_t inner, T* val, i
     // Full reduction of one row: fixed blocks in parallel, then combined in block order so
     // ties still resolve to the first index.
     const int64_t nb = (r + kBlock - 1) / kBlock;
+    float (*value_only)(const float*, int64_t) = row_extreme_fn(IsMax);
     std::vector<T> bv(nb);
     std::vector<int64_t> bi(nb);
     parallel_for(nb, std::max<int64_t>(1, kGrain / kBlock), [&](int64_t b, int64_t e) {
       for (int64_t k = b; k < e; ++k) {
         const int64_t s = k * kBlock, n = std::min(kBlock, r - s);
+        if constexpr (std::is_same_v<T, float>) {
+          if (!idx && value_only) {  // max() / min(): the value alone
+            bv[k] = value_only(x + s, n);
+            continue;
+          }
+        }
         T best = x[s];
         int64_t bj = s;
         for (int64_t j = s + 1; j < s + n; ++j)

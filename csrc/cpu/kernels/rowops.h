@@ -40,6 +40,12 @@ void softmax_strip_avx2(const float* x, float* y, int64_t dim, int64_t inner, in
 void softmax_bwd_strip_avx2(const float* dy, const float* y, float* dx, int64_t dim,
                             int64_t inner, int64_t w, bool log);
 
+// max() / min() of n >= 1 floats: the value, NaN if any element is NaN (as PyTorch's).
+float row_max_nan_avx512(const float* x, int64_t n);
+float row_min_nan_avx512(const float* x, int64_t n);
+float row_max_nan_avx2(const float* x, int64_t n);
+float row_min_nan_avx2(const float* x, int64_t n);
+
 float row_max_avx2(const float* x, int64_t n);
 double row_sum_f64_avx2(const float* x, int64_t n);
 double row_dot_f64_avx2(const float* a, const float* b, int64_t n);

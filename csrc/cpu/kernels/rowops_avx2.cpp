@@ -69,3 +69,8 @@ double row_dot_f64_avx2(const float* a, const float* b, int64_t n) {
 #define FASTNN_STRIP_SUFFIX avx2
 #include "cpu/kernels/softmax_strip_impl.h"
 #undef FASTNN_STRIP_SUFFIX
+
+// max() / min() of a row, the value alone (see row_extreme_impl.h).
+#define FASTNN_EXTREME_SUFFIX avx2
+#include "cpu/kernels/row_extreme_impl.h"
+#undef FASTNN_EXTREME_SUFFIX
