@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "cpu/fastmath.h"
 #include "cpu/isa.h"
 #include "cpu/kernels/rowops.h"
 #include "cpu/softmax.h"  // exp_row, exp_row_sum, row_max
@@ -19,6 +20,55 @@ constexpr int64_t kSumBlock = 1 << 14;   // fixed partial-sum blocks (thread-cou
 inline int64_t row_grain(int64_t row_len) {
   return std::max<int64_t>(1, kGrain / std::max<int64_t>(row_len, 1));
 }
+// Cross-entropy over a strip of w positions of (N, C, inner) logits, one position at a time
+// (the generic path; the ISA files take a register of positions, softmax_strip_impl.h).
+void ce_fwd_strip_generic(const float* x, const int64_t* t, float* loss, float* stats,
+                          int64_t c, int64_t inner, int64_t w, int64_t ignore_index) {
+  for (int64_t j = 0; j < w; ++j) {
+    const float* xj = x + j;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t k = 0; k < c; ++k) m = xj[k * inner] > m ? xj[k * inner] : m;  // skips NaN
+    double sum = 0.0;
+    for (int64_t k = 0; k < c; ++k) sum += exp_f32(xj[k * inner] - m);
+    if (t[j] == ignore_index) {
+      loss[j] = 0.f;
+      continue;
+    }
+    const float ls = (float)std::log(sum);
+    loss[j] = (m - xj[t[j] * inner]) + ls;
+    stats[2 * j] = m;
+    stats[2 * j + 1] = ls;
+  }
+}
+
+void ce_bwd_strip_generic(const float* x, const int64_t* t, const float* stats, const float* g,
+                          int64_t g_stride, float scale, float* dx, int64_t c, int64_t inner,
+                          int64_t w, int64_t ignore_index) {
+  for (int64_t j = 0; j < w; ++j) {
+    if (t[j] == ignore_index) {
+      for (int64_t k = 0; k < c; ++k) dx[k * inner + j] = 0.f;
+      continue;
+    }
+    const float m = stats[2 * j], ls = stats[2 * j + 1], gi = g[j * g_stride] * scale;
+    for (int64_t k = 0; k < c; ++k) dx[k * inner + j] = exp_f32((x[k * inner + j] - m) - ls) * gi;
+    dx[t[j] * inner + j] -= gi;
+  }
+}
+
+// Runs fn(x offset, position offset, w) over every (batch, strip of up to 64 positions) of
+// (n / inner, c, inner) logits, in parallel.
+template <class F>
+void for_each_ce_strip(int64_t n, int64_t c, int64_t inner, F&& fn) {
+  constexpr int64_t kStrip = 64;
+  const int64_t batches = n / inner, strips = (inner + kStrip - 1) / kStrip;
+  parallel_for(batches * strips, row_grain(c * kStrip), [&](int64_t b, int64_t e) {
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t bb = it / strips, j0 = (it % strips) * kStrip;
+      fn(bb * c * inner + j0, bb * inner + j0, std::min(kStrip, inner - j0));
+    }
+  });
+}
+
 }  // namespace
 
 // NOTE (log-sum-exp): loss_i = logsumexp(x_i) - x_i[t] is evaluated as
@@ -32,7 +82,18 @@ inline int64_t row_grain(int64_t row_len) {
 // reason, and makes the backward one pass over x with no max or sum to recompute.
 // A NaN logit makes its row's sum, loss and gradient NaN (max ignores NaN, exp does not).
 void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* stats, int64_t n,
-                       int64_t c, int64_t ignore_index) {
+                       int64_t c, int64_t ignore_index, int64_t inner) {
+  if (inner > 1) {  // (N, C, d1, ...) logits: positions side by side, no transposing copy
+    auto strip = ce_fwd_strip_generic;
+#ifdef FASTNN_X86
+    if (active_isa() == Isa::avx512) strip = ce_fwd_strip_avx512;
+    else if (active_isa() == Isa::avx2) strip = ce_fwd_strip_avx2;
+#endif
+    for_each_ce_strip(n, c, inner, [&](int64_t xo, int64_t p, int64_t w) {
+      strip(x + xo, t + p, loss + p, stats + 2 * p, c, inner, w, ignore_index);
+    });
+    return;
+  }
   parallel_for(n, row_grain(c), [&](int64_t b, int64_t e) {
 #ifdef FASTNN_X86
     if (c < 64 && active_isa() == Isa::avx512)
@@ -58,7 +119,19 @@ void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* sta
 
 void cross_entropy_bwd(const float* x, const int64_t* t, const float* stats, const float* g,
                        int64_t g_stride, float scale, float* dx, int64_t n, int64_t c,
-                       int64_t ignore_index) {
+                       int64_t ignore_index, int64_t inner) {
+  if (inner > 1) {
+    auto strip = ce_bwd_strip_generic;
+#ifdef FASTNN_X86
+    if (active_isa() == Isa::avx512) strip = ce_bwd_strip_avx512;
+    else if (active_isa() == Isa::avx2) strip = ce_bwd_strip_avx2;
+#endif
+    for_each_ce_strip(n, c, inner, [&](int64_t xo, int64_t p, int64_t w) {
+      strip(x + xo, t + p, stats + 2 * p, g + p * g_stride, g_stride, scale, dx + xo, c, inner,
+            w, ignore_index);
+    });
+    return;
+  }
   parallel_for(n, row_grain(c), [&](int64_t b, int64_t e) {
 #ifdef FASTNN_X86
     if (c < 64 && active_isa() == Isa::avx512)

@@ -26,7 +26,7 @@ CEDims ce_check(const Tensor& x, const Tensor& t, int64_t ignore_index) {
   check_contiguous(x, kCE, "input");
   check_dtype(t, DType::i64, kCE, "target");
   check_contiguous(t, kCE, "target");
-  const CEDims d = ce_dims(x, t);
+  const CEDims d = ce_dims_any(x, t);
   const int64_t* tp = t.data<int64_t>();
   for (int64_t i = 0; i < d.n; ++i)
     if (tp[i] != ignore_index && (tp[i] < 0 || tp[i] >= d.c))
@@ -41,8 +41,8 @@ int64_t ce_count(const Tensor& t, int64_t n, int64_t ignore_index) {
   return k;
 }
 
-// Shape of the loss before reduction.
-Shape ce_loss_shape(const CEDims& d) { return d.unbatched ? Shape{} : Shape{d.n}; }
+// Shape of the loss before reduction: the target's ((N,), (N, d1, ..., dk) or 0-d).
+Shape ce_loss_shape(const Tensor& t) { return t.shape(); }
 
 Tensor scalar(double v) {
   Tensor s = empty({}, DType::f32);
@@ -54,10 +54,10 @@ Tensor scalar(double v) {
 CrossEntropyOut cross_entropy_forward(const Tensor& x, const Tensor& t, Reduction r,
                                       int64_t ignore_index) {
   CEDims d = ce_check(x, t, ignore_index);
-  Tensor loss = empty(ce_loss_shape(d), DType::f32);
+  Tensor loss = empty(ce_loss_shape(t), DType::f32);
   Tensor stats = empty({d.n, 2}, DType::f32);
   cross_entropy_fwd(x.data<float>(), t.data<int64_t>(), loss.data<float>(), stats.data<float>(),
-                    d.n, d.c, ignore_index);
+                    d.n, d.c, ignore_index, d.inner);
   if (r == Reduction::none) return {loss, stats};
   double s = 0.0;
   const float* lp = loss.data<float>();
@@ -73,7 +73,7 @@ Tensor cross_entropy_backward(const Tensor& g, const Tensor& x, const Tensor& t,
   CEDims d = ce_check(x, t, ignore_index);
   check_dtype(g, DType::f32, kCE, "grad_output");
   check_contiguous(g, kCE, "grad_output");
-  check_shape(g, r == Reduction::none ? ce_loss_shape(d) : Shape{}, kCE, "grad_output");
+  check_shape(g, r == Reduction::none ? ce_loss_shape(t) : Shape{}, kCE, "grad_output");
   check_dtype(stats, DType::f32, kCE, "stats");
   check_contiguous(stats, kCE, "stats");
   check_shape(stats, {d.n, 2}, kCE, "stats");
@@ -85,7 +85,7 @@ Tensor cross_entropy_backward(const Tensor& g, const Tensor& x, const Tensor& t,
   Tensor dx = empty(x.shape(), DType::f32);
   cross_entropy_bwd(x.data<float>(), t.data<int64_t>(), stats.data<float>(), g.data<float>(),
                     r == Reduction::none ? 1 : 0, scale, dx.data<float>(), d.n, d.c,
-                    ignore_index);
+                    ignore_index, d.inner);
   return dx;
 }
 

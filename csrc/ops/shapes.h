@@ -82,9 +82,12 @@ inline LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) 
 }
 
 // cross_entropy's logits (N, C) with target (N,), or unbatched (C,) with a 0-d target (N=1).
+// ce_dims_any also takes (N, C, d1, ..., dk) with target (N, d1, ..., dk): then n counts the
+// positions (N * d1 * ... * dk) and inner = d1 * ... * dk (the class dim's stride).
 struct CEDims {
   int64_t n, c;
   bool unbatched;
+  int64_t inner = 1;
 };
 inline CEDims ce_dims(const Tensor& x, const Tensor& t) {
   constexpr const char* op = "cross_entropy";
@@ -102,6 +105,17 @@ inline CEDims ce_dims(const Tensor& x, const Tensor& t) {
   }
   fail(op, "input must be (N, C) or unbatched (C,), got ", x.ndim(), "-D with shape ",
        shape_str(x.shape()));
+}
+inline CEDims ce_dims_any(const Tensor& x, const Tensor& t) {
+  if (x.ndim() <= 2) return ce_dims(x, t);
+  const Shape& xs = x.shape();
+  Shape want(xs.begin() + 1, xs.end());  // (C, d1, ..., dk) -> (N, d1, ..., dk)
+  want[0] = xs[0];
+  if (t.shape() != want)
+    fail("cross_entropy", "target must have shape ", shape_str(want), " (the input's without the "
+         "class dim 1) for input of shape ", shape_str(xs), ", got ", shape_str(t.shape()));
+  const int64_t inner = prod(xs, 2, xs.size());
+  return {xs[0] * inner, xs[1], false, inner};
 }
 
 // A reduction along `dim` of `shape` viewed as (outer, r, inner); `out` is the result's

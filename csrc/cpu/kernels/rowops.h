@@ -46,6 +46,19 @@ float row_min_nan_avx512(const float* x, int64_t n);
 float row_max_nan_avx2(const float* x, int64_t n);
 float row_min_nan_avx2(const float* x, int64_t n);
 
+// Cross-entropy over a strip of w positions whose class dim runs `inner` floats apart
+// (cpu/loss.cpp's contract for (N, C, d1, ..., dk) logits; softmax_strip_impl.h).
+void ce_fwd_strip_avx512(const float* x, const int64_t* t, float* loss, float* stats, int64_t c,
+                         int64_t inner, int64_t w, int64_t ignore_index);
+void ce_bwd_strip_avx512(const float* x, const int64_t* t, const float* stats, const float* g,
+                         int64_t g_stride, float scale, float* dx, int64_t c, int64_t inner,
+                         int64_t w, int64_t ignore_index);
+void ce_fwd_strip_avx2(const float* x, const int64_t* t, float* loss, float* stats, int64_t c,
+                       int64_t inner, int64_t w, int64_t ignore_index);
+void ce_bwd_strip_avx2(const float* x, const int64_t* t, const float* stats, const float* g,
+                       int64_t g_stride, float scale, float* dx, int64_t c, int64_t inner,
+                       int64_t w, int64_t ignore_index);
+
 float row_max_avx2(const float* x, int64_t n);
 double row_sum_f64_avx2(const float* x, int64_t n);
 double row_dot_f64_avx2(const float* a, const float* b, int64_t n);

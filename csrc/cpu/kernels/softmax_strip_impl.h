@@ -1,6 +1,7 @@
 // softmax / log_softmax over a dim that is not the last one (cpu/softmax.cpp's strips: w
 // columns side by side, consecutive elements of the dim `inner` floats apart), forward and
-// backward, on SIMD registers: one register of columns at a time walks the dim, the
+// backward, and cross-entropy over such a class dim (cpu/loss.cpp, (N, C, d1, ...) logits),
+// on SIMD registers: one register of columns at a time walks the dim, the
 // remaining columns one float at a time (struct S). Included by rowops_<isa>.cpp after its
 // simd_<isa>.h, which defines FASTNN_STRIP_SUFFIX. The arithmetic is softmax.cpp's
 // (max, exp(x - max) summed in double, then 1/sum or log(sum)), with vexp for exp.
@@ -63,6 +64,59 @@ inline void softmax_bwd_cols(const float* dy, const float* y, float* dx, int64_t
   }
 }
 
+// Cross-entropy of columns [0, T::W) (positions side by side, the class dim `inner` floats
+// apart; t, loss, stats at the first column's entries): cpu/loss.cpp's row arithmetic
+// (max, exp(x - max) summed in double, log) with the positions in the lanes.
+template <class T>
+inline void ce_fwd_cols(const float* x, const int64_t* t, float* loss, float* stats, int64_t c,
+                        int64_t inner, int64_t ignore_index) {
+  using R = typename T::R;
+  R m = T::set1(-std::numeric_limits<float>::infinity());
+  for (int64_t k = 0; k < c; ++k) m = T::max(T::load(x + k * inner), m);
+  typename T::D s = T::dzero();
+  for (int64_t k = 0; k < c; ++k)
+    s = T::dacc(s, vexp<T>(T::sub(T::load(x + k * inner), m)));
+  double sd[T::W];
+  float mf[T::W];
+  T::dstore(sd, s);
+  T::store(mf, m);
+  for (int j = 0; j < T::W; ++j) {
+    if (t[j] == ignore_index) {  // PyTorch: ignored positions contribute exactly 0
+      loss[j] = 0.f;
+      continue;
+    }
+    const float ls = (float)std::log(sd[j]);
+    loss[j] = (mf[j] - x[t[j] * inner + j]) + ls;
+    stats[2 * j] = mf[j];
+    stats[2 * j + 1] = ls;
+  }
+}
+
+// dx = (softmax - onehot) * g * scale over columns [0, T::W), 0 at ignored positions.
+template <class T>
+inline void ce_bwd_cols(const float* x, const int64_t* t, const float* stats, const float* g,
+                        int64_t g_stride, float scale, float* dx, int64_t c, int64_t inner,
+                        int64_t ignore_index) {
+  using R = typename T::R;
+  float mf[T::W], lf[T::W], gf[T::W];
+  for (int j = 0; j < T::W; ++j) {
+    const bool ign = t[j] == ignore_index;  // (their stats are unset: zeroed below)
+    mf[j] = ign ? 0.f : stats[2 * j];
+    lf[j] = ign ? 0.f : stats[2 * j + 1];
+    gf[j] = ign ? 0.f : g[j * g_stride] * scale;
+  }
+  const R m = T::load(mf), ls = T::load(lf), gv = T::load(gf);
+  for (int64_t k = 0; k < c; ++k)
+    T::store(dx + k * inner, T::mul(vexp<T>(T::sub(T::sub(T::load(x + k * inner), m), ls)), gv));
+  for (int j = 0; j < T::W; ++j) {
+    if (t[j] == ignore_index) {
+      for (int64_t k = 0; k < c; ++k) dx[k * inner + j] = 0.f;
+    } else {
+      dx[t[j] * inner + j] -= gf[j];
+    }
+  }
+}
+
 }  // namespace
 
 #define FASTNN_STRIP_CAT2(a, b) a##b
@@ -82,6 +136,30 @@ void FASTNN_STRIP_CAT(softmax_bwd_strip_, FASTNN_STRIP_SUFFIX)(const float* dy, 
   int64_t j = 0;
   for (; j + V::W <= w; j += V::W) softmax_bwd_cols<V>(dy + j, y + j, dx + j, dim, inner, log);
   for (; j < w; ++j) softmax_bwd_cols<S>(dy + j, y + j, dx + j, dim, inner, log);
+}
+
+void FASTNN_STRIP_CAT(ce_fwd_strip_, FASTNN_STRIP_SUFFIX)(const float* x, const int64_t* t,
+                                                           float* loss, float* stats, int64_t c,
+                                                           int64_t inner, int64_t w,
+                                                           int64_t ignore_index) {
+  int64_t j = 0;
+  for (; j + V::W <= w; j += V::W)
+    ce_fwd_cols<V>(x + j, t + j, loss + j, stats + 2 * j, c, inner, ignore_index);
+  for (; j < w; ++j) ce_fwd_cols<S>(x + j, t + j, loss + j, stats + 2 * j, c, inner, ignore_index);
+}
+
+void FASTNN_STRIP_CAT(ce_bwd_strip_, FASTNN_STRIP_SUFFIX)(const float* x, const int64_t* t,
+                                                           const float* stats, const float* g,
+                                                           int64_t g_stride, float scale,
+                                                           float* dx, int64_t c, int64_t inner,
+                                                           int64_t w, int64_t ignore_index) {
+  int64_t j = 0;
+  for (; j + V::W <= w; j += V::W)
+    ce_bwd_cols<V>(x + j, t + j, stats + 2 * j, g + j * g_stride, g_stride, scale, dx + j, c,
+                   inner, ignore_index);
+  for (; j < w; ++j)
+    ce_bwd_cols<S>(x + j, t + j, stats + 2 * j, g + j * g_stride, g_stride, scale, dx + j, c,
+                   inner, ignore_index);
 }
 
 #undef FASTNN_STRIP_CAT

@@ -72,18 +72,16 @@ def cross_entropy(input, target, reduction="mean", ignore_index=-100):
 
 
 def _cross_entropy_nd(input, target, reduction, ignore_index):
-    """(N, C, d1, ..., dk) logits against (N, d1, ..., dk) targets: the class dim moved last
-    and every position a row of the 2-D kernel (recorded, so the gradient flows back through
-    the same reshape and permute)."""
+    """(N, C, d1, ..., dk) logits against (N, d1, ..., dk) targets, on the host: the kernel
+    walks the class dim with the positions side by side (cpu/loss.cpp), no transposing copy;
+    with reduction 'none' the loss has the target's shape."""
     s, ts, k = tuple(input.shape), tuple(target.shape), input.ndim
     want = (s[0],) + s[2:]
     if ts != want:
         raise ValueError(f"[cross_entropy] a {k}-D input of shape {s} takes a target of shape "
                          f"{want} (the input's shape without the class dim 1), got {ts}")
     _host_only(input, "cross_entropy")
-    rows = input.permute(0, *range(2, k), 1).reshape(-1, s[1])
-    loss = CrossEntropy.apply(rows, target.reshape(-1), reduction, ignore_index)
-    return loss.reshape(want) if reduction == "none" else loss
+    return CrossEntropy.apply(input, target, reduction, ignore_index)
 
 
 class MSE(Function):
