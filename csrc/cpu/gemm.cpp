@@ -211,7 +211,7 @@ int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
 // 256x784x64 TN 237 -> 258 GFLOP/s.
 bool use_small_path(const GemmKernelInfo& kr, int64_t M, int64_t N, int64_t K) {
   if (M * N * K <= kSmallMacs) return true;
-  return M <= 256 && K * kr.nr * 4 <= cache_sizes().l2 / 4;
+  return kr.small_wide && M <= 256 && K * kr.nr * 4 <= cache_sizes().l2 / 4;
 }
 
 }  // namespace

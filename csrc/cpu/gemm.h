@@ -132,6 +132,9 @@ struct GemmKernelInfo {
   // that a row-major A would gain from. Null: A is always read in place.
   void (*transpose)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                     int64_t ldd) = nullptr;
+  // Whether `small` also takes the wide products of a small batch (M <= 256, any N, K whose
+  // B panel fits in L2), not only the tiny ones (see use_small_path in gemm.cpp).
+  bool small_wide = true;
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.
