@@ -78,47 +78,55 @@ double exp_row_sum_avx512(const float* x, float a, float b, float s, float* y, i
 // NOTE (speed): per row, the three dispatched passes cost ~55 ns of fixed work; 32x32 through
 // _C.softmax_fwd 2.57 -> 1.20 us, 64x10 1.84 (one row at a time) -> 1.45 (four side by side).
 namespace {
+// One row of fewer than 64 floats (ShortRows): its chunks in v, exp(v - max) in e (0 past the
+// row), *m the max; returns the sum of e in double. row_max + exp_row_sum's operations in
+// their order, so softmax's and cross-entropy's short rows match those paths.
+inline double short_row_exp_sum(const float* xi, const ShortRows& sr, __m512* v, __m512* e,
+                                float* m) {
+  const __m512 ninf = _mm512_set1_ps(-__builtin_inff()), zero = _mm512_setzero_ps();
+  __m512 mv = ninf;
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    if (k >= sr.chunks) break;
+    v[k] = _mm512_maskz_loadu_ps(sr.mk[k], xi + 16 * k);
+    mv = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, sr.mk[k], xi + 16 * k), mv);
+  }
+  *m = _mm512_reduce_max_ps(mv);
+  const __m512 vm = _mm512_set1_ps(*m);
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    if (k >= sr.chunks) break;
+    e[k] = _mm512_maskz_mul_ps(sr.mk[k], exp16(_mm512_sub_ps(_mm512_sub_ps(v[k], vm), zero)),
+                               _mm512_set1_ps(1.f));
+    lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e[k])));
+    hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e[k], 1)));
+  }
+  return _mm512_reduce_add_pd(
+      _mm512_add_pd(_mm512_add_pd(lo, hi), _mm512_add_pd(_mm512_setzero_pd(), _mm512_setzero_pd())));
+}
+
 // Rows [i0, i0 + R) of softmax_rows_short_avx512, side by side (each row is a chain of
 // dependent steps: max, its reduction, exp, the sum's reduction, log or 1/sum).
 template <int R>
-inline void softmax_rows_short_block(const float* x, float* y, int64_t i0, int64_t n, int chunks,
-                                     const __mmask16* mk, bool log) {
-  const __m512 ninf = _mm512_set1_ps(-__builtin_inff()), zero = _mm512_setzero_ps();
-  __m512 v[R][4], e[R][4], vm[R];
+inline void softmax_rows_short_block(const float* x, float* y, int64_t i0, int64_t n,
+                                     const ShortRows& sr, bool log) {
+  __m512 v[R][4], e[R][4];
+  float m[R];
   double sum[R];
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    const float* xi = x + (i0 + r) * n;
-    __m512 mv = ninf;
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      if (k >= chunks) break;
-      v[r][k] = _mm512_maskz_loadu_ps(mk[k], xi + 16 * k);
-      mv = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, mk[k], xi + 16 * k), mv);
-    }
-    vm[r] = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
-    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      if (k >= chunks) break;
-      e[r][k] = _mm512_maskz_mul_ps(
-          mk[k], exp16(_mm512_sub_ps(_mm512_sub_ps(v[r][k], vm[r]), zero)), _mm512_set1_ps(1.f));
-      lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e[r][k])));
-      hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e[r][k], 1)));
-    }
-    sum[r] = _mm512_reduce_add_pd(
-        _mm512_add_pd(_mm512_add_pd(lo, hi), _mm512_add_pd(_mm512_setzero_pd(), _mm512_setzero_pd())));
-  }
+  for (int r = 0; r < R; ++r) sum[r] = short_row_exp_sum(x + (i0 + r) * n, sr, v[r], e[r], &m[r]);
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     float* yi = y + (i0 + r) * n;
+    const __m512 vm = _mm512_set1_ps(m[r]);
     const __m512 f = _mm512_set1_ps(log ? (float)std::log(sum[r]) : (float)(1.0 / sum[r]));
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
-      if (k >= chunks) break;
+      if (k >= sr.chunks) break;
       const __m512 out =
-          log ? _mm512_sub_ps(_mm512_sub_ps(v[r][k], vm[r]), f) : _mm512_mul_ps(e[r][k], f);
-      _mm512_mask_storeu_ps(yi + 16 * k, mk[k], out);
+          log ? _mm512_sub_ps(_mm512_sub_ps(v[r][k], vm), f) : _mm512_mul_ps(e[r][k], f);
+      _mm512_mask_storeu_ps(yi + 16 * k, sr.mk[k], out);
     }
   }
 }
@@ -127,8 +135,8 @@ inline void softmax_rows_short_block(const float* x, float* y, int64_t i0, int64
 void softmax_rows_short_avx512(const float* x, float* y, int64_t rows, int64_t n, bool log) {
   const ShortRows sr(n);
   int64_t i = 0;
-  for (; i + 4 <= rows; i += 4) softmax_rows_short_block<4>(x, y, i, n, sr.chunks, sr.mk, log);
-  for (; i < rows; ++i) softmax_rows_short_block<1>(x, y, i, n, sr.chunks, sr.mk, log);
+  for (; i + 4 <= rows; i += 4) softmax_rows_short_block<4>(x, y, i, n, sr, log);
+  for (; i < rows; ++i) softmax_rows_short_block<1>(x, y, i, n, sr, log);
 }
 
 // Cross-entropy rows of fewer than 64 classes (the row in up to four registers): what
@@ -142,7 +150,6 @@ void softmax_rows_short_avx512(const float* x, float* y, int64_t rows, int64_t n
 // pixels) went the per-row way until session 12.
 void ce_fwd_rows_short_avx512(const float* x, const int64_t* t, float* loss, float* stats,
                               int64_t n, int64_t c, int64_t ignore_index) {
-  const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
   const ShortRows sr(c);
   // Four rows at a time: each row is one long dependency chain (max, exp, sum), so the vector
   // work of four is written side by side for the scheduler, before their four calls to log.
@@ -154,27 +161,8 @@ void ce_fwd_rows_short_avx512(const float* x, const int64_t* t, float* loss, flo
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       if (r >= rows) break;
-      const float* xi = x + (i0 + r) * c;
-      __m512 mv = ninf;
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {
-        if (k >= sr.chunks) break;
-        mv = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, sr.mk[k], xi + 16 * k), mv);
-      }
-      mx[r] = _mm512_reduce_max_ps(mv);
-      __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {
-        if (k >= sr.chunks) break;
-        const __m512 v = _mm512_sub_ps(
-            _mm512_sub_ps(_mm512_maskz_loadu_ps(sr.mk[k], xi + 16 * k), _mm512_set1_ps(mx[r])),
-            _mm512_setzero_ps());
-        const __m512 e = _mm512_maskz_mul_ps(sr.mk[k], exp16(v), _mm512_set1_ps(1.f));
-        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
-      }
-      s[r] = _mm512_reduce_add_pd(_mm512_add_pd(
-          _mm512_add_pd(lo, hi), _mm512_add_pd(_mm512_setzero_pd(), _mm512_setzero_pd())));
+      __m512 v[4], e[4];
+      s[r] = short_row_exp_sum(x + (i0 + r) * c, sr, v, e, &mx[r]);
     }
     for (int r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
