@@ -242,6 +242,11 @@ void bind_dense(py::module_& m) {
     return py::make_tuple(b.mc, b.kc, b.nc);
   }, "(mc, kc, nc) cache blocks of the active GEMM kernel.");
 
+  m.def("gemm_tile", [] {
+    const GemmKernelInfo& k = gemm_kernel();
+    return py::make_tuple(k.mr, k.nr);
+  }, "(mr, nr) register tile of the active GEMM kernel.");
+
   // Test hook for the pre-packed GEMM: packs op(b) once, then runs op(a)·B with it `reps`
   // times into fresh copies of c (so reuse of one pack is exercised), returning the last.
   m.def("gemm_packed_test", [](py::handle a, py::handle b, bool trans_a, bool trans_b,
