@@ -209,9 +209,11 @@ int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
 // few row tiles, so packing A buys little, while each B panel (K x NR) it re-reads for every
 // row tile stays in L2. Measured on Zen 5, 1 thread: 64x784x256 NN 202 -> 244 GFLOP/s,
 // 256x784x64 TN 237 -> 258 GFLOP/s.
-bool use_small_path(const GemmKernelInfo& kr, int64_t M, int64_t N, int64_t K) {
+bool use_small_path(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, int64_t K) {
   if (M * N * K <= kSmallMacs) return true;
-  return kr.small_wide && M <= 256 && K * kr.nr * 4 <= cache_sizes().l2 / 4;
+  if (!kr.small_wide || M > 256 || (trans_a && !kr.small_wide_trans_a)) return false;
+  return kr.small_wide_max_k > 0 ? K <= kr.small_wide_max_k
+                                 : K * kr.nr * 4 <= cache_sizes().l2 / 4;
 }
 
 }  // namespace
@@ -290,7 +292,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   const bool epi = !epilogue_is_trivial(ep);
   const bool act_in_kernel = !epi || ep->act.act == Act::none || ep->act.act == Act::relu;
 
-  if (kr.small_t && !prepacked && trans_b && !trans_a && M < N && use_small_path(kr, M, N, K)) {
+  if (kr.small_t && !prepacked && trans_b && !trans_a && M < N &&
+      use_small_path(kr, trans_a, M, N, K)) {
     // C = A·Bᵀ with fewer rows than columns (a Linear forward on a small batch): pack A
     // (M x K) instead of B (N x K) and compute Cᵀ = B·Aᵀ with B read in place. Measured on
     // Zen 5, 1 thread, 64x256x784: packing the weight was ~12% of the time (116 -> 105 us).
@@ -328,7 +331,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     return;
   }
 
-  if (kr.small && use_small_path(kr, M, N, K)) {
+  if (kr.small && use_small_path(kr, trans_a, M, N, K)) {
     const int nr = kr.nr;
     const int64_t panels = (N + nr - 1) / nr;
     // B as the kernel reads it: row-major in place, or packed into NR-wide panels with

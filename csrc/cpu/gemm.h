@@ -132,9 +132,13 @@ struct GemmKernelInfo {
   // that a row-major A would gain from. Null: A is always read in place.
   void (*transpose)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                     int64_t ldd) = nullptr;
-  // Whether `small` also takes the wide products of a small batch (M <= 256, any N, K whose
-  // B panel fits in L2), not only the tiny ones (see use_small_path in gemm.cpp).
+  // Whether `small` also takes the wide products of a small batch (M <= 256, any N), not only
+  // the tiny ones (see use_small_path in gemm.cpp): for K up to small_wide_max_k (0: any K
+  // whose B panel, K x NR, fits in a quarter of L2), and with a transposed A (the TN weight
+  // gradient) only where small_wide_trans_a.
   bool small_wide = true;
+  int64_t small_wide_max_k = 0;
+  bool small_wide_trans_a = true;
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.
