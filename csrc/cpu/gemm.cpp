@@ -438,13 +438,23 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
 
   auto body = [&](int t, int T, SpinBarrier& bar) {
     float* apack = apack_all + size_t(t) * size_t(kc_max * mc_max);
-    // Partition C between threads: by rows when there are enough row tiles (each thread packs
-    // only its own A rows; B is packed once, cooperatively), else by column panels (each
-    // thread packs the whole, small, A itself).
+    // Partition C between threads: by rows when there are enough row tiles and A is the
+    // larger operand (each thread packs only its own A rows; B is packed once, cooperatively,
+    // and every thread reads all of it), else by column panels (each thread packs the whole A
+    // and only the B panels it multiplies: no barrier, no packed B crossing cores).
     // NOTE: with a pre-packed B nothing is packed cooperatively, and for a short A (one MC
     // block, e.g. an RNN step's 32 rows) splitting columns lets each thread stream only its
     // share of B, the operand that dominates the traffic; so rows only when A is tall.
-    const bool by_rows = prepacked ? (M > MC && tiles_m >= 2 * T) : tiles_m >= 2 * T;
+    // NOTE (speed): packing A on every thread costs (T-1)*M*K more packing, the row split
+    // moves (T-1)/T of the packed B (N*K) between cores and waits twice per K block: columns
+    // when M*T <= N. Zen 3, 2 threads, us, rows -> columns (best of 15, noisy VM): NT
+    // 64x256x784 174-256 -> 161-215, 64x1024x784 683-1238 -> 609-636, TN 64x256x784 179-349 ->
+    // 168-188.
+    const bool by_rows =
+        prepacked ? (M > MC && tiles_m >= 2 * T) : (tiles_m >= 2 * T && M * T > N);
+    // Each thread packs B panels [q0, q1) below; split by columns it multiplies exactly
+    // those, so only the row split has to wait for the others' panels.
+    const bool wait_for_b = !prepacked && by_rows;
     // NOTE: an even split of the rows, not of the MR-row tiles: each thread's last tile may be
     // short, and the kernel runs a short tile at about its own height (1024 rows on 2
     // threads: 512 + 512 = 36 tiles and 8 rows each, not 37 tiles of which one is 2 rows).
@@ -469,7 +479,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
                         nr, dstb);
           }
         }
-        if (!prepacked) bar.wait();  // B block complete
+        if (wait_for_b) bar.wait();  // B block complete
         for (int64_t ic = m_lo; ic < m_hi; ic += MC) {
           const int64_t mb = std::min<int64_t>(MC, m_hi - ic);
           if (!trans_a && kr.pack_a) kr.pack_a(A + ic * lda + pc, lda, mb, kb, apack);
@@ -499,7 +509,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
             }
           }
         }
-        if (!prepacked) bar.wait();  // everyone is done with this B block before it is overwritten
+        if (wait_for_b) bar.wait();  // everyone is done with this B block before it is overwritten
       }
     }
   };
