@@ -216,6 +216,14 @@ bool use_small_path(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N
                                  : K * kr.nr * 4 <= cache_sizes().l2 / 4;
 }
 
+// The transposed small path (C = A·Bᵀ as Cᵀ = B·Aᵀ, packing only A) on the same terms as the
+// wide small path, but with no kernel-specific K limit: its K loop reads a 6 or 8-row strip of
+// B that stays in L1 and one packed panel of A that stays in L2.
+bool use_small_t_path(const GemmKernelInfo& kr, int64_t M, int64_t N, int64_t K) {
+  if (M * N * K <= kSmallMacs) return true;
+  return kr.small_wide && M <= 256 && K * kr.nr * 4 <= cache_sizes().l2 / 4;
+}
+
 }  // namespace
 
 GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
@@ -293,7 +301,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   const bool act_in_kernel = !epi || ep->act.act == Act::none || ep->act.act == Act::relu;
 
   if (kr.small_t && !prepacked && trans_b && !trans_a && M < N &&
-      use_small_path(kr, trans_a, M, N, K)) {
+      use_small_t_path(kr, M, N, K)) {
     // C = A·Bᵀ with fewer rows than columns (a Linear forward on a small batch): pack A
     // (M x K) instead of B (N x K) and compute Cᵀ = B·Aᵀ with B read in place. Measured on
     // Zen 5, 1 thread, 64x256x784: packing the weight was ~12% of the time (116 -> 105 us).
@@ -301,7 +309,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     const int64_t slice = K * ((M + nr - 1) / nr) * nr;  // one packed copy of A
     const MicroEpilogue me = epi ? micro_epilogue(*ep) : MicroEpilogue{};
     const MicroEpilogue* mep = epi ? &me : nullptr;
-    // Threads split C's columns in units of 16: the kernel's tiles are 8 columns wide, but a
+    // Threads split C's columns in units of 16: the kernel's tiles are 6 or 8 columns wide, but a
     // split inside a 64-byte line would have both threads writing that line in every row.
     // (split_range: the split linear_backward's threads use too, so each reads back the
     // columns of the output it wrote.)
