@@ -37,13 +37,16 @@ def test_cross_entropy(reduction, n, classes, rng, isa):
     _ce(x, t, reduction, rng)
 
 
-@pytest.mark.parametrize("classes", [1, 2, 7, 10, 15, 16])
+@pytest.mark.parametrize("classes", [1, 2, 7, 8, 9, 10, 15, 16, 17, 24, 25, 31, 32, 33])
 def test_cross_entropy_small_classes_bit_identical_to_wide_path(classes, rng, isa):
-    # Rows of < 64 classes take a register path on AVX-512 (cpu/kernels/rowops_avx512.cpp,
-    # ce_*_rows_short); padding the same logits with -inf columns up to 80 classes takes the
-    # general row path, whose max, sum and log see exactly the same values (for <= 16 classes
-    # its sums group the same way too; wider rows group their chunks differently there).
-    # Loss, and the gradient of the real columns, must agree to the bit, ignored rows included.
+    # Rows of < 64 classes take a register path on AVX-512, <= 32 on AVX2
+    # (cpu/kernels/rowops_<isa>.cpp, ce_*_rows_short); padding the same logits with -inf
+    # columns up to 80 classes takes the general row path, whose max, sum and log see exactly
+    # the same values (its sums group the same way too: on AVX-512 for <= 16 classes, on AVX2
+    # and the generic path for all of them). Loss, and the gradient of the real columns, must
+    # agree to the bit, ignored rows included; wider AVX-512 rows group their chunks
+    # differently in the two paths, so there the sums may differ in their last bit.
+    ulps = 0 if isa != "avx512" or classes <= 16 else 2
     n = 37
     x = (rng.standard_normal((n, classes)) * 3).astype(np.float32)
     x[3, 0] = 60.0  # a dominant logit
@@ -58,8 +61,9 @@ def test_cross_entropy_small_classes_bit_identical_to_wide_path(classes, rng, is
             loss = F.cross_entropy(xt, fastnn.tensor(t), reduction=reduction)
             loss.sum().backward()
             out.append((loss.detach().numpy(), xt.grad.numpy()[:, :classes]))
-        np.testing.assert_array_equal(out[0][0], out[1][0], err_msg=f"loss, {reduction}")
-        np.testing.assert_array_equal(out[0][1], out[1][1], err_msg=f"grad, {reduction}")
+        for k, what in ((0, "loss"), (1, "grad")):
+            np.testing.assert_array_max_ulp(out[0][k], out[1][k], maxulp=ulps)
+            assert np.array_equal(np.isnan(out[0][k]), np.isnan(out[1][k])), what
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

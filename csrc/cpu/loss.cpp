@@ -99,6 +99,9 @@ void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* sta
     if (c < 64 && active_isa() == Isa::avx512)
       return ce_fwd_rows_short_avx512(x + b * c, t + b, loss + b, stats + 2 * b, e - b, c,
                                       ignore_index);
+    if (c <= 32 && active_isa() == Isa::avx2)
+      return ce_fwd_rows_short_avx2(x + b * c, t + b, loss + b, stats + 2 * b, e - b, c,
+                                    ignore_index);
 #endif
     std::vector<float> ex(c);  // this chunk's scratch: the row's exps, so the loop vectorises
     for (int64_t i = b; i < e; ++i) {
@@ -137,6 +140,9 @@ void cross_entropy_bwd(const float* x, const int64_t* t, const float* stats, con
     if (c < 64 && active_isa() == Isa::avx512)
       return ce_bwd_rows_short_avx512(x + b * c, t + b, stats + 2 * b, g + b * g_stride,
                                       g_stride, scale, dx + b * c, e - b, c, ignore_index);
+    if (c <= 32 && active_isa() == Isa::avx2)
+      return ce_bwd_rows_short_avx2(x + b * c, t + b, stats + 2 * b, g + b * g_stride,
+                                    g_stride, scale, dx + b * c, e - b, c, ignore_index);
 #endif
     for (int64_t i = b; i < e; ++i) {
       float* dxi = dx + i * c;

@@ -18,12 +18,6 @@ inline void exp_row_impl(const float* x, float a, float b, float s, float* y, in
 void exp_row_generic(const float* x, float a, float b, float s, float* y, int64_t n) {
   exp_row_impl(x, a, b, s, y, n);
 }
-#ifdef FASTNN_X86
-__attribute__((target("avx2,fma"))) void exp_row_avx2(const float* x, float a, float b, float s,
-                                                      float* y, int64_t n) {
-  exp_row_impl(x, a, b, s, y, n);
-}
-#endif
 
 // Generic row reductions: several independent lanes so the adds and compares pipeline.
 float row_max_generic(const float* x, int64_t n) {
@@ -54,7 +48,7 @@ void exp_row(const float* x, float a, float b, float s, float* y, int64_t n) {
 #ifdef FASTNN_X86
   switch (active_isa()) {
     case Isa::avx512: return exp_row_avx512(x, a, b, s, y, n);  // kernels/rowops_avx512.cpp
-    case Isa::avx2: return exp_row_avx2(x, a, b, s, y, n);
+    case Isa::avx2: return exp_row_avx2(x, a, b, s, y, n);  // kernels/rowops_avx2.cpp
     case Isa::generic: break;
   }
 #endif
@@ -64,6 +58,7 @@ void exp_row(const float* x, float a, float b, float s, float* y, int64_t n) {
 double exp_row_sum(const float* x, float a, float b, float s, float* y, int64_t n) {
 #ifdef FASTNN_X86
   if (active_isa() == Isa::avx512) return exp_row_sum_avx512(x, a, b, s, y, n);
+  if (active_isa() == Isa::avx2) return exp_row_sum_avx2(x, a, b, s, y, n);
 #endif
   exp_row(x, a, b, s, y, n);
   return row_sum_f64(y, n);
@@ -272,10 +267,13 @@ void softmax_fwd(const float* x, float* y, int64_t outer, int64_t dim, int64_t i
   else if (active_isa() == Isa::avx2) strip = softmax_strip_avx2;
 #endif
 #ifdef FASTNN_X86
-  if (inner == 1 && dim < 64 && active_isa() == Isa::avx512) {
-    // Short rows in one call per chunk of rows (see softmax_rows_short_avx512).
+  // Short rows in one call per chunk of rows (see softmax_rows_short_avx512).
+  auto rows_short = active_isa() == Isa::avx512 && dim < 64 ? softmax_rows_short_avx512
+                    : active_isa() == Isa::avx2 && dim <= 32 ? softmax_rows_short_avx2
+                                                            : nullptr;
+  if (inner == 1 && rows_short) {
     parallel_for(outer, row_grain(dim), [&](int64_t b, int64_t e) {
-      softmax_rows_short_avx512(x + b * dim, y + b * dim, e - b, dim, log);
+      rows_short(x + b * dim, y + b * dim, e - b, dim, log);
     });
     return;
   }

@@ -60,6 +60,15 @@ void ce_bwd_strip_avx2(const float* x, const int64_t* t, const float* stats, con
                        int64_t w, int64_t ignore_index);
 
 float row_max_avx2(const float* x, int64_t n);
+void exp_row_avx2(const float* x, float a, float b, float s, float* y, int64_t n);
+double exp_row_sum_avx2(const float* x, float a, float b, float s, float* y, int64_t n);
+// The short-row paths above for AVX2, rows of at most 32 floats (4 registers).
+void softmax_rows_short_avx2(const float* x, float* y, int64_t rows, int64_t n, bool log);
+void ce_fwd_rows_short_avx2(const float* x, const int64_t* t, float* loss, float* stats,
+                            int64_t n, int64_t c, int64_t ignore_index);
+void ce_bwd_rows_short_avx2(const float* x, const int64_t* t, const float* stats,
+                            const float* g, int64_t g_stride, float scale, float* dx,
+                            int64_t n, int64_t c, int64_t ignore_index);
 double row_sum_f64_avx2(const float* x, int64_t n);
 double row_dot_f64_avx2(const float* a, const float* b, int64_t n);
 

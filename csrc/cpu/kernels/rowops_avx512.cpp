@@ -8,6 +8,7 @@
 #include "cpu/kernels/rowops.h"
 #include "cpu/kernels/simd_avx512.h"
 #include "cpu/kernels/vmath_impl.h"
+#include "cpu/kernels/ce_rows_impl.h"
 
 namespace fastnn {
 
@@ -151,31 +152,10 @@ void softmax_rows_short_avx512(const float* x, float* y, int64_t rows, int64_t n
 void ce_fwd_rows_short_avx512(const float* x, const int64_t* t, float* loss, float* stats,
                               int64_t n, int64_t c, int64_t ignore_index) {
   const ShortRows sr(c);
-  // Four rows at a time: each row is one long dependency chain (max, exp, sum), so the vector
-  // work of four is written side by side for the scheduler, before their four calls to log.
-  constexpr int R = 4;
-  for (int64_t i0 = 0; i0 < n; i0 += R) {
-    const int rows = (int)std::min<int64_t>(R, n - i0);
-    float mx[R];
-    double s[R];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      if (r >= rows) break;
-      __m512 v[4], e[4];
-      s[r] = short_row_exp_sum(x + (i0 + r) * c, sr, v, e, &mx[r]);
-    }
-    for (int r = 0; r < rows; ++r) {
-      const int64_t i = i0 + r;
-      if (t[i] == ignore_index) {  // PyTorch: ignored rows contribute exactly 0
-        loss[i] = 0.f;
-        continue;
-      }
-      const float ls = (float)std::log(s[r]);
-      loss[i] = (mx[r] - x[i * c + t[i]]) + ls;
-      stats[2 * i] = mx[r];
-      stats[2 * i + 1] = ls;
-    }
-  }
+  ce_fwd_short_rows(x, t, loss, stats, n, c, ignore_index, [&](const float* xi, float* m) {
+    __m512 v[4], e[4];
+    return short_row_exp_sum(xi, sr, v, e, m);
+  });
 }
 
 void ce_bwd_rows_short_avx512(const float* x, const int64_t* t, const float* stats,
