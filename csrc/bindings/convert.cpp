@@ -4,7 +4,7 @@
 
 namespace fastnn {
 
-static std::string py_type_name(py::handle obj) {
+std::string py_type_name(py::handle obj) {
   return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
 }
 

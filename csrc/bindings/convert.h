@@ -14,6 +14,9 @@ namespace py = pybind11;
 
 // Any array-like argument must be an ndarray of float32/int64, C-contiguous; `writable` for
 // arguments the op updates in place.
+// The name of obj's Python type, for error messages.
+std::string py_type_name(py::handle obj);
+
 Tensor arg_tensor(py::handle obj, const char* op, const char* name, std::optional<DType> dt,
                   bool writable = false);
 // None -> undefined Tensor.
