@@ -123,6 +123,34 @@ def test_special_values(n, isa):
             np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
+@pytest.mark.parametrize("n", [11, 67])  # in the SIMD body and in the scalar tail
+def test_gelu_and_softplus_special_values(n, isa):
+    # PyTorch's: gelu(-inf) = -inf * 0 and gelu'(+-inf) are NaN, gelu(inf) = inf; softplus'
+    # is 1 above the threshold (inf included) and sigmoid(-inf) = 0 below; NaN stays NaN. The
+    # finite values, tiny and far out included, as the float64 reference.
+    sp = np.array([-np.inf, np.inf, np.nan, -0.0, 0.0, 1e-40, -1e-40, -104.5, 89.0, -13.0,
+                   -20.0, 20.0, 20.5], np.float32)
+    x = np.resize(sp, n)
+    fin = np.isfinite(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for name, want_nan_y, want_nan_g in (
+                ("gelu", np.isnan(x) | (x == -np.inf), ~fin),
+                ("softplus", np.isnan(x), np.isnan(x))):
+            fn, ref, ref_grad = ACTS[name]
+            t = fastnn.tensor(x, requires_grad=True)
+            y = fn(t)
+            y.backward(fastnn.ones(n))
+            yv, gv = y.detach().numpy(), t.grad.numpy()
+            np.testing.assert_array_equal(np.isnan(yv), want_nan_y, err_msg=name)
+            np.testing.assert_array_equal(np.isnan(gv), want_nan_g, err_msg=name)
+            assert (yv[x == np.inf] == np.inf).all(), name
+            xf = x[fin].astype(np.float64)
+            assert_close(yv[fin], ref(xf), c=64, what=name)
+            assert_close(gv[fin], ref_grad(xf, np.ones_like(xf))[0], c=64, what=name)
+            if name == "softplus":
+                np.testing.assert_array_equal(gv[np.isinf(x)], (x[np.isinf(x)] > 0) * 1.0)
+
+
 @pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 5.0), (0.5, 1.0)])
 def test_softplus_beta_threshold(beta, threshold, rng):
     x = rng.standard_normal(257) * 8
@@ -161,6 +189,11 @@ def test_nan_propagates(name):
     fn = ACTS[name][0]
     y = fn(fastnn.tensor([np.nan, 1.0])).numpy()
     assert np.isnan(y[0]) and not np.isnan(y[1])
+    if name != "relu":  # (the smooth ones: a NaN input's gradient is NaN, as in PyTorch)
+        t = fastnn.tensor([np.nan, 1.0], requires_grad=True)
+        fn(t).sum().backward()
+        g = t.grad.numpy()
+        assert np.isnan(g[0]) and not np.isnan(g[1])
 
 
 def test_large_input_uses_threads(threads, rng):

@@ -166,6 +166,20 @@ FASTNN_MATH_INLINE float log1pexp_f32(float z) {
   return m + log1p_f32(exp_f32(-__builtin_fabsf(z)));
 }
 
+// normal_cdf_f32's polynomials (also vnormal_cdf's, kernels/vmath_impl.h): erf(u) / u in
+// u^2 for |u| < 0.5, and erfcx(u) u in t = 1.05 / u - 1.1 for |u| >= 0.5 (see below).
+inline constexpr float kErfPoly[] = {
+    1.4807193e-08f, -1.6365844e-07f, 1.6462114e-06f, -1.4925650e-05f,
+    1.2055333e-04f, -8.5483270e-04f, 5.2239780e-03f, -2.6866172e-02f,
+    1.1283792e-01f, -3.7612638e-01f, 1.1283792e+00f,
+};
+inline constexpr float kErfcxPoly[] = {
+    -0.0004065588f, 0.0005316754f,  0.0011058431f,  -0.0017182034f, -0.00054402987f,
+    0.00096259377f, 0.0010233395f,  -0.00088103075f, -0.0011965723f, 0.0033377996f,
+    -0.006331927f,  0.010284077f,   -0.012282894f,  0.0043253023f,  0.03307395f,
+    -0.1437521f,    0.4203139f,
+};
+
 // Phi(x) = (1 + erf(x / sqrt(2))) / 2, the standard normal CDF (gelu(x) = x Phi(x)), to a few
 // ulp relative everywhere it is a normal float (below about x = -13 it is subnormal, then 0).
 // NOTE: |u| < 0.5 (u = x / sqrt(2)): erf(u) = u P(u^2), Taylor through u^21 (far below an
@@ -179,44 +193,12 @@ FASTNN_MATH_INLINE float normal_cdf_f32(float x) {
   const float u = x * 0.707106781f;
   const float a = __builtin_fabsf(u);
   const float z = u * u;
-  static constexpr float kErf[] = {
-      1.4807193e-08f,
-      -1.6365844e-07f,
-      1.6462114e-06f,
-      -1.4925650e-05f,
-      1.2055333e-04f,
-      -8.5483270e-04f,
-      5.2239780e-03f,
-      -2.6866172e-02f,
-      1.1283792e-01f,
-      -3.7612638e-01f,
-      1.1283792e+00f,
-  };
-  const float p = horner(z, kErf);
+  const float p = horner(z, kErfPoly);
   const float small = fmadd(0.5f, u * p, 0.5f);
   const float ac = a < 10.5f ? a : 10.5f;  // (beyond, exp(-u^2) is 0 in float)
   const float sv = 1.f / (ac > 0.5f ? ac : 0.5f);
   const float t = sv * 1.05f - 1.1f;
-  static constexpr float kErfcx[] = {
-      -0.0004065588f,
-      0.0005316754f,
-      0.0011058431f,
-      -0.0017182034f,
-      -0.00054402987f,
-      0.00096259377f,
-      0.0010233395f,
-      -0.00088103075f,
-      -0.0011965723f,
-      0.0033377996f,
-      -0.006331927f,
-      0.010284077f,
-      -0.012282894f,
-      0.0043253023f,
-      0.03307395f,
-      -0.1437521f,
-      0.4203139f,
-  };
-  const float q = horner(t, kErfcx);
+  const float q = horner(t, kErfcxPoly);
   // exp(-u^2) with u^2 = x^2 / 2 taken exactly, as hi + lo: rounding u or u^2 would cost
   // ~u^2 ulp relative in this factor, ~200 ulp out at x = -13. exp(-hi - lo) = exp(-hi)
   // (1 - lo) to first order, |lo| being below an ulp of hi. lo is the exact rounding error

@@ -23,6 +23,7 @@ void FASTNN_ACT_CAT(act_fwd_span_, FASTNN_ACT_SUFFIX)(const ActParams& p, const 
     // The SIMD forms (vmath_impl.h) where there are some.
     if constexpr (A == Act::sigmoid) return vmap<vsigmoid<V>, vsigmoid<S>>(x, y, n);
     if constexpr (A == Act::tanh) return vmap<vtanh<V>, vtanh<S>>(x, y, n);
+    if constexpr (A == Act::gelu) return vmap<vgelu<V>, vgelu<S>, 2>(x, y, n);
 #endif
     const float beta = p.beta, thr = p.threshold;
     for (int64_t i = 0; i < n; ++i) y[i] = act_fwd<A>(x[i], beta, thr);
@@ -44,6 +45,12 @@ void FASTNN_ACT_CAT(act_bwd_span_, FASTNN_ACT_SUFFIX)(const ActParams& p, const 
         dx[i] = y[i] > 0.f ? d : 0.f;
       }
     } else if constexpr (act_backward_needs_input(A)) {
+#ifdef FASTNN_ACT_VEC
+      // dy * gelu'(x), and dy * (z > threshold ? 1 : sigmoid(z)) with z = beta x for
+      // softplus, in act_grad's order, on SIMD registers.
+      if constexpr (A == Act::gelu) return vzip(dy, x, dx, n, GeluGradMul{});
+      if constexpr (A == Act::softplus) return vzip(dy, x, dx, n, SoftplusGradMul{beta, thr});
+#endif
       for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * act_grad<A>(x[i], 0.f, beta, thr);
     } else {
       for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * act_grad<A>(0.f, y[i], beta, thr);

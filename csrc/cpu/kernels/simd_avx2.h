@@ -43,6 +43,9 @@ struct V {
   static R with_sign_of(R y, R x) {  // y (>= 0) with x's sign bit
     return _mm256_or_ps(y, _mm256_and_ps(x, _mm256_set1_ps(-0.f)));
   }
+  static R select_gt(R x, R c, R a, R b) {  // a where x > c, else b (b for NaN)
+    return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, c, _CMP_GT_OQ));
+  }
   static R select_ge0(R x, R a, R b) {  // a where x >= 0, else b (b for NaN)
     return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
   }

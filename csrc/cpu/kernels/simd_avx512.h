@@ -44,6 +44,9 @@ struct V {
         _mm512_castps_si512(y),
         _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
   }
+  static R select_gt(R x, R c, R a, R b) {  // a where x > c, else b (b for NaN)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, c, _CMP_GT_OQ), b, a);
+  }
   static R select_ge0(R x, R a, R b) {  // a where x >= 0, else b (b for NaN)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
   }

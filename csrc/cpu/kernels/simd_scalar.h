@@ -31,6 +31,7 @@ struct S {
     return (p * std::ldexp(1.f, n1)) * std::ldexp(1.f, n2);
   }
   static R with_sign_of(R y, R x) { return std::copysign(y, x); }  // y >= 0
+  static R select_gt(R x, R c, R a, R b) { return x > c ? a : b; }
   static R select_ge0(R x, R a, R b) { return x >= 0.f ? a : b; }
   // Sums in double (softmax_strip_impl.h), as the SIMD forms' lanes.
   using D = double;
