@@ -260,11 +260,25 @@ def _bound(v):
     return None
 
 
+def _plain_bound(v):
+    """Whether v is None or a Python int or float inside float32's finite range."""
+    return v is None or ((type(v) is float or type(v) is int) and -_F32_MAX <= v <= _F32_MAX)
+
+
 def clamp(x, min=None, max=None):
     """x limited to [min, max] (either bound may be None), as torch.clamp. Number bounds (the
     common call) run as one op with PyTorch's gradient (Clamp). Tensor bounds are
     maximum/minimum composed; NOTE: there, at x == min (or max) exactly, the gradient is split
     half/half with the bound (maximum's tie rule), where PyTorch passes all of it to x."""
+    # NOTE (speed): the common call first (a float32 host tensor that records nothing, Python
+    # number bounds inside float32's finite range), past the checks below: x.clamp(-1, 1) on
+    # 32x32 2.84 -> 1.76 us on Zen 3 (PyTorch 2.5).
+    if type(x) is Tensor and _plain_bound(min) and _plain_bound(max) and not (
+            min is None and max is None):
+        d = x._plain()
+        if d is not None and d.dtype == _F32:
+            return Tensor._make(_C.clamp(_contig(d), None if min is None else float(min),
+                                         None if max is None else float(max)))
     if min is None and max is None:
         raise ValueError("[clamp] at least one of min and max must be given")
     lo, hi = _bound(min), _bound(max)
