@@ -124,7 +124,7 @@ def test_views_and_indexing(rng):
 
 
 @pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (3, 17), (2, 0, 5), (2, 3, 5)])
-@pytest.mark.parametrize("n", [1, 3, 20])  # (20: the pieces' bytes copied by _C.concat0)
+@pytest.mark.parametrize("n", [1, 3, 20])  # (along dim 0 _C.concat0 copies the pieces)
 @pytest.mark.parametrize("grad", [False, True])  # (recorded, or the short no-record route)
 def test_stack_and_cat_values_and_gradients(shape, n, grad, rng):
     arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]

@@ -198,16 +198,13 @@ def _concat0_into(out, xs):
     return out
 
 
-# Below this many pieces NumPy's own concatenate into a NumPy-allocated array is cheaper than
-# allocating an aligned result (~1 us) for _C.concat0; from it on concat0's ~0.2 us a piece
-# less wins (measured on Zen 3: 2 pieces 3.2 vs 5.4 us, 64 pieces 16 vs 8 us).
-_FEW_PIECES = 16
-
-
 def _cat_arrays(dim, xs, aligned=True):
-    """The concatenation, into a new 64-byte-aligned array unless `aligned` is False (then
-    maybe NumPy's)."""
-    if not aligned and len(xs) < _FEW_PIECES:
+    """The concatenation, into a new 64-byte-aligned array, unless `aligned` is False and dim
+    is not 0 (then NumPy's).
+    NOTE (speed): along dim 0 the aligned result and _C.concat0 beat np.concatenate at every
+    size (Zen 3: two 32x32 pieces 0.69 vs 1.28 us, 16 x 784 floats 1.8 vs 4.4, 64 x 784 6.5
+    vs 16.5)."""
+    if not aligned and dim != 0:
         return np.concatenate(xs, axis=dim)
     shape = list(xs[0].shape)
     shape[dim] = sum(x.shape[dim] for x in xs)
@@ -232,11 +229,11 @@ class Cat(Function):
 
 
 def _stack_arrays(dim, xs, aligned=True):
-    """The stack on a new dim `dim`, into a new 64-byte-aligned array unless `aligned` is
-    False (then maybe NumPy's)."""
+    """The stack on a new dim `dim`, into a new 64-byte-aligned array, unless `aligned` is
+    False and dim is not 0 (then NumPy's)."""
     s = xs[0].shape
     shape = s[:dim] + (len(xs),) + s[dim:]
-    if not aligned and len(xs) < _FEW_PIECES:
+    if not aligned and dim != 0:
         return np.stack(xs, axis=dim)
     out = _aligned(shape, _dt(xs[0]))
     if dim == 0:
