@@ -115,8 +115,8 @@ def test_gemm_small_path_transposed_a_tile_heights(tb, rng, isa, threads):
 # (AVX-512) tiles, K of 1 and primes.
 SMALL_T_SHAPES = [(1, 2, 1), (1, 9, 5), (2, 3, 7), (7, 8, 13), (16, 17, 3), (17, 40, 31),
                   (31, 33, 64), (32, 47, 1), (33, 100, 17), (63, 64, 101), (64, 256, 784),
-                  (65, 129, 200), (100, 257, 33), (8, 5, 9), (9, 6, 300), (15, 7, 40),
-                  (24, 13, 1), (48, 300, 600)]
+                  (65, 129, 200), (100, 257, 33), (8, 13, 9), (9, 14, 300), (15, 20, 40),
+                  (24, 31, 1), (48, 300, 600)]
 
 
 @pytest.mark.parametrize("m,n,k", SMALL_T_SHAPES)
@@ -227,9 +227,12 @@ def test_gemm_bad_input():
 def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads):
     # The blocks come from the cache sizes (mc, kc, nc = _C.gemm_blocks()): cross each one
     # with a ragged remainder, with C split by rows between threads (B packed once, shared)
-    # and by column panels (m too small to split).
+    # and by column panels (m too small to split, or m * threads <= n: each thread packs its
+    # own panels, at offsets that move from one K or N block to the next as the block's depth
+    # and panel count change). m = 260 keeps the last two off the small-shape paths.
     mc, kc, nc = _C.gemm_blocks()
-    for m, n, k in [(mc + 19, 45, kc + 37), (3, nc + 21, 9), (2 * mc + 5, 33, 2 * kc + 1)]:
+    for m, n, k in [(mc + 19, 45, kc + 37), (3, nc + 21, 9), (2 * mc + 5, 33, 2 * kc + 1),
+                    (260, 1024, kc + 37), (260, nc + 300, kc // 2 + 3)]:
         a, b = operands(rng, m, n, k, ta, tb)
         assert_close(_C.gemm(a, b, ta, tb), reference(a, b, ta, tb), k=k,
                      scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k} {isa}")

@@ -226,7 +226,10 @@ def test_stack_and_cat_of_strided_and_mixed_pieces(n, rng):
     # The copy itself refuses a mismatch rather than writing past out.
     out = np.empty(10, np.float32)
     expect_error(ValueError, "concat0", _C.concat0, [np.ones(4, np.float32)] * 3, out)
-    expect_error(TypeError, "concat0", _C.concat0, [np.ones(5, np.int64)] * 2, out)
+    assert _C.concat0([np.ones(5, np.int64)] * 2, out) is False  # (NumPy casts instead)
+    assert _C.concat0([np.ones(5, ">f4")] * 2, out) is False
+    assert _C.concat0((np.full(4, 2.0, np.float32), np.ones(6, np.float32)), out) is True
+    np.testing.assert_array_equal(out, [2.0] * 4 + [1.0] * 6)
     expect_error(TypeError, "concat0", _C.concat0, [1.0], out)
 
 

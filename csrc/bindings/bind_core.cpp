@@ -47,23 +47,28 @@ void bind_core(py::module_& m) {
     const int64_t item = (int64_t)out_arr.itemsize();
     int64_t total = item;
     for (int d = 0; d < o->nd; ++d) total *= o->dimensions[d];
-    // First pass: every piece an array of out's item size; any strided piece: False, and the
-    // caller concatenates with NumPy instead. Then the copy, which cannot fail.
+    // First pass: every piece an array; one that is strided or of another dtype (byte order
+    // included): False, and the caller concatenates with NumPy instead. Then the copy, which
+    // cannot fail. The pieces are held until then (a sequence may build them on access).
     const Py_ssize_t n = py::len(arrays);
-    std::vector<std::pair<const char*, int64_t>> pieces(static_cast<size_t>(n));
+    std::vector<py::object> held;
+    std::vector<std::pair<const char*, int64_t>> pieces;
+    held.reserve(size_t(n));
+    pieces.reserve(size_t(n));
     int64_t sum = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
-      py::object h = arrays[i];
+      held.push_back(arrays[i]);
+      const py::handle h = held.back();
       if (!api.PyArray_Check_(h.ptr()))
         fail<TypeError>(op, "element ", i, " must be an array, got ", py_type_name(h));
       const auto* a = py::detail::array_proxy(h.ptr());
       if (a->descr != o->descr &&  // (the same dtype is almost always the same object)
           !py::reinterpret_borrow<py::array>(h).dtype().equal(out_arr.dtype()))
-        fail<TypeError>(op, "element ", i, " has a different dtype from out");
+        return false;
       if (!(a->flags & kContig)) return false;
       int64_t nb = item;
       for (int d = 0; d < a->nd; ++d) nb *= a->dimensions[d];
-      pieces[size_t(i)] = {a->data, nb};
+      pieces.emplace_back(a->data, nb);
       sum += nb;
     }
     if (sum != total) fail(op, "the pieces hold ", sum, " bytes, out ", total);
@@ -74,8 +79,9 @@ void bind_core(py::module_& m) {
     }
     return true;
   }, py::arg("arrays"), py::arg("out"),
-     "Copy C-contiguous arrays one after another into out (a concatenation along the first "
-     "dim); False, with nothing promised about out, if one of them is strided.");
+     "Copy C-contiguous arrays of out's dtype one after another into out (a concatenation "
+     "along the first dim); False, with nothing promised about out, if one of them is "
+     "strided or of another dtype.");
   m.def("sole_owner", &sole_owner, py::arg("a"),
         "Whether a is a library-allocated array whose storage nothing else shares (autograd "
         "then adopts it as a gradient instead of copying it).");

@@ -119,11 +119,14 @@ py::array to_numpy(const Tensor& t) {
   static const int i64 = py::dtype::of<int64_t>().num();
   PyObject* descr =
       api.PyArray_DescrFromType_(t.dtype() == DType::f32 ? py::detail::npy_api::NPY_FLOAT_ : i64);
+  // No data (an empty tensor may have no storage): NumPy allocates its own, and the array
+  // gets no base, so sole_owner does not take it for the library's.
+  const bool own = t.raw() != nullptr;
   auto arr = py::reinterpret_steal<py::object>(api.PyArray_NewFromDescr_(
-      api.PyArray_Type_, descr, nd, dims, strides, t.raw(),
-      py::detail::npy_api::NPY_ARRAY_WRITEABLE_, nullptr));
+      api.PyArray_Type_, descr, nd, dims, own ? strides : nullptr, own ? t.raw() : nullptr,
+      own ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0, nullptr));
   if (!arr) throw py::error_already_set();
-  if (api.PyArray_SetBaseObject_(arr.ptr(), owner.release().ptr()) < 0)
+  if (own && api.PyArray_SetBaseObject_(arr.ptr(), owner.release().ptr()) < 0)
     throw py::error_already_set();
   return py::reinterpret_steal<py::array>(arr.release());
 }

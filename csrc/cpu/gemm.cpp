@@ -460,9 +460,13 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // 168-188.
     const bool by_rows =
         prepacked ? (M > MC && tiles_m >= 2 * T) : (tiles_m >= 2 * T && M * T > N);
-    // Each thread packs B panels [q0, q1) below; split by columns it multiplies exactly
-    // those, so only the row split has to wait for the others' panels.
-    const bool wait_for_b = !prepacked && by_rows;
+    // Each thread packs B panels [q0, q1) of a block below. Split by columns it multiplies
+    // exactly those, so only the row split waits for the others' panels; but the next K or N
+    // block puts each thread's panels at other offsets (its depth kb and panel count differ),
+    // so before packing one, every thread must be done with the last (the review caught
+    // NN 260x1024x(kc + 37) on 2 threads overwriting panels still in use).
+    const bool wait_packed = !prepacked && by_rows;
+    const bool wait_done = !prepacked && (by_rows || K > KC || N > NC);
     // NOTE: an even split of the rows, not of the MR-row tiles: each thread's last tile may be
     // short, and the kernel runs a short tile at about its own height (1024 rows on 2
     // threads: 512 + 512 = 36 tiles and 8 rows each, not 37 tiles of which one is 2 rows).
@@ -487,7 +491,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
                         nr, dstb);
           }
         }
-        if (wait_for_b) bar.wait();  // B block complete
+        if (wait_packed) bar.wait();  // B block complete
         for (int64_t ic = m_lo; ic < m_hi; ic += MC) {
           const int64_t mb = std::min<int64_t>(MC, m_hi - ic);
           if (!trans_a && kr.pack_a) kr.pack_a(A + ic * lda + pc, lda, mb, kb, apack);
@@ -517,7 +521,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
             }
           }
         }
-        if (wait_for_b) bar.wait();  // everyone is done with this B block before it is overwritten
+        if (wait_done) bar.wait();  // everyone is done with this B block before it is overwritten
       }
     }
   };

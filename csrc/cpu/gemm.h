@@ -103,11 +103,12 @@ using GemmSmallKernel = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K, c
 // Transposed small-shape path for C = A·Bᵀ with few rows (M) and many columns (N), the
 // forward of a Linear layer on a small batch: computed as Cᵀ = B·Aᵀ, so the operand packed
 // is A (M x K), not the larger B (N x K), and B is read in place.
-//   ap: A's rows packed as pack_bt packs op(B) = Bᵀ (panel q, rows 32q.., at ap + q*K*NR,
+//   ap: A's rows packed as pack_bt packs op(B) = Bᵀ (panel q, rows NR*q.., at ap + q*K*NR,
 //       K rows of NR floats each, zero past M), 64-byte aligned
 //   B element (j, p) = B[j*ldb + p] (row-major (N, K))
 //   ep: bias (N,) / z (M, N; leading dimension ldc) / relu.
-// Columns [n0, n1) of C only (n0 a multiple of 8), so threads can split them.
+// Columns [n0, n1) of C only, so threads can split them (the driver splits at multiples of
+// 16, 64 bytes of a row of C).
 using GemmSmallTKernel = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K,
                                   const float* ap, const float* B, int64_t ldb, float* C,
                                   int64_t ldc, bool accumulate, const MicroEpilogue* ep);
