@@ -165,6 +165,29 @@ def test_any_shape(shape, rng):
     check_op(F.tanh, R.tanh, [x], ref_grad=R.tanh_grad, c=64, rng=rng)
 
 
+@pytest.mark.parametrize("n", [4, 37])  # in the SIMD body and in the scalar tail
+def test_relu_grad_at_nan_passes_as_pytorch(n, rng, isa):
+    # PyTorch's threshold_backward: 0 where the output is <= 0, else the gradient, so a NaN
+    # output passes it. Through relu itself, a fused Linear + ReLU layer and a ReLU RNN.
+    x = np.resize(np.array([np.nan, 1.0, -1.0, 0.0, -0.0], np.float32), n)
+    t = fastnn.tensor(x, requires_grad=True)
+    g = rng.standard_normal(n).astype(np.float32)
+    F.relu(t).backward(fastnn.tensor(g))
+    np.testing.assert_array_equal(t.grad.numpy(), np.where(np.isnan(x) | (x > 0), g, 0.0))
+    lin = fastnn.nn.Linear(3, n)
+    with fastnn.no_grad():
+        lin.bias[0] = float("nan")  # column 0 of the output is NaN
+    net = fastnn.nn.Sequential(lin, fastnn.nn.ReLU())
+    xb = fastnn.tensor(rng.standard_normal((5, 3)).astype(np.float32))
+    y = net(xb)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(fastnn.tensor(gy))
+    pre = xb.numpy() @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+    want_db = np.where(np.isnan(pre) | (pre > 0), gy, 0.0).sum(0)
+    assert_close(lin.bias.grad.numpy(), want_db, c=64, what="fused linear+relu bias grad")
+    assert np.isfinite(lin.bias.grad.numpy()[0])
+
+
 def test_relu_grad_at_zero_is_zero():
     x = fastnn.tensor([-1.0, 0.0, 2.0], requires_grad=True)
     F.relu(x).sum().backward()
@@ -266,7 +289,8 @@ def test_relu_tensor_route(shape, rng, isa):
     assert y.requires_grad and y.grad_fn is not None
     r = rng.standard_normal(shape).astype(np.float32)
     y.backward(fastnn.tensor(r))
-    np.testing.assert_array_equal(p.grad.numpy(), np.where(x > 0, r, np.float32(0)))
+    # (0 where the output is <= 0, else r: the NaN passes it, as PyTorch's threshold_backward)
+    np.testing.assert_array_equal(p.grad.numpy(), np.where(x <= 0, np.float32(0), r))
 
 
 def test_relu_tensor_route_general_cases(rng):

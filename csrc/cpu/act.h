@@ -46,7 +46,9 @@ FASTNN_MATH_INLINE float act_fwd(float x, float beta, float threshold) {
 template <Act A>
 FASTNN_MATH_INLINE float act_grad(float x, float y, float beta, float threshold) {
   if constexpr (A == Act::none) return 1.f;
-  if constexpr (A == Act::relu) return y > 0.f ? 1.f : 0.f;  // relu'(0) = 0
+  // relu'(0) = 0; at a NaN output the gradient passes, as PyTorch's threshold_backward
+  // (0 only where y <= 0).
+  if constexpr (A == Act::relu) return y <= 0.f ? 0.f : 1.f;
   if constexpr (A == Act::sigmoid) return y * (1.f - y);
   if constexpr (A == Act::tanh) return 1.f - y * y;
   if constexpr (A == Act::gelu) {

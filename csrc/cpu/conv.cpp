@@ -534,7 +534,7 @@ void wide_bwd(const Conv2dShape& s, const float* dy, const float* y, const float
                 // NOTE: unconditional loads so the select vectorises (see the im2col path).
                 for (int64_t ow = 0; ow < s.OW; ++ow) {
                   const float v = sr[ow];
-                  d[ow] = yr[ow] > 0.f ? v : 0.f;
+                  d[ow] = yr[ow] <= 0.f ? 0.f : v;
                 }
               } else {
                 for (int64_t ow = 0; ow < s.OW; ++ow) d[ow] = sr[ow];
@@ -698,7 +698,7 @@ void conv2d_bwd(const Conv2dShape& s, const float* dy, const float* y, const flo
     parallel_for(s.N * s.OC * P, 1 << 15, [&](int64_t b0, int64_t b1) {
       for (int64_t i = b0; i < b1; ++i) {
         const float v = dy[i];  // unconditional load: the select vectorises
-        mz[i] = y[i] > 0.f ? v : 0.f;
+        mz[i] = y[i] <= 0.f ? 0.f : v;
       }
     });
     dz = mz;
@@ -779,7 +779,7 @@ void conv2d_bwd_im2col(const Conv2dShape& s, const float* dy, const float* y, co
                 // conditional load of src compiles to a mispredicted branch per element).
                 for (int64_t i = 0; i < P; ++i) {
                   const float v = src[i];
-                  dst[i] = yv[i] > 0.f ? v : 0.f;
+                  dst[i] = yv[i] <= 0.f ? 0.f : v;
                 }
               } else {
                 std::memcpy(dst, src, sizeof(float) * P);
@@ -822,11 +822,12 @@ void conv2d_bwd_im2col(const Conv2dShape& s, const float* dy, const float* y, co
     for (int64_t n = n0; n < n1; ++n) {
       const float* dzn = dy + n * s.OC * P;
       if (relu) {
-        // ReLU's derivative from its output: y > 0 passes the gradient, y == 0 blocks it.
+        // ReLU's derivative from its output: y <= 0 blocks the gradient, y > 0 (or NaN, as
+        // PyTorch's threshold_backward) passes it.
         const float* yn = y + n * s.OC * P;
         for (int64_t i = 0; i < s.OC * P; ++i) {
           const float v = dzn[i];  // unconditional load: see the NOTE in the batched path
-          mask[i] = yn[i] > 0.f ? v : 0.f;
+          mask[i] = yn[i] <= 0.f ? 0.f : v;
         }
         dzn = mask.data();
       }

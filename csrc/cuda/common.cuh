@@ -71,7 +71,7 @@ __device__ __forceinline__ float d_act_fwd(int act, float x, float beta, float t
 __device__ __forceinline__ float d_act_grad(int act, float x, float y, float beta,
                                             float threshold) {
   switch (act) {
-    case kRelu: return y > 0.f ? 1.f : 0.f;
+    case kRelu: return y <= 0.f ? 0.f : 1.f;  // (NaN y: 1, as PyTorch)
     case kSigmoid: return y * (1.f - y);
     case kTanh: return 1.f - y * y;
     case kGelu: {

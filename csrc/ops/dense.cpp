@@ -52,7 +52,7 @@ void act_bwd_cols(const float* __restrict dy, const float* __restrict saved,
       // inf (PyTorch's threshold_backward, and activation_bwd's relu).
       // (The load is unconditional so the select vectorises.)
       const float d = dy[o + j];
-      const float v = A == Act::relu ? (saved[o + j] > 0.f ? d : 0.f)
+      const float v = A == Act::relu ? (saved[o + j] <= 0.f ? 0.f : d)
                                      : d * act_grad<A>(saved[o + j], saved[o + j], beta, thr);
       dz[o + j] = v;
       if (Db) db[j] += v;

@@ -10,7 +10,8 @@
 namespace fastnn {
 
 // On rows [0, rows) x columns [j0, j1) of row-major (rows, cols) arrays:
-//   dz = dy * act'(y)   (relu: dy where y > 0, else 0, as PyTorch's threshold_backward)
+//   dz = dy * act'(y)   (relu: 0 where y <= 0, else dy, NaN y included, as PyTorch's
+//                        threshold_backward)
 //   db[j] = sum over rows of dz[., j], in row order (db may be null)
 // a: relu, sigmoid or tanh; the result is bit-identical to the scalar loop in ops/dense.cpp.
 #ifdef FASTNN_X86

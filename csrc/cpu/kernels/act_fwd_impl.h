@@ -43,7 +43,7 @@ void FASTNN_ACT_CAT(act_bwd_span_, FASTNN_ACT_SUFFIX)(const ActParams& p, const 
       // is NaN, as PyTorch's threshold_backward; relu'(0) = 0.
       for (int64_t i = 0; i < n; ++i) {
         const float d = dy[i];
-        dx[i] = y[i] > 0.f ? d : 0.f;
+        dx[i] = y[i] <= 0.f ? 0.f : d;  // (a NaN y passes d, as PyTorch)
       }
     } else if constexpr (act_backward_needs_input(A)) {
 #ifdef FASTNN_ACT_VEC

@@ -21,8 +21,8 @@ struct V {
   static R sqrt(R a) { return _mm256_sqrt_ps(a); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R neg(R a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.f)); }
-  static R pos_or_zero(R y, R d) {  // d where y > 0, else +0
-    return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), d);
+  static R pos_or_zero(R y, R d) {  // d where y > 0 or NaN (not y <= 0), else +0
+    return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_NLE_UQ), d);
   }
   // For vmath_impl.h; the same results as simd_avx512.h's, bit for bit.
   static R min(R c, R x) { return _mm256_min_ps(c, x); }  // x when either is NaN

@@ -24,8 +24,8 @@ struct V {
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R neg(R a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a),
                                                   _mm512_set1_epi32(INT32_MIN))); }
-  static R pos_or_zero(R y, R d) {  // d where y > 0, else +0
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d);
+  static R pos_or_zero(R y, R d) {  // d where y > 0 or NaN (not y <= 0), else +0
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_NLE_UQ), d);
   }
   // For vmath_impl.h. min/max return their second operand when either is NaN (x86's rule),
   // so min(c, x) and max(c, x) pass a NaN x through.

@@ -19,7 +19,7 @@ struct S {
   static R sqrt(R a) { return std::sqrt(a); }
   static R fma(R a, R b, R c) { return std::fma(a, b, c); }  // a * b + c, one rounding
   static R neg(R a) { return -a; }
-  static R pos_or_zero(R y, R d) { return y > 0.f ? d : 0.f; }  // d where y > 0, else +0
+  static R pos_or_zero(R y, R d) { return y <= 0.f ? 0.f : d; }  // d where not y <= 0, else +0
   // For vmath_impl.h (the elements past the last register), rounding as the SIMD forms do.
   static R min(R c, R x) { return c < x ? c : x; }  // x when either is NaN, as minps
   static R max(R c, R x) { return c > x ? c : x; }
