@@ -87,6 +87,13 @@ FASTNN_MATH_INLINE float exp_f32(float x) {
   return y;
 }
 
+// Cephes' logf polynomial in m - 1 (log1p_f32's; also vlog1p's, kernels/vmath_impl.h).
+inline constexpr float kLogPoly[] = {
+    7.0376836292e-2f,  -1.1514610310e-1f, 1.1676998740e-1f,
+    -1.2420140846e-1f, 1.4249322787e-1f,  -1.6668057665e-1f,
+    2.0000714765e-1f,  -2.4999993993e-1f, 3.3333331174e-1f,
+};
+
 // log1p(u) for u >= 0 (softplus passes u = exp(-|z|) in (0, 1]), ~2 ulp.
 // NOTE: w = 1 + u is rounded; its rounding error u - (w - 1) (exact, w - 1 being exact by
 // Sterbenz for u <= 1) is added back as a first-order term / w, so a tiny u gives u itself.
@@ -105,18 +112,7 @@ FASTNN_MATH_INLINE float log1p_f32(float u) {
   const float k = (float)(((bits >> 23) & 0xFF) - 127) + (big ? 1.f : 0.f);
   const float x = m - 1.f;
   const float z = x * x;
-  static constexpr float kLog[] = {
-      7.0376836292e-2f,
-      -1.1514610310e-1f,
-      1.1676998740e-1f,
-      -1.2420140846e-1f,
-      1.4249322787e-1f,
-      -1.6668057665e-1f,
-      2.0000714765e-1f,
-      -2.4999993993e-1f,
-      3.3333331174e-1f,
-  };
-  const float p = horner(x, kLog);
+  const float p = horner(x, kLogPoly);
   float y = x * z * p;
   y = fmadd(k, -2.12194440e-4f, y);
   y = fmadd(-0.5f, z, y);

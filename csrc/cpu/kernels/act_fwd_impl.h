@@ -25,6 +25,7 @@ void FASTNN_ACT_CAT(act_fwd_span_, FASTNN_ACT_SUFFIX)(const ActParams& p, const 
     if constexpr (A == Act::sigmoid) return vmap<vsigmoid<V>, vsigmoid<S>>(x, y, n);
     if constexpr (A == Act::tanh) return vmap<vtanh<V>, vtanh<S>>(x, y, n);
     if constexpr (A == Act::gelu) return vmap<vgelu<V>, vgelu<S>, 2>(x, y, n);
+    if constexpr (A == Act::softplus) return vmapf<2>(x, y, n, Softplus{p.beta, p.threshold});
 #endif
     const float beta = p.beta, thr = p.threshold;
     for (int64_t i = 0; i < n; ++i) y[i] = act_fwd<A>(x[i], beta, thr);

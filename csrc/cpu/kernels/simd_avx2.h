@@ -43,6 +43,14 @@ struct V {
   static R with_sign_of(R y, R x) {  // y (>= 0) with x's sign bit
     return _mm256_or_ps(y, _mm256_and_ps(x, _mm256_set1_ps(-0.f)));
   }
+  static R mant(R w, R* k) {  // w's mantissa as a float in [1, 2); *k its exponent (w > 0)
+    const __m256i bits = _mm256_castps_si256(w);
+    *k = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+        _mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xFF)),
+        _mm256_set1_epi32(127)));
+    return _mm256_castsi256_ps(_mm256_or_si256(
+        _mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)), _mm256_set1_epi32(0x3F800000)));
+  }
   static R select_gt(R x, R c, R a, R b) {  // a where x > c, else b (b for NaN)
     return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, c, _CMP_GT_OQ));
   }

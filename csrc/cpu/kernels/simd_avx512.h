@@ -44,6 +44,14 @@ struct V {
         _mm512_castps_si512(y),
         _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
   }
+  static R mant(R w, R* k) {  // w's mantissa as a float in [1, 2); *k its exponent (w > 0)
+    const __m512i bits = _mm512_castps_si512(w);
+    *k = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+        _mm512_and_si512(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(0xFF)),
+        _mm512_set1_epi32(127)));
+    return _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_and_si512(bits, _mm512_set1_epi32(0x007FFFFF)), _mm512_set1_epi32(0x3F800000)));
+  }
   static R select_gt(R x, R c, R a, R b) {  // a where x > c, else b (b for NaN)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, c, _CMP_GT_OQ), b, a);
   }

@@ -31,6 +31,11 @@ struct S {
     return (p * std::ldexp(1.f, n1)) * std::ldexp(1.f, n2);
   }
   static R with_sign_of(R y, R x) { return std::copysign(y, x); }  // y >= 0
+  static R mant(R w, R* k) {  // w's mantissa as a float in [1, 2); *k its exponent (w > 0)
+    const int32_t bits = __builtin_bit_cast(int32_t, w);
+    *k = (float)(((bits >> 23) & 0xFF) - 127);
+    return __builtin_bit_cast(float, (bits & 0x007FFFFF) | 0x3F800000);
+  }
   static R select_gt(R x, R c, R a, R b) { return x > c ? a : b; }
   static R select_ge0(R x, R a, R b) { return x >= 0.f ? a : b; }
   // Sums in double (softmax_strip_impl.h), as the SIMD forms' lanes.

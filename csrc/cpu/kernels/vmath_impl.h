@@ -10,6 +10,7 @@
 // instruction on AVX-512), min/max clamps that pass NaN through, and one formula for tanh.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/fastmath.h"
 
@@ -77,6 +78,41 @@ inline Reg<T> vtanh(Reg<T> x) {
   return T::with_sign_of(T::div(e, T::add(e, T::set1(2.f))), x);
 }
 
+// log1p(u) for u >= 0, as fastmath.h's log1p_f32 (its operations in its order; its branches
+// as selects): ~2 ulp; +inf and NaN come back as they came.
+template <class T>
+inline Reg<T> vlog1p(Reg<T> u) {
+  const Reg<T> one = T::set1(1.f);
+  const Reg<T> w = T::add(one, u);
+  const Reg<T> c = T::sub(u, T::sub(w, one));  // w's rounding error, exact
+  Reg<T> k;
+  const Reg<T> m1 = T::mant(w, &k);
+  const Reg<T> s2 = T::set1(1.41421356f);
+  const Reg<T> m = T::select_gt(m1, s2, T::mul(T::set1(0.5f), m1), m1);
+  k = T::add(k, T::select_gt(m1, s2, one, T::set1(0.f)));
+  const Reg<T> x = T::sub(m, one);
+  const Reg<T> z = T::mul(x, x);
+  Reg<T> y = T::mul(T::mul(x, z), vhorner<T>(x, kLogPoly));
+  y = T::fma(k, T::set1(-2.12194440e-4f), y);
+  y = T::fma(T::set1(-0.5f), z, y);
+  Reg<T> r = T::add(x, y);
+  r = T::fma(k, T::set1(0.693359375f), r);
+  r = T::add(r, T::div(c, w));
+  return T::select_gt(T::set1(__builtin_inff()), u, r, u);
+}
+
+// softplus(x) = log(1 + exp(beta x)) / beta, x itself where beta x > threshold (act_fwd's
+// rule and order): max(z, 0) + log1p(exp(-|z|)), which cannot overflow.
+struct Softplus {
+  float beta, thr;
+  template <class T>
+  Reg<T> operator()(Reg<T> x) const {
+    const Reg<T> z = T::mul(T::set1(beta), x);
+    const Reg<T> l = T::add(T::max(z, T::set1(0.f)), vlog1p<T>(vexp<T>(T::neg(T::abs(z)))));
+    return T::select_gt(z, T::set1(thr), x, T::div(l, T::set1(beta)));
+  }
+};
+
 // Phi(x), the standard normal CDF, as fastmath.h's normal_cdf_f32 (its polynomials, its
 // operations in its order; the branches as selects), so gelu's SIMD and generic forms agree
 // to within the functions' ulp bounds. A NaN x gives NaN.
@@ -118,22 +154,38 @@ inline Reg<T> vgelu_grad(Reg<T> x) {
   return T::add(vnormal_cdf<T>(x), T::mul(x, pdf));
 }
 
-// y[i] = F(x[i]); y may alias x. U registers per step: each function is a long dependency
-// chain, and independent ones side by side keep both vector pipes busy (as exp_row_impl in
-// rowops_avx512.cpp); a function with many live values (gelu) takes fewer, or the 16 AVX2
-// registers spill.
-template <Reg<V> (*FV)(Reg<V>), float (*FS)(float), int U = 4>
-inline void vmap(const float* x, float* y, int64_t n) {
+// y[i] = f(x[i]) for a functor with `template <class T> Reg<T> operator()(Reg<T>) const`, on
+// V then S for the tail; y may alias x. U registers per step: each function is a long
+// dependency chain, and independent ones side by side keep both vector pipes busy (as
+// exp_row_impl in rowops_avx512.cpp); a function with many live values (gelu, softplus)
+// takes fewer, or the 16 AVX2 registers spill.
+template <int U, class F>
+inline void vmapf(const float* x, float* y, int64_t n, const F& f) {
   int64_t i = 0;
   for (; i + U * V::W <= n; i += U * V::W) {
     Reg<V> r[U];
 #pragma GCC unroll 4
-    for (int u = 0; u < U; ++u) r[u] = FV(V::load(x + i + u * V::W));
+    for (int u = 0; u < U; ++u) r[u] = f.template operator()<V>(V::load(x + i + u * V::W));
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) V::store(y + i + u * V::W, r[u]);
   }
-  for (; i + V::W <= n; i += V::W) V::store(y + i, FV(V::load(x + i)));
-  for (; i < n; ++i) y[i] = FS(x[i]);
+  for (; i + V::W <= n; i += V::W) V::store(y + i, f.template operator()<V>(V::load(x + i)));
+  for (; i < n; ++i) y[i] = f.template operator()<S>(x[i]);
+}
+
+// The same for a function written once on T (vexp<T>, vgelu<T>, ...): FV and FS are its V and
+// S forms.
+template <Reg<V> (*FV)(Reg<V>), float (*FS)(float)>
+struct PerType {
+  template <class T>
+  Reg<T> operator()(Reg<T> x) const {
+    if constexpr (std::is_same_v<T, S>) return FS(x);
+    else return FV(x);
+  }
+};
+template <Reg<V> (*FV)(Reg<V>), float (*FS)(float), int U = 4>
+inline void vmap(const float* x, float* y, int64_t n) {
+  vmapf<U>(x, y, n, PerType<FV, FS>{});
 }
 
 }  // namespace
