@@ -13,19 +13,22 @@ namespace {
 
 constexpr int MR = 6, NR = 16;
 
-// a: packed (k, MR); b: packed (k, NR); c: (rows, cols) with leading dimension ldc.
-void f32_gemm_6x16_avx2(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
-                        bool accumulate, int rows, int cols, const MicroEpilogue* ep) {
-  const bool full = rows == MR && cols == NR;
+// a: packed (k, MR); b: packed (k, NR); c: (rows, cols) with leading dimension ldc. The
+// arithmetic covers the first R rows of the panel (R >= rows; rows past `rows` are the
+// packing's zeros and are not stored).
+template <int R>
+void packed_tile(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+                 bool accumulate, int rows, int cols, const MicroEpilogue* ep) {
+  const bool full = rows == R && cols == NR;
   if (full)  // see the AVX-512 kernel: C is only touched after the K loop
-    for (int i = 0; i < MR; ++i) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-  __m256 c0[MR], c1[MR];
+    for (int i = 0; i < R; ++i) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+  __m256 c0[R], c1[R];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+  for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
   for (int64_t p = 0; p < k; ++p) {
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i);
       c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
       c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
@@ -33,7 +36,7 @@ void f32_gemm_6x16_avx2(int64_t k, const float* a, const float* b, float* c, int
     a += MR;
     b += NR;
   }
-  alignas(32) float tile[MR * NR];
+  alignas(32) float tile[R * NR];
   float* dst = c;
   int64_t ld = ldc;
   if (!full) {  // finish in a local tile, then copy the valid part (C may end at this tile)
@@ -46,7 +49,7 @@ void f32_gemm_6x16_avx2(int64_t k, const float* a, const float* b, float* c, int
   const __m256 bias1 = has_bias ? _mm256_loadu_ps(ep->bias + 8) : _mm256_setzero_ps();
   const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     float* ci = dst + i * ld;
     __m256 v0 = c0[i], v1 = c1[i];
     if (accumulate && full) {
@@ -71,6 +74,16 @@ void f32_gemm_6x16_avx2(int64_t k, const float* a, const float* b, float* c, int
   if (!full) finish_edge_tile(tile, NR, c, ldc, accumulate, rows, cols, ep);
 }
 
+// The micro-kernel: a short edge tile (the last rows of M, or of a thread's share of M) of at
+// most 4 rows runs 4 rows of FMAs (8 accumulators still cover the 2 pipes x 4-cycle latency),
+// not 6 on zero rows. NOTE (speed): M = 32 (an RNN step's batch) is 5 full tiles and one of 2
+// rows; M = 64, 10 and one of 4.
+void f32_gemm_6x16_avx2(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+                        bool accumulate, int rows, int cols, const MicroEpilogue* ep) {
+  if (rows > 4) return packed_tile<MR>(k, a, b, c, ldc, accumulate, rows, cols, ep);
+  packed_tile<4>(k, a, b, c, ldc, accumulate, rows, cols, ep);
+}
+
 // Lanes [0, n) of a 16-column tile as two vmaskmovps masks (loads through them never touch
 // memory past the last valid column).
 inline void col_masks(int n, __m256i* m0, __m256i* m1) {
@@ -83,16 +96,16 @@ inline void col_masks(int n, __m256i* m0, __m256i* m1) {
 // cs_a apart) and B rows (ldb apart), then the epilogue. A function of its own, with the
 // accumulators local to it, so that they stay in registers: written as a lambda capturing
 // them by reference, GCC stored all 12 back to the stack on every k step (64^3 ran at 28% of
-// the FMA peak on Zen 3).
-template <bool Masked>
+// the FMA peak on Zen 3). R (4 or 6) rows of FMAs, R >= rows (see f32_gemm_6x16_avx2).
+template <bool Masked, int R>
 __attribute__((always_inline)) inline void small_tile(
     int64_t K, const float* const* ar, int64_t cs_a, const float* bp, int64_t ldb, float* C,
     int64_t ldc, float* z, int rows, __m256i m0, __m256i m1, bool accumulate, bool has_bias,
     __m256 bias0, __m256 bias1, bool relu) {
   const __m256 zero = _mm256_setzero_ps();
-  __m256 c0[MR], c1[MR];
+  __m256 c0[R], c1[R];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = zero;
+  for (int i = 0; i < R; ++i) c0[i] = c1[i] = zero;
   const float* a0 = ar[0], *a1 = ar[1], *a2 = ar[2], *a3 = ar[3], *a4 = ar[4], *a5 = ar[5];
   for (int64_t p = 0; p < K; ++p, bp += ldb) {
     const __m256 b0 = Masked ? _mm256_maskload_ps(bp, m0) : _mm256_loadu_ps(bp);
@@ -100,7 +113,7 @@ __attribute__((always_inline)) inline void small_tile(
     const int64_t off = p * cs_a;
     const float* const rowp[MR] = {a0, a1, a2, a3, a4, a5};
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m256 ai = _mm256_broadcast_ss(rowp[i] + off);
       c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
       c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
@@ -117,7 +130,7 @@ __attribute__((always_inline)) inline void small_tile(
     }
   };
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     if (i >= rows) break;
     float* ci = C + i * ldc;
     __m256 v0 = c0[i], v1 = c1[i];
@@ -141,8 +154,8 @@ __attribute__((always_inline)) inline void small_tile(
 // Small-shape kernel (see GemmSmallKernel): tiles of 6 rows x 16 columns straight from the
 // caller's A and B, no packing: the fixed cost of packing was most of a small product's time
 // on this path (64x64x64 took 11 us against the AVX-512 small path's 3.7). Each of the 6 rows
-// of A has its own pointer; a short last tile re-reads its last valid row (results dropped);
-// column edges load and store through masks.
+// of A has its own pointer; a short last tile re-reads its last valid row (results dropped),
+// and one of at most 4 rows runs 4 rows of FMAs; column edges load and store through masks.
 void f32_gemm_small_avx2(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A,
                          int64_t rs_a, int64_t cs_a, const float* B, int64_t ldb, int64_t bps,
                          float* C, int64_t ldc, bool accumulate, const MicroEpilogue* ep) {
@@ -161,12 +174,17 @@ void f32_gemm_small_avx2(int64_t M, int64_t n0, int64_t n1, int64_t K, const flo
       for (int i = 0; i < MR; ++i) ar[i] = A + (i0 + (i < rows ? i : rows - 1)) * rs_a;
       float* ct = C + i0 * ldc + j0;
       float* zt = ep && ep->z ? ep->z + i0 * ldc + j0 : nullptr;
-      if (cols == NR)
-        small_tile<false>(K, ar, cs_a, bp0, ldb, ct, ldc, zt, rows, m0, m1, accumulate,
-                          has_bias, bias0, bias1, relu);
-      else
-        small_tile<true>(K, ar, cs_a, bp0, ldb, ct, ldc, zt, rows, m0, m1, accumulate,
-                         has_bias, bias0, bias1, relu);
+      auto tile = [&](auto masked, auto r) {
+        small_tile<decltype(masked)::value, decltype(r)::value>(
+            K, ar, cs_a, bp0, ldb, ct, ldc, zt, rows, m0, m1, accumulate, has_bias, bias0,
+            bias1, relu);
+      };
+      using F = std::false_type;
+      using T = std::true_type;
+      using R4 = std::integral_constant<int, 4>;
+      using R6 = std::integral_constant<int, MR>;
+      if (cols == NR) rows > 4 ? tile(F{}, R6{}) : tile(F{}, R4{});
+      else rows > 4 ? tile(T{}, R6{}) : tile(T{}, R4{});
     }
   }
 }
