@@ -186,6 +186,31 @@ def test_relu_grad_at_nan_passes_as_pytorch(n, rng, isa):
     want_db = np.where(np.isnan(pre) | (pre > 0), gy, 0.0).sum(0)
     assert_close(lin.bias.grad.numpy(), want_db, c=64, what="fused linear+relu bias grad")
     assert np.isfinite(lin.bias.grad.numpy()[0])
+    # Conv2d + ReLU (one fused call in Sequential) with a NaN bias on channel 0.
+    conv = fastnn.nn.Conv2d(2, 3, 3, padding=1)
+    with fastnn.no_grad():
+        conv.bias[0] = float("nan")
+    xc = fastnn.tensor(rng.standard_normal((2, 2, 5, 5)).astype(np.float32))
+    yc = fastnn.nn.Sequential(conv, fastnn.nn.ReLU())(xc)
+    gc = rng.standard_normal(yc.shape).astype(np.float32)
+    yc.backward(fastnn.tensor(gc))
+    yv = yc.detach().numpy()
+    want_cb = np.where(np.isnan(yv) | (yv > 0), gc, 0.0).sum((0, 2, 3))
+    assert_close(conv.bias.grad.numpy(), want_cb, c=64, what="fused conv+relu bias grad")
+    assert np.isfinite(conv.bias.grad.numpy()[0])
+    # A ReLU RNN whose hidden unit 0 is NaN from the first step on (a NaN bias), one step:
+    # the gradient of b_ih is the output gradient where h > 0 or h is NaN.
+    rnn = fastnn.nn.RNN(3, 4, nonlinearity="relu")
+    with fastnn.no_grad():
+        rnn.bias_ih_l0[0] = float("nan")
+    xr = fastnn.tensor(rng.standard_normal((1, 2, 3)).astype(np.float32))
+    out, _ = rnn(xr)
+    gr = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(fastnn.tensor(gr))
+    ov = out.detach().numpy()[0]
+    want_rb = np.where(np.isnan(ov) | (ov > 0), gr[0], 0.0).sum(0)
+    assert_close(rnn.bias_ih_l0.grad.numpy(), want_rb, c=64, what="relu rnn bias grad")
+    assert np.isfinite(rnn.bias_ih_l0.grad.numpy()[0])
 
 
 def test_relu_grad_at_zero_is_zero():

@@ -302,8 +302,9 @@ void rnn_bwd(Act act, int64_t T, int64_t N, int64_t I, int64_t H, const float* x
       auto body = [&](int64_t b, int64_t e) {
         for (int64_t k = b; k < e; ++k) {
           const float d = dh0[k] + (dyt ? dyt[k] : 0.f);
-          // NOTE: both derivatives from the output: tanh' = 1 - h^2, relu' = [h > 0].
-          dp[k] = d * (is_relu ? (yt[k] <= 0.f ? 0.f : 1.f) : 1.f - yt[k] * yt[k]);
+          // NOTE: both derivatives from the output: tanh' = 1 - h^2; relu a select (0 where
+          // h <= 0 even for a NaN or inf d, d where h > 0 or NaN: PyTorch's threshold_backward).
+          dp[k] = is_relu ? (yt[k] <= 0.f ? 0.f : d) : d * (1.f - yt[k] * yt[k]);
         }
       };
       if (NH < kGrain) body(0, NH); else parallel_for(NH, kGrain, body);

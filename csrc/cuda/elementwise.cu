@@ -56,8 +56,12 @@ __global__ void act_fwd_kernel(int act, float beta, float thr, const float* x, f
 
 __global__ void act_bwd_kernel(int act, float beta, float thr, const float* dy, const float* x,
                                const float* y, float* dx, int64_t n) {
-  FASTNN_GRID_STRIDE(i, n)
-    dx[i] = dy[i] * d_act_grad(act, x ? x[i] : 0.f, y ? y[i] : 0.f, beta, thr);
+  FASTNN_GRID_STRIDE(i, n) {
+    // relu as a select, as the CPU: 0 where y <= 0 even for a NaN or inf dy (PyTorch's
+    // threshold_backward), dy elsewhere (a NaN y included).
+    if (act == kRelu) dx[i] = y[i] <= 0.f ? 0.f : dy[i];
+    else dx[i] = dy[i] * d_act_grad(act, x ? x[i] : 0.f, y ? y[i] : 0.f, beta, thr);
+  }
 }
 
 __global__ void unary_f32_kernel(int op, const float* x, float* y, int64_t n) {

@@ -1,8 +1,8 @@
 // The loops of act_fwd.h; included by act_fwd_<isa>.cpp and cpu/activation.cpp (generic),
 // each of which first defines FASTNN_ACT_SUFFIX (the functions' name suffix). The ISA files
-// also define FASTNN_ACT_VEC after including their simd_<isa>.h: exp, sigmoid, tanh and gelu
-// (forward and backward) and softplus's backward then run on SIMD registers (vmath_impl.h),
-// the rest (relu, softplus's forward) as the auto-vectorised scalar loops.
+// also define FASTNN_ACT_VEC after including their simd_<isa>.h: exp, sigmoid, tanh, gelu and
+// softplus (gelu's and softplus's backward too) then run on SIMD registers (vmath_impl.h), relu
+// as the auto-vectorised scalar loops.
 #include <cstdint>
 
 #include "cpu/act.h"
