@@ -96,12 +96,10 @@ void cross_entropy_fwd(const float* x, const int64_t* t, float* loss, float* sta
   }
   parallel_for(n, row_grain(c), [&](int64_t b, int64_t e) {
 #ifdef FASTNN_X86
-    if (c < 64 && active_isa() == Isa::avx512)
-      return ce_fwd_rows_short_avx512(x + b * c, t + b, loss + b, stats + 2 * b, e - b, c,
-                                      ignore_index);
-    if (c <= 32 && active_isa() == Isa::avx2)
-      return ce_fwd_rows_short_avx2(x + b * c, t + b, loss + b, stats + 2 * b, e - b, c,
-                                    ignore_index);
+    if (c <= short_row_max()) {
+      auto rows = active_isa() == Isa::avx512 ? ce_fwd_rows_short_avx512 : ce_fwd_rows_short_avx2;
+      return rows(x + b * c, t + b, loss + b, stats + 2 * b, e - b, c, ignore_index);
+    }
 #endif
     std::vector<float> ex(c);  // this chunk's scratch: the row's exps, so the loop vectorises
     for (int64_t i = b; i < e; ++i) {
@@ -137,12 +135,11 @@ void cross_entropy_bwd(const float* x, const int64_t* t, const float* stats, con
   }
   parallel_for(n, row_grain(c), [&](int64_t b, int64_t e) {
 #ifdef FASTNN_X86
-    if (c < 64 && active_isa() == Isa::avx512)
-      return ce_bwd_rows_short_avx512(x + b * c, t + b, stats + 2 * b, g + b * g_stride,
-                                      g_stride, scale, dx + b * c, e - b, c, ignore_index);
-    if (c <= 32 && active_isa() == Isa::avx2)
-      return ce_bwd_rows_short_avx2(x + b * c, t + b, stats + 2 * b, g + b * g_stride,
-                                    g_stride, scale, dx + b * c, e - b, c, ignore_index);
+    if (c <= short_row_max()) {
+      auto rows = active_isa() == Isa::avx512 ? ce_bwd_rows_short_avx512 : ce_bwd_rows_short_avx2;
+      return rows(x + b * c, t + b, stats + 2 * b, g + b * g_stride, g_stride, scale,
+                  dx + b * c, e - b, c, ignore_index);
+    }
 #endif
     for (int64_t i = b; i < e; ++i) {
       float* dxi = dx + i * c;

@@ -64,6 +64,17 @@ double exp_row_sum(const float* x, float a, float b, float s, float* y, int64_t 
   return row_sum_f64(y, n);
 }
 
+int64_t short_row_max() {
+#ifdef FASTNN_X86
+  switch (active_isa()) {
+    case Isa::avx512: return 63;
+    case Isa::avx2: return 32;
+    case Isa::generic: break;
+  }
+#endif
+  return 0;
+}
+
 float row_max(const float* x, int64_t n) {
 #ifdef FASTNN_X86
   switch (active_isa()) {
@@ -265,13 +276,10 @@ void softmax_fwd(const float* x, float* y, int64_t outer, int64_t dim, int64_t i
 #ifdef FASTNN_X86
   if (active_isa() == Isa::avx512) strip = softmax_strip_avx512;
   else if (active_isa() == Isa::avx2) strip = softmax_strip_avx2;
-#endif
-#ifdef FASTNN_X86
-  // Short rows in one call per chunk of rows (see softmax_rows_short_avx512).
-  auto rows_short = active_isa() == Isa::avx512 && dim < 64 ? softmax_rows_short_avx512
-                    : active_isa() == Isa::avx2 && dim <= 32 ? softmax_rows_short_avx2
-                                                            : nullptr;
-  if (inner == 1 && rows_short) {
+  if (inner == 1 && dim <= short_row_max()) {
+    // Short rows in one call per chunk of rows (see softmax_rows_short_avx512).
+    auto rows_short = active_isa() == Isa::avx512 ? softmax_rows_short_avx512
+                                                  : softmax_rows_short_avx2;
     parallel_for(outer, row_grain(dim), [&](int64_t b, int64_t e) {
       rows_short(x + b * dim, y + b * dim, e - b, dim, log);
     });

@@ -25,6 +25,11 @@ double exp_row_sum(const float* x, float a, float b, float s, float* y, int64_t 
 // Per ISA (csrc/cpu/kernels/rowops_*.cpp), chosen by fastnn::active_isa() like exp_row.
 float row_max(const float* x, int64_t n);
 
+// The longest row the active ISA's short-row register paths take in one call
+// (softmax_rows_short_<isa>, ce_*_rows_short_<isa> in kernels/rowops.h): 63 floats on
+// AVX-512 (4 registers of 16), 32 on AVX2 (4 of 8), 0 where there are none.
+int64_t short_row_max();
+
 // sum(x[0..n)) and sum(a[k]*b[k]) accumulated in double (the products exactly): next to
 // exp() this costs nothing and keeps rows of 1000+ classes accurate. Per ISA, like row_max.
 double row_sum_f64(const float* x, int64_t n);
