@@ -56,7 +56,9 @@ ULP_CASES = {
     "exp": (lambda t: t.exp(), np.exp, 2),
     # x Phi(x) with Phi from erfc in the lower tail: relative accuracy kept where libm's
     # 1 + erf(x / sqrt(2)) cancels (subnormal results, below x = -13, are checked apart).
-    "gelu": (F.gelu, lambda x: 0.5 * x * np.array([math.erfc(-v / math.sqrt(2)) for v in x]), 5),
+    # 6 ulp: the most measured over 7M inputs in [-13, 6] was 5.6 (SIMD) and 5.8 (generic);
+    # the test adds 100k of that range to its usual inputs.
+    "gelu": (F.gelu, lambda x: 0.5 * x * np.array([math.erfc(-v / math.sqrt(2)) for v in x]), 6),
 }
 
 
@@ -67,6 +69,7 @@ def test_accuracy_in_ulps(name, rng, isa):
     if name == "exp":
         x = x[x < 88.5]  # (exp overflows past 88.72; checked in test_extremes_are_stable)
     if name == "gelu":
+        x = np.concatenate([x, rng.uniform(-13, 6, 100000).astype(np.float32)])
         tail = x[x < -13]
         got = fn(fastnn.tensor(tail)).numpy().astype(np.float64)
         want = ref(tail.astype(np.float64))

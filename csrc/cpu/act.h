@@ -52,9 +52,9 @@ FASTNN_MATH_INLINE float act_grad(float x, float y, float beta, float threshold)
   if constexpr (A == Act::sigmoid) return y * (1.f - y);
   if constexpr (A == Act::tanh) return 1.f - y * y;
   if constexpr (A == Act::gelu) {
-    float cdf = normal_cdf_f32(x);
-    float pdf = 0.39894228040143268f * exp_f32(-0.5f * x * x);
-    return cdf + x * pdf;
+    float g;  // exp(-x^2 / 2), from Phi's own computation
+    const float cdf = normal_cdf_f32(x, &g);
+    return cdf + x * (0.39894228040143268f * g);
   }
   if constexpr (A == Act::softplus) {
     float z = beta * x;
