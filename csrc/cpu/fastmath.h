@@ -175,14 +175,16 @@ inline constexpr float kErfcxAlpha = 2.1904762f, kErfcxBeta = -1.1904762f;  // 4
 // ulp relative everywhere it is a normal float (below about x = -13 it is subnormal, then 0).
 // NOTE: one formula for every x: with u = x / sqrt(2) and a = |u|, erfc(a) = exp(-u^2) w F(w),
 // w = 1 / (a + 1), F a degree-11 polynomial fitted (Chebyshev nodes, float64, for this file)
-// to erfcx(a) (a + 1) on a in [0, 10.5] (F goes from 1 at a = 0 to near 1/sqrt(pi); the fit
-// is within 2.4e-8 relative, under half an ulp). Phi = erfc/2 below 0, 1 - erfc/2 above, so
-// the lower tail keeps its relative accuracy (libm's 1 + erf(u) cancels there) and
-// 1 - erfc/2 never cancels by more than a factor of 2. The shift by 1 (not by 0: w = 1/a is
-// unbounded at 0) costs the rounding of a + 1, about an ulp where a is below 1; a larger
-// shift would cost more, a smaller one more polynomial terms. Measured against float64 erfc
-// over 7M inputs in [-13, 6], the most ulp in gelu: 5.6 SIMD, 5.8 generic (the
-// two-polynomial form it replaced: 6.1); the tests allow 6.
+// to erfcx(a) (a + 1) on a in [0, 10.5]; kErfcxPoly holds F / 2. F runs from 1 at a = 0 to
+// 0.615 at 10.5; the float64 fit is within 2.5e-8 relative, the float32 table 5.8e-8, and
+// q evaluated in float32 within 1.6 ulp. Phi = erfc/2 below 0, 1 - erfc/2 above, so the
+// lower tail keeps its relative accuracy (libm's 1 + erf(u) cancels there) and 1 - erfc/2
+// never cancels by more than a factor of 2. The shift by 1 (not by 0: w = 1/a is unbounded
+// at 0) costs the rounding of a + 1: near 0 gelu is up to ~4.8 ulp off (the two-polynomial
+// form this replaced, 1.5-3 ulp there, was slower by half), and Phi(-tiny) is 0.49999997.
+// A larger shift costs more, a smaller one more terms. Checked against float64 erfc over
+// every float in [-13, -1], [-1, -0.25] and [0.25, 6]: at most 6.2 ulp in gelu (x =
+// -7.779716), 4.7 and 3.3; tests/test_activation.py allows 7.
 // g, when given, receives exp(-x^2 / 2) (the normal density's factor, for gelu').
 FASTNN_MATH_INLINE float normal_cdf_f32(float x, float* g = nullptr) {
   const float u = x * 0.707106781f;
