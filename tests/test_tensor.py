@@ -233,6 +233,28 @@ def test_stack_and_cat_of_strided_and_mixed_pieces(n, rng):
     expect_error(TypeError, "concat0", _C.concat0, [1.0], out)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_cat_dim0_of_pieces_of_different_lengths(dtype, rng):
+    # Along dim 0 without recording, cat and stack are one _C.cat0 call (checks, allocation,
+    # copy); recorded, the general path. Both give the same values and the same messages.
+    rows = [0, 1, 5, 2, 0, 3]
+    arrays = [(rng.standard_normal((r, 3, 2)) * 10).astype(dtype) for r in rows]
+    y = fastnn.cat([fastnn.tensor(a) for a in arrays])
+    assert y.shape == (11, 3, 2) and y.dtype is fastnn.tensor(arrays[0]).dtype
+    np.testing.assert_array_equal(y.numpy(), np.concatenate(arrays))
+    for grad in (False, True):
+        bad = [fastnn.ones(2, 3, requires_grad=grad), fastnn.ones(1, 3), fastnn.ones(2, 4)]
+        with pytest.raises(ValueError, match=r"^\[cat\] sizes must match except in dim 0: "
+                                             r"element 0 has shape \(2, 3\), element 2 has \(2, 4\)$"):
+            fastnn.cat(bad)
+        with pytest.raises(ValueError, match=r"^\[stack\] all tensors must have the same shape: "
+                                             r"element 0 is \(2, 3\), element 1 is \(1, 3\)$"):
+            fastnn.stack(bad)
+        scalars = [fastnn.tensor(1.0, requires_grad=grad), fastnn.tensor(2.0)]
+        with pytest.raises(ValueError, match=r"^\[cat\] zero-dimensional tensor \(element 0\)"):
+            fastnn.cat(scalars)
+
+
 def test_stack_and_cat_dtypes_and_errors():
     i = fastnn.tensor([1, 2])
     assert fastnn.stack([i, i]).dtype is fastnn.int64 and fastnn.stack([i, i]).tolist() == [[1, 2], [1, 2]]

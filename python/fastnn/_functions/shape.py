@@ -298,6 +298,12 @@ def _check_seq(tensors, op):
 
 def cat(tensors, dim=0):
     tensors, record = _check_seq(tensors, "cat")
+    if dim == 0 and not record:
+        # The checks below, the aligned result and the copy in one call (None: a strided
+        # piece or another dtype, for the general path).
+        out = _C.cat0([t._data for t in tensors], False)
+        if out is not None:
+            return Tensor._make(out)
     s0 = tensors[0]._data.shape
     d = _wrap(dim, len(s0), "cat")
     for i, t in enumerate(tensors):
@@ -315,6 +321,10 @@ def cat(tensors, dim=0):
 
 def stack(tensors, dim=0):
     tensors, record = _check_seq(tensors, "stack")
+    if dim == 0 and not record:
+        out = _C.cat0([t._data for t in tensors], True)  # (as in cat)
+        if out is not None:
+            return Tensor._make(out)
     s0 = tensors[0]._data.shape
     for i, t in enumerate(tensors):
         if t._data.shape != s0:
