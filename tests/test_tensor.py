@@ -253,6 +253,47 @@ def test_cat_dim0_of_pieces_of_different_lengths(dtype, rng):
         scalars = [fastnn.tensor(1.0, requires_grad=grad), fastnn.tensor(2.0)]
         with pytest.raises(ValueError, match=r"^\[cat\] zero-dimensional tensor \(element 0\)"):
             fastnn.cat(scalars)
+        # dim must be an int (PyTorch too), on either path
+        expect_error(TypeError, "cat", fastnn.cat, [fastnn.ones(2, requires_grad=grad)] * 2, 0.0)
+        expect_error(TypeError, "stack", fastnn.stack, [fastnn.ones(2, requires_grad=grad)] * 2, 0.0)
+        assert fastnn.cat([fastnn.ones(2, requires_grad=grad)] * 2, np.int64(0)).shape == (4,)
+
+
+def test_cat0_kernel_directly(rng):
+    # _C.cat0: a new 64-byte-aligned array the library owns, or None for the general path.
+    a = rng.standard_normal((3, 5)).astype(np.float32)
+    b = rng.standard_normal((2, 5)).astype(np.float32)
+    out = _C.cat0([a, b], False)
+    np.testing.assert_array_equal(out, np.concatenate([a, b]))
+    assert out.ctypes.data % 64 == 0 and _C.sole_owner(out)
+    np.testing.assert_array_equal(_C.cat0([a, a], True), np.stack([a, a]))
+    assert _C.cat0([a, np.asfortranarray(b)], False) is None            # strided
+    assert _C.cat0([a.astype(">f4"), a.astype(">f4")], False) is None   # byte-swapped
+    assert _C.cat0([a.astype(np.float64)] * 2, False) is None
+    assert _C.cat0([a > 0, a > 0], False) is None
+    assert _C.cat0([a, a.astype(np.int64)], False) is None              # mixed dtypes
+    i = np.arange(6, dtype=np.int64).reshape(2, 3)
+    assert _C.cat0([i, i], False).dtype == np.int64
+    # Sizes past int64 are refused before anything is allocated or copied (a view that claims
+    # 2^62 bytes of a 4-byte buffer: reading it would crash).
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**60,), strides=(4,))
+    expect_error(ValueError, "cat", _C.cat0, [big, big], False)
+    expect_error(ValueError, "stack", _C.cat0, [big, big], True)
+    expect_error(ValueError, "empty", _C.empty, (2**31, 2**31, 4))
+    expect_error(ValueError, "empty", _C.empty, (2**62, 2))
+
+    # The items are read once: a list whose __len__ grows it between reads changes nothing.
+    class Growing(list):
+        calls = 0
+
+        def __len__(self):
+            Growing.calls += 1
+            if Growing.calls > 1:
+                self.append(np.ones((1 << 20, 5), np.float32))
+            return list.__len__(self)
+
+    got = _C.cat0(Growing([a, b]), False)
+    assert got.shape[0] in (5, 5 + (1 << 20)) and np.array_equal(got[:5], np.concatenate([a, b]))
 
 
 def test_stack_and_cat_dtypes_and_errors():

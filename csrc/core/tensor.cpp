@@ -105,10 +105,14 @@ void storage_free(void* p, size_t nbytes) {
 Tensor empty(const Shape& shape, DType dt) {
   for (auto s : shape)
     if (s < 0) fail("empty", "sizes must be non-negative, got ", shape_str(shape));
-  int64_t n = 1;
-  for (auto s : shape) n *= s;
+  int64_t n = 1, nbytes_checked = 0;
+  for (auto s : shape)
+    if (__builtin_mul_overflow(n, s, &n))
+      fail("empty", "the number of elements of ", shape_str(shape), " overflows int64");
+  if (__builtin_mul_overflow(n, int64_t(dtype_size(dt)), &nbytes_checked))
+    fail("empty", "the size in bytes of ", shape_str(shape), " overflows int64");
   auto st = std::make_shared<Storage>();
-  st->nbytes = (size_t)n * dtype_size(dt);
+  st->nbytes = (size_t)nbytes_checked;
   const size_t nbytes = st->nbytes;
   st->ptr = storage_alloc(nbytes);
   st->deleter = [nbytes](void* q) { storage_free(q, nbytes); };

@@ -5,6 +5,8 @@ NumPy views and copies; their backward routes gradients back to the positions th
 On CUDA tensors: reshape (and flatten, (un)squeeze), expand, casts, clone and device moves
 work (CudaArray views and the backend's expand kernel); permute/transpose, indexing, cat,
 stack and where need NumPy and raise "[op] not supported on device cuda"."""
+import operator
+
 import numpy as np
 
 from .. import _C
@@ -20,6 +22,11 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _wrap(dim, ndim, op):
+    if type(dim) is not int:  # (a NumPy integer or a bool is taken, as by PyTorch; 0.0 is not)
+        try:
+            dim = operator.index(dim)
+        except TypeError:
+            raise TypeError(f"[{op}] dim must be an int, got {type(dim).__name__}") from None
     n = max(ndim, 1)
     if not -n <= dim < n:
         raise IndexError(f"[{op}] dim must be in [{-n}, {n - 1}], got {dim}")
@@ -298,7 +305,7 @@ def _check_seq(tensors, op):
 
 def cat(tensors, dim=0):
     tensors, record = _check_seq(tensors, "cat")
-    if dim == 0 and not record:
+    if type(dim) is int and dim == 0 and not record:
         # The checks below, the aligned result and the copy in one call (None: a strided
         # piece or another dtype, for the general path).
         out = _C.cat0([t._data for t in tensors], False)
@@ -321,7 +328,7 @@ def cat(tensors, dim=0):
 
 def stack(tensors, dim=0):
     tensors, record = _check_seq(tensors, "stack")
-    if dim == 0 and not record:
+    if type(dim) is int and dim == 0 and not record:
         out = _C.cat0([t._data for t in tensors], True)  # (as in cat)
         if out is not None:
             return Tensor._make(out)
