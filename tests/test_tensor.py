@@ -253,9 +253,10 @@ def test_cat_dim0_of_pieces_of_different_lengths(dtype, rng):
         scalars = [fastnn.tensor(1.0, requires_grad=grad), fastnn.tensor(2.0)]
         with pytest.raises(ValueError, match=r"^\[cat\] zero-dimensional tensor \(element 0\)"):
             fastnn.cat(scalars)
-        # dim must be an int (PyTorch too), on either path
+        # dim must be an int or a NumPy integer (PyTorch: not a bool or a float), on either path
         expect_error(TypeError, "cat", fastnn.cat, [fastnn.ones(2, requires_grad=grad)] * 2, 0.0)
         expect_error(TypeError, "stack", fastnn.stack, [fastnn.ones(2, requires_grad=grad)] * 2, 0.0)
+        expect_error(TypeError, "cat", fastnn.cat, [fastnn.ones(2, requires_grad=grad)] * 2, False)
         assert fastnn.cat([fastnn.ones(2, requires_grad=grad)] * 2, np.int64(0)).shape == (4,)
 
 

@@ -5,11 +5,10 @@ NumPy views and copies; their backward routes gradients back to the positions th
 On CUDA tensors: reshape (and flatten, (un)squeeze), expand, casts, clone and device moves
 work (CudaArray views and the backend's expand kernel); permute/transpose, indexing, cat,
 stack and where need NumPy and raise "[op] not supported on device cuda"."""
-import operator
-
 import numpy as np
 
 from .. import _C
+from ._check import wrap_dim as _wrap
 from ..autograd import Function, grad_mode
 from .reduce import sum_axes
 from ..tensor import (Tensor, _ND, _aligned, _aligned_copy, _copy_as, _device_of, _dtype_of,
@@ -19,18 +18,6 @@ from ..tensor import (Tensor, _ND, _aligned, _aligned_copy, _copy_as, _device_of
 
 _F32 = np.dtype(np.float32)
 _F32_MAX = float(np.finfo(np.float32).max)
-
-
-def _wrap(dim, ndim, op):
-    if type(dim) is not int:  # (a NumPy integer or a bool is taken, as by PyTorch; 0.0 is not)
-        try:
-            dim = operator.index(dim)
-        except TypeError:
-            raise TypeError(f"[{op}] dim must be an int, got {type(dim).__name__}") from None
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise IndexError(f"[{op}] dim must be in [{-n}, {n - 1}], got {dim}")
-    return dim % n
 
 
 class Reshape(Function):
