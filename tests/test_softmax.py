@@ -154,6 +154,44 @@ def test_argmax_threads(threads, rng):
 
 # ---- bad input ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fast_route_matches_general_route(kind, rng):
+    # fastnn.softmax is _C.tensor_softmax: the common call (a C-contiguous float32 host tensor,
+    # nothing to record, an int dim by position or as dim=) in C++, the rest through
+    # softmax.py's general route. Both give the same bits, shapes and errors.
+    from fastnn._functions import softmax as S
+    fast, general = getattr(fastnn, kind), getattr(S, f"_{kind}_py")
+    for shape, dim in [((), 0), ((), -1), ((5,), 0), ((0, 3), 1), ((3, 0), 0), ((4, 7), 1),
+                       ((4, 7), -2), ((2, 3, 5), 1), ((64, 10), 1), ((3, 70), -1)]:
+        x = fastnn.tensor(rng.standard_normal(shape).astype(np.float32))
+        want = general(x, dim).numpy()
+        for got in (fast(x, dim), fast(x, dim=dim), getattr(x, kind)(dim),
+                    getattr(x, kind)(dim=dim), getattr(F, kind)(x, dim)):
+            assert got.shape == want.shape and not got.requires_grad
+            np.testing.assert_array_equal(got.numpy(), want)
+    # The general route: a recorded call, a transposed view, a NumPy integer dim.
+    x = fastnn.tensor(rng.standard_normal((4, 6)).astype(np.float32), requires_grad=True)
+    y = fast(x, dim=1)
+    assert y.requires_grad
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == (4, 6)
+    with fastnn.no_grad():
+        assert not fast(x, 1).requires_grad
+    t = fastnn.tensor(rng.standard_normal((6, 4)).astype(np.float32)).T
+    np.testing.assert_array_equal(fast(t, np.int64(1)).numpy(),
+                                  general(fastnn.tensor(t.numpy().copy()), 1).numpy())
+    plain = x.detach()
+    expect_error(TypeError, kind, fast, plain, True)
+    expect_error(TypeError, kind, fast, plain, 1.0)
+    expect_error(TypeError, kind, fast, plain, dim=1.0)
+    expect_error(IndexError, kind, fast, plain, dim=2)
+    expect_error(IndexError, kind, fast, plain, 2**70)
+    with pytest.raises(TypeError):
+        fast(plain, 1, 2)
+    with pytest.raises(TypeError):
+        fast(plain, axis=1)
+
+
 def test_bad_input():
     x = fastnn.ones(3, 4)
     for name, fn in [("softmax", F.softmax), ("log_softmax", F.log_softmax)]:

@@ -619,6 +619,25 @@ PyObject* tensor_unary(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
                        [](PyObject** a, bool* handled) { return unary_plain(Op, a[0], handled); });
 }
 
+// softmax(x, dim) and log_softmax(x, dim), dim given by position or as dim=: the general
+// routes are softmax.py's _softmax_py and _log_softmax_py (called as (x, dim)).
+FastRoute g_softmax_routes[2] = {{"fastnn._functions.softmax", "_softmax_py"},
+                                 {"fastnn._functions.softmax", "_log_softmax_py"}};
+
+template <bool kLog>
+PyObject* tensor_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  const Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+  if (kwnames && n == 1 && PyTuple_GET_SIZE(kwnames) == 1 &&
+      PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "dim") == 0) {
+    PyObject* pos[2] = {args[0], args[1]};  // softmax(x, dim=d) as softmax(x, d)
+    return tensor_softmax<kLog>(nullptr, pos, 2, nullptr);
+  }
+  return fast_route<2, true>(g_softmax_routes[kLog], args, nargsf, kwnames,
+                             [](PyObject** a, bool* handled) {
+                               return softmax_plain(a[0], a[1], kLog, handled);
+                             });
+}
+
 // Tensor arithmetic: t + o, t - o, t * o, t / o, t ** o and the reflected o + t, o - t,
 // o * t, o / t, with o a Tensor or a Python number (binary_plain; BinOp's order). Their
 // general routes are elementwise.py's _add_py, _radd_py, ... (self, other) as Python calls the
@@ -710,6 +729,14 @@ void bind_autograd(py::module_& m) {
   FASTNN_ROUTE("sqrt", FASTNN_X_DOC("sqrt", "Square root elementwise (int64 input gives float32)"),
                tensor_unary<4>)
 #undef FASTNN_X_DOC
+  FASTNN_ROUTE("softmax",
+               "softmax(x, dim)\n--\n\nexp(x) / sum(exp(x)) along dim, recorded for autograd "
+               "when x requires grad.",
+               tensor_softmax<false>)
+  FASTNN_ROUTE("log_softmax",
+               "log_softmax(x, dim)\n--\n\nlog(softmax(x, dim)), recorded for autograd when x "
+               "requires grad.",
+               tensor_softmax<true>)
   // Tensor.__add__ = _C.tensor_add_method, ..., __rtruediv__ = _C.tensor_rdiv_method.
 #define FASTNN_OP_DOC(NAME, WHAT) NAME "(self, other)\n--\n\n" WHAT ", broadcasting."
   FASTNN_ROUTE("add", FASTNN_OP_DOC("add", "self + other"), tensor_binary<0, false>)

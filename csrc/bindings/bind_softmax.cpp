@@ -1,9 +1,47 @@
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
+#include "cpu/softmax.h"
 #include "ops/softmax.h"
 
 namespace fastnn {
+
+PyObject* softmax_plain(PyObject* x, PyObject* dim, bool log, bool* handled) {
+  *handled = false;
+  if (!plain_f32_array(x) || !PyLong_CheckExact(dim)) return nullptr;
+  const auto* a = py::detail::array_proxy(x);
+  const int nd = a->nd;
+  const long d_in = PyLong_AsLong(dim);
+  if (d_in == -1 && PyErr_Occurred()) {  // (beyond a long: the general route reports it)
+    PyErr_Clear();
+    return nullptr;
+  }
+  const long n = nd > 0 ? nd : 1;  // a 0-d tensor takes 0 and -1, as PyTorch
+  if (d_in < -n || d_in >= n) return nullptr;
+  const int d = int((d_in + n) % n);
+  int64_t outer = 1, r = 1, inner = 1;
+  for (int i = 0; i < nd; ++i) {
+    const int64_t s = a->dimensions[i];
+    if (i < d) outer *= s;
+    else if (i == d) r = s;
+    else inner *= s;
+  }
+  *handled = true;
+  PyObject* out = new_out_array(nd, a->dimensions);
+  if (!out) return nullptr;
+  const float* src = reinterpret_cast<const float*>(a->data);
+  float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
+  {
+    ReleaseGilFor nogil(outer * r * inner);
+    try { softmax_fwd(src, y, outer, r, inner, log); } catch (...) { failed = true; }
+  }
+  if (failed) {
+    Py_DECREF(out);
+    return PyErr_NoMemory();
+  }
+  return out;
+}
 
 void bind_softmax(py::module_& m) {
   m.def("softmax_fwd", [](py::handle x, int64_t dim, bool log) {

@@ -74,6 +74,9 @@ PyObject* act_plain(int act, PyObject* x, bool* handled);
 // op(x) for op neg, abs, exp, log or sqrt (UnOp's codes), the same way; defined in
 // bind_elementwise.cpp.
 PyObject* unary_plain(int op, PyObject* x, bool* handled);
+// softmax(x) (log_softmax when log) along dim for a plain float32 array and dim an exact int
+// in [-ndim, ndim) (a 0-d array: 0 or -1), the same way; defined in bind_softmax.cpp.
+PyObject* softmax_plain(PyObject* x, PyObject* dim, bool log, bool* handled);
 // x op y (y op x when `reflected`) for op add, sub, mul, div or pow (BinOp's order, as an
 // int), the same way: x a plain float32 array, y one too with a shape that broadcasts against
 // x's, or a Python float or int (exactly: not bool), taken as float32 as a PyTorch float32

@@ -941,13 +941,8 @@ class Tensor:
     sigmoid = _C.tensor_sigmoid_method
     tanh = _C.tensor_tanh_method
 
-    def softmax(self, dim):
-        softmax = _fnmod("softmax")
-        return softmax.softmax(self, dim)
-
-    def log_softmax(self, dim):
-        softmax = _fnmod("softmax")
-        return softmax.log_softmax(self, dim)
+    softmax = _C.tensor_softmax_method  # (dim by position or as dim=; see _softmax_py)
+    log_softmax = _C.tensor_log_softmax_method
 
     def argmax(self, dim=None, keepdim=False):
         softmax = _fnmod("softmax")

@@ -35,12 +35,23 @@ def _softmax(x, dim, log, op):
     return Softmax.apply(x, d, log)
 
 
-def softmax(x, dim):
+def _softmax_py(x, dim):
+    """softmax's general route. fastnn.softmax is _C.tensor_softmax, which does the common
+    call (a C-contiguous float32 host tensor with nothing to record, dim an int by position or
+    as dim=) itself and passes every other call here as (x, dim)."""
     return _softmax(x, dim, False, "softmax")
 
 
-def log_softmax(x, dim):
+def _log_softmax_py(x, dim):
+    """log_softmax's general route (fastnn.log_softmax is _C.tensor_log_softmax)."""
     return _softmax(x, dim, True, "log_softmax")
+
+
+# NOTE (speed): softmax(x, 1) on a 32x32 tensor, Zen 4, best of 7 x 50k calls: 2.49 us through
+# _softmax (check_tensor, wrap_dim, _C.softmax_fwd's pybind11 call, Tensor._make), 1.00 us
+# through the route (F.softmax(x, dim=1) 1.03, x.softmax(1) 1.10).
+softmax = _C.tensor_softmax
+log_softmax = _C.tensor_log_softmax
 
 
 def argmax(x, dim=None, keepdim=False):
