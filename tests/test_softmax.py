@@ -161,6 +161,7 @@ def test_fast_route_matches_general_route(kind, rng):
     # softmax.py's general route. Both give the same bits, shapes and errors.
     from fastnn._functions import softmax as S
     fast, general = getattr(fastnn, kind), getattr(S, f"_{kind}_py")
+    assert fast is getattr(_C, f"tensor_{kind}") and getattr(F, kind) is fast
     for shape, dim in [((), 0), ((), -1), ((5,), 0), ((0, 3), 1), ((3, 0), 0), ((4, 7), 1),
                        ((4, 7), -2), ((2, 3, 5), 1), ((64, 10), 1), ((3, 70), -1)]:
         x = fastnn.tensor(rng.standard_normal(shape).astype(np.float32))

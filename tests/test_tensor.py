@@ -260,6 +260,48 @@ def test_cat_dim0_of_pieces_of_different_lengths(dtype, rng):
         assert fastnn.cat([fastnn.ones(2, requires_grad=grad)] * 2, np.int64(0)).shape == (4,)
 
 
+def test_cat_and_stack_routes_match_the_general_routes(rng):
+    # fastnn.cat / fastnn.stack are _C.tensor_cat / _C.tensor_stack: a list or tuple of host
+    # tensors with nothing to record and dim 0 (left out, by position or as dim=) in C++,
+    # every other call through shape.py's _cat_py / _stack_py. Same values, same errors.
+    from fastnn._functions import shape as S
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    b = rng.standard_normal((2, 4)).astype(np.float32)
+    ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+    assert fastnn.cat is _C.tensor_cat and fastnn.stack is _C.tensor_stack
+    for fast, general, args, neg, want in [
+            (fastnn.cat, S._cat_py, [ta, tb], -2, np.concatenate([a, b])),
+            (fastnn.stack, S._stack_py, [ta, ta], -3, np.stack([a, a]))]:
+        for call in (lambda f: f(args), lambda f: f(tuple(args)), lambda f: f(args, 0),
+                     lambda f: f(args, dim=0), lambda f: f(args, np.int64(0)),
+                     lambda f: f(iter(args)), lambda f: f(args, neg)):
+            got, ref = call(fast), call(general)
+            assert got.shape == ref.shape == want.shape and not got.requires_grad
+            np.testing.assert_array_equal(got.numpy(), want)
+            np.testing.assert_array_equal(ref.numpy(), want)
+    one = fastnn.cat([ta])  # a copy, never the input's array
+    one.numpy()[0, 0] = 123.0
+    assert ta.numpy()[0, 0] == a[0, 0]
+    # recorded (grad mode on, an input requires grad) -> the general route; off -> the route
+    p = fastnn.nn.Parameter(fastnn.tensor(a))
+    y = fastnn.cat([p, tb])
+    assert y.requires_grad
+    y.sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), np.ones_like(a))
+    with fastnn.no_grad():
+        z = fastnn.stack((p, p))
+    assert not z.requires_grad and z.shape == (2, 3, 4)
+    for fast in (fastnn.cat, fastnn.stack):
+        name = fast.__name__
+        expect_error(ValueError, name, fast, [])
+        expect_error(TypeError, name, fast, [ta, a])
+        expect_error(TypeError, name, fast, [ta, fastnn.tensor([1, 2, 3, 4])])
+        expect_error(TypeError, name, fast, [ta, ta], True)
+        expect_error(IndexError, name, fast, [ta, ta], 2**70)
+        with pytest.raises(TypeError):
+            fast([ta, ta], axis=0)
+
+
 def test_cat0_kernel_directly(rng):
     # _C.cat0: a new 64-byte-aligned array the library owns, or None for the general path.
     a = rng.standard_normal((3, 5)).astype(np.float32)

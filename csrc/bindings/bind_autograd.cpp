@@ -638,6 +638,67 @@ PyObject* tensor_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
                              });
 }
 
+// cat(tensors, dim=0) and stack(tensors, dim=0): tensors a list or tuple of Tensors on host
+// arrays with nothing to record, dim left out or 0 (by position or as dim=), is cat0_arrays
+// (bind_core.cpp); anything else, or what cat0_arrays declines (strided pieces, other
+// dtypes), goes to shape.py's _cat_py / _stack_py with the arguments as given.
+FastRoute g_cat_routes[2] = {{"fastnn._functions.shape", "_cat_py"},
+                             {"fastnn._functions.shape", "_stack_py"}};
+
+template <bool kStack>
+PyObject* tensor_cat(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  FastRoute& route = g_cat_routes[kStack];
+  try {
+    const Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    PyObject* dim = nullptr;  // (left out: 0)
+    bool ok = false;
+    if (!kwnames) {
+      ok = n == 1 || n == 2;
+      if (n == 2) dim = args[1];
+    } else if (n == 1 && PyTuple_GET_SIZE(kwnames) == 1 &&
+               PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "dim") == 0) {
+      ok = true;
+      dim = args[1];
+    }
+    if (ok && dim) {
+      ok = PyLong_CheckExact(dim);
+      if (ok) {
+        const long v = PyLong_AsLong(dim);
+        if (v == -1 && PyErr_Occurred()) PyErr_Clear();
+        ok = v == 0;
+      }
+    }
+    PyObject* seq = ok ? args[0] : nullptr;
+    ok = ok && env.tensor && env.off[0] && (PyList_CheckExact(seq) || PyTuple_CheckExact(seq));
+    const Py_ssize_t m = ok ? PySequence_Fast_GET_SIZE(seq) : 0;
+    if (ok && m > 0) {
+      py::tuple arrays(m);
+      bool rg = false;
+      PyObject** items = PySequence_Fast_ITEMS(seq);
+      for (Py_ssize_t i = 0; i < m && ok; ++i) {
+        bool r = false;
+        PyObject* a = tensor_array(items[i], &r);
+        if (!a) {
+          ok = false;
+          break;
+        }
+        Py_INCREF(a);
+        PyTuple_SET_ITEM(arrays.ptr(), i, a);
+        rg |= r;
+      }
+      if (ok && rg) ok = !truthy(get(env.grad_mode, env.enabled));
+      if (ok) {
+        py::object out = cat0_arrays(arrays, kStack);
+        if (!out.is_none()) return make_tensor(out.ptr(), Py_None, 0).release().ptr();
+      }
+    }
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+  return call_general(route, args, size_t(nargsf), kwnames);
+}
+
 // Tensor arithmetic: t + o, t - o, t * o, t / o, t ** o and the reflected o + t, o - t,
 // o * t, o / t, with o a Tensor or a Python number (binary_plain; BinOp's order). Their
 // general routes are elementwise.py's _add_py, _radd_py, ... (self, other) as Python calls the
@@ -737,6 +798,14 @@ void bind_autograd(py::module_& m) {
                "log_softmax(x, dim)\n--\n\nlog(softmax(x, dim)), recorded for autograd when x "
                "requires grad.",
                tensor_softmax<true>)
+  FASTNN_ROUTE("cat",
+               "cat(tensors, dim=0)\n--\n\nThe tensors joined along dim, recorded for autograd "
+               "when one requires grad.",
+               tensor_cat<false>)
+  FASTNN_ROUTE("stack",
+               "stack(tensors, dim=0)\n--\n\nThe tensors stacked on a new dim, recorded for "
+               "autograd when one requires grad.",
+               tensor_cat<true>)
   // Tensor.__add__ = _C.tensor_add_method, ..., __rtruediv__ = _C.tensor_rdiv_method.
 #define FASTNN_OP_DOC(NAME, WHAT) NAME "(self, other)\n--\n\n" WHAT ", broadcasting."
   FASTNN_ROUTE("add", FASTNN_OP_DOC("add", "self + other"), tensor_binary<0, false>)

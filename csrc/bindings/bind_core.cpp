@@ -65,6 +65,59 @@ static void copy_pieces(const Pieces& pc, char* dst) {
   }
 }
 
+// cat(dim=0) / stack(dim=0) of host arrays without autograd, in one call: the shape checks
+// (with shape.py's messages), a new 64-byte-aligned result, the copy. None where the general
+// path must take over: a strided piece, or a dtype other than float32/int64 (native byte
+// order). Used by _C.cat0 and by the cat/stack fast routes (bind_autograd.cpp).
+// NOTE (speed): Zen 4, no_grad, best of 7: fastnn.cat of two 32x32 float32 3.47 -> 1.91 us,
+// fastnn.stack of 64 x 784 floats 16.9 -> 10.8 us (the Python checks and _C.empty before).
+py::object cat0_arrays(const py::tuple& items, bool stack) {
+  const char* op = stack ? "stack" : "cat";
+  const Py_ssize_t n = PyTuple_GET_SIZE(items.ptr());
+  if (n == 0) fail(op, "expected a non-empty sequence of tensors");
+  const auto& api = py::detail::npy_api::get();
+  const py::handle h0 = items[0];
+  if (!api.PyArray_Check_(h0.ptr())) return py::none();
+  const py::dtype dt0 = py::reinterpret_borrow<py::array>(h0).dtype();
+  DType dt;
+  if (dt0.equal(py::dtype::of<float>())) dt = DType::f32;
+  else if (dt0.equal(py::dtype::of<int64_t>())) dt = DType::i64;
+  else return py::none();
+  Pieces pc;  // every item an array of dt0's dtype, C-contiguous; else None
+  const auto* p0 = py::detail::array_proxy(h0.ptr());
+  if (!collect_pieces(items, dt0, p0->descr, op, pc)) return py::none();
+  const int nd0 = p0->nd;
+  const Py_intptr_t* d0 = p0->dimensions;
+  auto dims = [](const Py_intptr_t* d, int nd) { return std::vector<int64_t>(d, d + nd); };
+  int64_t rows = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const auto* a = py::detail::array_proxy(pc.held[size_t(i)].ptr());
+    if (stack) {
+      if (a->nd != nd0 || !std::equal(d0, d0 + nd0, a->dimensions))
+        fail(op, "all tensors must have the same shape: element 0 is ",
+             shape_str(dims(d0, nd0)), ", element ", i, " is ",
+             shape_str(dims(a->dimensions, a->nd)));
+    } else {
+      if (a->nd == 0) fail(op, "zero-dimensional tensor (element ", i,
+                           ") cannot be concatenated; use stack");
+      if (a->nd != nd0 || !std::equal(d0 + 1, d0 + nd0, a->dimensions + 1))
+        fail(op, "sizes must match except in dim 0: element 0 has shape ",
+             shape_str(dims(d0, nd0)), ", element ", i, " has ",
+             shape_str(dims(a->dimensions, a->nd)));
+      rows += a->dimensions[0];  // (pc.bytes did not overflow, so neither can this)
+    }
+  }
+  Shape shape;
+  if (stack) shape.push_back(int64_t(n));
+  for (int d = 0; d < nd0; ++d) shape.push_back(d == 0 && !stack ? rows : int64_t(d0[d]));
+  Tensor out = empty(shape, dt);  // (raises if the size overflows)
+  if (pc.bytes != out.numel() * int64_t(dtype_size(dt)))
+    fail(op, "the pieces hold ", pc.bytes, " bytes, the result ",
+         out.numel() * int64_t(dtype_size(dt)));
+  copy_pieces(pc, static_cast<char*>(out.raw()));
+  return to_numpy(out);
+}
+
 void bind_core(py::module_& m) {
   m.attr("__version__") = FASTNN_VERSION;
   m.def("empty", [](py::handle shape, const std::string& dtype) {
@@ -106,60 +159,11 @@ void bind_core(py::module_& m) {
      "along the first dim); False, with nothing promised about out, if one of them is "
      "strided or of another dtype.");
   m.def("cat0", [](py::list arrays, bool stack) -> py::object {
-    // cat(dim=0) / stack(dim=0) of host arrays without autograd, in one call: the shape checks
-    // (with shape.py's messages), a new 64-byte-aligned result, the copy. None where the
-    // general path must take over: a strided piece, or a dtype other than float32/int64
-    // (native byte order).
-    // NOTE (speed): Zen 4, no_grad, best of 7: fastnn.cat of two 32x32 float32 3.47 -> 1.91 us,
-    // fastnn.stack of 64 x 784 floats 16.9 -> 10.8 us (the Python checks and _C.empty before).
-    const char* op = stack ? "stack" : "cat";
     // The items, read once into a tuple: nothing a list subclass does can change them between
     // the checks, the allocation and the copy.
     const auto items = py::reinterpret_steal<py::tuple>(PySequence_Tuple(arrays.ptr()));
     if (!items) throw py::error_already_set();
-    const Py_ssize_t n = PyTuple_GET_SIZE(items.ptr());
-    if (n == 0) fail(op, "expected a non-empty sequence of tensors");
-    const auto& api = py::detail::npy_api::get();
-    const py::handle h0 = items[0];
-    if (!api.PyArray_Check_(h0.ptr())) return py::none();
-    const py::dtype dt0 = py::reinterpret_borrow<py::array>(h0).dtype();
-    DType dt;
-    if (dt0.equal(py::dtype::of<float>())) dt = DType::f32;
-    else if (dt0.equal(py::dtype::of<int64_t>())) dt = DType::i64;
-    else return py::none();
-    Pieces pc;  // every item an array of dt0's dtype, C-contiguous; else None
-    const auto* p0 = py::detail::array_proxy(h0.ptr());
-    if (!collect_pieces(items, dt0, p0->descr, op, pc)) return py::none();
-    const int nd0 = p0->nd;
-    const Py_intptr_t* d0 = p0->dimensions;
-    auto dims = [](const Py_intptr_t* d, int nd) { return std::vector<int64_t>(d, d + nd); };
-    int64_t rows = 0;
-    for (Py_ssize_t i = 0; i < n; ++i) {
-      const auto* a = py::detail::array_proxy(pc.held[size_t(i)].ptr());
-      if (stack) {
-        if (a->nd != nd0 || !std::equal(d0, d0 + nd0, a->dimensions))
-          fail(op, "all tensors must have the same shape: element 0 is ",
-               shape_str(dims(d0, nd0)), ", element ", i, " is ",
-               shape_str(dims(a->dimensions, a->nd)));
-      } else {
-        if (a->nd == 0) fail(op, "zero-dimensional tensor (element ", i,
-                             ") cannot be concatenated; use stack");
-        if (a->nd != nd0 || !std::equal(d0 + 1, d0 + nd0, a->dimensions + 1))
-          fail(op, "sizes must match except in dim 0: element 0 has shape ",
-               shape_str(dims(d0, nd0)), ", element ", i, " has ",
-               shape_str(dims(a->dimensions, a->nd)));
-        rows += a->dimensions[0];  // (pc.bytes did not overflow, so neither can this)
-      }
-    }
-    Shape shape;
-    if (stack) shape.push_back(int64_t(n));
-    for (int d = 0; d < nd0; ++d) shape.push_back(d == 0 && !stack ? rows : int64_t(d0[d]));
-    Tensor out = empty(shape, dt);  // (raises if the size overflows)
-    if (pc.bytes != out.numel() * int64_t(dtype_size(dt)))
-      fail(op, "the pieces hold ", pc.bytes, " bytes, the result ",
-           out.numel() * int64_t(dtype_size(dt)));
-    copy_pieces(pc, static_cast<char*>(out.raw()));
-    return to_numpy(out);
+    return cat0_arrays(items, stack);
   }, py::arg("arrays"), py::arg("stack"),
      "cat (stack False) or stack (True) along dim 0 of host arrays into a new aligned array; "
      "None if a piece is strided or the dtype is not float32/int64.");

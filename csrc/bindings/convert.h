@@ -74,6 +74,10 @@ PyObject* act_plain(int act, PyObject* x, bool* handled);
 // op(x) for op neg, abs, exp, log or sqrt (UnOp's codes), the same way; defined in
 // bind_elementwise.cpp.
 PyObject* unary_plain(int op, PyObject* x, bool* handled);
+// cat (stack false) or stack (true) along dim 0 of the arrays in `items` into a new aligned
+// array; None when a piece is strided or the dtype is not float32/int64; shape errors raised
+// with cat's/stack's messages. Defined in bind_core.cpp.
+py::object cat0_arrays(const py::tuple& items, bool stack);
 // softmax(x) (log_softmax when log) along dim for a plain float32 array and dim an exact int
 // in [-ndim, ndim) (a 0-d array: 0 or -1), the same way; defined in bind_softmax.cpp.
 PyObject* softmax_plain(PyObject* x, PyObject* dim, bool log, bool* handled);

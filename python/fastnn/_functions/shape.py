@@ -290,7 +290,10 @@ def _check_seq(tensors, op):
     return tensors, rg and grad_mode.enabled
 
 
-def cat(tensors, dim=0):
+def _cat_py(tensors, dim=0):
+    """cat's general route. fastnn.cat is _C.tensor_cat, which does the common call (a list or
+    tuple of host tensors, nothing to record, dim 0) itself and passes every other call here
+    unchanged."""
     tensors, record = _check_seq(tensors, "cat")
     if type(dim) is int and dim == 0 and not record:
         # The checks below, the aligned result and the copy in one call (None: a strided
@@ -313,7 +316,8 @@ def cat(tensors, dim=0):
     return Cat.apply(d, *tensors)
 
 
-def stack(tensors, dim=0):
+def _stack_py(tensors, dim=0):
+    """stack's general route (fastnn.stack is _C.tensor_stack; see _cat_py)."""
     tensors, record = _check_seq(tensors, "stack")
     if type(dim) is int and dim == 0 and not record:
         out = _C.cat0([t._data for t in tensors], True)  # (as in cat)
@@ -328,6 +332,10 @@ def stack(tensors, dim=0):
     if not record:
         return Tensor._make(_stack_arrays(d, [t._data for t in tensors], aligned=False))
     return Stack.apply(d, *tensors)
+
+
+cat = _C.tensor_cat
+stack = _C.tensor_stack
 
 
 class Where(Function):
