@@ -155,21 +155,25 @@ def test_argmax_threads(threads, rng):
 # ---- bad input ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_fast_route_matches_general_route(kind, rng):
+def test_fast_route_matches_general_route(kind, rng, monkeypatch):
     # fastnn.softmax is _C.tensor_softmax: the common call (a C-contiguous float32 host tensor,
     # nothing to record, an int dim by position or as dim=) in C++, the rest through
     # softmax.py's general route. Both give the same bits, shapes and errors.
     from fastnn._functions import softmax as S
     fast, general = getattr(fastnn, kind), getattr(S, f"_{kind}_py")
     assert fast is getattr(_C, f"tensor_{kind}") and getattr(F, kind) is fast
-    for shape, dim in [((), 0), ((), -1), ((5,), 0), ((0, 3), 1), ((3, 0), 0), ((4, 7), 1),
-                       ((4, 7), -2), ((2, 3, 5), 1), ((64, 10), 1), ((3, 70), -1)]:
-        x = fastnn.tensor(rng.standard_normal(shape).astype(np.float32))
-        want = general(x, dim).numpy()
+    cases = [((), 0), ((), -1), ((5,), 0), ((0, 3), 1), ((3, 0), 0), ((3, 0), 1), ((4, 7), 1),
+             ((4, 7), -2), ((2, 3, 5), 1), ((64, 10), 1), ((3, 70), -1)]
+    xs = [fastnn.tensor(rng.standard_normal(shape).astype(np.float32)) for shape, _ in cases]
+    wants = [general(x, dim).numpy() for x, (_, dim) in zip(xs, cases)]
+    # These calls must not reach the Python layer at all.
+    monkeypatch.setattr(S, "_softmax", lambda *a: pytest.fail("took the general route"))
+    for x, (_, dim), want in zip(xs, cases, wants):
         for got in (fast(x, dim), fast(x, dim=dim), getattr(x, kind)(dim),
                     getattr(x, kind)(dim=dim), getattr(F, kind)(x, dim)):
             assert got.shape == want.shape and not got.requires_grad
             np.testing.assert_array_equal(got.numpy(), want)
+    monkeypatch.undo()
     # The general route: a recorded call, a transposed view, a NumPy integer dim.
     x = fastnn.tensor(rng.standard_normal((4, 6)).astype(np.float32), requires_grad=True)
     y = fast(x, dim=1)
@@ -187,10 +191,13 @@ def test_fast_route_matches_general_route(kind, rng):
     expect_error(TypeError, kind, fast, plain, dim=1.0)
     expect_error(IndexError, kind, fast, plain, dim=2)
     expect_error(IndexError, kind, fast, plain, 2**70)
-    with pytest.raises(TypeError):
+    # Python's own argument errors name the public function.
+    with pytest.raises(TypeError, match=rf"^{kind}\(\) takes 2 positional"):
         fast(plain, 1, 2)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=rf"^{kind}\(\) got an unexpected keyword argument 'axis'"):
         fast(plain, axis=1)
+    with pytest.raises(TypeError, match=rf"^{kind}\(\) missing 1 required positional argument: 'dim'"):
+        getattr(plain, kind)()
 
 
 def test_bad_input():

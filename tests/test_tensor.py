@@ -269,6 +269,14 @@ def test_cat_and_stack_routes_match_the_general_routes(rng):
     b = rng.standard_normal((2, 4)).astype(np.float32)
     ta, tb = fastnn.tensor(a), fastnn.tensor(b)
     assert fastnn.cat is _C.tensor_cat and fastnn.stack is _C.tensor_stack
+    # The common calls must not reach the Python layer at all.
+    check_seq = S._check_seq
+    S._check_seq = lambda *a: pytest.fail("took the general route")
+    try:
+        np.testing.assert_array_equal(fastnn.cat([ta, tb]).numpy(), np.concatenate([a, b]))
+        np.testing.assert_array_equal(fastnn.stack((ta, ta), dim=0).numpy(), np.stack([a, a]))
+    finally:
+        S._check_seq = check_seq
     for fast, general, args, neg, want in [
             (fastnn.cat, S._cat_py, [ta, tb], -2, np.concatenate([a, b])),
             (fastnn.stack, S._stack_py, [ta, ta], -3, np.stack([a, a]))]:
@@ -298,8 +306,35 @@ def test_cat_and_stack_routes_match_the_general_routes(rng):
         expect_error(TypeError, name, fast, [ta, fastnn.tensor([1, 2, 3, 4])])
         expect_error(TypeError, name, fast, [ta, ta], True)
         expect_error(IndexError, name, fast, [ta, ta], 2**70)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'axis'"):
             fast([ta, ta], axis=0)
+
+
+def test_dims_and_sizes_are_ints():
+    # Dims: an int, a NumPy integer or a 0-d int64 tensor; a bool or a float is a TypeError
+    # naming the op and the argument, as PyTorch's argument parser, on every path (including
+    # the shortcuts for flatten() and permute(), and 0-d tensors). Sizes likewise: int() would
+    # have turned 2.5 into 2 and given a wrong shape.
+    x = fastnn.ones(2, 3)
+    assert x.transpose(fastnn.tensor(0), np.int64(1)).shape == (3, 2)
+    assert fastnn.cat([x, x], fastnn.tensor(0)).shape == (4, 3)
+    assert x.reshape(np.int64(3), fastnn.tensor(2)).shape == (3, 2)
+    expect_error(TypeError, "flatten", x.flatten, False, match="start_dim must be an int")
+    expect_error(TypeError, "flatten", x.flatten, 0.0)
+    expect_error(TypeError, "permute", x.permute, True, False, match="dims must be ints")
+    expect_error(TypeError, "permute", x.permute, 1.0, 0.0)
+    expect_error(TypeError, "transpose", x.transpose, 0, 1.0, match="dim1 must be an int")
+    expect_error(TypeError, "reshape", x.reshape, 2.5, 3, match="sizes must be ints, got float")
+    expect_error(TypeError, "reshape", x.reshape, True, 6)
+    expect_error(TypeError, "expand", x.expand, 2.0, 3)
+    expect_error(TypeError, "zeros", fastnn.zeros, 2.0, 3)
+    expect_error(TypeError, "ones", fastnn.ones, True, 2)
+    s = fastnn.tensor(1.0)  # 0-d: dims 0 and -1 only
+    assert s.transpose(0, -1).shape == () and s.squeeze(0).shape == () and s.flatten(0, -1).shape == (1,)
+    expect_error(TypeError, "transpose", s.transpose, True, 0)
+    expect_error(IndexError, "squeeze", s.squeeze, 5)
+    expect_error(TypeError, "flatten", s.flatten, 7.5)
+    expect_error(IndexError, "transpose", s.transpose, 0, 1)
 
 
 def test_cat0_kernel_directly(rng):

@@ -492,7 +492,7 @@ PyObject* run_backward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   }
 }
 
-// ---- fast routes: fastnn.matmul, fastnn.relu ----------------------------------------------
+// ---- fast routes: fastnn.matmul, relu, softmax, cat, ... ---------------------------------
 // The common call of a few small, frequent ops is done here: every operand a Tensor (or a
 // subclass such as Parameter) with nothing to record (none requires grad, or grad mode is
 // off) whose array the op's plain kernel entry takes (mm_plain: two 2-D float32 host arrays
@@ -540,7 +540,8 @@ PyObject* tensor_array(PyObject* t, bool* rg) {
 
 // op(args) through plain(arrays, &handled) when every one of the N operands qualifies (see
 // above), else through the Python route. kNumber: the second operand may also be a Python
-// float or int (exactly, not bool), handed to plain as it is.
+// float or int (exactly, not bool), handed to plain as it is (a scalar operand, or softmax's
+// dim; plain declines what it cannot take).
 template <int N, bool kNumber = false, class Plain>
 PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
                      PyObject* kwnames, Plain plain) {

@@ -271,6 +271,9 @@ void argmax_impl(const T* x, int64_t* idx, int64_t outer, int64_t dim, int64_t i
 }  // namespace
 
 void softmax_fwd(const float* x, float* y, int64_t outer, int64_t dim, int64_t inner, bool log) {
+  // Nothing to do for an empty tensor, however many empty rows it has (the short-row loop
+  // below would visit each of them).
+  if (outer == 0 || dim == 0 || inner == 0) return;
   // The strips' SIMD forms (kernels/softmax_strip_impl.h) where the ISA has them.
   auto strip = softmax_strip;
 #ifdef FASTNN_X86
@@ -294,6 +297,7 @@ void softmax_fwd(const float* x, float* y, int64_t outer, int64_t dim, int64_t i
 
 void softmax_bwd(const float* dy, const float* y, float* dx, int64_t outer, int64_t dim,
                  int64_t inner, bool log) {
+  if (outer == 0 || dim == 0 || inner == 0) return;  // (as softmax_fwd)
   auto strip = softmax_bwd_strip;
 #ifdef FASTNN_X86
   if (active_isa() == Isa::avx512) strip = softmax_bwd_strip_avx512;

@@ -11,6 +11,7 @@ used only to hold and view host data, so ops that need NumPy refuse CUDA tensors
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -768,7 +769,8 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        if start_dim == 0 and end_dim == -1 and (d := self._plain()) is not None:
+        if (type(start_dim) is int and start_dim == 0 and type(end_dim) is int and end_dim == -1
+                and (d := self._plain()) is not None):
             return Tensor._make(d.reshape(-1))  # (a 0-d tensor gives shape (1,), as PyTorch)
         _sh = _fnmod("shape")
         return _sh.flatten(self, start_dim, end_dim)
@@ -785,7 +787,7 @@ class Tensor:
 
     def permute(self, *dims):
         _sh = _fnmod("shape")
-        return _sh.permute(self, _shape_args(dims))
+        return _sh.permute(self, _shape_args(dims, "permute", "dims"))
 
     def unsqueeze(self, dim):
         d = self._plain()
@@ -802,7 +804,7 @@ class Tensor:
 
     def expand(self, *sizes):
         _sh = _fnmod("shape")
-        return _sh.expand(self, _shape_args(sizes))
+        return _sh.expand(self, _shape_args(sizes, "expand"))
 
     def __getitem__(self, idx):
         t = type(idx)
@@ -1002,10 +1004,23 @@ class Size(tuple):
         return n
 
 
-def _shape_args(shape):
+def _shape_args(shape, op="reshape", what="sizes"):
+    """Sizes given as ints or as one tuple/list/Size, as a tuple of ints. Each an int, a NumPy
+    integer or a 0-d int64 tensor; a float or a bool is a TypeError, as in PyTorch (int() would
+    turn 2.5 into 2 and make a wrong shape look right)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    if all([type(s) is int for s in shape]):
+        return tuple(shape)
+    out = []
+    for s in shape:
+        try:
+            if isinstance(s, bool):
+                raise TypeError
+            out.append(operator.index(s))
+        except TypeError:
+            raise TypeError(f"[{op}] {what} must be ints, got {type(s).__name__}") from None
+    return tuple(out)
 
 
 def _unwrap_index(idx):
@@ -1141,7 +1156,7 @@ def from_numpy(a):
 
 
 def _size_args(size, op):
-    shape = _shape_args(size)
+    shape = _shape_args(size, op)
     if any(s < 0 for s in shape):
         raise ValueError(f"[{op}] sizes must be non-negative, got {shape}")
     return shape

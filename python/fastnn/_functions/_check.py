@@ -1,5 +1,5 @@
 """The argument checks every differentiable op starts with."""
-import numbers
+import operator
 
 from ..tensor import _ND, Tensor, _host_only, float32
 
@@ -23,13 +23,28 @@ def check_tensor(t, op, name="input", dtypes=(float32,), optional=False, what=""
     return t
 
 
-def wrap_dim(dim, ndim, op):
-    """dim in [-ndim, ndim) -> [0, ndim); a 0-d tensor takes 0 and -1, as PyTorch. An int or a
-    NumPy integer; not a bool or a float (TypeError), as PyTorch's argument parser."""
-    # (type(dim) is int first: the ABC check alone took ~0.5 us of a ~3.5 us softmax call)
-    if type(dim) is not int and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)):
-        raise TypeError(f"[{op}] dim must be an int, got {type(dim).__name__}")
+def wrap_dim(dim, ndim, op, name="dim"):
+    """dim in [-ndim, ndim) -> [0, ndim); a 0-d tensor takes 0 and -1, as PyTorch. An int, a
+    NumPy integer or a 0-d int64 tensor (anything with __index__); not a bool or a float
+    (TypeError), as PyTorch's argument parser. `name` is the argument's name in messages."""
+    if type(dim) is not int:
+        try:
+            if isinstance(dim, bool):
+                raise TypeError
+            dim = operator.index(dim)
+        except TypeError:
+            raise TypeError(f"[{op}] {name} must be an int, got {type(dim).__name__}") from None
     n = max(ndim, 1)
     if not -n <= dim < n:
-        raise IndexError(f"[{op}] dim must be in [{-n}, {n - 1}], got {dim}")
-    return int(dim) % n
+        raise IndexError(f"[{op}] {name} must be in [{-n}, {n - 1}], got {dim}")
+    return dim % n
+
+
+def named_as(name):
+    """Decorator for a fast route's general route (_softmax_py, ...): Python's own argument
+    errors (a missing or unexpected argument) then name the public function, softmax(), as
+    the caller wrote it."""
+    def wrap(fn):
+        fn.__qualname__ = name
+        return fn
+    return wrap

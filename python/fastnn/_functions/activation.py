@@ -2,7 +2,7 @@
 from .. import _C
 from ..autograd import Function, grad_mode
 from ..tensor import Tensor, _ND, _contig, _kernels
-from ._check import check_tensor
+from ._check import check_tensor, named_as
 
 # Activation codes shared with csrc/cpu/act.h (enum class Act) and the fused linear op.
 ACT_CODES = {"none": 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4,
@@ -30,6 +30,7 @@ class Activation(Function):
 _check = check_tensor  # (x, op)
 
 
+@named_as("relu")
 def _relu_py(x):
     """relu's general route. fastnn.relu is _C.tensor_relu, which does the common call (a
     C-contiguous float32 host tensor with nothing to record) itself and passes every other
@@ -54,11 +55,13 @@ def _apply(x, name, beta=1.0, threshold=20.0):
     return Activation.apply(x, ACT_CODES[name], float(beta), float(threshold))
 
 
+@named_as("sigmoid")
 def _sigmoid_py(x):
     """sigmoid's general route (fastnn.sigmoid is _C.tensor_sigmoid; see _relu_py)."""
     return _apply(x, "sigmoid")
 
 
+@named_as("tanh")
 def _tanh_py(x):
     """tanh's general route (fastnn.tanh is _C.tensor_tanh; see _relu_py)."""
     return _apply(x, "tanh")

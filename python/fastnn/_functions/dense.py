@@ -15,7 +15,7 @@ from ..autograd import Function, grad_mode
 from ..tensor import Tensor, _ND, _contig, _is_host, _kernels, _same_device
 from .activation import ACT_CODES, NEEDS_INPUT
 from .shape import sum_to_shape
-from ._check import check_tensor
+from ._check import check_tensor, named_as
 
 _F32 = np.dtype(np.float32)
 
@@ -268,6 +268,7 @@ class MatMul2D(Function):
         return ga, gb
 
 
+@named_as("matmul")
 def _matmul_py(a, b):
     """matmul's general route. fastnn.matmul is _C.tensor_matmul, which does the common call
     (two 2-D C-contiguous float32 host Tensors, nothing to record) itself and passes every

@@ -23,7 +23,7 @@ from ..tensor import (Tensor, _ND, _aligned, _contig, _device_of, _dtype_of, _ho
                       _kernels, _same_device,
                       _to_device, bool_, float32, int64, tensor)
 from .shape import sum_to_shape
-from ._check import check_tensor
+from ._check import check_tensor, named_as
 
 _BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 _BINARY_CODE = {op: i for i, op in enumerate(_BINARY)}  # _C.binary_op's op codes
@@ -181,12 +181,30 @@ def _check_tensor(x, op):
 # The general routes of neg, abs, exp, log and sqrt: each of those is a C entry
 # (_C.tensor_neg, ...) that does the common call (a C-contiguous float32 host tensor with
 # nothing to record) itself and hands every other call here unchanged.
-def _neg_py(x): return Unary.apply(_check_tensor(x, "neg"), "neg")
-def _abs_py(x): return Unary.apply(_check_tensor(x, "abs"), "abs")
+@named_as("neg")
+def _neg_py(x):
+    return Unary.apply(_check_tensor(x, "neg"), "neg")
+
+
+@named_as("abs")
+def _abs_py(x):
+    return Unary.apply(_check_tensor(x, "abs"), "abs")
+
+
 # exp/log/sqrt of int64 give float32, as PyTorch.
-def _exp_py(x): return Unary.apply(_check_tensor(x, "exp").float(), "exp")
-def _log_py(x): return Unary.apply(_check_tensor(x, "log").float(), "log")
-def _sqrt_py(x): return Unary.apply(_check_tensor(x, "sqrt").float(), "sqrt")
+@named_as("exp")
+def _exp_py(x):
+    return Unary.apply(_check_tensor(x, "exp").float(), "exp")
+
+
+@named_as("log")
+def _log_py(x):
+    return Unary.apply(_check_tensor(x, "log").float(), "log")
+
+
+@named_as("sqrt")
+def _sqrt_py(x):
+    return Unary.apply(_check_tensor(x, "sqrt").float(), "sqrt")
 
 
 neg = _C.tensor_neg

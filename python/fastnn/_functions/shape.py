@@ -8,7 +8,7 @@ stack and where need NumPy and raise "[op] not supported on device cuda"."""
 import numpy as np
 
 from .. import _C
-from ._check import wrap_dim as _wrap
+from ._check import named_as, wrap_dim as _wrap
 from ..autograd import Function, grad_mode
 from .reduce import sum_axes
 from ..tensor import (Tensor, _ND, _aligned, _aligned_copy, _copy_as, _device_of, _dtype_of,
@@ -40,10 +40,10 @@ def reshape(x, shape):
 
 
 def flatten(x, start_dim=0, end_dim=-1):
+    s = _wrap(start_dim, x.ndim, "flatten", "start_dim")
+    e = _wrap(end_dim, x.ndim, "flatten", "end_dim")
     if x.ndim == 0:
         return reshape(x, (1,))
-    s = _wrap(start_dim, x.ndim, "flatten")
-    e = _wrap(end_dim, x.ndim, "flatten")
     if s > e:
         raise ValueError(f"[flatten] start_dim ({start_dim}) must not come after end_dim ({end_dim})")
     shp = x.shape
@@ -73,8 +73,9 @@ class Permute(Function):
 def permute(x, dims):
     _host_only(x, "permute")
     n = x.ndim
-    if len(dims) != n or sorted(dims) != list(range(n)):
-        # Negative dims, wrong counts or repeats: the general check (and its messages).
+    if len(dims) != n or not all([type(d) is int for d in dims]) or sorted(dims) != list(range(n)):
+        # Negative or non-int dims, wrong counts or repeats: the general check (and its
+        # messages).
         dims = tuple(_wrap(d, n, "permute") for d in dims)
         if sorted(dims) != list(range(n)):
             raise ValueError(f"[permute] dims must be a permutation of 0..{n - 1}, got {dims}")
@@ -82,10 +83,10 @@ def permute(x, dims):
 
 
 def transpose(x, dim0, dim1):
+    d0, d1 = _wrap(dim0, x.ndim, "transpose", "dim0"), _wrap(dim1, x.ndim, "transpose", "dim1")
     if x.ndim == 0:
         return x
     _host_only(x, "transpose")
-    d0, d1 = _wrap(dim0, x.ndim, "transpose"), _wrap(dim1, x.ndim, "transpose")
     dims = list(range(x.ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
     return Permute.apply(x, tuple(dims))
@@ -104,7 +105,7 @@ def squeeze(x, dim=None):
         new = [s for s in shp if s != 1]
     else:
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-        dims = {_wrap(d, x.ndim, "squeeze") for d in dims} if x.ndim else set()
+        dims = {_wrap(d, x.ndim, "squeeze") for d in dims}  # (0-d: 0 and -1, nothing to squeeze)
         new = [s for i, s in enumerate(shp) if not (i in dims and s == 1)]
     return reshape(x, tuple(new))
 
@@ -290,6 +291,7 @@ def _check_seq(tensors, op):
     return tensors, rg and grad_mode.enabled
 
 
+@named_as("cat")
 def _cat_py(tensors, dim=0):
     """cat's general route. fastnn.cat is _C.tensor_cat, which does the common call (a list or
     tuple of host tensors, nothing to record, dim 0) itself and passes every other call here
@@ -316,6 +318,7 @@ def _cat_py(tensors, dim=0):
     return Cat.apply(d, *tensors)
 
 
+@named_as("stack")
 def _stack_py(tensors, dim=0):
     """stack's general route (fastnn.stack is _C.tensor_stack; see _cat_py)."""
     tensors, record = _check_seq(tensors, "stack")

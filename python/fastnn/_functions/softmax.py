@@ -5,7 +5,7 @@ Contract: softmax(x, dim), log_softmax(x, dim), argmax(x, dim=None, keepdim=Fals
 from .. import _C
 from ..autograd import Function
 from ..tensor import Tensor, _ND, _contig, _kernels, float32, int64
-from ._check import check_tensor, wrap_dim as _wrap_dim
+from ._check import check_tensor, named_as, wrap_dim as _wrap_dim
 
 
 _check_tensor = check_tensor  # (x, op, name=, dtypes=)
@@ -35,6 +35,7 @@ def _softmax(x, dim, log, op):
     return Softmax.apply(x, d, log)
 
 
+@named_as("softmax")
 def _softmax_py(x, dim):
     """softmax's general route. fastnn.softmax is _C.tensor_softmax, which does the common
     call (a C-contiguous float32 host tensor with nothing to record, dim an int by position or
@@ -42,6 +43,7 @@ def _softmax_py(x, dim):
     return _softmax(x, dim, False, "softmax")
 
 
+@named_as("log_softmax")
 def _log_softmax_py(x, dim):
     """log_softmax's general route (fastnn.log_softmax is _C.tensor_log_softmax)."""
     return _softmax(x, dim, True, "log_softmax")
