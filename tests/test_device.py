@@ -291,6 +291,8 @@ def test_mixed_devices_raise():
     ("permute", lambda g: g.permute(1, 0)),
     ("cat", lambda g: fastnn.cat([g, g])),
     ("stack", lambda g: fastnn.stack([g, g])),
+    ("cat", lambda g: fastnn.cat([g.cpu(), g])),      # (a host tensor first: the C route
+    ("stack", lambda g: fastnn.stack((g.cpu(), g))),  # hands the call to the general one)
     ("where", lambda g: fastnn.where(fastnn.tensor([True, False, True, False, True]), g, 0.0)),
     ("eq", lambda g: g == 1.0),
     ("lt", lambda g: g < g),

@@ -335,6 +335,17 @@ def test_dims_and_sizes_are_ints():
     expect_error(IndexError, "squeeze", s.squeeze, 5)
     expect_error(TypeError, "flatten", s.flatten, 7.5)
     expect_error(IndexError, "transpose", s.transpose, 0, 1)
+    # The same rules for reductions, size() and full().
+    assert x.mean(fastnn.tensor(1)).shape == (2,) and x.max(np.int64(1)).values.shape == (2,)
+    expect_error(TypeError, "transpose", x.transpose, fastnn.tensor([0]), 1)
+    expect_error(TypeError, "sum", x.sum, True)
+    expect_error(TypeError, "max", x.max, 1.0)
+    assert x.size(np.int64(1)) == 3 and x.size(-1) == 3
+    expect_error(TypeError, "size", x.size, True)
+    expect_error(IndexError, "size", x.size, 5)
+    expect_error(IndexError, "size", s.size, 0)
+    assert fastnn.full(np.int64(3), 1.0).shape == (3,) and fastnn.full(fastnn.tensor(2), 1.0).shape == (2,)
+    expect_error(TypeError, "full", fastnn.full, True, 1.0)
 
 
 def test_cat0_kernel_directly(rng):

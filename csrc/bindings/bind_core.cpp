@@ -70,7 +70,9 @@ static void copy_pieces(const Pieces& pc, char* dst) {
 // path must take over: a strided piece, or a dtype other than float32/int64 (native byte
 // order). Used by _C.cat0 and by the cat/stack fast routes (bind_autograd.cpp).
 // NOTE (speed): Zen 4, no_grad, best of 7: fastnn.cat of two 32x32 float32 3.47 -> 1.91 us,
-// fastnn.stack of 64 x 784 floats 16.9 -> 10.8 us (the Python checks and _C.empty before).
+// fastnn.stack of 64 x 784 floats 16.9 -> 10.8 us, when shape.py called it after its own
+// checks (before: those checks, _C.empty, _C.concat0); the C routes (bind_autograd.cpp,
+// tensor_cat) now call it directly.
 py::object cat0_arrays(const py::tuple& items, bool stack) {
   const char* op = stack ? "stack" : "cat";
   const Py_ssize_t n = PyTuple_GET_SIZE(items.ptr());

@@ -322,6 +322,11 @@ class Tensor:
     def size(self, dim=None):
         if dim is None:
             return Size(self._data.shape)
+        nd = self._data.ndim
+        if type(dim) is not int or not -nd <= dim < nd:
+            dim = _fnmod("_check").wrap_dim(dim, nd, "size")
+            if nd == 0:
+                raise IndexError(f"[size] a 0-d tensor has no dims, got dim {dim}")
         return self._data.shape[dim]
 
     @property
@@ -1193,8 +1198,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = int64 if isinstance(fill_value, numbers.Integral) and not isinstance(
             fill_value, bool) else float32
-    return _new((size,) if isinstance(size, int) else size, dtype, requires_grad, fill_value,
-                "full", device)
+    single = isinstance(size, (numbers.Integral, Tensor))  # (a bool too: refused as a size)
+    return _new((size,) if single else size, dtype, requires_grad, fill_value, "full", device)
 
 
 def _like(t, dtype, device):

@@ -29,10 +29,10 @@ def wrap_dim(dim, ndim, op, name="dim"):
     (TypeError), as PyTorch's argument parser. `name` is the argument's name in messages."""
     if type(dim) is not int:
         try:
-            if isinstance(dim, bool):
+            if isinstance(dim, bool) or (isinstance(dim, Tensor) and dim.ndim != 0):
                 raise TypeError
             dim = operator.index(dim)
-        except TypeError:
+        except (TypeError, ValueError):
             raise TypeError(f"[{op}] {name} must be an int, got {type(dim).__name__}") from None
     n = max(ndim, 1)
     if not -n <= dim < n:
@@ -46,5 +46,6 @@ def named_as(name):
     the caller wrote it."""
     def wrap(fn):
         fn.__qualname__ = name
+        fn.__code__ = fn.__code__.replace(co_name=name)  # (what Python 3.9 and 3.10 print)
         return fn
     return wrap

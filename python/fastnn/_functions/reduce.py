@@ -10,14 +10,14 @@ accurate to a few float32 ulps, not the ~n*eps of a running float32 sum.
 """
 import collections
 import math
-import numbers
+import operator
 
 import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import _ND, _contig, _is_host, _kernels, float32, int64
-from ._check import check_tensor
+from ..tensor import Tensor, _ND, _contig, _is_host, _kernels, float32, int64
+from ._check import check_tensor, wrap_dim
 
 _F32 = np.dtype(np.float32)
 _BOOL = np.dtype(np.bool_)
@@ -33,10 +33,15 @@ def _dims(dim, op):
     if type(dim) is int:  # the common call, as the loop below would take it
         return [dim]
     dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
+    out = []
     for d in dims:
-        if not isinstance(d, (numbers.Integral, np.integer)) or isinstance(d, bool):
-            raise TypeError(f"[{op}] dim must be an int or a tuple of ints, got {dim!r}")
-    return [int(d) for d in dims] or None  # dim=() reduces everything, as PyTorch
+        try:  # an int, a NumPy integer or a 0-d int64 tensor; not a bool (as wrap_dim)
+            if isinstance(d, bool) or (isinstance(d, Tensor) and d.ndim != 0):
+                raise TypeError
+            out.append(operator.index(d))
+        except (TypeError, ValueError):
+            raise TypeError(f"[{op}] dim must be an int or a tuple of ints, got {dim!r}") from None
+    return out or None  # dim=() reduces everything, as PyTorch
 
 
 def _keep_shape(shape, dims):
@@ -126,9 +131,8 @@ def _extreme(x, dim, keepdim, is_max):
         raise TypeError(f"[{op}] input must be float32 or int64, got {x.dtype}")
     if dim is None:
         return ExtremeAll.apply(x, is_max)
-    if type(dim) is not int and (not isinstance(dim, (numbers.Integral, np.integer))
-                                 or isinstance(dim, bool)):
-        raise TypeError(f"[{op}] dim must be an int, got {dim!r}")
+    if type(dim) is not int:
+        dim = wrap_dim(dim, x.ndim, op)  # (the type check and its message; C++ wraps again)
     return values_indices(*ExtremeDim.apply(x, int(dim), bool(keepdim), is_max))
 
 
