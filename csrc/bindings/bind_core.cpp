@@ -106,7 +106,9 @@ py::object cat0_arrays(const py::tuple& items, bool stack) {
         fail(op, "sizes must match except in dim 0: element 0 has shape ",
              shape_str(dims(d0, nd0)), ", element ", i, " has ",
              shape_str(dims(a->dimensions, a->nd)));
-      rows += a->dimensions[0];  // (pc.bytes did not overflow, so neither can this)
+      // (Pieces with no elements can hold any number of rows: the byte count says nothing.)
+      if (__builtin_add_overflow(rows, int64_t(a->dimensions[0]), &rows))
+        fail(op, "the result has more than 2^63 rows");
     }
   }
   Shape shape;

@@ -324,9 +324,13 @@ class Tensor:
             return Size(self._data.shape)
         nd = self._data.ndim
         if type(dim) is not int or not -nd <= dim < nd:
-            dim = _fnmod("_check").wrap_dim(dim, nd, "size")
             if nd == 0:
-                raise IndexError(f"[size] a 0-d tensor has no dims, got dim {dim}")
+                try:  # (the type check alone)
+                    _fnmod("_check").wrap_dim(dim, 1, "size")
+                except IndexError:
+                    pass
+                raise IndexError(f"[size] a 0-d tensor has no dims, got dim {dim!r}")
+            dim = _fnmod("_check").wrap_dim(dim, nd, "size")
         return self._data.shape[dim]
 
     @property
@@ -1023,7 +1027,7 @@ def _shape_args(shape, op="reshape", what="sizes"):
             if isinstance(s, bool):
                 raise TypeError
             out.append(operator.index(s))
-        except TypeError:
+        except (TypeError, ValueError):  # (a tensor of several elements: ValueError from item())
             raise TypeError(f"[{op}] {what} must be ints, got {type(s).__name__}") from None
     return tuple(out)
 
