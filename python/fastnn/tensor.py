@@ -1013,6 +1013,18 @@ class Size(tuple):
         return n
 
 
+def _as_index(v):
+    """v as an int: an int, a NumPy integer or a 0-d int64 tensor (anything with __index__),
+    as PyTorch's argument parser takes them; TypeError for a bool, a float or a tensor of
+    another shape. (Callers word the message: dims, sizes.)"""
+    if isinstance(v, bool) or (isinstance(v, Tensor) and v.ndim != 0):
+        raise TypeError(f"expected an int, got {type(v).__name__}")
+    try:
+        return operator.index(v)
+    except ValueError as e:  # (item() of a tensor that is not one int)
+        raise TypeError(str(e)) from None
+
+
 def _shape_args(shape, op="reshape", what="sizes"):
     """Sizes given as ints or as one tuple/list/Size, as a tuple of ints. Each an int, a NumPy
     integer or a 0-d int64 tensor; a float or a bool is a TypeError, as in PyTorch (int() would
@@ -1024,10 +1036,8 @@ def _shape_args(shape, op="reshape", what="sizes"):
     out = []
     for s in shape:
         try:
-            if isinstance(s, bool):
-                raise TypeError
-            out.append(operator.index(s))
-        except (TypeError, ValueError):  # (a tensor of several elements: ValueError from item())
+            out.append(_as_index(s))
+        except TypeError:
             raise TypeError(f"[{op}] {what} must be ints, got {type(s).__name__}") from None
     return tuple(out)
 

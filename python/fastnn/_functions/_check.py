@@ -1,7 +1,5 @@
 """The argument checks every differentiable op starts with."""
-import operator
-
-from ..tensor import _ND, Tensor, _host_only, float32
+from ..tensor import _ND, Tensor, _as_index, _host_only, float32
 
 # Ops with no CUDA implementation (CPU kernels only): a CUDA tensor is refused by name here,
 # centrally, rather than reaching fastnn._C (which would report a bare type error).
@@ -29,10 +27,8 @@ def wrap_dim(dim, ndim, op, name="dim"):
     (TypeError), as PyTorch's argument parser. `name` is the argument's name in messages."""
     if type(dim) is not int:
         try:
-            if isinstance(dim, bool) or (isinstance(dim, Tensor) and dim.ndim != 0):
-                raise TypeError
-            dim = operator.index(dim)
-        except (TypeError, ValueError):
+            dim = _as_index(dim)
+        except TypeError:
             raise TypeError(f"[{op}] {name} must be an int, got {type(dim).__name__}") from None
     n = max(ndim, 1)
     if not -n <= dim < n:

@@ -10,13 +10,12 @@ accurate to a few float32 ulps, not the ~n*eps of a running float32 sum.
 """
 import collections
 import math
-import operator
 
 import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import Tensor, _ND, _contig, _is_host, _kernels, float32, int64
+from ..tensor import _ND, _as_index, _contig, _is_host, _kernels, float32, int64
 from ._check import check_tensor, wrap_dim
 
 _F32 = np.dtype(np.float32)
@@ -35,11 +34,9 @@ def _dims(dim, op):
     dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
     out = []
     for d in dims:
-        try:  # an int, a NumPy integer or a 0-d int64 tensor; not a bool (as wrap_dim)
-            if isinstance(d, bool) or (isinstance(d, Tensor) and d.ndim != 0):
-                raise TypeError
-            out.append(operator.index(d))
-        except (TypeError, ValueError):
+        try:
+            out.append(_as_index(d))
+        except TypeError:
             raise TypeError(f"[{op}] dim must be an int or a tuple of ints, got {dim!r}") from None
     return out or None  # dim=() reduces everything, as PyTorch
 
