@@ -45,24 +45,27 @@ PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* h
   const auto* ax = py::detail::array_proxy(x);
   const auto* ay = number ? nullptr : py::detail::array_proxy(y);
   const int nx = ax->nd, ny = ay ? ay->nd : 0, nd = std::max(nx, ny);
-  // The broadcast shape, and each operand's element strides over it (0 where it broadcasts).
-  // Shapes that do not broadcast go the general way, which names them in its error.
-  Dims shape(nd), sx(nd, 0), sy(nd, 0);
+  if (nd > kMaxWalkDims) return nullptr;
+  // The broadcast shape, and each operand's element strides over it (0 where it broadcasts),
+  // on the stack (see Walk's NOTE in cpu/broadcast.h). Shapes that do not broadcast go the
+  // general way, which names them in its error.
+  int64_t shape[kMaxWalkDims], sx[kMaxWalkDims], sy[kMaxWalkDims];
+  Py_intptr_t dims[kMaxWalkDims];
   int64_t stride_x = 1, stride_y = 1, n = 1;
   for (int d = nd - 1; d >= 0; --d) {
     const int ix = d - (nd - nx), iy = d - (nd - ny);
     const int64_t dx = ix >= 0 ? ax->dimensions[ix] : 1, dy = iy >= 0 ? ay->dimensions[iy] : 1;
     if (dx != dy && dx != 1 && dy != 1) return nullptr;
     shape[d] = dx == 1 ? dy : dx;
-    if (dx != 1) sx[d] = stride_x;
-    if (dy != 1) sy[d] = stride_y;
+    dims[d] = Py_intptr_t(shape[d]);
+    sx[d] = dx != 1 ? stride_x : 0;
+    sy[d] = dy != 1 ? stride_y : 0;
     stride_x *= dx;
     stride_y *= dy;
     n *= shape[d];
   }
   *handled = true;
-  std::vector<Py_intptr_t> dims(shape.begin(), shape.end());
-  PyObject* out = new_out_array(nd, dims.data());
+  PyObject* out = new_out_array(nd, dims);
   if (!out) return nullptr;
   const float* px = reinterpret_cast<const float*>(ax->data);
   const float* py_ = number ? &scalar : reinterpret_cast<const float*>(ay->data);
@@ -71,8 +74,9 @@ PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* h
   {
     ReleaseGilFor nogil(n);
     try {
-      if (reflected) binary_f32((BinOp)op, shape, py_, sy, px, sx, po);
-      else binary_f32((BinOp)op, shape, px, sx, py_, sy, po);
+      const DimsRef sh(shape, size_t(nd)), stx(sx, size_t(nd)), sty(sy, size_t(nd));
+      if (reflected) binary_f32((BinOp)op, sh, py_, sty, px, stx, po);
+      else binary_f32((BinOp)op, sh, px, stx, py_, sty, po);
     } catch (...) {
       failed = true;
     }

@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "core/parallel.h"
@@ -18,44 +21,68 @@ namespace fastnn {
 // costs more than it saves.
 constexpr int64_t kEwGrain = 1 << 15;
 
+// The most dims a walk takes: NumPy 2's limit on an array's dims (NPY_MAXDIMS).
+constexpr int kMaxWalkDims = 64;
+
+// A run of sizes or strides (a std::vector<int64_t> converts to it).
+using DimsRef = std::span<const int64_t>;
+
+// NOTE (speed): the walk lives in fixed arrays, not vectors. An elementwise op on 1,000 floats
+// takes ~0.5 us through the Python API, and the ~10 small heap blocks the vectors took (shape,
+// steps, and the stride lists built for them) cost ~0.1 us of that: besides their own malloc
+// and free, freed small blocks make glibc consolidate on the next larger allocation, such as
+// the result's NumPy buffer.
 template <int N>
 struct Walk {
-  std::vector<int64_t> shape;                // coalesced; at least one dim
-  std::vector<std::array<int64_t, N>> step;  // step[d][k]: stride of operand k in dim d
+  int nd = 0;                                // coalesced; at least one dim
+  int64_t shape[kMaxWalkDims];               // (entries from nd on are unset)
+  std::array<int64_t, N> step[kMaxWalkDims];  // step[d][k]: stride of operand k in dim d
   int64_t numel() const {
     int64_t n = 1;
-    for (auto s : shape) n *= s;
+    for (int d = 0; d < nd; ++d) n *= shape[d];
     return n;
   }
 };
 
-// shape: the output shape; strides[k]: operand k's strides over that shape (size ndim).
+// shape: the output shape; strides[k]: operand k's strides over that shape (shape.size() of
+// them), or null for an operand laid out contiguously in that shape (the output, usually).
 template <int N>
-Walk<N> make_walk(const std::vector<int64_t>& shape,
-                  const std::array<std::vector<int64_t>, N>& strides) {
+Walk<N> make_walk(DimsRef shape, const std::array<const int64_t*, N>& strides) {
+  const int nd = (int)shape.size();
+  if (nd > kMaxWalkDims)
+    throw std::invalid_argument("[broadcast] at most 64 dims are supported, got " +
+                                std::to_string(nd));
+  int64_t contiguous[kMaxWalkDims];
+  for (int64_t d = nd - 1, s = 1; d >= 0; --d) {
+    contiguous[d] = s;
+    s *= shape[size_t(d)];
+  }
   Walk<N> w;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;  // contributes nothing to any offset
+  for (int d = 0; d < nd; ++d) {
+    const int64_t size = shape[size_t(d)];
+    if (size == 1) continue;  // contributes nothing to any offset
     std::array<int64_t, N> st;
-    for (int k = 0; k < N; ++k) st[k] = strides[k][d];
-    if (!w.shape.empty()) {
+    for (int k = 0; k < N; ++k) st[k] = strides[k] ? strides[k][d] : contiguous[d];
+    if (w.nd > 0) {
       // Merge into the previous (outer) dim when, for every operand, stepping the outer dim
       // once equals stepping this dim across its whole extent.
-      auto& prev = w.step.back();
+      auto& prev = w.step[w.nd - 1];
       bool mergeable = true;
-      for (int k = 0; k < N; ++k) mergeable &= prev[k] == st[k] * shape[d];
+      for (int k = 0; k < N; ++k) mergeable &= prev[k] == st[k] * size;
       if (mergeable) {
-        w.shape.back() *= shape[d];
+        w.shape[w.nd - 1] *= size;
         prev = st;
         continue;
       }
     }
-    w.shape.push_back(shape[d]);
-    w.step.push_back(st);
+    w.shape[w.nd] = size;
+    w.step[w.nd] = st;
+    ++w.nd;
   }
-  if (w.shape.empty()) {  // all dims of size 1 (or 0-d): one element
-    w.shape.push_back(1);
-    w.step.push_back(std::array<int64_t, N>{});
+  if (w.nd == 0) {  // all dims of size 1 (or 0-d): one element
+    w.nd = 1;
+    w.shape[0] = 1;
+    w.step[0] = std::array<int64_t, N>{};
   }
   return w;
 }
@@ -65,7 +92,7 @@ Walk<N> make_walk(const std::vector<int64_t>& shape,
 // common same-shape / scalar case) is split inside its single row instead.
 template <int N, class Row>
 void walk_rows(const Walk<N>& w, const Row& row) {
-  const int nd = (int)w.shape.size();
+  const int nd = w.nd;
   const int64_t inner = w.shape[nd - 1];
   const std::array<int64_t, N> istep = w.step[nd - 1];
   if (w.numel() == 0) return;
@@ -82,7 +109,7 @@ void walk_rows(const Walk<N>& w, const Row& row) {
   const int64_t grain = std::max<int64_t>(1, kEwGrain / inner);
   parallel_for(rows, grain, [&](int64_t b, int64_t e) {
     // Unravel the first row index of this chunk, then step an odometer.
-    std::vector<int64_t> idx(nd - 1);
+    int64_t idx[kMaxWalkDims];
     std::array<int64_t, N> off{};
     int64_t r = b;
     for (int d = nd - 2; d >= 0; --d) {

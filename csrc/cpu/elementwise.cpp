@@ -88,9 +88,9 @@ void binary_row(T* __restrict out, const T* a, const T* b, int64_t n, int64_t sa
 }
 
 template <class T>
-void binary_impl(BinOp op, const Dims& shape, const T* a, const Dims& sa, const T* b,
-                 const Dims& sb, T* out) {
-  auto w = make_walk<3>(shape, {contiguous_of(shape), sa, sb});
+void binary_impl(BinOp op, DimsRef shape, const T* a, DimsRef sa, const T* b,
+                 DimsRef sb, T* out) {
+  auto w = make_walk<3>(shape, {nullptr, sa.data(), sb.data()});
   dispatch_binop(op, [&]<BinOp Op>() {
     walk_rows(w, [&](const std::array<int64_t, 3>& off, int64_t n,
                      const std::array<int64_t, 3>& st) {
@@ -100,8 +100,8 @@ void binary_impl(BinOp op, const Dims& shape, const T* a, const Dims& sa, const 
 }
 
 template <class T>
-void inplace_impl(BinOp op, const Dims& shape, T* dst, const T* src, const Dims& ss, T alpha) {
-  auto w = make_walk<2>(shape, {contiguous_of(shape), ss});
+void inplace_impl(BinOp op, DimsRef shape, T* dst, const T* src, DimsRef ss, T alpha) {
+  auto w = make_walk<2>(shape, {nullptr, ss.data()});
   auto run = [&]<BinOp Op>() {
     walk_rows(w, [&](const std::array<int64_t, 2>& off, int64_t n,
                      const std::array<int64_t, 2>& st) {
@@ -128,36 +128,25 @@ void inplace_impl(BinOp op, const Dims& shape, T* dst, const T* src, const Dims&
 
 }  // namespace
 
-// Contiguous strides of a shape (the output's own strides in the walk).
-Dims contiguous_of(const Dims& shape) {
-  Dims st(shape.size());
-  int64_t s = 1;
-  for (size_t i = shape.size(); i-- > 0;) {
-    st[i] = s;
-    s *= shape[i];
-  }
-  return st;
-}
-
-void binary_f32(BinOp op, const Dims& shape, const float* a, const Dims& sa, const float* b,
-                const Dims& sb, float* out) {
+void binary_f32(BinOp op, DimsRef shape, const float* a, DimsRef sa, const float* b,
+                DimsRef sb, float* out) {
   binary_impl<float>(op, shape, a, sa, b, sb, out);
 }
 
-void binary_i64(BinOp op, const Dims& shape, const int64_t* a, const Dims& sa, const int64_t* b,
-                const Dims& sb, int64_t* out) {
+void binary_i64(BinOp op, DimsRef shape, const int64_t* a, DimsRef sa, const int64_t* b,
+                DimsRef sb, int64_t* out) {
   if (op == BinOp::div || op == BinOp::pow)
     throw std::invalid_argument("[binary] int64 div/pow are computed in float32");
   binary_impl<int64_t>(op, shape, a, sa, b, sb, out);
 }
 
-void binary_inplace_f32(BinOp op, const Dims& shape, float* dst, const float* src,
-                        const Dims& ss, float alpha) {
+void binary_inplace_f32(BinOp op, DimsRef shape, float* dst, const float* src,
+                        DimsRef ss, float alpha) {
   inplace_impl<float>(op, shape, dst, src, ss, alpha);
 }
 
-void binary_inplace_i64(BinOp op, const Dims& shape, int64_t* dst, const int64_t* src,
-                        const Dims& ss, int64_t alpha) {
+void binary_inplace_i64(BinOp op, DimsRef shape, int64_t* dst, const int64_t* src,
+                        DimsRef ss, int64_t alpha) {
   inplace_impl<int64_t>(op, shape, dst, src, ss, alpha);
 }
 
@@ -189,9 +178,9 @@ inline void binary_grad(float g, float a, float b, float& ga, float& gb) {
 
 }  // namespace
 
-void binary_bwd_f32(BinOp op, const Dims& shape, const float* g, const float* a, const Dims& sa,
-                    const float* b, const Dims& sb, float* ga, float* gb) {
-  auto w = make_walk<3>(shape, {contiguous_of(shape), sa, sb});
+void binary_bwd_f32(BinOp op, DimsRef shape, const float* g, const float* a, DimsRef sa,
+                    const float* b, DimsRef sb, float* ga, float* gb) {
+  auto w = make_walk<3>(shape, {nullptr, sa.data(), sb.data()});
   dispatch_binop(op, [&]<BinOp Op>() {
     walk_rows(w, [&](const std::array<int64_t, 3>& off, int64_t n,
                      const std::array<int64_t, 3>& st) {
@@ -285,8 +274,8 @@ void unary_bwd_f32(UnOp op, const float* g, const float* x, const float* y, floa
   });
 }
 
-void expand_f32(const Dims& shape, const float* src, const Dims& ss, float scale, float* out) {
-  auto w = make_walk<2>(shape, {contiguous_of(shape), ss});
+void expand_f32(DimsRef shape, const float* src, DimsRef ss, float scale, float* out) {
+  auto w = make_walk<2>(shape, {nullptr, ss.data()});
   walk_rows(w, [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
     float* o = out + off[0];
     const float* s = src + off[1];

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/broadcast.h"  // DimsRef
+
 namespace fastnn {
 
 enum class BinOp { add, sub, mul, div, pow, maximum, minimum };
@@ -14,28 +16,26 @@ const char* binop_name(BinOp op);
 const char* unop_name(UnOp op);
 
 using Dims = std::vector<int64_t>;
-// Row-major strides of a contiguous array of this shape.
-Dims contiguous_of(const Dims& shape);
 
 // out = a op b.  a: strides sa over shape; b: strides sb over shape; out: contiguous (shape).
-void binary_f32(BinOp op, const Dims& shape, const float* a, const Dims& sa, const float* b,
-                const Dims& sb, float* out);
+void binary_f32(BinOp op, DimsRef shape, const float* a, DimsRef sa, const float* b,
+                DimsRef sb, float* out);
 // int64: add, sub, mul, maximum, minimum only (div/pow are done in float32 by the caller).
-void binary_i64(BinOp op, const Dims& shape, const int64_t* a, const Dims& sa, const int64_t* b,
-                const Dims& sb, int64_t* out);
+void binary_i64(BinOp op, DimsRef shape, const int64_t* a, DimsRef sa, const int64_t* b,
+                DimsRef sb, int64_t* out);
 
 // dst = dst op (alpha * src), in place.  dst: contiguous (shape); src: strides ss over shape.
 // op: add, mul, div (alpha is used by add only).
-void binary_inplace_f32(BinOp op, const Dims& shape, float* dst, const float* src,
-                        const Dims& ss, float alpha);
-void binary_inplace_i64(BinOp op, const Dims& shape, int64_t* dst, const int64_t* src,
-                        const Dims& ss, int64_t alpha);
+void binary_inplace_f32(BinOp op, DimsRef shape, float* dst, const float* src,
+                        DimsRef ss, float alpha);
+void binary_inplace_i64(BinOp op, DimsRef shape, int64_t* dst, const int64_t* src,
+                        DimsRef ss, int64_t alpha);
 
 // Gradients of sum(g * (a op b)) at the broadcast shape (the caller sums them down to each
 // input's shape).  g: contiguous (shape); a, b: strides over shape; ga, gb: contiguous
 // (shape), overwritten, either may be nullptr when not wanted.
-void binary_bwd_f32(BinOp op, const Dims& shape, const float* g, const float* a, const Dims& sa,
-                    const float* b, const Dims& sb, float* ga, float* gb);
+void binary_bwd_f32(BinOp op, DimsRef shape, const float* g, const float* a, DimsRef sa,
+                    const float* b, DimsRef sb, float* ga, float* gb);
 
 // y = op(x), n elements, contiguous. int64: neg and abs only.
 void unary_f32(UnOp op, const float* x, float* y, int64_t n);
@@ -48,6 +48,6 @@ void unary_i64(UnOp op, const int64_t* x, int64_t* y, int64_t n);
 void unary_bwd_f32(UnOp op, const float* g, const float* x, const float* y, float* dx, int64_t n);
 
 // out = scale * src broadcast to shape.  src: strides ss over shape; out: contiguous (shape).
-void expand_f32(const Dims& shape, const float* src, const Dims& ss, float scale, float* out);
+void expand_f32(DimsRef shape, const float* src, DimsRef ss, float scale, float* out);
 
 }  // namespace fastnn

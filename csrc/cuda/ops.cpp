@@ -256,14 +256,17 @@ template <int N>
 Walk device_walk(const Shape& shape, const std::array<Shape, N - 1>& operand_shapes,
                  const char* op) {
   std::array<std::vector<int64_t>, N> st;
-  st[0] = contiguous_strides(shape);
-  for (int k = 1; k < N; ++k) st[k] = broadcast_strides(operand_shapes[k - 1], shape);
-  const auto w = make_walk<N>(shape, st);
+  std::array<const int64_t*, N> sp{};  // (operand 0, the output: contiguous)
+  for (int k = 1; k < N; ++k) {
+    st[k] = broadcast_strides(operand_shapes[k - 1], shape);
+    sp[k] = st[k].data();
+  }
+  const auto w = make_walk<N>(shape, sp);
   Walk d;
-  if ((int)w.shape.size() > kMaxDims)
+  if (w.nd > kMaxDims)
     fail<std::runtime_error>(op, "at most ", kMaxDims, " non-mergeable dims are supported on "
-                             "CUDA, got ", w.shape.size(), " for shape ", shape_str(shape));
-  d.nd = (int)w.shape.size();
+                             "CUDA, got ", w.nd, " for shape ", shape_str(shape));
+  d.nd = w.nd;
   for (int i = 0; i < d.nd; ++i) {
     d.shape[i] = w.shape[i];
     for (int k = 1; k < N; ++k) d.st[k - 1][i] = w.step[i][k];
