@@ -146,3 +146,23 @@ def expect_error(exc, op, fn, *args, match=None, **kwargs):
     except Exception as e:  # noqa: BLE001
         raise AssertionError(f"expected {exc.__name__} from {op}, got {type(e).__name__}: {e}")
     raise AssertionError(f"expected {exc.__name__} from {op}, nothing was raised")
+
+
+def check_dim_route_declines(fast, general, rng):
+    """Calls that a fast route op(x, dim) (_C.tensor_softmax, tensor_sum, ...) must hand to its
+    general route, and what they must give: a recorded call (backward reaches x), the same
+    call under no_grad (nothing recorded), and a transposed view with a NumPy integer dim
+    (the general route's values on a contiguous copy). Returns the transposed view's
+    contiguous copy (6, 4) and a (4, 6) float32 tensor with nothing to record, for the
+    caller's own checks."""
+    x = fastnn.tensor(rng.standard_normal((4, 6)).astype(np.float32), requires_grad=True)
+    y = fast(x, dim=1)
+    assert y.requires_grad
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == (4, 6)
+    with fastnn.no_grad():
+        assert not fast(x, 1).requires_grad
+    t = fastnn.tensor(rng.standard_normal((6, 4)).astype(np.float32)).T
+    c = fastnn.tensor(t.numpy().copy())
+    np.testing.assert_array_equal(fast(t, np.int64(1)).numpy(), general(c, 1).numpy())
+    return c, x.detach()

@@ -9,7 +9,7 @@ import fastnn
 import reference as R
 from fastnn import _C
 from fastnn._functions import reduce as fred
-from harness import assert_close, check_op, expect_error
+from harness import assert_close, check_dim_route_declines, check_op, expect_error
 
 SHAPE3 = (3, 5, 7)
 # every single dim (positive and negative), every tuple of dims, and all
@@ -248,3 +248,60 @@ def test_bad_input():
                  np.array([0, 3]), [2, 3], 1, False, True)
     expect_error(ValueError, "max", _C.extreme_dim_bwd, np.ones(3, np.float32),
                  np.array([0, 1, 2]), [2, 3], 1, False, True)
+
+
+@pytest.mark.parametrize("mean", [False, True])
+def test_fast_route_matches_general_route(mean, rng, monkeypatch):
+    # fastnn.sum and Tensor.sum are _C.tensor_sum (mean likewise): the common call (a float32
+    # host tensor with nothing to record, dim None or an int, keepdim a bool, by position or
+    # keyword) in C++, every other call through reduce.py's general route. Same bits, shapes
+    # and errors either way.
+    name = "mean" if mean else "sum"
+    fast, general = getattr(fastnn, name), getattr(fred, f"_{name}_py")
+    assert fast is getattr(_C, f"tensor_{name}") and getattr(fred, name) is fast
+    shapes = [(1,), (5,), (0,), (3, 0), (0, 4), (4, 7), (7, 33), (2, 3, 5), (1, 1, 9),
+              (3, 1, 17), (2, 130, 3)]
+    cases = []
+    for shape in shapes:
+        x = fastnn.tensor(rng.standard_normal(shape).astype(np.float32))
+        for dim in [None] + list(range(-len(shape), len(shape))):
+            for keepdim in (False, True):
+                cases.append((x, dim, keepdim, general(x, dim, keepdim).numpy()))
+    # These calls must not reach the Python layer at all.
+    monkeypatch.setattr(fred, "Sum", None)
+    monkeypatch.setattr(fred, "_check", lambda *a: pytest.fail("took the general route"))
+    for x, dim, keepdim, want in cases:
+        calls = [fast(x, dim, keepdim), fast(x, dim=dim, keepdim=keepdim),
+                 getattr(x, name)(dim, keepdim), getattr(x, name)(dim, keepdim=keepdim)]
+        if not keepdim:
+            calls += [fast(x, dim), getattr(x, name)(dim=dim)]
+            if dim is None:
+                calls += [fast(x), getattr(x, name)()]
+        for got in calls:
+            assert got.shape == want.shape and not got.requires_grad
+            assert got.dtype is fastnn.float32
+            np.testing.assert_array_equal(got.numpy(), want)
+    monkeypatch.undo()
+    # The general route: a recorded call, a transposed view, a NumPy integer dim, a tuple of
+    # dims, keepdim given as an int, int64 and bool tensors, dtype=.
+    c, plain = check_dim_route_declines(fast, general, rng)
+    np.testing.assert_array_equal(fast(c, (0, 1), 1).numpy(), general(c, (0, 1), True).numpy())
+    if not mean:
+        i = fastnn.tensor(np.arange(12).reshape(3, 4))
+        assert fast(i, 1).dtype is fastnn.int64 and fast(i, 1).tolist() == [6, 22, 38]
+        assert fast(i > 5).item() == 6
+        assert fast(c, 0, dtype=fastnn.int64).dtype is fastnn.int64
+    expect_error(TypeError, name, fast, plain, True)
+    expect_error(TypeError, name, fast, plain, 1.0)
+    expect_error(TypeError, name, fast, plain, dim=1.0)
+    expect_error(IndexError, name, fast, plain, dim=2)
+    expect_error(IndexError, name, fast, plain, -3)
+    expect_error(IndexError, name, fast, plain, 2**70)
+    expect_error(TypeError, name, fast, np.ones(3, np.float32))
+    # Python's own argument errors name the public function.
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'axis'"):
+        fast(plain, axis=1)
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got multiple values for argument 'dim'"):
+        fast(plain, 1, dim=1)
+    with pytest.raises(TypeError, match=rf"^{name}\(\) missing 1 required positional"):
+        fast()

@@ -454,6 +454,33 @@ def test_permute_values_and_gradients(shape, dims, rng):
     np.testing.assert_array_equal(xt.grad.numpy(), a)
 
 
+@pytest.mark.parametrize("shape", [(), (4,), (3, 5), (2, 3, 4)])
+def test_T_and_t(shape, rng):
+    # x.T (every dim reversed) and x.t() (2-D): with nothing to record, a view of the same
+    # memory (NumPy's own transpose); recorded when the tensor requires grad in grad mode.
+    a = rng.standard_normal(shape).astype(np.float32)
+    x = fastnn.tensor(a)
+    want = a.T
+    for y in [x.T] + ([x.t()] if len(shape) <= 2 else []):
+        if len(shape) < 2:
+            assert y is x  # (as fastnn has done: 0-d and 1-D tensors are their own transpose)
+            continue
+        assert y.shape == want.shape and not y.requires_grad and y.grad_fn is None
+        np.testing.assert_array_equal(y.numpy(), want)
+        assert np.shares_memory(y.numpy(), x.numpy())
+    if len(shape) >= 2:
+        w = fastnn.tensor(a, requires_grad=True)
+        assert w.T.requires_grad and w.T.grad_fn is not None
+        with fastnn.no_grad():
+            assert not w.T.requires_grad and w.T.grad_fn is None
+            np.testing.assert_array_equal(w.T.numpy(), want)
+        if len(shape) == 2:
+            assert w.t().grad_fn is not None
+        t = x.T
+        t.numpy()[...] = 0.0  # a view: writes reach x, as in PyTorch
+        assert not x.numpy().any()
+
+
 def test_permute_bad_dims():
     t = fastnn.ones(2, 3, 4)
     expect_error(ValueError, "permute", t.permute, 0, 0, 1)

@@ -540,6 +540,60 @@ PyObject* tensor_array(PyObject* t, bool* rg) {
   return data;
 }
 
+// Whether the routes can read Tensors' slots (fastnn.tensor has called autograd_setup, and
+// Tensor is a plain class).
+bool routes_ready() { return env.tensor && env.off[0] && Py_IS_TYPE(env.tensor, &PyType_Type); }
+
+// A plain entry's result as a new Tensor with nothing recorded (out is stolen; null, an error
+// set, passes through).
+PyObject* wrap_result(PyObject* out) {
+  if (!out) return nullptr;
+  try {
+    py::object t = make_tensor(out, Py_None, 0);
+    Py_DECREF(out);
+    return t.release().ptr();
+  } catch (...) {
+    Py_DECREF(out);
+    set_python_error();
+    return nullptr;
+  }
+}
+
+// Whether a call whose Tensor operands have requires_grad `rg` (any of them) records
+// nothing: 1 when none requires grad or grad mode is off, 0 when it records, -1 with a Python
+// error set.
+int records_nothing(bool rg) {
+  if (!rg) return 1;
+  PyObject* en = PyObject_GetAttr(env.grad_mode, env.enabled);
+  if (!en) return -1;
+  const int on = PyObject_IsTrue(en);
+  Py_DECREF(en);
+  return on < 0 ? -1 : on == 0;
+}
+
+// A call's arguments in slots: those given by position first, then each keyword into the slot
+// whose name it is (names[i]: slot i's keyword; null for a positional-only slot). False for
+// more positional arguments than slots, a keyword not in names or a slot given twice (the
+// general route takes those calls, and reports what is wrong). Slots not given keep their
+// values (the defaults).
+template <int K>
+bool bind_args(PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames,
+               const char* const (&names)[K], PyObject* (&slots)[K]) {
+  const Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+  if (n > K) return false;
+  for (Py_ssize_t i = 0; i < n; ++i) slots[i] = args[i];
+  const Py_ssize_t nk = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t j = 0; j < nk; ++j) {
+    int i = int(n);  // (keywords may only name slots after the positional ones)
+    while (i < K && !(names[i] && PyUnicode_CompareWithASCIIString(
+                                      PyTuple_GET_ITEM(kwnames, j), names[i]) == 0))
+      ++i;
+    if (i == K) return false;
+    slots[i] = args[n + j];
+  }
+  return true;
+}
+
 // op(args) through plain(arrays, &handled) when every one of the N operands qualifies (see
 // above), else through the Python route. kNumber: the second operand may also be a Python
 // float or int (exactly, not bool), handed to plain as it is (a scalar operand, or softmax's
@@ -547,8 +601,7 @@ PyObject* tensor_array(PyObject* t, bool* rg) {
 template <int N, bool kNumber = false, class Plain>
 PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
                      PyObject* kwnames, Plain plain) {
-  if (PyVectorcall_NARGS(nargsf) == N && !kwnames && env.tensor && env.off[0] &&
-      Py_IS_TYPE(env.tensor, &PyType_Type)) {
+  if (PyVectorcall_NARGS(nargsf) == N && !kwnames && routes_ready()) {
     PyObject* arr[N];
     bool ok = true, rg = false;
     for (int i = 0; i < N && ok; ++i) {
@@ -559,13 +612,10 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
       ok = arr[i] != nullptr;
       rg |= r;
     }
-    if (ok && rg) {
-      PyObject* en = PyObject_GetAttr(env.grad_mode, env.enabled);
-      if (!en) return nullptr;
-      const int on = PyObject_IsTrue(en);
-      Py_DECREF(en);
-      if (on < 0) return nullptr;
-      ok = on == 0;
+    if (ok) {
+      const int quiet = records_nothing(rg);
+      if (quiet < 0) return nullptr;
+      ok = quiet == 1;
     }
     if (ok) {
       // Strong references for the call: a large kernel runs with the GIL released, and
@@ -574,18 +624,7 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
       bool handled = false;
       PyObject* out = plain(arr, &handled);
       for (int i = 0; i < N; ++i) Py_DECREF(arr[i]);
-      if (handled) {
-        if (!out) return nullptr;
-        try {
-          py::object t = make_tensor(out, Py_None, 0);
-          Py_DECREF(out);
-          return t.release().ptr();
-        } catch (...) {
-          Py_DECREF(out);
-          set_python_error();
-          return nullptr;
-        }
-      }
+      if (handled) return wrap_result(out);
     }
   }
   return call_general(route, args, size_t(nargsf), kwnames);
@@ -629,16 +668,45 @@ FastRoute g_softmax_routes[2] = {{"fastnn._functions.softmax", "_softmax_py"},
 
 template <bool kLog>
 PyObject* tensor_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
-  const Py_ssize_t n = PyVectorcall_NARGS(nargsf);
-  if (kwnames && n == 1 && PyTuple_GET_SIZE(kwnames) == 1 &&
-      PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "dim") == 0) {
-    PyObject* pos[2] = {args[0], args[1]};  // softmax(x, dim=d) as softmax(x, d)
-    return tensor_softmax<kLog>(nullptr, pos, 2, nullptr);
+  static const char* const names[2] = {nullptr, "dim"};
+  PyObject* pos[2] = {nullptr, nullptr};  // softmax(x, dim=d) as softmax(x, d)
+  if (kwnames && bind_args(args, nargsf, kwnames, names, pos) && pos[0] && pos[1]) {
+    args = pos;
+    nargsf = 2;
+    kwnames = nullptr;
   }
   return fast_route<2, true>(g_softmax_routes[kLog], args, nargsf, kwnames,
                              [](PyObject** a, bool* handled) {
                                return softmax_plain(a[0], a[1], kLog, handled);
                              });
+}
+
+// sum(x, dim=None, keepdim=False) and mean(...), by position or keyword: dim None or an int,
+// keepdim a bool, x a Tensor with nothing to record on a plain float32 array (sum_plain).
+// Every other call (dtype=, a tuple of dims, int64 or bool tensors, ...) goes to reduce.py's
+// _sum_py / _mean_py with the arguments as given.
+FastRoute g_sum_routes[2] = {{"fastnn._functions.reduce", "_sum_py"},
+                             {"fastnn._functions.reduce", "_mean_py"}};
+
+template <bool kMean>
+PyObject* tensor_sum(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  static const char* const names[3] = {nullptr, "dim", "keepdim"};
+  PyObject* a[3] = {nullptr, Py_None, Py_False};
+  if (routes_ready() && bind_args(args, nargsf, kwnames, names, a) && a[0] &&
+      (a[2] == Py_True || a[2] == Py_False)) {
+    bool rg = false;
+    PyObject* arr = tensor_array(a[0], &rg);
+    const int quiet = arr ? records_nothing(rg) : 0;
+    if (quiet < 0) return nullptr;
+    if (quiet) {
+      Py_INCREF(arr);  // (held for the call, as fast_route's operands)
+      bool handled = false;
+      PyObject* out = sum_plain(arr, a[1], a[2] == Py_True, kMean, &handled);
+      Py_DECREF(arr);
+      if (handled) return wrap_result(out);
+    }
+  }
+  return call_general(g_sum_routes[kMean], args, size_t(nargsf), kwnames);
 }
 
 // cat(tensors, dim=0) and stack(tensors, dim=0): tensors a list or tuple of Tensors on host
@@ -655,17 +723,10 @@ template <bool kStack>
 PyObject* tensor_cat(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   FastRoute& route = g_cat_routes[kStack];
   try {
-    const Py_ssize_t n = PyVectorcall_NARGS(nargsf);
-    PyObject* dim = nullptr;  // (left out: 0)
-    bool ok = false;
-    if (!kwnames) {
-      ok = n == 1 || n == 2;
-      if (n == 2) dim = args[1];
-    } else if (n == 1 && PyTuple_GET_SIZE(kwnames) == 1 &&
-               PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "dim") == 0) {
-      ok = true;
-      dim = args[1];
-    }
+    static const char* const names[2] = {nullptr, "dim"};
+    PyObject* a[2] = {nullptr, nullptr};  // (dim left out: 0)
+    bool ok = bind_args(args, nargsf, kwnames, names, a) && a[0];
+    PyObject* dim = a[1];
     if (ok && dim) {
       ok = PyLong_CheckExact(dim);
       if (ok) {
@@ -674,9 +735,8 @@ PyObject* tensor_cat(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObje
         ok = v == 0;
       }
     }
-    PyObject* seq = ok ? args[0] : nullptr;
-    ok = ok && env.tensor && env.off[0] && Py_IS_TYPE(env.tensor, &PyType_Type) &&
-         (PyList_CheckExact(seq) || PyTuple_CheckExact(seq));
+    PyObject* seq = a[0];
+    ok = ok && routes_ready() && (PyList_CheckExact(seq) || PyTuple_CheckExact(seq));
     const Py_ssize_t m = ok ? PySequence_Fast_GET_SIZE(seq) : 0;
     if (ok && m > 0) {
       // The items first, each held, with nothing in between that allocates a Python object:
@@ -698,7 +758,11 @@ PyObject* tensor_cat(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObje
         PyTuple_SET_ITEM(arrays.ptr(), i, a);
         rg |= r;
       }
-      if (ok && rg) ok = !truthy(get(env.grad_mode, env.enabled));
+      if (ok) {
+        const int quiet = records_nothing(rg);
+        if (quiet < 0) return nullptr;
+        ok = quiet == 1;
+      }
       if (ok) {
         py::object out = cat0_arrays(arrays, kStack);
         if (!out.is_none()) return make_tensor(out.ptr(), Py_None, 0).release().ptr();
@@ -810,6 +874,15 @@ void bind_autograd(py::module_& m) {
                "log_softmax(x, dim)\n--\n\nlog(softmax(x, dim)), recorded for autograd when x "
                "requires grad.",
                tensor_softmax<true>)
+  FASTNN_ROUTE("sum",
+               "sum(input, dim=None, keepdim=False, dtype=None)\n--\n\nSum of all elements, or "
+               "along dim (an int or a tuple of ints), recorded for autograd when input requires "
+               "grad.",
+               tensor_sum<false>)
+  FASTNN_ROUTE("mean",
+               "mean(input, dim=None, keepdim=False)\n--\n\nMean of all elements, or along "
+               "dim (an int or a tuple of ints), recorded for autograd when input requires grad.",
+               tensor_sum<true>)
   FASTNN_ROUTE("cat",
                "cat(tensors, dim=0)\n--\n\nThe tensors joined along dim, recorded for autograd "
                "when one requires grad.",

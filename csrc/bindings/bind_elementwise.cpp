@@ -70,22 +70,11 @@ PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* h
   const float* px = reinterpret_cast<const float*>(ax->data);
   const float* py_ = number ? &scalar : reinterpret_cast<const float*>(ay->data);
   float* po = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
-  bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
-  {
-    ReleaseGilFor nogil(n);
-    try {
-      const DimsRef sh(shape, size_t(nd)), stx(sx, size_t(nd)), sty(sy, size_t(nd));
-      if (reflected) binary_f32((BinOp)op, sh, py_, sty, px, stx, po);
-      else binary_f32((BinOp)op, sh, px, stx, py_, sty, po);
-    } catch (...) {
-      failed = true;
-    }
-  }
-  if (failed) {
-    Py_DECREF(out);
-    return PyErr_NoMemory();
-  }
-  return out;
+  return fill_plain(out, n, [&] {
+    const DimsRef sh(shape, size_t(nd)), stx(sx, size_t(nd)), sty(sy, size_t(nd));
+    if (reflected) binary_f32((BinOp)op, sh, py_, sty, px, stx, po);
+    else binary_f32((BinOp)op, sh, px, stx, py_, sty, po);
+  });
 }
 
 PyObject* unary_plain(int op, PyObject* x, bool* handled) {

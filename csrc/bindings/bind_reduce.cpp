@@ -1,9 +1,41 @@
 #include "bindings/convert.h"
+#include "cpu/reduce.h"
 #include "ops/reduce.h"
 
 #include <pybind11/stl.h>
 
 namespace fastnn {
+
+PyObject* sum_plain(PyObject* x, PyObject* dim, bool keepdim, bool mean, bool* handled) {
+  *handled = false;
+  if (!plain_f32_array(x)) return nullptr;
+  const auto* a = py::detail::array_proxy(x);
+  const int nd = a->nd;
+  if (nd == 0) return nullptr;
+  // The same single (outer, r, inner) pass as reduce_sum's (ops/reduce.cpp) for one dim or
+  // for all of them, so the results are the same.
+  ArrayDimSplit sp{-1, 1, 1, 1};  // (dim None: every dim, one row)
+  if (dim == Py_None) {
+    for (int i = 0; i < nd; ++i) sp.r *= a->dimensions[i];
+  } else if (!split_at_dim(a, dim, &sp)) {
+    return nullptr;
+  }
+  Py_intptr_t dims[kNumpyMaxDims];
+  int out_nd = 0;
+  for (int i = 0; i < nd; ++i) {
+    const bool reduced = sp.dim < 0 || i == sp.dim;
+    if (!reduced) dims[out_nd++] = a->dimensions[i];
+    else if (keepdim) dims[out_nd++] = 1;
+  }
+  *handled = true;
+  PyObject* out = new_out_array(out_nd, dims);
+  if (!out) return nullptr;
+  const float* src = reinterpret_cast<const float*>(a->data);
+  float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  return fill_plain(out, sp.outer * sp.r * sp.inner, [&] {
+    sum_f32(src, sp.outer, sp.r, sp.inner, mean ? double(sp.r) : 1.0, y);
+  });
+}
 
 void bind_reduce(py::module_& m) {
   m.def("sum", [](py::handle x, std::optional<std::vector<int64_t>> dims, bool keepdim, bool mean) {

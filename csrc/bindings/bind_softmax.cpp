@@ -8,39 +8,16 @@ namespace fastnn {
 
 PyObject* softmax_plain(PyObject* x, PyObject* dim, bool log, bool* handled) {
   *handled = false;
-  if (!plain_f32_array(x) || !PyLong_CheckExact(dim)) return nullptr;
+  ArrayDimSplit sp;
+  if (!plain_f32_array(x) || !split_at_dim(py::detail::array_proxy(x), dim, &sp)) return nullptr;
   const auto* a = py::detail::array_proxy(x);
-  const int nd = a->nd;
-  const long d_in = PyLong_AsLong(dim);
-  if (d_in == -1 && PyErr_Occurred()) {  // (beyond a long: the general route reports it)
-    PyErr_Clear();
-    return nullptr;
-  }
-  const long n = nd > 0 ? nd : 1;  // a 0-d tensor takes 0 and -1, as PyTorch
-  if (d_in < -n || d_in >= n) return nullptr;
-  const int d = int((d_in + n) % n);
-  int64_t outer = 1, r = 1, inner = 1;
-  for (int i = 0; i < nd; ++i) {
-    const int64_t s = a->dimensions[i];
-    if (i < d) outer *= s;
-    else if (i == d) r = s;
-    else inner *= s;
-  }
   *handled = true;
-  PyObject* out = new_out_array(nd, a->dimensions);
+  PyObject* out = new_out_array(a->nd, a->dimensions);
   if (!out) return nullptr;
   const float* src = reinterpret_cast<const float*>(a->data);
   float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
-  bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
-  {
-    ReleaseGilFor nogil(outer * r * inner);
-    try { softmax_fwd(src, y, outer, r, inner, log); } catch (...) { failed = true; }
-  }
-  if (failed) {
-    Py_DECREF(out);
-    return PyErr_NoMemory();
-  }
-  return out;
+  return fill_plain(out, sp.outer * sp.r * sp.inner,
+                    [&] { softmax_fwd(src, y, sp.outer, sp.r, sp.inner, log); });
 }
 
 void bind_softmax(py::module_& m) {

@@ -105,11 +105,10 @@ py::array to_numpy(const Tensor& t) {
   auto owner = py::reinterpret_steal<py::object>(cap);
   // NOTE (speed): straight through NumPy's C API (as pybind11's py::array constructor does,
   // less its vectors, dtype objects and checks): _C.empty((32, 32)) 0.62 -> 0.46 us on Zen 3.
-  constexpr int kMaxDims = 64;  // NumPy 2's limit (NPY_MAXDIMS)
   const int64_t item = (int64_t)dtype_size(t.dtype());
   const int nd = (int)t.shape().size();
-  if (nd > kMaxDims) fail("to_numpy", "at most ", kMaxDims, " dims, got ", nd);
-  Py_intptr_t dims[kMaxDims], strides[kMaxDims];
+  if (nd > kNumpyMaxDims) fail("to_numpy", "at most ", kNumpyMaxDims, " dims, got ", nd);
+  Py_intptr_t dims[kNumpyMaxDims], strides[kNumpyMaxDims];
   for (int d = 0; d < nd; ++d) {
     dims[d] = (Py_intptr_t)t.shape()[size_t(d)];
     strides[d] = (Py_intptr_t)(t.strides()[size_t(d)] * item);
@@ -135,6 +134,27 @@ py::object opt_numpy(const Tensor& t) {
   // An empty result may carry no storage; it is still a (0-element) array, not None.
   return t.defined() && (t.storage() || t.numel() == 0) ? py::object(to_numpy(t))
                                                        : py::object(py::none());
+}
+
+bool split_at_dim(const py::detail::PyArray_Proxy* a, PyObject* dim, ArrayDimSplit* s) {
+  if (!PyLong_CheckExact(dim)) return false;
+  const int nd = a->nd;
+  const long d_in = PyLong_AsLong(dim);
+  if (d_in == -1 && PyErr_Occurred()) {  // (beyond a long)
+    PyErr_Clear();
+    return false;
+  }
+  const long n = nd > 0 ? nd : 1;
+  if (d_in < -n || d_in >= n) return false;
+  s->dim = int((d_in + n) % n);
+  s->outer = s->r = s->inner = 1;
+  for (int i = 0; i < nd; ++i) {
+    const int64_t size = a->dimensions[i];
+    if (i < s->dim) s->outer *= size;
+    else if (i == s->dim) s->r = size;
+    else s->inner *= size;
+  }
+  return true;
 }
 
 PyObject* new_out_array(int nd, const Py_intptr_t* dims) {

@@ -43,6 +43,9 @@ inline bool plain_f32_array(PyObject* o, int ndim = -1) {
   return d->type_num == py::detail::npy_api::NPY_FLOAT_ && d->byteorder != '>';
 }
 
+// The most dims an ndarray has (NumPy 2's NPY_MAXDIMS; NumPy 1's is 32).
+constexpr int kNumpyMaxDims = 64;
+
 // A new C-contiguous float32 ndarray of the given shape (uninitialised), or null with a
 // Python error set.
 inline PyObject* new_f32_array(int nd, const Py_intptr_t* dims) {
@@ -81,6 +84,10 @@ py::object cat0_arrays(const py::tuple& items, bool stack);
 // softmax(x) (log_softmax when log) along dim for a plain float32 array and dim an exact int
 // in [-ndim, ndim) (a 0-d array: 0 or -1), the same way; defined in bind_softmax.cpp.
 PyObject* softmax_plain(PyObject* x, PyObject* dim, bool log, bool* handled);
+// sum (mean when `mean`) of a plain float32 array over all dims (dim None) or along dim (an
+// exact int, as softmax_plain's), keepdim as PyTorch, the same way; results equal the general
+// route's (_C.sum). An array of no dims is declined. Defined in bind_reduce.cpp.
+PyObject* sum_plain(PyObject* x, PyObject* dim, bool keepdim, bool mean, bool* handled);
 // x op y (y op x when `reflected`) for op add, sub, mul, div or pow (BinOp's order, as an
 // int), the same way: x a plain float32 array, y one too with a shape that broadcasts against
 // x's, or a Python float or int (exactly: not bool), taken as float32 as a PyTorch float32
@@ -107,6 +114,32 @@ class ReleaseGilFor {
   PyThreadState* state_ = nullptr;
 };
 
+// out after kernel() has filled it, the GIL released when `work` elements make it worth it
+// (ReleaseGilFor); when the kernel throws (the pool may fail to start), null with MemoryError
+// set and out released: nothing may propagate into CPython. The plain entries' last step.
+template <class F>
+PyObject* fill_plain(PyObject* out, int64_t work, F kernel) {
+  bool failed = false;
+  {
+    ReleaseGilFor nogil(work);
+    try { kernel(); } catch (...) { failed = true; }
+  }
+  if (failed) {
+    Py_DECREF(out);
+    return PyErr_NoMemory();
+  }
+  return out;
+}
+
+// An array's dims split at dim: outer (the product of the dims before), r (dim's size) and
+// inner (after). False when dim is not an exact int in [-ndim, ndim) (a 0-d array takes 0
+// and -1, as PyTorch): the caller's general route reports it. Defined in convert.cpp.
+struct ArrayDimSplit {
+  int dim;
+  int64_t outer, r, inner;
+};
+bool split_at_dim(const py::detail::PyArray_Proxy* a, PyObject* dim, ArrayDimSplit* s);
+
 // The body of the one-operand plain entries (act_plain, unary_plain): f(x, y, n) from a plain
 // float32 array into a new one of its shape (new_out_array), the GIL released for large
 // inputs. Anything else: *handled = false and null, no error set.
@@ -122,16 +155,7 @@ PyObject* elementwise_plain(PyObject* x, bool* handled, F f) {
   if (!out) return nullptr;
   const float* src = reinterpret_cast<const float*>(a->data);
   float* y = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
-  bool failed = false;  // nothing may propagate into CPython (the pool may fail to start)
-  {
-    ReleaseGilFor nogil(n);
-    try { f(src, y, n); } catch (...) { failed = true; }
-  }
-  if (failed) {
-    Py_DECREF(out);
-    return PyErr_NoMemory();
-  }
-  return out;
+  return fill_plain(out, n, [&] { f(src, y, n); });
 }
 
 void bind_core(py::module_& m);

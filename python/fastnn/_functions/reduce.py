@@ -16,7 +16,7 @@ import numpy as np
 from .. import _C
 from ..autograd import Function
 from ..tensor import _ND, _as_index, _contig, _is_host, _kernels, float32, int64
-from ._check import check_tensor, wrap_dim
+from ._check import check_tensor, named_as, wrap_dim
 
 _F32 = np.dtype(np.float32)
 _BOOL = np.dtype(np.bool_)
@@ -25,19 +25,20 @@ _I64 = np.dtype(np.int64)
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
 
-def _dims(dim, op):
-    """dim argument -> None (all dims) or a list of ints (checked and wrapped in C++)."""
+def _dims(dim, ndim, op):
+    """dim argument -> None (all dims) or a list of dims wrapped into [0, ndim) (IndexError
+    out of range; C++ checks for repeats)."""
     if dim is None:
         return None
-    if type(dim) is int:  # the common call, as the loop below would take it
-        return [dim]
-    dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
+    if not isinstance(dim, (tuple, list)):
+        return [wrap_dim(dim, ndim, op)]
     out = []
-    for d in dims:
+    for d in dim:
         try:
-            out.append(_as_index(d))
+            d = _as_index(d)
         except TypeError:
             raise TypeError(f"[{op}] dim must be an int or a tuple of ints, got {dim!r}") from None
+        out.append(wrap_dim(d, ndim, op))
     return out or None  # dim=() reduces everything, as PyTorch
 
 
@@ -74,19 +75,31 @@ def _check(x, op):
     check_tensor(x, op, dtypes=None)
 
 
-def sum(x, dim=None, keepdim=False):
+@named_as("sum")
+def _sum_py(x, dim=None, keepdim=False, dtype=None):
+    """sum's general route. fastnn.sum and Tensor.sum are _C.tensor_sum, which does the common
+    call (a float32 host tensor with nothing to record, dim None or an int, keepdim a bool)
+    in C and hands every other call here as it was made."""
     _check(x, "sum")
     if x._data.dtype == _BOOL:
         x = x.long()
-    return Sum.apply(x, _dims(dim, "sum"), bool(keepdim), False)
+    out = Sum.apply(x, _dims(dim, x.ndim, "sum"), bool(keepdim), False)
+    return out if dtype is None else out.type(dtype)
 
 
-def mean(x, dim=None, keepdim=False):
+@named_as("mean")
+def _mean_py(x, dim=None, keepdim=False):
+    """mean's general route (fastnn.mean and Tensor.mean are _C.tensor_mean; see _sum_py)."""
     _check(x, "mean")
     if x._data.dtype != _F32:
         raise TypeError(f"[mean] input must be float32 (PyTorch refuses the mean of integer "
                         f"tensors: use x.float().mean()), got {x.dtype}")
-    return Sum.apply(x, _dims(dim, "mean"), bool(keepdim), True)
+    return Sum.apply(x, _dims(dim, x.ndim, "mean"), bool(keepdim), True)
+
+
+# _C.tensor_sum / tensor_mean (csrc/bindings/bind_autograd.cpp) for their common calls.
+sum = _C.tensor_sum
+mean = _C.tensor_mean
 
 
 class ExtremeAll(Function):
