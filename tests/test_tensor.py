@@ -1,4 +1,5 @@
 """Tensor construction, dtypes, NumPy interop without copies, views, and bad input."""
+import importlib
 import os
 import subprocess
 import sys
@@ -576,3 +577,44 @@ def test_small_storage_recycling_keeps_live_arrays_intact(rng):
     for step, a in live.items():
         assert a.__array_interface__["data"][0] % 64 == 0
         assert np.all(a == step), f"array {step} was overwritten"
+
+
+@pytest.mark.parametrize("name", ["empty", "zeros", "ones"])
+def test_factory_fast_route(name, monkeypatch):
+    # fastnn.zeros is _C.tensor_zeros (empty, ones likewise): sizes as non-negative ints, by
+    # position or as one tuple/list/Size, and no keyword, in C; every other call through
+    # tensor.py's _zeros_py. Same shapes, dtype and values either way.
+    T = importlib.import_module("fastnn.tensor")  # (fastnn.tensor is the function)
+    fast, general = getattr(fastnn, name), getattr(T, f"_{name}_py")
+    assert fast is getattr(_C, f"tensor_{name}")
+    fill = {"empty": None, "zeros": 0.0, "ones": 1.0}[name]
+    shapes = [(1,), (7,), (0,), (3, 5), (0, 4), (17, 33), (2, 1, 3, 1), (64, 65)]
+    monkeypatch.setattr(T, "_new", lambda *a: pytest.fail("took the general route"))
+    for shape in shapes:
+        for t in (fast(*shape), fast(shape), fast(list(shape)), fast(fastnn.Size(shape))):
+            assert type(t) is fastnn.Tensor and t.shape == shape and t.dtype is fastnn.float32
+            assert not t.requires_grad and t.device.type == "cpu"
+            assert t.numpy().flags.c_contiguous and t.numpy().flags.writeable
+            if fill is not None:
+                assert (t.numpy() == fill).all()
+    monkeypatch.undo()
+    a, b = fast(4, 4), fast(4, 4)  # new memory every call
+    assert not np.shares_memory(a.numpy(), b.numpy())
+    # The general route: keywords, other size types, 0-d, errors.
+    t = fast(2, 3, dtype=fastnn.int64)
+    assert t.dtype is fastnn.int64 and t.shape == (2, 3)
+    t = fast(2, 3, requires_grad=True)
+    assert t.requires_grad and t.is_leaf
+    assert fast(np.int64(2), 3).shape == (2, 3) and fast(fastnn.tensor(2)).shape == (2,)
+    assert fast().shape == () and fast(()).shape == ()
+    if fill is not None:
+        assert fast().item() == fill and (general(2, 2).numpy() == fill).all()
+    expect_error(ValueError, name, fast, 2, -1)
+    expect_error(ValueError, name, fast, [-3])
+    expect_error(TypeError, name, fast, 2.0, 3)
+    expect_error(TypeError, name, fast, True)
+    expect_error(ValueError, name, fast, 2**62, 4)
+    expect_error(ValueError, name, fast, 2**40, 2**30)
+    expect_error(ValueError, name, fast, 2**64)
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'size'"):
+        fast(size=3)

@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -709,6 +710,50 @@ PyObject* tensor_sum(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObje
   return call_general(g_sum_routes[kMean], args, size_t(nargsf), kwnames);
 }
 
+// empty(*size), zeros(*size) and ones(*size) with the sizes as exact non-negative ints, by
+// position or as one tuple (a Size too) or list, and no keyword: a new float32 host tensor
+// (64-byte aligned, as every factory's) filled here. Every other call (no size at all, dtype=, device=,
+// requires_grad=, other size types, negative sizes, an element count beyond int64) goes to
+// tensor.py's _empty_py / _zeros_py / _ones_py with the arguments as given.
+// NOTE (speed): Zen 4, 1 thread: zeros(32, 32) 1.18 us through the Python shortcut, ~0.4 us
+// here (PyTorch 1.1 us).
+FastRoute g_new_routes[3] = {{"fastnn.tensor", "_empty_py"},
+                             {"fastnn.tensor", "_zeros_py"},
+                             {"fastnn.tensor", "_ones_py"}};
+
+template <int kFill>  // -1: uninitialised (empty), else the value
+PyObject* tensor_new(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+  PyObject* const* sizes = args;
+  if (n == 1 && (PyTuple_Check(args[0]) || PyList_CheckExact(args[0]))) {
+    n = PySequence_Fast_GET_SIZE(args[0]);
+    sizes = PySequence_Fast_ITEMS(args[0]);
+    if (n == 0) n = -1;  // zeros(()): the general route (as zeros() is)
+  }
+  if (!kwnames && n > 0 && n <= kNumpyMaxDims && routes_ready()) {
+    Py_intptr_t dims[kNumpyMaxDims];
+    int64_t count = 1;
+    bool ok = true;
+    for (Py_ssize_t i = 0; i < n && ok; ++i) {
+      // (Nothing here runs Python code, so a list cannot change under the loop.)
+      ok = PyLong_CheckExact(sizes[i]);
+      const long long v = ok ? PyLong_AsLongLong(sizes[i]) : -1;
+      if (v == -1 && PyErr_Occurred()) PyErr_Clear();
+      ok = ok && v >= 0 && !__builtin_mul_overflow(count, int64_t(v), &count);
+      dims[i] = Py_intptr_t(v);
+    }
+    if (ok && count <= PY_SSIZE_T_MAX / int64_t(sizeof(float))) {
+      PyObject* out = new_aligned_f32_array(int(n), dims);
+      if (!out) return nullptr;
+      float* p = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+      if constexpr (kFill >= 0)
+        out = fill_plain(out, count, [&] { std::fill_n(p, size_t(count), float(kFill)); });
+      return wrap_result(out);
+    }
+  }
+  return call_general(g_new_routes[kFill + 1], args, size_t(nargsf), kwnames);
+}
+
 // cat(tensors, dim=0) and stack(tensors, dim=0): tensors a list or tuple of Tensors on host
 // arrays with nothing to record, dim left out or 0 (by position or as dim=), is cat0_arrays
 // (bind_core.cpp, which raises cat's/stack's shape errors itself); anything else, or what
@@ -883,6 +928,18 @@ void bind_autograd(py::module_& m) {
                "mean(input, dim=None, keepdim=False)\n--\n\nMean of all elements, or along "
                "dim (an int or a tuple of ints), recorded for autograd when input requires grad.",
                tensor_sum<true>)
+  FASTNN_ROUTE("empty",
+               "empty(*size, dtype=None, device=None, requires_grad=False)\n--\n\nA new "
+               "tensor of the given size, uninitialised (float32 unless dtype is given).",
+               tensor_new<-1>)
+  FASTNN_ROUTE("zeros",
+               "zeros(*size, dtype=None, device=None, requires_grad=False)\n--\n\nA new "
+               "tensor of the given size filled with 0 (float32 unless dtype is given).",
+               tensor_new<0>)
+  FASTNN_ROUTE("ones",
+               "ones(*size, dtype=None, device=None, requires_grad=False)\n--\n\nA new "
+               "tensor of the given size filled with 1 (float32 unless dtype is given).",
+               tensor_new<1>)
   FASTNN_ROUTE("cat",
                "cat(tensors, dim=0)\n--\n\nThe tensors joined along dim, recorded for autograd "
                "when one requires grad.",

@@ -161,6 +161,10 @@ PyObject* new_out_array(int nd, const Py_intptr_t* dims) {
   int64_t n = 1;
   for (int d = 0; d < nd; ++d) n *= dims[d];
   if (n < kLibraryOutFloats) return new_f32_array(nd, dims);
+  return new_aligned_f32_array(nd, dims);
+}
+
+PyObject* new_aligned_f32_array(int nd, const Py_intptr_t* dims) {
   try {
     return to_numpy(empty(Shape(dims, dims + nd), DType::f32)).release().ptr();
   } catch (py::error_already_set& e) {

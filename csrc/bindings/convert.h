@@ -64,6 +64,9 @@ inline PyObject* new_f32_array(int nd, const Py_intptr_t* dims) {
 // which matters for ops that take well under a microsecond. Defined in convert.cpp.
 constexpr int64_t kLibraryOutFloats = 4096;
 PyObject* new_out_array(int nd, const Py_intptr_t* dims);
+// The same from the library allocator whatever the size (a factory's result: fastnn.zeros
+// and the like promise 64-byte-aligned storage).
+PyObject* new_aligned_f32_array(int nd, const Py_intptr_t* dims);
 
 // a·b for two 2-D float32 arrays that the GEMM reads in place (C-contiguous, a transposed
 // view such as w.T, or a row or column slice; see gemm_operand in bind_dense.cpp) with

@@ -1180,6 +1180,11 @@ def _size_args(size, op):
     shape = _shape_args(size, op)
     if any(s < 0 for s in shape):
         raise ValueError(f"[{op}] sizes must be non-negative, got {shape}")
+    n = 1
+    for s in shape:
+        n *= s
+    if n >= 2**60:  # (8-byte elements: the byte count must fit in int64)
+        raise ValueError(f"[{op}] sizes {shape} give {n} elements, more than memory can hold")
     return shape
 
 
@@ -1192,22 +1197,38 @@ def _new(shape, dtype, requires_grad, fill, op, device=None):
     return t
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
+def named_as(name):
+    """Decorator for a fast route's general route (_softmax_py, ...): Python's own argument
+    errors (a missing or unexpected argument) then name the public function, softmax(), as
+    the caller wrote it."""
+    def wrap(fn):
+        fn.__qualname__ = name
+        fn.__code__ = fn.__code__.replace(co_name=name)  # (what Python 3.9 and 3.10 print)
+        return fn
+    return wrap
+
+
+# empty, zeros and ones are C entries (_C.tensor_zeros, ...: csrc/bindings/bind_autograd.cpp)
+# that make the common call (sizes as non-negative ints, nothing else given: fastnn.zeros(n, h),
+# a recurrent layer's first state) themselves and hand every other call to these.
+@named_as("empty")
+def _empty_py(*size, dtype=None, device=None, requires_grad=False):
     return _new(size, dtype, requires_grad, None, "empty", device)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False):
-    if dtype is None and device is None and not requires_grad:
-        # The common call (fastnn.zeros(n, h), a recurrent layer's first state): one kernel
-        # call when every size is a plain non-negative int (~1 us of ~2.5 us otherwise).
-        shape = size[0] if len(size) == 1 and type(size[0]) is tuple else size
-        if all(type(s) is int and s >= 0 for s in shape):
-            return Tensor._make(_C.zeros(shape, "float32"))
+@named_as("zeros")
+def _zeros_py(*size, dtype=None, device=None, requires_grad=False):
     return _new(size, dtype, requires_grad, 0, "zeros", device)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
+@named_as("ones")
+def _ones_py(*size, dtype=None, device=None, requires_grad=False):
     return _new(size, dtype, requires_grad, 1, "ones", device)
+
+
+empty = _C.tensor_empty
+zeros = _C.tensor_zeros
+ones = _C.tensor_ones
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):

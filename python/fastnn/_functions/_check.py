@@ -1,5 +1,5 @@
 """The argument checks every differentiable op starts with."""
-from ..tensor import _ND, Tensor, _as_index, _host_only, float32
+from ..tensor import _ND, Tensor, _as_index, _host_only, float32, named_as  # noqa: F401 (re-exported)
 
 # Ops with no CUDA implementation (CPU kernels only): a CUDA tensor is refused by name here,
 # centrally, rather than reaching fastnn._C (which would report a bare type error).
@@ -34,14 +34,3 @@ def wrap_dim(dim, ndim, op, name="dim"):
     if not -n <= dim < n:
         raise IndexError(f"[{op}] {name} must be in [{-n}, {n - 1}], got {dim}")
     return dim % n
-
-
-def named_as(name):
-    """Decorator for a fast route's general route (_softmax_py, ...): Python's own argument
-    errors (a missing or unexpected argument) then name the public function, softmax(), as
-    the caller wrote it."""
-    def wrap(fn):
-        fn.__qualname__ = name
-        fn.__code__ = fn.__code__.replace(co_name=name)  # (what Python 3.9 and 3.10 print)
-        return fn
-    return wrap
