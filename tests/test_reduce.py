@@ -238,6 +238,8 @@ def test_bad_input():
     expect_error(RuntimeError, "sum", x.sum, (0, -2))  # repeated dim, as PyTorch
     expect_error(TypeError, "sum", x.sum, 1.5)
     expect_error(TypeError, "max", x.max, (0, 1))
+    expect_error(TypeError, "max", x.max, 1, 1)  # keepdim must be a bool, as PyTorch
+    expect_error(TypeError, "min", x.min, 1, keepdim=None)
     expect_error(TypeError, "sum", fastnn.sum, np.ones(3))
     f = np.ones((2, 3), np.float32)
     expect_error(TypeError, "sum", _C.sum, np.ones((2, 3)), None, False, False)  # float64
@@ -285,12 +287,22 @@ def test_fast_route_matches_general_route(mean, rng, monkeypatch):
     # The general route: a recorded call, a transposed view, a NumPy integer dim, a tuple of
     # dims, keepdim given as an int, int64 and bool tensors, dtype=.
     c, plain = check_dim_route_declines(fast, general, rng)
-    np.testing.assert_array_equal(fast(c, (0, 1), 1).numpy(), general(c, (0, 1), True).numpy())
+    np.testing.assert_array_equal(fast(c, (0, 1), True).numpy(), general(c, (0, 1), True).numpy())
+    np.testing.assert_array_equal(fast(input=c, dim=1).numpy(), general(c, 1).numpy())
+    i = fastnn.tensor(np.arange(12).reshape(3, 4))
     if not mean:
-        i = fastnn.tensor(np.arange(12).reshape(3, 4))
         assert fast(i, 1).dtype is fastnn.int64 and fast(i, 1).tolist() == [6, 22, 38]
         assert fast(i > 5).item() == 6
-        assert fast(c, 0, dtype=fastnn.int64).dtype is fastnn.int64
+        # dtype casts the input first, as PyTorch: 0 + 0, not int(1.2)
+        s = fast(fastnn.tensor([0.6, 0.6]), dtype=fastnn.int64)
+        assert s.dtype is fastnn.int64 and s.item() == 0
+    else:
+        m = fast(i, 1, dtype=fastnn.float32)
+        assert m.dtype is fastnn.float32 and m.tolist() == [1.5, 5.5, 9.5]
+        expect_error(TypeError, name, fast, c, dtype=fastnn.int64)
+    for bad in (1, None, np.bool_(True)):  # keepdim must be a bool, as PyTorch
+        expect_error(TypeError, name, fast, c, 1, bad)
+        expect_error(TypeError, name, getattr(c, name), 0, keepdim=bad)
     expect_error(TypeError, name, fast, plain, True)
     expect_error(TypeError, name, fast, plain, 1.0)
     expect_error(TypeError, name, fast, plain, dim=1.0)

@@ -925,7 +925,7 @@ void bind_autograd(py::module_& m) {
                "grad.",
                tensor_sum<false>)
   FASTNN_ROUTE("mean",
-               "mean(input, dim=None, keepdim=False)\n--\n\nMean of all elements, or along "
+               "mean(input, dim=None, keepdim=False, dtype=None)\n--\n\nMean of all elements, or along "
                "dim (an int or a tuple of ints), recorded for autograd when input requires grad.",
                tensor_sum<true>)
   FASTNN_ROUTE("empty",

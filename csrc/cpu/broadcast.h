@@ -46,13 +46,15 @@ struct Walk {
 
 // shape: the output shape; strides[k]: operand k's strides over that shape (shape.size() of
 // them), or null for an operand laid out contiguously in that shape (the output, usually).
+// More than kMaxWalkDims dims is fine as long as they coalesce to at most that many (host
+// arrays never have more; a device array may); otherwise std::invalid_argument naming op.
 template <int N>
-Walk<N> make_walk(DimsRef shape, const std::array<const int64_t*, N>& strides) {
+Walk<N> make_walk(DimsRef shape, const std::array<const int64_t*, N>& strides,
+                  const char* op = "broadcast") {
   const int nd = (int)shape.size();
-  if (nd > kMaxWalkDims)
-    throw std::invalid_argument("[broadcast] at most 64 dims are supported, got " +
-                                std::to_string(nd));
-  int64_t contiguous[kMaxWalkDims];
+  int64_t small[kMaxWalkDims];
+  std::vector<int64_t> large(nd > kMaxWalkDims ? size_t(nd) : 0);
+  int64_t* contiguous = nd > kMaxWalkDims ? large.data() : small;
   for (int64_t d = nd - 1, s = 1; d >= 0; --d) {
     contiguous[d] = s;
     s *= shape[size_t(d)];
@@ -75,6 +77,11 @@ Walk<N> make_walk(DimsRef shape, const std::array<const int64_t*, N>& strides) {
         continue;
       }
     }
+    if (w.nd == kMaxWalkDims)
+      throw std::invalid_argument(std::string("[") + op + "] at most " +
+                                  std::to_string(kMaxWalkDims) +
+                                  " dims that do not merge are supported, got more (" +
+                                  std::to_string(nd) + " dims)");
     w.shape[w.nd] = size;
     w.step[w.nd] = st;
     ++w.nd;

@@ -261,7 +261,7 @@ Walk device_walk(const Shape& shape, const std::array<Shape, N - 1>& operand_sha
     st[k] = broadcast_strides(operand_shapes[k - 1], shape);
     sp[k] = st[k].data();
   }
-  const auto w = make_walk<N>(shape, sp);
+  const auto w = make_walk<N>(shape, sp, op);
   Walk d;
   if (w.nd > kMaxDims)
     fail<std::runtime_error>(op, "at most ", kMaxDims, " non-mergeable dims are supported on "

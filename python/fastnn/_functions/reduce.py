@@ -75,26 +75,40 @@ def _check(x, op):
     check_tensor(x, op, dtypes=None)
 
 
+def _keepdim(keepdim, op):
+    """keepdim must be a bool (True or False), as PyTorch's argument parser has it."""
+    if type(keepdim) is not bool:
+        raise TypeError(f"[{op}] keepdim must be a bool, got {type(keepdim).__name__}")
+    return keepdim
+
+
 @named_as("sum")
-def _sum_py(x, dim=None, keepdim=False, dtype=None):
+def _sum_py(input, dim=None, keepdim=False, dtype=None):  # noqa: A002 (PyTorch's name)
     """sum's general route. fastnn.sum and Tensor.sum are _C.tensor_sum, which does the common
     call (a float32 host tensor with nothing to record, dim None or an int, keepdim a bool)
-    in C and hands every other call here as it was made."""
-    _check(x, "sum")
-    if x._data.dtype == _BOOL:
-        x = x.long()
-    out = Sum.apply(x, _dims(dim, x.ndim, "sum"), bool(keepdim), False)
-    return out if dtype is None else out.type(dtype)
+    in C and hands every other call here as it was made. dtype casts the input before the
+    sum, as PyTorch (sum([0.6, 0.6], dtype=int64) is 0)."""
+    _check(input, "sum")
+    if dtype is not None:
+        input = input.type(dtype)
+    if input._data.dtype == _BOOL:
+        input = input.long()
+    return Sum.apply(input, _dims(dim, input.ndim, "sum"), _keepdim(keepdim, "sum"), False)
 
 
 @named_as("mean")
-def _mean_py(x, dim=None, keepdim=False):
+def _mean_py(input, dim=None, keepdim=False, dtype=None):  # noqa: A002
     """mean's general route (fastnn.mean and Tensor.mean are _C.tensor_mean; see _sum_py)."""
-    _check(x, "mean")
-    if x._data.dtype != _F32:
+    _check(input, "mean")
+    if dtype is not None:
+        if dtype is not float32:
+            raise TypeError(f"[mean] dtype must be float32, got {getattr(dtype, 'name', dtype)}")
+        input = input.type(dtype)
+    if input._data.dtype != _F32:
         raise TypeError(f"[mean] input must be float32 (PyTorch refuses the mean of integer "
-                        f"tensors: use x.float().mean()), got {x.dtype}")
-    return Sum.apply(x, _dims(dim, x.ndim, "mean"), bool(keepdim), True)
+                        f"tensors: use x.float().mean() or dtype=fastnn.float32), got "
+                        f"{input.dtype}")
+    return Sum.apply(input, _dims(dim, input.ndim, "mean"), _keepdim(keepdim, "mean"), True)
 
 
 # _C.tensor_sum / tensor_mean (csrc/bindings/bind_autograd.cpp) for their common calls.
@@ -143,7 +157,7 @@ def _extreme(x, dim, keepdim, is_max):
         return ExtremeAll.apply(x, is_max)
     if type(dim) is not int:
         dim = wrap_dim(dim, x.ndim, op)  # (the type check and its message; C++ wraps again)
-    return values_indices(*ExtremeDim.apply(x, int(dim), bool(keepdim), is_max))
+    return values_indices(*ExtremeDim.apply(x, int(dim), _keepdim(keepdim, op), is_max))
 
 
 def max(x, dim=None, keepdim=False):
