@@ -589,3 +589,103 @@ def test_comparisons_with_numbers_and_tensors(op, rng):
     np.testing.assert_array_equal(dunder(i, 2).numpy(), f(np.array([1, 2, 3]), 2))
     np.testing.assert_array_equal(dunder(i, 1.5).numpy(), f(np.array([1.0, 2.0, 3.0]), 1.5))
     expect_error(ValueError, op, dunder, ta, fastnn.ones(4))
+
+
+@pytest.mark.parametrize("op", ["eq", "ne", "lt", "le", "gt", "ge"])
+def test_comparison_fast_route(op, rng, monkeypatch):
+    # Tensor.__gt__ etc. are _C.tensor_gt_method, ...: a float32 host tensor against a Python
+    # number float32 holds or a float32 host tensor of its shape, in C; everything else through
+    # elementwise.py's _gt_py (compare). The same bool tensors either way.
+    from fastnn._functions import elementwise as E
+    dunder, general = getattr(fastnn.Tensor, f"__{op}__"), getattr(E, f"_{op}_py")
+    assert fastnn.Tensor.__dict__[f"__{op}__"] is getattr(_C, f"tensor_{op}_method")
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 16777216.0,
+                        16777218.0, 0.1, 3.4028235e38], np.float32)
+    cases = []
+    for shape in [(), (1,), (0,), (5,), (3, 0), (4, 7), (2, 3, 33), (1000,)]:
+        a = rng.standard_normal(shape).astype(np.float32)
+        if a.size:
+            a.flat[rng.integers(0, a.size, min(a.size, 11))] = special[:min(a.size, 11)]
+        b = a.copy()
+        if b.size:
+            b.flat[::2] = rng.standard_normal(b.flat[::2].shape)
+        ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+        for other in (tb, ta, 0.5, 0, -3, 0.1, 16777217, float("nan"), float("inf"), -0.0,
+                      float(np.finfo(np.float32).max)):
+            cases.append((ta, other, general(ta, other).numpy()))
+    monkeypatch.setattr(E, "compare", lambda *a: pytest.fail("took the general route"))
+    for ta, other, want in cases:
+        got = dunder(ta, other)
+        assert type(got) is fastnn.Tensor and got.dtype is fastnn.bool
+        assert got.shape == want.shape and not got.requires_grad
+        np.testing.assert_array_equal(got.numpy(), want)
+    monkeypatch.undo()
+    # The general route: broadcasting, int64 and bool tensors, numbers beyond float32, bools,
+    # NumPy scalars, a recorded tensor, and what no comparison takes (NotImplemented).
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    ta = fastnn.tensor(a)
+    f = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+         "gt": np.greater, "ge": np.greater_equal}[op]
+    np.testing.assert_array_equal(dunder(ta, fastnn.tensor(a[0])).numpy(), f(a, a[0]))
+    np.testing.assert_array_equal(dunder(ta, np.float32(0.5)).numpy(), f(a, np.float32(0.5)))
+    np.testing.assert_array_equal(dunder(ta, True).numpy(), f(a, np.float32(1)))
+    np.testing.assert_array_equal(dunder(ta, 1e39).numpy(), f(a.astype(np.float64), 1e39))
+    w = fastnn.tensor(a, requires_grad=True)
+    r = dunder(w, 0.0)
+    assert r.dtype is fastnn.bool and not r.requires_grad
+    np.testing.assert_array_equal(r.numpy(), f(a, 0.0))
+    assert dunder(ta, "x") is NotImplemented and dunder(ta, None) is NotImplemented
+    assert (ta == None) is False and (ta != None) is True  # noqa: E711 (Python's fallback)
+    expect_error(ValueError, op, dunder, ta, fastnn.ones(5))
+
+
+def test_where_fast_route(rng, monkeypatch):
+    # fastnn.where is _C.tensor_where: a bool mask with float32 host tensors of its shape or
+    # Python numbers (not both numbers), nothing to record, in C; everything else through
+    # shape.py's _where_py. The same tensors either way.
+    from fastnn._functions import shape as S
+    assert fastnn.where is _C.tensor_where and S.where is _C.tensor_where
+    cases = []
+    for shape in [(), (1,), (0,), (7,), (3, 0), (4, 33), (2, 3, 17), (5000,)]:
+        a = rng.standard_normal(shape).astype(np.float32)
+        b = rng.standard_normal(shape).astype(np.float32)
+        if a.size:
+            a.flat[0], b.flat[-1] = np.nan, -0.0
+        c = fastnn.tensor(rng.random(shape) < 0.5)
+        ta, tb = fastnn.tensor(a), fastnn.tensor(b)
+        for x, y in [(ta, tb), (ta, 0.0), (0.5, tb), (ta, -3), (7, tb), (ta, float("inf")),
+                     (float("nan"), tb), (ta, ta)]:
+            want = np.where(c.numpy(), np.float32(x) if not isinstance(x, fastnn.Tensor)
+                            else x.numpy(), np.float32(y) if not isinstance(y, fastnn.Tensor)
+                            else y.numpy())
+            cases.append((c, x, y, S._where_py(c, x, y).numpy(), want))
+    monkeypatch.setattr(S, "_where_operand", lambda *a: pytest.fail("took the general route"))
+    monkeypatch.setattr(S, "Where", None)
+    for c, x, y, general, want in cases:
+        got = fastnn.where(c, x, y)
+        assert type(got) is fastnn.Tensor and got.dtype is fastnn.float32
+        assert got.shape == want.shape and not got.requires_grad
+        np.testing.assert_array_equal(got.numpy(), want)
+        np.testing.assert_array_equal(got.numpy(), general)
+    monkeypatch.undo()
+    # The general route: broadcasting, a recorded operand, int64 operands, two numbers, a
+    # mask that is not bool, keywords.
+    m = fastnn.tensor(rng.random((3, 4)) < 0.5)
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(fastnn.where(m, fastnn.tensor(a[0]), 0.0).numpy(),
+                                  np.where(m.numpy(), a[0], np.float32(0)))
+    w = fastnn.tensor(a, requires_grad=True)
+    r = fastnn.where(m, w, 0.0)
+    assert r.requires_grad
+    r.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), m.numpy().astype(np.float32))
+    with fastnn.no_grad():
+        assert not fastnn.where(m, w, 0.0).requires_grad
+    assert fastnn.where(m, fastnn.tensor(np.arange(12).reshape(3, 4)), 0).dtype is fastnn.int64
+    assert fastnn.where(m, 1.0, 0.0).dtype is fastnn.float32
+    np.testing.assert_array_equal(fastnn.where(condition=m, input=w.detach(), other=0.0).numpy(),
+                                  np.where(m.numpy(), a, np.float32(0)))
+    expect_error(TypeError, "where", fastnn.where, fastnn.ones(3, 4), w.detach(), 0.0)
+    expect_error(ValueError, "where", fastnn.where, m, fastnn.ones(5), 0.0)
+    with pytest.raises(TypeError, match=r"^where\(\) missing 1 required positional"):
+        fastnn.where(m, w)

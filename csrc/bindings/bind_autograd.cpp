@@ -596,10 +596,12 @@ bool bind_args(PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames,
 }
 
 // op(args) through plain(arrays, &handled) when every one of the N operands qualifies (see
-// above), else through the Python route. kNumber: the second operand may also be a Python
-// float or int (exactly, not bool), handed to plain as it is (a scalar operand, or softmax's
-// dim; plain declines what it cannot take).
-template <int N, bool kNumber = false, class Plain>
+// above), else through the Python route. kNumbers: a bit mask of the operands that may also
+// be a Python float or int (exactly, not bool), handed to plain as they are (a scalar operand,
+// or softmax's dim; plain declines what it cannot take).
+constexpr unsigned kSecond = 0b10;  // (the second operand)
+
+template <int N, unsigned kNumbers = 0, class Plain>
 PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
                      PyObject* kwnames, Plain plain) {
   if (PyVectorcall_NARGS(nargsf) == N && !kwnames && routes_ready()) {
@@ -608,7 +610,8 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
     for (int i = 0; i < N && ok; ++i) {
       bool r = false;
       arr[i] = tensor_array(args[i], &r);
-      if (!arr[i] && kNumber && i == 1 && (PyFloat_CheckExact(args[i]) || PyLong_CheckExact(args[i])))
+      if (!arr[i] && ((kNumbers >> i) & 1) &&
+          (PyFloat_CheckExact(args[i]) || PyLong_CheckExact(args[i])))
         arr[i] = args[i];
       ok = arr[i] != nullptr;
       rg |= r;
@@ -676,7 +679,7 @@ PyObject* tensor_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
     nargsf = 2;
     kwnames = nullptr;
   }
-  return fast_route<2, true>(g_softmax_routes[kLog], args, nargsf, kwnames,
+  return fast_route<2, kSecond>(g_softmax_routes[kLog], args, nargsf, kwnames,
                              [](PyObject** a, bool* handled) {
                                return softmax_plain(a[0], a[1], kLog, handled);
                              });
@@ -838,10 +841,40 @@ FastRoute g_binary_routes[2][5] = {
 
 template <int Op, bool kReflected>
 PyObject* tensor_binary(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
-  return fast_route<2, true>(g_binary_routes[kReflected][Op], args, nargsf, kwnames,
+  return fast_route<2, kSecond>(g_binary_routes[kReflected][Op], args, nargsf, kwnames,
                              [](PyObject** a, bool* handled) {
                                return binary_plain(Op, a[0], a[1], kReflected, handled);
                              });
+}
+
+// Comparisons t == o, t != o, t < o, t <= o, t > o, t >= o (compare_plain's order), o a Tensor
+// of t's shape or a Python number: a bool tensor. Their general routes are elementwise.py's
+// _eq_py, ... (self, other), which also answer NotImplemented for operands they do not take.
+FastRoute g_compare_routes[6] = {{"fastnn._functions.elementwise", "_eq_py"},
+                                 {"fastnn._functions.elementwise", "_ne_py"},
+                                 {"fastnn._functions.elementwise", "_lt_py"},
+                                 {"fastnn._functions.elementwise", "_le_py"},
+                                 {"fastnn._functions.elementwise", "_gt_py"},
+                                 {"fastnn._functions.elementwise", "_ge_py"}};
+
+template <int Op>
+PyObject* tensor_compare(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  return fast_route<2, kSecond>(g_compare_routes[Op], args, nargsf, kwnames,
+                             [](PyObject** a, bool* handled) {
+                               return compare_plain(Op, a[0], a[1], handled);
+                             });
+}
+
+// where(condition, input, other): a bool condition, input and other float32 tensors of its
+// shape or Python numbers (at least one a tensor), nothing to record (where_plain). Every other
+// call (broadcasting, keywords, other dtypes) goes to shape.py's _where_py as given.
+FastRoute g_where_route{"fastnn._functions.shape", "_where_py"};
+
+PyObject* tensor_where(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  return fast_route<3, 0b110>(g_where_route, args, nargsf, kwnames,
+                              [](PyObject** a, bool* handled) {
+                                return where_plain(a[0], a[1], a[2], handled);
+                              });
 }
 
 // m.<attr> = def's METH_FASTCALL | METH_KEYWORDS function, and m.<attr>_method the same bound
@@ -940,6 +973,10 @@ void bind_autograd(py::module_& m) {
                "ones(*size, dtype=None, device=None, requires_grad=False)\n--\n\nA new "
                "tensor of the given size filled with 1 (float32 unless dtype is given).",
                tensor_new<1>)
+  FASTNN_ROUTE("where",
+               "where(condition, input, other)\n--\n\ninput where condition is true, else "
+               "other (broadcasting), recorded for autograd when input or other requires grad.",
+               tensor_where)
   FASTNN_ROUTE("cat",
                "cat(tensors, dim=0)\n--\n\nThe tensors joined along dim, recorded for autograd "
                "when one requires grad.",
@@ -959,6 +996,12 @@ void bind_autograd(py::module_& m) {
   FASTNN_ROUTE("rsub", FASTNN_OP_DOC("rsub", "other - self"), tensor_binary<1, true>)
   FASTNN_ROUTE("rmul", FASTNN_OP_DOC("rmul", "other * self"), tensor_binary<2, true>)
   FASTNN_ROUTE("rdiv", FASTNN_OP_DOC("rdiv", "other / self"), tensor_binary<3, true>)
+  FASTNN_ROUTE("eq", FASTNN_OP_DOC("eq", "self == other, a bool tensor"), tensor_compare<0>)
+  FASTNN_ROUTE("ne", FASTNN_OP_DOC("ne", "self != other, a bool tensor"), tensor_compare<1>)
+  FASTNN_ROUTE("lt", FASTNN_OP_DOC("lt", "self < other, a bool tensor"), tensor_compare<2>)
+  FASTNN_ROUTE("le", FASTNN_OP_DOC("le", "self <= other, a bool tensor"), tensor_compare<3>)
+  FASTNN_ROUTE("gt", FASTNN_OP_DOC("gt", "self > other, a bool tensor"), tensor_compare<4>)
+  FASTNN_ROUTE("ge", FASTNN_OP_DOC("ge", "self >= other, a bool tensor"), tensor_compare<5>)
 #undef FASTNN_OP_DOC
 #undef FASTNN_ROUTE
 }

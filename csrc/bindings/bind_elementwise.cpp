@@ -1,7 +1,9 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 #include <string>
 
@@ -75,6 +77,86 @@ PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* h
     if (reflected) binary_f32((BinOp)op, sh, py_, sty, px, stx, po);
     else binary_f32((BinOp)op, sh, px, stx, py_, sty, po);
   });
+}
+
+namespace {
+
+// A compare_plain / where_plain operand: *v from a Python float or int (exactly) in float32's
+// range, or inf or NaN (*step 0), or *v the data of a plain float32 array of `like`'s shape
+// (*step 1). False for anything else (a finite number beyond float32's range rounds to inf:
+// the general route decides those).
+bool f32_operand(PyObject* y, const py::detail::PyArray_Proxy* like, float* scalar,
+                 const float** v, int64_t* step) {
+  if (PyFloat_CheckExact(y) || PyLong_CheckExact(y)) {
+    const double d = PyFloat_CheckExact(y) ? PyFloat_AS_DOUBLE(y) : PyLong_AsDouble(y);
+    if (d == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    if (std::isfinite(d) && std::fabs(d) > double(std::numeric_limits<float>::max())) return false;
+    *scalar = float(d);
+    *v = scalar;
+    *step = 0;
+    return true;
+  }
+  if (!plain_f32_array(y)) return false;
+  const auto* ay = py::detail::array_proxy(y);
+  if (ay->nd != like->nd || !std::equal(like->dimensions, like->dimensions + like->nd, ay->dimensions))
+    return false;
+  *v = reinterpret_cast<const float*>(ay->data);
+  *step = 1;
+  return true;
+}
+
+int64_t numel_of(const py::detail::PyArray_Proxy* a) {
+  int64_t n = 1;
+  for (int d = 0; d < a->nd; ++d) n *= a->dimensions[d];
+  return n;
+}
+
+}  // namespace
+
+PyObject* compare_plain(int op, PyObject* x, PyObject* y, bool* handled) {
+  *handled = false;
+  if (op < 0 || op > 5 || !plain_f32_array(x)) return nullptr;
+  const auto* ax = py::detail::array_proxy(x);
+  float scalar = 0.f;
+  const float* py_ = nullptr;
+  int64_t step = 0;
+  if (!f32_operand(y, ax, &scalar, &py_, &step)) return nullptr;
+  *handled = true;
+  const auto& api = py::detail::npy_api::get();
+  PyObject* out = api.PyArray_NewFromDescr_(api.PyArray_Type_,
+                                            api.PyArray_DescrFromType_(py::detail::npy_api::NPY_BOOL_),
+                                            ax->nd, ax->dimensions, nullptr, nullptr, 0, nullptr);
+  if (!out) return nullptr;
+  const int64_t n = numel_of(ax);
+  const float* px = reinterpret_cast<const float*>(ax->data);
+  bool* po = reinterpret_cast<bool*>(py::detail::array_proxy(out)->data);
+  return fill_plain(out, n, [&] { compare_f32(op, px, py_, step, po, n); });
+}
+
+PyObject* where_plain(PyObject* cond, PyObject* a, PyObject* b, bool* handled) {
+  *handled = false;
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_Check_(cond)) return nullptr;
+  const auto* ac = py::detail::array_proxy(cond);
+  if (py::detail::array_descriptor_proxy(ac->descr)->type_num != py::detail::npy_api::NPY_BOOL_ ||
+      !(ac->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+    return nullptr;
+  float sa = 0.f, sb = 0.f;
+  const float *pa = nullptr, *pb = nullptr;
+  int64_t step_a = 0, step_b = 0;
+  if (!f32_operand(a, ac, &sa, &pa, &step_a) || !f32_operand(b, ac, &sb, &pb, &step_b) ||
+      (step_a == 0 && step_b == 0))
+    return nullptr;
+  *handled = true;
+  PyObject* out = new_out_array(ac->nd, ac->dimensions);
+  if (!out) return nullptr;
+  const int64_t n = numel_of(ac);
+  const bool* pc = reinterpret_cast<const bool*>(ac->data);
+  float* po = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  return fill_plain(out, n, [&] { where_f32(pc, pa, step_a, pb, step_b, po, n); });
 }
 
 PyObject* unary_plain(int op, PyObject* x, bool* handled) {

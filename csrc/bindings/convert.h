@@ -96,6 +96,14 @@ PyObject* sum_plain(PyObject* x, PyObject* dim, bool keepdim, bool mean, bool* h
 // x's, or a Python float or int (exactly: not bool), taken as float32 as a PyTorch float32
 // tensor takes a Python scalar. Defined in bind_elementwise.cpp.
 PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* handled);
+// x op y as a new bool array for op eq, ne, lt, le, gt, ge (0..5, compare_f32's order), the
+// same way: x a plain float32 array, y one of x's shape or a Python float or int (exactly)
+// within float32's range (or inf or NaN), taken as float32. Defined in bind_elementwise.cpp.
+PyObject* compare_plain(int op, PyObject* x, PyObject* y, bool* handled);
+// where(cond, a, b) as a new float32 array, the same way: cond a C-contiguous bool array, a
+// and b plain float32 arrays of its shape or Python numbers as compare_plain takes them, not
+// both numbers. Defined in bind_elementwise.cpp.
+PyObject* where_plain(PyObject* cond, PyObject* a, PyObject* b, bool* handled);
 
 // Releases the GIL for the scope when a call has enough work for other Python threads to
 // make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as

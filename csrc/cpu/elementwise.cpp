@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "core/parallel.h"
 #include "cpu/act.h"  // exp_span
@@ -127,6 +128,58 @@ void inplace_impl(BinOp op, DimsRef shape, T* dst, const T* src, DimsRef ss, T a
 }
 
 }  // namespace
+
+namespace {
+template <class Cmp>
+void compare_rows(const float* a, const float* b, int64_t b_step, bool* out, int64_t n, Cmp cmp) {
+  parallel_for(n, kEwGrain, [&](int64_t i0, int64_t i1) {
+    if (b_step == 0) {
+      const float bv = *b;
+      for (int64_t i = i0; i < i1; ++i) out[i] = cmp(a[i], bv);
+    } else {
+      for (int64_t i = i0; i < i1; ++i) out[i] = cmp(a[i], b[i]);
+    }
+  });
+}
+}  // namespace
+
+void compare_f32(int op, const float* a, const float* b, int64_t b_step, bool* out, int64_t n) {
+  switch (op) {
+    case 0: return compare_rows(a, b, b_step, out, n, [](float u, float v) { return u == v; });
+    case 1: return compare_rows(a, b, b_step, out, n, [](float u, float v) { return u != v; });
+    case 2: return compare_rows(a, b, b_step, out, n, [](float u, float v) { return u < v; });
+    case 3: return compare_rows(a, b, b_step, out, n, [](float u, float v) { return u <= v; });
+    case 4: return compare_rows(a, b, b_step, out, n, [](float u, float v) { return u > v; });
+    case 5: return compare_rows(a, b, b_step, out, n, [](float u, float v) { return u >= v; });
+    default: throw std::invalid_argument("[compare] op must be 0..5 (eq, ne, lt, le, gt, ge)");
+  }
+}
+
+void where_f32(const bool* cond, const float* a, int64_t a_step, const float* b, int64_t b_step,
+               float* out, int64_t n) {
+  // Each step pair its own loop, both values loaded unconditionally and the pointers
+  // restrict-qualified: the compiler vectorises it as a select per lane. NOTE (speed): without
+  // either, GCC kept a branch per element, mispredicted on a random mask: where(c, y, 0.0) on
+  // 32x32 took 1.0 us, 0.34 us now (Zen 4).
+  auto run = [&](auto sa, auto sb) {
+    parallel_for(n, kEwGrain, [&](int64_t i0, int64_t i1) {
+      const uint8_t* __restrict c = reinterpret_cast<const uint8_t*>(cond);
+      const float* __restrict pa = a;
+      const float* __restrict pb = b;
+      float* __restrict o = out;
+      for (int64_t i = i0; i < i1; ++i) {
+        const float av = pa[i * sa], bv = pb[i * sb];
+        o[i] = c[i] ? av : bv;
+      }
+    });
+  };
+  using One = std::integral_constant<int64_t, 1>;
+  using Zero = std::integral_constant<int64_t, 0>;
+  if (a_step == 1 && b_step == 1) run(One{}, One{});
+  else if (a_step == 1 && b_step == 0) run(One{}, Zero{});
+  else if (a_step == 0 && b_step == 1) run(Zero{}, One{});
+  else run(a_step, b_step);
+}
 
 void binary_f32(BinOp op, DimsRef shape, const float* a, DimsRef sa, const float* b,
                 DimsRef sb, float* out) {

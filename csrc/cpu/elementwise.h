@@ -37,6 +37,14 @@ void binary_inplace_i64(BinOp op, DimsRef shape, int64_t* dst, const int64_t* sr
 void binary_bwd_f32(BinOp op, DimsRef shape, const float* g, const float* a, DimsRef sa,
                     const float* b, DimsRef sb, float* ga, float* gb);
 
+// out[i] = a[i] op b[i * b_step] for op eq, ne, lt, le, gt, ge (0..5), as IEEE comparisons
+// (NaN: only ne is true); b_step 0 compares against one value.
+void compare_f32(int op, const float* a, const float* b, int64_t b_step, bool* out, int64_t n);
+
+// out[i] = cond[i] ? a[i * a_step] : b[i * b_step] (a step of 0: one value).
+void where_f32(const bool* cond, const float* a, int64_t a_step, const float* b, int64_t b_step,
+               float* out, int64_t n);
+
 // y = op(x), n elements, contiguous. int64: neg and abs only.
 void unary_f32(UnOp op, const float* x, float* y, int64_t n);
 // y = x limited to [lo, hi] (either bound may be null: no limit), as torch.clamp: x itself

@@ -878,23 +878,14 @@ class Tensor:
     def __itruediv__(self, o):
         return self.div_(o)
 
-    def __eq__(self, o):
-        return _ew().compare(self, o, "eq")
-
-    def __ne__(self, o):
-        return _ew().compare(self, o, "ne")
-
-    def __lt__(self, o):
-        return _ew().compare(self, o, "lt")
-
-    def __le__(self, o):
-        return _ew().compare(self, o, "le")
-
-    def __gt__(self, o):
-        return _ew().compare(self, o, "gt")
-
-    def __ge__(self, o):
-        return _ew().compare(self, o, "ge")
+    # Comparisons: C entries (see _C.tensor_eq) for a float32 host tensor against a number or
+    # a tensor of its shape; elementwise.compare for the rest.
+    __eq__ = _C.tensor_eq_method
+    __ne__ = _C.tensor_ne_method
+    __lt__ = _C.tensor_lt_method
+    __le__ = _C.tensor_le_method
+    __gt__ = _C.tensor_gt_method
+    __ge__ = _C.tensor_ge_method
 
     def eq(self, o):
         return self == o

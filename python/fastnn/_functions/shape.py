@@ -366,10 +366,14 @@ def _where_operand(v):
     return None
 
 
-def where(cond, a, b):
-    # NOTE (speed): the common call (a bool mask, float32 host tensors or Python numbers, at
-    # least one tensor, nothing to record) is NumPy's where alone: the general path below
-    # turned each number into a Tensor (~2 us) and copied the result twice.
+@named_as("where")
+def _where_py(condition, input, other):  # noqa: A002 (PyTorch's names)
+    """where's general route. fastnn.where is _C.tensor_where, which does the common call (a
+    bool mask, float32 host tensors of its shape or Python numbers, nothing to record) in C
+    and hands every other call here as it was made."""
+    cond, a, b = condition, input, other
+    # NOTE (speed): broadcasting calls with nothing to record are NumPy's where alone: the
+    # general path below turned each number into a Tensor (~2 us) and copied the result twice.
     c = cond._data if type(cond) is Tensor else None
     if type(c) is _ND and c.dtype == np.bool_ and (type(a) is Tensor or type(b) is Tensor):
         ad, bd = _where_operand(a), _where_operand(b)
@@ -394,6 +398,10 @@ def where(cond, a, b):
         raise ValueError(f"[where] shapes do not broadcast: condition {c.shape}, input "
                          f"{tuple(a.shape)}, other {tuple(b.shape)}") from None
     return Where.apply(c, a, b)
+
+
+# _C.tensor_where (csrc/bindings/bind_autograd.cpp) for its common call.
+where = _C.tensor_where
 
 
 class Cast(Function):
