@@ -456,12 +456,18 @@ def test_permute_values_and_gradients(shape, dims, rng):
 
 
 @pytest.mark.parametrize("shape", [(), (4,), (3, 5), (2, 3, 4)])
-def test_T_and_t(shape, rng):
+def test_T_and_t(shape, rng, monkeypatch):
     # x.T (every dim reversed) and x.t() (2-D): with nothing to record, a view of the same
-    # memory (NumPy's own transpose); recorded when the tensor requires grad in grad mode.
+    # memory (NumPy's own transpose; x.T in C, _C.tensor_T); recorded when the tensor requires
+    # grad in grad mode (tensor.py's _T_py, which reaches shape.py through _fnmod).
     a = rng.standard_normal(shape).astype(np.float32)
     x = fastnn.tensor(a)
     want = a.T
+    T = importlib.import_module("fastnn.tensor")
+    monkeypatch.setattr(T, "_fnmod", lambda *a: pytest.fail("took the general route"))
+    y = x.T
+    monkeypatch.undo()
+    np.testing.assert_array_equal(y.numpy(), want)
     for y in [x.T] + ([x.t()] if len(shape) <= 2 else []):
         if len(shape) < 2:
             assert y is x  # (as fastnn has done: 0-d and 1-D tensors are their own transpose)

@@ -415,18 +415,9 @@ class Tensor:
         if self._node is not None:
             self._retains_grad = True
 
-    @property
-    def T(self):
-        d = self._data
-        n = d.ndim
-        if n < 2:
-            return self
-        # NOTE (speed): x @ w.T in every hand-written layer. With nothing to record, NumPy's
-        # own transposed view (0.93 -> ~0.3 us on Zen 4); else the reversed dims need no checks.
-        if type(d) is _ND and not (self._requires_grad and grad_mode.enabled):
-            return Tensor._make(d.T)
-        _host_only(self, "permute")
-        return _fnmod("shape").Permute.apply(self, (1, 0) if n == 2 else tuple(range(n - 1, -1, -1)))
+    # Every dim reversed. The getter is _C.tensor_T (a host tensor with nothing to record: its
+    # array's NumPy transpose, in C), which hands the rest to _T_py below.
+    T = property(_C.tensor_T)
 
     @property
     def mT(self):
@@ -1186,6 +1177,15 @@ def _new(shape, dtype, requires_grad, fill, op, device=None):
     if requires_grad:
         t.requires_grad = True
     return t
+
+
+def _T_py(self):
+    """Tensor.T's general route (see Tensor.T): recorded, or on a device."""
+    n = self._data.ndim
+    if n < 2:
+        return self
+    _host_only(self, "permute")  # (the reversed dims need no checks)
+    return _fnmod("shape").Permute.apply(self, (1, 0) if n == 2 else tuple(range(n - 1, -1, -1)))
 
 
 def named_as(name):
