@@ -308,7 +308,7 @@ def test_cat_and_stack_routes_match_the_general_routes(rng):
         name = fast.__name__
         expect_error(ValueError, name, fast, [])
         expect_error(TypeError, name, fast, [ta, a])
-        expect_error(TypeError, name, fast, [ta, fastnn.tensor([1, 2, 3, 4])])
+        expect_error(ValueError, name, fast, [ta, fastnn.tensor([1, 2, 3, 4])])  # (promoted)
         expect_error(TypeError, name, fast, [ta, ta], True)
         expect_error(IndexError, name, fast, [ta, ta], 2**70)
         with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'axis'"):
@@ -426,7 +426,21 @@ def test_stack_and_cat_dtypes_and_errors():
     x = fastnn.ones(2)
     expect_error(ValueError, "stack", fastnn.stack, [])
     expect_error(TypeError, "stack", fastnn.stack, [x, [1.0, 1.0]])
-    expect_error(TypeError, "cat", fastnn.cat, [x, i])
+    # Mixed dtypes are promoted, as PyTorch: bool < int64 < float32, on every dim and with
+    # autograd (the float32 pieces get their gradients).
+    for f, dim in ((fastnn.cat, 0), (fastnn.stack, 0), (fastnn.stack, 1)):
+        npf = np.concatenate if f is fastnn.cat else np.stack
+        for parts, want in [((x, i), fastnn.float32), ((i, m), fastnn.int64),
+                            ((m, x, i), fastnn.float32), ((m, m), fastnn.bool)]:
+            got = f(list(parts), dim)
+            assert got.dtype is want
+            np.testing.assert_array_equal(
+                got.numpy(), npf([p.numpy().astype(want.name) for p in parts], dim))
+    w = fastnn.ones(2, requires_grad=True)
+    y = fastnn.cat([w, i, m])
+    assert y.dtype is fastnn.float32 and y.requires_grad
+    (y * fastnn.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])).sum().backward()
+    assert w.grad.tolist() == [1.0, 2.0]
     expect_error(ValueError, "stack", fastnn.stack, [x, fastnn.ones(3)])
     expect_error(IndexError, "stack", fastnn.stack, [x, x], 2)
     expect_error(ValueError, "cat", fastnn.cat, [fastnn.ones(2, 3), fastnn.ones(2)], 0)

@@ -12,8 +12,8 @@ from ._check import named_as, wrap_dim as _wrap
 from ..autograd import Function, grad_mode
 from .reduce import sum_axes
 from ..tensor import (Tensor, _ND, _aligned, _aligned_copy, _copy_as, _device_of, _dtype_of,
-                      _host_only, _is_host, _kernels, _to_device, _unwrap_index, float32,
-                      tensor)
+                      _host_only, _is_host, _kernels, _to_device, _unwrap_index, bool_,
+                      float32, int64, tensor)
 
 
 _F32 = np.dtype(np.float32)
@@ -274,20 +274,17 @@ def _check_seq(tensors, op):
         if all([type(t) is Tensor and type(t._data) is _ND and t._data.dtype is dt0
                 for t in tensors]):
             return tensors, grad_mode.enabled and any([t._requires_grad for t in tensors])
-    dt = None
     rg = False
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"[{op}] element {i} must be a Tensor, got {type(t).__name__}")
-        a = t._data
-        if type(a) is not _ND:
+        if type(t._data) is not _ND:
             _host_only(t, op)
-        if dt is None:
-            dt = a.dtype
-        elif a.dtype != dt:
-            raise TypeError(f"[{op}] all tensors must have the same dtype: element 0 is "
-                            f"{tensors[0].dtype}, element {i} is {t.dtype}")
         rg = rg or t._requires_grad
+    dts = {t.dtype for t in tensors}
+    if len(dts) > 1:  # promoted as PyTorch: bool < int64 < float32
+        to = next(d for d in (float32, int64, bool_) if d in dts)
+        tensors = [t if t.dtype is to else t.type(to) for t in tensors]
     return tensors, rg and grad_mode.enabled
 
 
