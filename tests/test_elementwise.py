@@ -668,10 +668,16 @@ def test_where_fast_route(rng, monkeypatch):
         np.testing.assert_array_equal(got.numpy(), want)
         np.testing.assert_array_equal(got.numpy(), general)
     monkeypatch.undo()
-    # The general route: broadcasting, a recorded operand, int64 operands, two numbers, a
-    # mask that is not bool, keywords.
+    # The general route: strided (transposed) masks and operands, broadcasting, a recorded
+    # operand, int64 operands, two numbers, a mask that is not bool, keywords.
     m = fastnn.tensor(rng.random((3, 4)) < 0.5)
     a = rng.standard_normal((3, 4)).astype(np.float32)
+    at = fastnn.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    for c, x, y in [(m.t(), at, 0.0), (m.t(), 1.0, at), (m, at.t(), at.t()),
+                    (fastnn.tensor(np.ascontiguousarray(m.numpy().T)), at, at.t().t())]:
+        want = np.where(c.numpy(), *(v.numpy() if isinstance(v, fastnn.Tensor) else np.float32(v)
+                                      for v in (x, y)))
+        np.testing.assert_array_equal(fastnn.where(c, x, y).numpy(), want)
     np.testing.assert_array_equal(fastnn.where(m, fastnn.tensor(a[0]), 0.0).numpy(),
                                   np.where(m.numpy(), a[0], np.float32(0)))
     w = fastnn.tensor(a, requires_grad=True)

@@ -240,6 +240,7 @@ def test_bad_input():
     expect_error(TypeError, "max", x.max, (0, 1))
     expect_error(TypeError, "max", x.max, 1, 1)  # keepdim must be a bool, as PyTorch
     expect_error(TypeError, "min", x.min, 1, keepdim=None)
+    expect_error(TypeError, "sum", x.sum, 1, np.bool_(False), match="got numpy.bool")
     expect_error(TypeError, "sum", fastnn.sum, np.ones(3))
     f = np.ones((2, 3), np.float32)
     expect_error(TypeError, "sum", _C.sum, np.ones((2, 3)), None, False, False)  # float64
@@ -297,11 +298,12 @@ def test_fast_route_matches_general_route(mean, rng, monkeypatch):
         s = fast(fastnn.tensor([0.6, 0.6]), dtype=fastnn.int64)
         assert s.dtype is fastnn.int64 and s.item() == 0
     else:
-        m = fast(i, 1, dtype=fastnn.float32)
-        assert m.dtype is fastnn.float32 and m.tolist() == [1.5, 5.5, 9.5]
+        for dt in (fastnn.float32, "float32", np.float32):
+            m = fast(i, 1, dtype=dt)
+            assert m.dtype is fastnn.float32 and m.tolist() == [1.5, 5.5, 9.5]
         expect_error(TypeError, name, fast, c, dtype=fastnn.int64)
     for bad in (1, None, np.bool_(True)):  # keepdim must be a bool, as PyTorch
-        expect_error(TypeError, name, fast, c, 1, bad)
+        expect_error(TypeError, name, fast, c, 1, bad, match=type(bad).__name__)
         expect_error(TypeError, name, getattr(c, name), 0, keepdim=bad)
     expect_error(TypeError, name, fast, plain, True)
     expect_error(TypeError, name, fast, plain, 1.0)

@@ -636,5 +636,7 @@ def test_factory_fast_route(name, monkeypatch):
     expect_error(ValueError, name, fast, 2**62, 4)
     expect_error(ValueError, name, fast, 2**40, 2**30)
     expect_error(ValueError, name, fast, 2**64)
+    expect_error(ValueError, name, fast, 2**60)  # (the C route's limit is the same)
+    expect_error(ValueError, name, fast, 2**31, 2**29)
     with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'size'"):
         fast(size=3)

@@ -745,7 +745,7 @@ PyObject* tensor_new(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObje
       ok = ok && v >= 0 && !__builtin_mul_overflow(count, int64_t(v), &count);
       dims[i] = Py_intptr_t(v);
     }
-    if (ok && count <= PY_SSIZE_T_MAX / int64_t(sizeof(float))) {
+    if (ok && count < (int64_t(1) << 60)) {  // (_size_args' limit, which it reports)
       PyObject* out = new_aligned_f32_array(int(n), dims);
       if (!out) return nullptr;
       float* p = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);

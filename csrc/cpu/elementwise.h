@@ -41,7 +41,8 @@ void binary_bwd_f32(BinOp op, DimsRef shape, const float* g, const float* a, Dim
 // (NaN: only ne is true); b_step 0 compares against one value.
 void compare_f32(int op, const float* a, const float* b, int64_t b_step, bool* out, int64_t n);
 
-// out[i] = cond[i] ? a[i * a_step] : b[i * b_step] (a step of 0: one value).
+// out[i] = cond[i] ? a[i * a_step] : b[i * b_step] (a step of 0: one value). out must not
+// overlap cond, a or b (a and b may be the same).
 void where_f32(const bool* cond, const float* a, int64_t a_step, const float* b, int64_t b_step,
                float* out, int64_t n);
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import _ND, _as_index, _contig, _is_host, _kernels, float32, int64
+from ..tensor import _ND, _as_index, _contig, _is_host, _kernels, _resolve_dtype, float32
 from ._check import check_tensor, named_as, wrap_dim
 
 _F32 = np.dtype(np.float32)
@@ -78,7 +78,9 @@ def _check(x, op):
 def _keepdim(keepdim, op):
     """keepdim must be a bool (True or False), as PyTorch's argument parser has it."""
     if type(keepdim) is not bool:
-        raise TypeError(f"[{op}] keepdim must be a bool, got {type(keepdim).__name__}")
+        t = type(keepdim)
+        name = t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+        raise TypeError(f"[{op}] keepdim must be a bool, got {name}")
     return keepdim
 
 
@@ -101,8 +103,9 @@ def _mean_py(input, dim=None, keepdim=False, dtype=None):  # noqa: A002
     """mean's general route (fastnn.mean and Tensor.mean are _C.tensor_mean; see _sum_py)."""
     _check(input, "mean")
     if dtype is not None:
+        dtype = _resolve_dtype(dtype, "mean")
         if dtype is not float32:
-            raise TypeError(f"[mean] dtype must be float32, got {getattr(dtype, 'name', dtype)}")
+            raise TypeError(f"[mean] dtype must be float32, got {dtype.name}")
         input = input.type(dtype)
     if input._data.dtype != _F32:
         raise TypeError(f"[mean] input must be float32 (PyTorch refuses the mean of integer "

@@ -385,8 +385,9 @@ def _where_py(condition, input, other):  # noqa: A002 (PyTorch's names)
     c = cond._data if isinstance(cond, Tensor) else np.asarray(cond)
     if c.dtype != np.bool_:
         raise TypeError(f"[where] condition must be a bool tensor (a comparison), got {c.dtype}")
-    a = a if isinstance(a, Tensor) else tensor(a, dtype=float32 if isinstance(a, float) else None)
-    b = b if isinstance(b, Tensor) else tensor(b, dtype=float32 if isinstance(b, float) else None)
+    with np.errstate(over="ignore"):  # (a number beyond float32 is +-inf, as in x + 1e39)
+        a = a if isinstance(a, Tensor) else tensor(a, dtype=float32 if isinstance(a, float) else None)
+        b = b if isinstance(b, Tensor) else tensor(b, dtype=float32 if isinstance(b, float) else None)
     if a.dtype is not b.dtype:
         a, b = a.float(), b.float()
     try:
