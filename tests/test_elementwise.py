@@ -695,3 +695,55 @@ def test_where_fast_route(rng, monkeypatch):
     expect_error(ValueError, "where", fastnn.where, m, fastnn.ones(5), 0.0)
     with pytest.raises(TypeError, match=r"^where\(\) missing 1 required positional"):
         fastnn.where(m, w)
+
+
+def test_clamp_fast_route(rng, monkeypatch):
+    # fastnn.clamp, Tensor.clamp and Tensor.clip are _C.tensor_clamp: a float32 host tensor
+    # that records nothing with number bounds in float32's finite range (by position or
+    # keyword, at least one), in C; everything else through elementwise.py's _clamp_py. The
+    # same tensors either way.
+    from fastnn._functions import elementwise as E
+    assert fastnn.clamp is _C.tensor_clamp and E.clamp is _C.tensor_clamp
+    assert fastnn.Tensor.__dict__["clamp"] is _C.tensor_clamp_method
+    cases = []
+    for shape in [(), (1,), (0,), (7,), (4, 33), (2, 3, 17)]:
+        a = rng.standard_normal(shape).astype(np.float32) * 2
+        if a.size:
+            a.flat[0] = np.nan
+            a.flat[-1] = -0.0
+        x = fastnn.tensor(a)
+        for lo, hi in [(-1, 1), (-0.5, None), (None, 0.25), (0.0, 0.0), (1, -1), (0, None),
+                       (-3.4e38, 3.4e38)]:
+            cases.append((x, lo, hi, E._clamp_py(x, lo, hi).numpy()))
+    monkeypatch.setattr(E, "_plain_bound", lambda *a: pytest.fail("took the general route"))
+    for x, lo, hi, want in cases:
+        calls = [fastnn.clamp(x, lo, hi), fastnn.clamp(x, min=lo, max=hi), x.clamp(lo, hi),
+                 x.clip(lo, hi), x.clamp(lo, max=hi)]
+        if hi is None:
+            calls.append(x.clamp(lo))
+        if lo is None:
+            calls.append(x.clamp(max=hi))
+        for got in calls:
+            assert type(got) is fastnn.Tensor and got.dtype is fastnn.float32
+            assert got.shape == want.shape and not got.requires_grad
+            np.testing.assert_array_equal(got.numpy(), want)
+            assert np.signbit(got.numpy()).tolist() == np.signbit(want).tolist()
+    monkeypatch.undo()
+    # The general route: tensor bounds, inf/NaN bounds, a recorded tensor, int64, strided,
+    # errors.
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    x = fastnn.tensor(a)
+    np.testing.assert_array_equal(fastnn.clamp(x, max=fastnn.tensor(a[0])).numpy(),
+                                  np.minimum(a, a[0]))
+    np.testing.assert_array_equal(x.clamp(float("-inf"), 0.5).numpy(), np.minimum(a, 0.5))
+    np.testing.assert_array_equal(x.t().clamp(-0.1, 0.1).numpy(), np.clip(a.T, -0.1, 0.1))
+    w = fastnn.tensor(a, requires_grad=True)
+    y = w.clamp(-0.5, 0.5)
+    assert y.requires_grad
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), ((a >= -0.5) & (a <= 0.5)).astype(np.float32))
+    assert fastnn.tensor([1, 5, 9]).clamp(2, 8).tolist() == [2, 5, 8]
+    expect_error(ValueError, "clamp", x.clamp)
+    expect_error(ValueError, "clamp", x.clamp, 1e39)
+    with pytest.raises(TypeError, match=r"^clamp\(\) got an unexpected keyword argument 'lo'"):
+        x.clamp(lo=0.0)

@@ -692,25 +692,59 @@ PyObject* tensor_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
 FastRoute g_sum_routes[2] = {{"fastnn._functions.reduce", "_sum_py"},
                              {"fastnn._functions.reduce", "_mean_py"}};
 
+// plain(array, &handled) for x a Tensor with nothing to record (the one-tensor routes whose
+// other arguments are not tensors). *done: whether it was handled, and then the result (a new
+// Tensor, or null with an error set); otherwise the caller takes its general route.
+template <class Plain>
+PyObject* route_one(PyObject* x, bool* done, Plain plain) {
+  *done = false;
+  bool rg = false;
+  PyObject* arr = x && routes_ready() ? tensor_array(x, &rg) : nullptr;
+  if (!arr) return nullptr;
+  const int quiet = records_nothing(rg);
+  if (quiet <= 0) {
+    *done = quiet < 0;
+    return nullptr;
+  }
+  Py_INCREF(arr);  // (held for the call, as fast_route's operands)
+  bool handled = false;
+  PyObject* out = plain(arr, &handled);
+  Py_DECREF(arr);
+  if (!handled) return nullptr;
+  *done = true;
+  return wrap_result(out);
+}
+
 template <bool kMean>
 PyObject* tensor_sum(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   static const char* const names[3] = {nullptr, "dim", "keepdim"};
   PyObject* a[3] = {nullptr, Py_None, Py_False};
-  if (routes_ready() && bind_args(args, nargsf, kwnames, names, a) && a[0] &&
-      (a[2] == Py_True || a[2] == Py_False)) {
-    bool rg = false;
-    PyObject* arr = tensor_array(a[0], &rg);
-    const int quiet = arr ? records_nothing(rg) : 0;
-    if (quiet < 0) return nullptr;
-    if (quiet) {
-      Py_INCREF(arr);  // (held for the call, as fast_route's operands)
-      bool handled = false;
-      PyObject* out = sum_plain(arr, a[1], a[2] == Py_True, kMean, &handled);
-      Py_DECREF(arr);
-      if (handled) return wrap_result(out);
-    }
+  if (bind_args(args, nargsf, kwnames, names, a) && (a[2] == Py_True || a[2] == Py_False)) {
+    bool done = false;
+    PyObject* r = route_one(a[0], &done, [&](PyObject* arr, bool* handled) {
+      return sum_plain(arr, a[1], a[2] == Py_True, kMean, handled);
+    });
+    if (done) return r;
   }
   return call_general(g_sum_routes[kMean], args, size_t(nargsf), kwnames);
+}
+
+// clamp(input, min=None, max=None) (Tensor.clamp and clip too), by position or keyword: number
+// bounds in float32's finite range, at least one given, on a float32 host tensor with nothing
+// to record (clamp_plain). The rest goes to elementwise.py's _clamp_py as given.
+FastRoute g_clamp_route{"fastnn._functions.elementwise", "_clamp_py"};
+
+PyObject* tensor_clamp(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  static const char* const names[3] = {nullptr, "min", "max"};
+  PyObject* a[3] = {nullptr, Py_None, Py_None};
+  if (bind_args(args, nargsf, kwnames, names, a)) {
+    bool done = false;
+    PyObject* r = route_one(a[0], &done, [&](PyObject* arr, bool* handled) {
+      return clamp_plain(arr, a[1], a[2], handled);
+    });
+    if (done) return r;
+  }
+  return call_general(g_clamp_route, args, size_t(nargsf), kwnames);
 }
 
 // empty(*size), zeros(*size) and ones(*size) with the sizes as exact non-negative ints, by
@@ -991,6 +1025,11 @@ void bind_autograd(py::module_& m) {
                "mean(input, dim=None, keepdim=False, dtype=None)\n--\n\nMean of all elements, or along "
                "dim (an int or a tuple of ints), recorded for autograd when input requires grad.",
                tensor_sum<true>)
+  FASTNN_ROUTE("clamp",
+               "clamp(input, min=None, max=None)\n--\n\ninput limited to [min, max] "
+               "elementwise (a bound may be None or a tensor), recorded for autograd when input "
+               "requires grad.",
+               tensor_clamp)
   FASTNN_ROUTE("empty",
                "empty(*size, dtype=None, device=None, requires_grad=False)\n--\n\nA new "
                "tensor of the given size, uninitialised (float32 unless dtype is given).",

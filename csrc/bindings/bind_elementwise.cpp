@@ -159,6 +159,31 @@ PyObject* where_plain(PyObject* cond, PyObject* a, PyObject* b, bool* handled) {
   return fill_plain(out, n, [&] { where_f32(pc, pa, step_a, pb, step_b, po, n); });
 }
 
+PyObject* clamp_plain(PyObject* x, PyObject* lo, PyObject* hi, bool* handled) {
+  *handled = false;
+  float b[2];
+  const float* bound[2] = {nullptr, nullptr};
+  PyObject* given[2] = {lo, hi};
+  for (int i = 0; i < 2; ++i) {
+    if (given[i] == Py_None) continue;
+    if (!PyFloat_CheckExact(given[i]) && !PyLong_CheckExact(given[i])) return nullptr;
+    const double v = PyFloat_CheckExact(given[i]) ? PyFloat_AS_DOUBLE(given[i])
+                                                   : PyLong_AsDouble(given[i]);
+    if (v == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return nullptr;
+    }
+    // (inf, NaN and finite numbers beyond float32: the general route's rules and errors)
+    if (!(std::fabs(v) <= double(std::numeric_limits<float>::max()))) return nullptr;
+    b[i] = float(v);
+    bound[i] = &b[i];
+  }
+  if (!bound[0] && !bound[1]) return nullptr;
+  return elementwise_plain(x, handled, [&](const float* src, float* y, int64_t n) {
+    clamp_f32(src, y, n, bound[0], bound[1]);
+  });
+}
+
 PyObject* unary_plain(int op, PyObject* x, bool* handled) {
   *handled = false;
   if (op < (int)UnOp::neg || op > (int)UnOp::sqrt) return nullptr;

@@ -104,6 +104,10 @@ PyObject* compare_plain(int op, PyObject* x, PyObject* y, bool* handled);
 // and b plain float32 arrays of its shape or Python numbers as compare_plain takes them, not
 // both numbers. Defined in bind_elementwise.cpp.
 PyObject* where_plain(PyObject* cond, PyObject* a, PyObject* b, bool* handled);
+// clamp(x, lo, hi) for a plain float32 array, the same way: lo and hi None or Python floats or
+// ints (exactly) in float32's finite range, not both None (clamp_f32's rules). Defined in
+// bind_elementwise.cpp.
+PyObject* clamp_plain(PyObject* x, PyObject* lo, PyObject* hi, bool* handled);
 
 // Releases the GIL for the scope when a call has enough work for other Python threads to
 // make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as
