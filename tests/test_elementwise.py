@@ -635,6 +635,10 @@ def test_comparison_fast_route(op, rng, monkeypatch):
     assert r.dtype is fastnn.bool and not r.requires_grad
     np.testing.assert_array_equal(r.numpy(), f(a, 0.0))
     assert dunder(ta, "x") is NotImplemented and dunder(ta, None) is NotImplemented
+    # An int is rounded to float32 once (through int64), as PyTorch.
+    big = fastnn.tensor([float(2**60 + 2**37)])
+    assert dunder(big, 2**60 + 2**36 + 1).item() == f(np.float32(2**60 + 2**37),
+                                                     np.float32(2**60 + 2**37))
     assert (ta == None) is False and (ta != None) is True  # noqa: E711 (Python's fallback)
     expect_error(ValueError, op, dunder, ta, fastnn.ones(5))
 
@@ -689,6 +693,8 @@ def test_where_fast_route(rng, monkeypatch):
         assert not fastnn.where(m, w, 0.0).requires_grad
     assert fastnn.where(m, fastnn.tensor(np.arange(12).reshape(3, 4)), 0).dtype is fastnn.int64
     assert fastnn.where(m, 1.0, 0.0).dtype is fastnn.float32
+    assert fastnn.where(fastnn.tensor([True]), 2**60 + 2**36 + 1, fastnn.ones(1)).item() == \
+        2**60 + 2**37  # (an int rounded to float32 once, as PyTorch)
     np.testing.assert_array_equal(fastnn.where(condition=m, input=w.detach(), other=0.0).numpy(),
                                   np.where(m.numpy(), a, np.float32(0)))
     expect_error(TypeError, "where", fastnn.where, fastnn.ones(3, 4), w.detach(), 0.0)
@@ -743,6 +749,11 @@ def test_clamp_fast_route(rng, monkeypatch):
     y.sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), ((a >= -0.5) & (a <= 0.5)).astype(np.float32))
     assert fastnn.tensor([1, 5, 9]).clamp(2, 8).tolist() == [2, 5, 8]
+    # An int bound is rounded to float32 once (through int64), as PyTorch; one beyond
+    # float32's range is refused even where the float it rounds to is float32's maximum.
+    n = 2**60 + 2**36 + 1
+    assert fastnn.tensor([1.0]).clamp(n).item() == 2**60 + 2**37
+    expect_error(ValueError, "clamp", x.clamp, int(float(np.finfo(np.float32).max)) + 1)
     expect_error(ValueError, "clamp", x.clamp)
     expect_error(ValueError, "clamp", x.clamp, 1e39)
     with pytest.raises(TypeError, match=r"^clamp\(\) got an unexpected keyword argument 'lo'"):

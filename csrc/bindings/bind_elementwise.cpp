@@ -1,9 +1,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
 #include <vector>
 #include <string>
 
@@ -31,17 +29,20 @@ static UnOp parse_unop(const std::string& s) {
 PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* handled) {
   *handled = false;
   if (op < (int)BinOp::add || op > (int)BinOp::minimum || !plain_f32_array(x)) return nullptr;
-  // y: a Python number (a 0-d operand, stride 0 everywhere) or a plain float32 array.
+  // y: a Python number (a 0-d operand, stride 0 everywhere; any float, as x + 1e39 is inf in
+  // PyTorch too) or a plain float32 array.
   float scalar = 0.f;
-  const bool number = PyFloat_CheckExact(y) || PyLong_CheckExact(y);
-  if (number) {
-    const double v = PyFloat_CheckExact(y) ? PyFloat_AS_DOUBLE(y) : PyLong_AsDouble(y);
-    if (v == -1.0 && PyErr_Occurred()) {  // an int beyond double: the general route decides
+  bool number = number_as_f32(y, &scalar) != kNotNumber;
+  if (!number && PyLong_CheckExact(y)) {  // an int beyond int64: through double, as before
+    const double v = PyLong_AsDouble(y);
+    if (v == -1.0 && PyErr_Occurred()) {  // (beyond double: the general route decides)
       PyErr_Clear();
       return nullptr;
     }
-    scalar = (float)v;
-  } else if (!plain_f32_array(y)) {
+    scalar = float(v);
+    number = true;
+  }
+  if (!number && !plain_f32_array(y)) {
     return nullptr;
   }
   const auto* ax = py::detail::array_proxy(x);
@@ -81,23 +82,17 @@ PyObject* binary_plain(int op, PyObject* x, PyObject* y, bool reflected, bool* h
 
 namespace {
 
-// A compare_plain / where_plain operand: *v from a Python float or int (exactly) in float32's
-// range, or inf or NaN (*step 0), or *v the data of a plain float32 array of `like`'s shape
+// A compare_plain / where_plain operand: *v from a Python number in float32's range, or inf or
+// NaN (number_as_f32; *step 0), or *v the data of a plain float32 array of `like`'s shape
 // (*step 1). False for anything else (a finite number beyond float32's range rounds to inf:
 // the general route decides those).
 bool f32_operand(PyObject* y, const py::detail::PyArray_Proxy* like, float* scalar,
                  const float** v, int64_t* step) {
-  if (PyFloat_CheckExact(y) || PyLong_CheckExact(y)) {
-    const double d = PyFloat_CheckExact(y) ? PyFloat_AS_DOUBLE(y) : PyLong_AsDouble(y);
-    if (d == -1.0 && PyErr_Occurred()) {
-      PyErr_Clear();
-      return false;
-    }
-    if (std::isfinite(d) && std::fabs(d) > double(std::numeric_limits<float>::max())) return false;
-    *scalar = float(d);
+  const NumberKind k = number_as_f32(y, scalar);
+  if (k != kNotNumber) {
     *v = scalar;
     *step = 0;
-    return true;
+    return k == kInRange || k == kNonFinite;
   }
   if (!plain_f32_array(y)) return false;
   const auto* ay = py::detail::array_proxy(y);
@@ -166,16 +161,8 @@ PyObject* clamp_plain(PyObject* x, PyObject* lo, PyObject* hi, bool* handled) {
   PyObject* given[2] = {lo, hi};
   for (int i = 0; i < 2; ++i) {
     if (given[i] == Py_None) continue;
-    if (!PyFloat_CheckExact(given[i]) && !PyLong_CheckExact(given[i])) return nullptr;
-    const double v = PyFloat_CheckExact(given[i]) ? PyFloat_AS_DOUBLE(given[i])
-                                                   : PyLong_AsDouble(given[i]);
-    if (v == -1.0 && PyErr_Occurred()) {
-      PyErr_Clear();
-      return nullptr;
-    }
-    // (inf, NaN and finite numbers beyond float32: the general route's rules and errors)
-    if (!(std::fabs(v) <= double(std::numeric_limits<float>::max()))) return nullptr;
-    b[i] = float(v);
+    // (inf, NaN and numbers beyond float32: the general route's rules and errors)
+    if (number_as_f32(given[i], &b[i]) != kInRange) return nullptr;
     bound[i] = &b[i];
   }
   if (!bound[0] && !bound[1]) return nullptr;

@@ -1,5 +1,7 @@
 #include "bindings/convert.h"
 
+#include <cmath>
+#include <limits>
 #include <string>
 
 namespace fastnn {
@@ -134,6 +136,24 @@ py::object opt_numpy(const Tensor& t) {
   // An empty result may carry no storage; it is still a (0-element) array, not None.
   return t.defined() && (t.storage() || t.numel() == 0) ? py::object(to_numpy(t))
                                                        : py::object(py::none());
+}
+
+NumberKind number_as_f32(PyObject* o, float* v) {
+  if (PyFloat_CheckExact(o)) {
+    const double d = PyFloat_AS_DOUBLE(o);
+    *v = float(d);
+    if (!std::isfinite(d)) return kNonFinite;
+    return std::fabs(d) <= double(std::numeric_limits<float>::max()) ? kInRange : kBeyond;
+  }
+  if (!PyLong_CheckExact(o)) return kNotNumber;
+  int overflow = 0;
+  const long long i = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (overflow || (i == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return kNotNumber;
+  }
+  *v = float(i);  // (|i| < 2^63, far inside float32's range)
+  return kInRange;
 }
 
 bool split_at_dim(const py::detail::PyArray_Proxy* a, PyObject* dim, ArrayDimSplit* s) {

@@ -109,6 +109,15 @@ PyObject* where_plain(PyObject* cond, PyObject* a, PyObject* b, bool* handled);
 // bind_elementwise.cpp.
 PyObject* clamp_plain(PyObject* x, PyObject* lo, PyObject* hi, bool* handled);
 
+// A Python float or int (exactly, not bool) as the float32 that PyTorch makes of a number
+// against a float32 tensor, rounded once: a float from its double, an int from its int64.
+// Returns kNotNumber (anything else, or an int beyond int64: no error set), kInRange (finite
+// and within float32's finite range before rounding), kNonFinite (inf or NaN) or kBeyond (a
+// finite float beyond float32's range, which rounds to +-inf). Each plain entry decides which
+// it takes; the general routes decide the rest.
+enum NumberKind { kNotNumber, kInRange, kNonFinite, kBeyond };
+NumberKind number_as_f32(PyObject* o, float* v);
+
 // Releases the GIL for the scope when a call has enough work for other Python threads to
 // make use of the time. NOTE: below kReleaseGilWork elements a kernel takes about as long as
 // releasing and re-taking the GIL (~0.1 us), so small calls keep it; they never call back
