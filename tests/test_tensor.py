@@ -640,3 +640,42 @@ def test_factory_fast_route(name, monkeypatch):
     expect_error(ValueError, name, fast, 2**31, 2**29)
     with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'size'"):
         fast(size=3)
+
+
+def test_getitem_fast_route(rng, monkeypatch):
+    # t[idx] is _C.tensor_getitem for an int, a slice or a tuple of them on a host tensor that
+    # records nothing (NumPy's view, with t[i] of a 1-D tensor a 0-d tensor); everything else,
+    # and indices NumPy refuses, through shape.py's getitem. The same tensors either way.
+    from fastnn._functions import shape as S
+    assert fastnn.Tensor.__dict__["__getitem__"] is _C.tensor_getitem_method
+    a = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    x, v, i = fastnn.tensor(a), fastnn.tensor(a[0, 0]), fastnn.tensor(np.arange(12).reshape(3, 4))
+    cases = [(x, 0), (x, -1), (x, slice(1, 3)), (x, slice(None, None, -2)), (x, (1, 2)),
+             (x, (1, slice(0, 5, 2), -1)), (x, (slice(None), 3)), (x, ()), (v, 2), (v, -6),
+             (v, slice(2, 2)), (i, (2, 3)), (i, slice(1, None))]
+    wants = [S.getitem(t, idx) for t, idx in cases]
+    monkeypatch.setattr(S, "_unwrap_index", lambda *a: pytest.fail("took the general route"))
+    for (t, idx), want in zip(cases, wants):
+        got = t[idx]
+        assert type(got) is fastnn.Tensor and got.dtype is want.dtype and got.shape == want.shape
+        assert not got.requires_grad
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+        assert np.shares_memory(got.numpy(), t.numpy()) or got.numpy().size == 0
+    monkeypatch.undo()
+    assert v[2].shape == () and isinstance(v[2], fastnn.Tensor)  # 0-d, not a NumPy scalar
+    # The general route: a recorded tensor, tensor and list indices, None, ..., bools, and
+    # the errors.
+    w = fastnn.tensor(a, requires_grad=True)
+    w[1, 2].sum().backward()
+    want = np.zeros_like(a)
+    want[1, 2] = 1.0
+    np.testing.assert_array_equal(w.grad.numpy(), want)
+    with fastnn.no_grad():
+        assert not w[0].requires_grad
+    np.testing.assert_array_equal(x[fastnn.tensor([0, 2])].numpy(), a[[0, 2]])
+    np.testing.assert_array_equal(x[None, 1].numpy(), a[None, 1])
+    np.testing.assert_array_equal(x[..., 0].numpy(), a[..., 0])
+    np.testing.assert_array_equal(x[np.int64(1)].numpy(), a[1])
+    expect_error(IndexError, "getitem", x.__getitem__, 4)
+    expect_error(IndexError, "getitem", x.__getitem__, (0, 0, 0, 0))
+    expect_error(IndexError, "getitem", v.__getitem__, -7)

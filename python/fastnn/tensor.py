@@ -813,19 +813,9 @@ class Tensor:
         _sh = _fnmod("shape")
         return _sh.expand(self, _shape_args(sizes, "expand"))
 
-    def __getitem__(self, idx):
-        t = type(idx)
-        if t is int or t is slice or (t is tuple and all(type(i) is int or type(i) is slice
-                                                       for i in idx)):
-            d = self._plain()
-            if d is not None:
-                try:
-                    # A trailing ... keeps t[i] of a 1-D tensor a 0-d view (see getitem).
-                    return Tensor._make(d[idx + (Ellipsis,) if t is tuple else (idx, Ellipsis)])
-                except IndexError:
-                    pass
-        _sh = _fnmod("shape")
-        return _sh.getitem(self, idx)
+    # Ints and slices on a host tensor with nothing to record in C (_C.tensor_getitem, NumPy's
+    # view); everything else through shape.py's getitem.
+    __getitem__ = _C.tensor_getitem_method
 
     # ---- math (C++ kernels through _functions) -------------------------------------------
     # Arithmetic: C entries (see _C.tensor_add etc.) that do the common call (float32 host
