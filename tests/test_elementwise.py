@@ -636,9 +636,10 @@ def test_comparison_fast_route(op, rng, monkeypatch):
     np.testing.assert_array_equal(r.numpy(), f(a, 0.0))
     assert dunder(ta, "x") is NotImplemented and dunder(ta, None) is NotImplemented
     # An int is rounded to float32 once (through int64), as PyTorch.
-    big = fastnn.tensor([float(2**60 + 2**37)])
-    assert dunder(big, 2**60 + 2**36 + 1).item() == f(np.float32(2**60 + 2**37),
-                                                     np.float32(2**60 + 2**37))
+    for big in (fastnn.tensor([float(2**60 + 2**37)]),
+                fastnn.tensor([float(2**60 + 2**37)], requires_grad=True)):
+        assert dunder(big, 2**60 + 2**36 + 1).item() == f(np.float32(2**60 + 2**37),
+                                                         np.float32(2**60 + 2**37))
     assert (ta == None) is False and (ta != None) is True  # noqa: E711 (Python's fallback)
     expect_error(ValueError, op, dunder, ta, fastnn.ones(5))
 
@@ -752,7 +753,10 @@ def test_clamp_fast_route(rng, monkeypatch):
     # An int bound is rounded to float32 once (through int64), as PyTorch; one beyond
     # float32's range is refused even where the float it rounds to is float32's maximum.
     n = 2**60 + 2**36 + 1
-    assert fastnn.tensor([1.0]).clamp(n).item() == 2**60 + 2**37
+    for t in (fastnn.tensor([1.0]), fastnn.tensor([1.0], requires_grad=True),
+              fastnn.tensor([[1.0, 2.0]]).t()[0]):  # (fast route, recorded, strided)
+        assert t.clamp(n).item() == 2**60 + 2**37 and t.clamp(max=-n).item() == -(2**60 + 2**37)
+        assert (t * 0 + n).item() == 2**60 + 2**37  # (binary_plain and _as_pair alike)
     expect_error(ValueError, "clamp", x.clamp, int(float(np.finfo(np.float32).max)) + 1)
     expect_error(ValueError, "clamp", x.clamp)
     expect_error(ValueError, "clamp", x.clamp, 1e39)

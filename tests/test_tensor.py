@@ -679,3 +679,16 @@ def test_getitem_fast_route(rng, monkeypatch):
     expect_error(IndexError, "getitem", x.__getitem__, 4)
     expect_error(IndexError, "getitem", x.__getitem__, (0, 0, 0, 0))
     expect_error(IndexError, "getitem", v.__getitem__, -7)
+
+    class Interrupting:  # a slice bound interrupted once (the index is not retried)
+        calls = 0
+
+        def __index__(self):
+            Interrupting.calls += 1
+            if Interrupting.calls == 1:
+                raise KeyboardInterrupt
+            return 1
+
+    with pytest.raises(KeyboardInterrupt):
+        x[slice(0, Interrupting())]
+    assert Interrupting.calls == 1

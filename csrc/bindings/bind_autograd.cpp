@@ -752,6 +752,9 @@ PyObject* tensor_getitem(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
     if (simple) {
       bool done = false;
       PyObject* r = route_one(args[0], &done, [&](PyObject* arr, bool* handled) -> PyObject* {
+        const auto& api = py::detail::npy_api::get();
+        if (!Py_IS_TYPE(arr, reinterpret_cast<PyTypeObject*>(api.PyArray_Type_)))
+          return nullptr;  // (a device array: the general route, which says getitem is host-only)
         const bool tup = PyTuple_CheckExact(idx);
         const Py_ssize_t n = tup ? PyTuple_GET_SIZE(idx) : 1;
         PyObject* key = PyTuple_New(n + 1);
@@ -768,7 +771,11 @@ PyObject* tensor_getitem(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
         PyTuple_SET_ITEM(key, n, Py_Ellipsis);
         PyObject* v = PyObject_GetItem(arr, key);
         Py_DECREF(key);
-        if (!v) {  // (out of range, too many indices: the general route's message)
+        if (!v && (PyErr_ExceptionMatches(PyExc_IndexError) ||
+                   PyErr_ExceptionMatches(PyExc_TypeError))) {
+          // (out of range, too many indices, a slice of other objects: the general route's
+          // message; any other error, such as a KeyboardInterrupt in a slice's __index__,
+          // propagates)
           PyErr_Clear();
           return nullptr;
         }

@@ -72,7 +72,7 @@ def _as_pair(a, b, op="elementwise"):
             # Anything else (inf, NaN, out of range) takes tensor()'s way and its messages.
             if to_float:
                 if (type(x) is float or type(x) is int) and -_F32_MAX <= x <= _F32_MAX:
-                    return Tensor._make(np.array(x, dtype=np.float32))
+                    return Tensor._make(np.array(_f32(x)))
             elif type(x) is int and _I64_MIN <= x <= _I64_MAX:
                 return Tensor._make(np.array(x, dtype=np.int64))
         # NOTE: a number next to a CUDA tensor becomes a 0-d CUDA tensor (one small host to
@@ -259,12 +259,22 @@ class Clamp(Function):
         return _kernels(g).binary(_contig(g), m, "mul"), None, None
 
 
+def _f32(v):
+    """A Python number as the float32 PyTorch makes of it next to a float32 tensor, rounded
+    once: an int within int64 through int64 (float(v) would round it to double first:
+    2**60 + 2**36 + 1 became 2**60, PyTorch's is 2**60 + 2**37), anything else through float.
+    The C routes round the same way (number_as_f32)."""
+    if type(v) is int and _I64_MIN <= v <= _I64_MAX:
+        return np.float32(np.int64(v))
+    return np.float32(v)
+
+
 def _clamp_f32(x, lo, hi):
     """Clamp's forward for a float32 host array: one kernel (cpu/elementwise.cpp's clamp_f32,
     PyTorch's rule at the bounds: -0 stays -0). NumPy's maximum/minimum took ~0.9 us each
     converting a Python number, and return the bound, not x, on a tie of zeros."""
-    return _C.clamp(_contig(x), None if lo is None else float(lo),
-                    None if hi is None else float(hi))
+    return _C.clamp(_contig(x), None if lo is None else float(_f32(lo)),
+                    None if hi is None else float(_f32(hi)))
 
 
 def _bound(v):
@@ -298,8 +308,7 @@ def _clamp_py(input, min=None, max=None):  # noqa: A002 (PyTorch's names)
             min is None and max is None):
         d = x._plain()
         if d is not None and d.dtype == _F32:
-            return Tensor._make(_C.clamp(_contig(d), None if min is None else float(min),
-                                         None if max is None else float(max)))
+            return Tensor._make(_clamp_f32(d, min, max))
     if min is None and max is None:
         raise ValueError("[clamp] at least one of min and max must be given")
     lo, hi = _bound(min), _bound(max)
@@ -350,7 +359,7 @@ def compare(a, b, op):
         if ((tb is float or tb is int) and ad.dtype == _F32 and -_F32_MAX <= b <= _F32_MAX) or (
                 tb is Tensor and type(b._data) is _ND and b._data.dtype == ad.dtype
                 and b._data.shape == ad.shape):
-            r = _COMPARE[op](ad, b._data if tb is Tensor else b)
+            r = _COMPARE[op](ad, b._data if tb is Tensor else _f32(b))
             return Tensor._make(r if type(r) is _ND else np.asarray(r))  # (0-d: a NumPy bool)
     if not isinstance(b, (Tensor, numbers.Number, np.ndarray, np.number)) or isinstance(b, complex):
         return NotImplemented
