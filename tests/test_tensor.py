@@ -692,3 +692,40 @@ def test_getitem_fast_route(rng, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         x[slice(0, Interrupting())]
     assert Interrupting.calls == 1
+
+
+def test_reshape_fast_route(rng, monkeypatch):
+    # t.reshape(*shape) and t.view(*shape) are _C.tensor_reshape for sizes as ints (-1 once)
+    # on a host tensor that records nothing (NumPy's reshape: a view when the layout allows,
+    # else a copy); everything else, and shapes NumPy refuses, through tensor.py's
+    # _reshape_py. The same tensors either way.
+    T = importlib.import_module("fastnn.tensor")
+    assert fastnn.Tensor.__dict__["reshape"] is _C.tensor_reshape_method
+    assert fastnn.Tensor.__dict__["view"] is _C.tensor_reshape_method
+    a = rng.standard_normal((4, 6)).astype(np.float32)
+    x, xt = fastnn.tensor(a), fastnn.tensor(a).t()
+    cases = [(x, (24,)), (x, (-1,)), (x, (2, 12)), (x, ((3, 8),)), (x, ([2, -1, 3],)),
+             (x, (1, 24, 1)), (xt, (24,)), (xt, (2, -1)), (fastnn.tensor(a[0, 0]), (1,)),
+             (fastnn.zeros(0, 3), (3, 0)), (fastnn.zeros(0, 3), (-1, 5))]
+    wants = [T._reshape_py(t, *s) for t, s in cases]
+    monkeypatch.setattr(T, "_fnmod", lambda *a: pytest.fail("took the general route"))
+    for (t, s), want in zip(cases, wants):
+        for got in (t.reshape(*s), t.view(*s)):
+            assert type(got) is fastnn.Tensor and got.shape == want.shape and not got.requires_grad
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+            if t is x:
+                assert np.shares_memory(got.numpy(), x.numpy())  # a view of a contiguous one
+    monkeypatch.undo()
+    # The general route: a recorded tensor, NumPy and 0-d tensor sizes, the errors (PyTorch's:
+    # a size below -1 is refused, where NumPy takes any negative size as -1).
+    w = fastnn.tensor(a, requires_grad=True)
+    w.reshape(3, 8).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.ones_like(a))
+    assert x.reshape(np.int64(3), fastnn.tensor(8)).shape == (3, 8)
+    for bad in [(-2, 12), (5, 5), (-1, -1), (4, -5)]:
+        expect_error(ValueError, "reshape", x.reshape, *bad)
+        expect_error(ValueError, "reshape", w.reshape, *bad)
+    expect_error(TypeError, "reshape", x.reshape, 2.0, 12)
+    expect_error(TypeError, "reshape", x.reshape, True, 24)
+    with pytest.raises(TypeError, match=r"^reshape\(\) got an unexpected keyword argument"):
+        x.reshape(shape=(24,))

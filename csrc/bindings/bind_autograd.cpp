@@ -788,6 +788,58 @@ PyObject* tensor_getitem(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
   return call_general(g_getitem_route, args, size_t(nargsf), kwnames);
 }
 
+// t.reshape(*shape) and t.view(*shape) with the sizes as exact ints (-1 for one inferred
+// size), by position or as one tuple or list, on a host tensor with nothing to record: its
+// array's NumPy reshape (a view where the layout allows, else a copy, as torch.reshape). The
+// rest, and shapes NumPy refuses, go to tensor.py's _reshape_py (self, *shape), which also
+// reports the errors.
+// NOTE (speed): Zen 4, 1 thread: x.reshape(16, 64) on 32x32 ~0.6 us as Python's shortcut.
+FastRoute g_reshape_route{"fastnn.tensor", "_reshape_py"};
+
+PyObject* tensor_reshape(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  const Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+  if (!kwnames && n >= 2) {
+    PyObject* const* sizes = args + 1;
+    Py_ssize_t k = n - 1;
+    if (k == 1 && (PyTuple_Check(sizes[0]) || PyList_CheckExact(sizes[0]))) {
+      k = PySequence_Fast_GET_SIZE(sizes[0]);
+      sizes = PySequence_Fast_ITEMS(sizes[0]);
+    }
+    Py_intptr_t dims[kNumpyMaxDims];
+    bool ok = k >= 1 && k <= kNumpyMaxDims;
+    for (Py_ssize_t i = 0; i < k && ok; ++i) {
+      // (Nothing here runs Python code, so a list cannot change under the loop.)
+      ok = PyLong_CheckExact(sizes[i]);
+      const long long v = ok ? PyLong_AsLongLong(sizes[i]) : 0;
+      if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        ok = false;
+      }
+      ok = ok && v >= -1;  // (NumPy takes any negative size as -1; PyTorch refuses them)
+      dims[i] = Py_intptr_t(v);
+    }
+    if (ok) {
+      bool done = false;
+      PyObject* r = route_one(args[0], &done, [&](PyObject* arr, bool* handled) -> PyObject* {
+        const auto& api = py::detail::npy_api::get();
+        if (!Py_IS_TYPE(arr, reinterpret_cast<PyTypeObject*>(api.PyArray_Type_)))
+          return nullptr;  // (a device array: the general route)
+        py::detail::npy_api::PyArray_Dims shape{dims, int(k)};
+        PyObject* v = api.PyArray_Newshape_(arr, &shape, /*NPY_CORDER*/ 0);
+        if (!v && (PyErr_ExceptionMatches(PyExc_ValueError) ||
+                   PyErr_ExceptionMatches(PyExc_TypeError))) {
+          PyErr_Clear();  // (sizes that do not fit: the general route's message)
+          return nullptr;
+        }
+        *handled = true;
+        return v;
+      });
+      if (done) return r;
+    }
+  }
+  return call_general(g_reshape_route, args, size_t(nargsf), kwnames);
+}
+
 // clamp(input, min=None, max=None) (Tensor.clamp and clip too), by position or keyword: number
 // bounds in float32's finite range, at least one given, on a float32 host tensor with nothing
 // to record (clamp_plain). The rest goes to elementwise.py's _clamp_py as given.
@@ -1088,6 +1140,11 @@ void bind_autograd(py::module_& m) {
                "getitem(self, idx)\n--\n\nself[idx]: a view for ints and slices, recorded for "
                "autograd when self requires grad.",
                tensor_getitem)
+  FASTNN_ROUTE("reshape",
+               "reshape(self, *shape)\n--\n\nself with the given shape (-1: inferred): a view "
+               "where the layout allows, else a copy; recorded for autograd when self requires "
+               "grad.",
+               tensor_reshape)
   FASTNN_ROUTE("clamp",
                "clamp(input, min=None, max=None)\n--\n\ninput limited to [min, max] "
                "elementwise (a bound may be None or a tensor), recorded for autograd when input "

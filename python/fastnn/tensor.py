@@ -752,19 +752,10 @@ class Tensor:
         d = self._data
         return d if type(d) is _ND and not (self._requires_grad and grad_mode.enabled) else None
 
-    def reshape(self, *shape):
-        d = self._plain()
-        if d is not None:
-            s = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-            try:
-                return Tensor._make(d.reshape(s))
-            except (TypeError, ValueError):
-                pass
-        _sh = _fnmod("shape")
-        return _sh.reshape(self, _shape_args(shape))
-
-    def view(self, *shape):
-        return self.reshape(*shape)
+    # reshape and view: sizes as ints on a host tensor with nothing to record in C
+    # (_C.tensor_reshape, NumPy's reshape); everything else through _reshape_py below.
+    reshape = _C.tensor_reshape_method
+    view = _C.tensor_reshape_method
 
     def view_as(self, other):
         return self.reshape(other.shape)
@@ -1168,15 +1159,6 @@ def _new(shape, dtype, requires_grad, fill, op, device=None):
     return t
 
 
-def _T_py(self):
-    """Tensor.T's general route (see Tensor.T): recorded, or on a device."""
-    n = self._data.ndim
-    if n < 2:
-        return self
-    _host_only(self, "permute")  # (the reversed dims need no checks)
-    return _fnmod("shape").Permute.apply(self, (1, 0) if n == 2 else tuple(range(n - 1, -1, -1)))
-
-
 def named_as(name):
     """Decorator for a fast route's general route (_softmax_py, ...): Python's own argument
     errors (a missing or unexpected argument) then name the public function, softmax(), as
@@ -1186,6 +1168,22 @@ def named_as(name):
         fn.__code__ = fn.__code__.replace(co_name=name)  # (what Python 3.9 and 3.10 print)
         return fn
     return wrap
+
+
+@named_as("reshape")
+def _reshape_py(self, *shape):
+    """Tensor.reshape's general route (see Tensor.reshape): recorded, on a device, or sizes
+    given as NumPy integers or 0-d tensors; the errors."""
+    return _fnmod("shape").reshape(self, _shape_args(shape))
+
+
+def _T_py(self):
+    """Tensor.T's general route (see Tensor.T): recorded, or on a device."""
+    n = self._data.ndim
+    if n < 2:
+        return self
+    _host_only(self, "permute")  # (the reversed dims need no checks)
+    return _fnmod("shape").Permute.apply(self, (1, 0) if n == 2 else tuple(range(n - 1, -1, -1)))
 
 
 # empty, zeros and ones are C entries (_C.tensor_zeros, ...: csrc/bindings/bind_autograd.cpp)

@@ -36,7 +36,12 @@ class Reshape(Function):
 
 
 def reshape(x, shape):
-    return Reshape.apply(x, tuple(shape))
+    shape = tuple(shape)
+    for s in shape:
+        if s < -1:  # (NumPy would take any negative size as the inferred one)
+            raise ValueError(f"[reshape] invalid size {s} in shape {shape}: sizes are >= 0, "
+                             f"or -1 for one inferred size")
+    return Reshape.apply(x, shape)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
