@@ -701,7 +701,7 @@ def test_reshape_fast_route(rng, monkeypatch):
     # _reshape_py. The same tensors either way.
     T = importlib.import_module("fastnn.tensor")
     assert fastnn.Tensor.__dict__["reshape"] is _C.tensor_reshape_method
-    assert fastnn.Tensor.__dict__["view"] is _C.tensor_reshape_method
+    assert fastnn.Tensor.__dict__["view"] is _C.tensor_view_method
     a = rng.standard_normal((4, 6)).astype(np.float32)
     x, xt = fastnn.tensor(a), fastnn.tensor(a).t()
     cases = [(x, (24,)), (x, (-1,)), (x, (2, 12)), (x, ((3, 8),)), (x, ([2, -1, 3],)),
@@ -710,19 +710,28 @@ def test_reshape_fast_route(rng, monkeypatch):
     wants = [T._reshape_py(t, *s) for t, s in cases]
     monkeypatch.setattr(T, "_fnmod", lambda *a: pytest.fail("took the general route"))
     for (t, s), want in zip(cases, wants):
-        for got in (t.reshape(*s), t.view(*s)):
+        # (view of the transposed one to 24 or (2, -1) needs a copy: PyTorch's error, below)
+        for got in (t.reshape(*s),) + ((t.view(*s),) if t is not xt else ()):
             assert type(got) is fastnn.Tensor and got.shape == want.shape and not got.requires_grad
             np.testing.assert_array_equal(got.numpy(), want.numpy())
             if t is x:
                 assert np.shares_memory(got.numpy(), x.numpy())  # a view of a contiguous one
+    assert xt.view(6, 4).shape == (6, 4)  # (the same layout: a view)
     monkeypatch.undo()
+    # view refuses what needs a copy, on both routes, as PyTorch; reshape copies.
+    for t in (xt, fastnn.tensor(a, requires_grad=True).t()):
+        expect_error(RuntimeError, "view", t.view, 24)
+        expect_error(RuntimeError, "view", t.view, 2, -1)
+        r = t.reshape(24)
+        assert not np.shares_memory(r.detach().numpy(), t.detach().numpy())
+    assert fastnn.zeros(0, 3).t().view(0).shape == (0,)
     # The general route: a recorded tensor, NumPy and 0-d tensor sizes, the errors (PyTorch's:
     # a size below -1 is refused, where NumPy takes any negative size as -1).
     w = fastnn.tensor(a, requires_grad=True)
     w.reshape(3, 8).sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), np.ones_like(a))
     assert x.reshape(np.int64(3), fastnn.tensor(8)).shape == (3, 8)
-    for bad in [(-2, 12), (5, 5), (-1, -1), (4, -5)]:
+    for bad in [(-2, 12), (5, 5), (-1, -1), (4, -5), (2**63,)]:
         expect_error(ValueError, "reshape", x.reshape, *bad)
         expect_error(ValueError, "reshape", w.reshape, *bad)
     expect_error(TypeError, "reshape", x.reshape, 2.0, 12)

@@ -794,14 +794,20 @@ PyObject* tensor_getitem(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
 // rest, and shapes NumPy refuses, go to tensor.py's _reshape_py (self, *shape), which also
 // reports the errors.
 // NOTE (speed): Zen 4, 1 thread: x.reshape(16, 64) on 32x32 ~0.6 us as Python's shortcut.
-FastRoute g_reshape_route{"fastnn.tensor", "_reshape_py"};
+// view: the same, but only where NumPy's reshape is a view (the same data, not a copy); the
+// rest goes to _view_py, which raises PyTorch's error for a layout a view cannot take.
+FastRoute g_reshape_routes[2] = {{"fastnn.tensor", "_reshape_py"}, {"fastnn.tensor", "_view_py"}};
 
+template <bool kView>
 PyObject* tensor_reshape(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   const Py_ssize_t n = PyVectorcall_NARGS(nargsf);
   if (!kwnames && n >= 2) {
     PyObject* const* sizes = args + 1;
     Py_ssize_t k = n - 1;
-    if (k == 1 && (PyTuple_Check(sizes[0]) || PyList_CheckExact(sizes[0]))) {
+    // (A tuple subclass, such as Size, only when it iterates as a tuple: the general route
+    // reads the sizes by iterating.)
+    if (k == 1 && ((PyTuple_Check(sizes[0]) && Py_TYPE(sizes[0])->tp_iter == PyTuple_Type.tp_iter) ||
+                   PyList_CheckExact(sizes[0]))) {
       k = PySequence_Fast_GET_SIZE(sizes[0]);
       sizes = PySequence_Fast_ITEMS(sizes[0]);
     }
@@ -831,13 +837,22 @@ PyObject* tensor_reshape(PyObject*, PyObject* const* args, Py_ssize_t nargsf, Py
           PyErr_Clear();  // (sizes that do not fit: the general route's message)
           return nullptr;
         }
+        if (kView && v && py::detail::array_proxy(v)->data != py::detail::array_proxy(arr)->data) {
+          const auto* pv = py::detail::array_proxy(v);
+          int64_t count = 1;
+          for (int d = 0; d < pv->nd; ++d) count *= pv->dimensions[d];
+          if (count > 0) {
+            Py_DECREF(v);  // (a copy: view's general route raises)
+            return nullptr;
+          }
+        }
         *handled = true;
         return v;
       });
       if (done) return r;
     }
   }
-  return call_general(g_reshape_route, args, size_t(nargsf), kwnames);
+  return call_general(g_reshape_routes[kView], args, size_t(nargsf), kwnames);
 }
 
 // clamp(input, min=None, max=None) (Tensor.clamp and clip too), by position or keyword: number
@@ -1144,7 +1159,12 @@ void bind_autograd(py::module_& m) {
                "reshape(self, *shape)\n--\n\nself with the given shape (-1: inferred): a view "
                "where the layout allows, else a copy; recorded for autograd when self requires "
                "grad.",
-               tensor_reshape)
+               tensor_reshape<false>)
+  FASTNN_ROUTE("view",
+               "view(self, *shape)\n--\n\nself with the given shape (-1: inferred), sharing "
+               "its data (RuntimeError where the layout needs a copy: use reshape); recorded for "
+               "autograd when self requires grad.",
+               tensor_reshape<true>)
   FASTNN_ROUTE("clamp",
                "clamp(input, min=None, max=None)\n--\n\ninput limited to [min, max] "
                "elementwise (a bound may be None or a tensor), recorded for autograd when input "

@@ -753,9 +753,10 @@ class Tensor:
         return d if type(d) is _ND and not (self._requires_grad and grad_mode.enabled) else None
 
     # reshape and view: sizes as ints on a host tensor with nothing to record in C
-    # (_C.tensor_reshape, NumPy's reshape); everything else through _reshape_py below.
+    # (_C.tensor_reshape / tensor_view, NumPy's reshape); everything else through _reshape_py
+    # and _view_py below.
     reshape = _C.tensor_reshape_method
-    view = _C.tensor_reshape_method
+    view = _C.tensor_view_method
 
     def view_as(self, other):
         return self.reshape(other.shape)
@@ -1175,6 +1176,18 @@ def _reshape_py(self, *shape):
     """Tensor.reshape's general route (see Tensor.reshape): recorded, on a device, or sizes
     given as NumPy integers or 0-d tensors; the errors."""
     return _fnmod("shape").reshape(self, _shape_args(shape))
+
+
+@named_as("view")
+def _view_py(self, *shape):
+    """Tensor.view's general route: reshape's, refusing a layout that needs a copy, as
+    PyTorch (a view shares its tensor's data; reshape copies where it must)."""
+    out = _reshape_py(self, *shape)
+    if out.data_ptr() != self.data_ptr() and out.numel() > 0:
+        raise RuntimeError(f"[view] shape {tuple(out.shape)} cannot be a view of a tensor of "
+                           f"shape {tuple(self.shape)} with this layout (a transposed or "
+                           f"strided one): use reshape(), which copies")
+    return out
 
 
 def _T_py(self):
