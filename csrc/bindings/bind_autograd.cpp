@@ -562,6 +562,25 @@ PyObject* wrap_result(PyObject* out) {
   }
 }
 
+// Strong references to a route's operands (the first n of an array, taken one by one with
+// hold), released when the route returns.
+struct Held {
+  explicit Held(PyObject** a) : a_(a) {}
+  void hold(int i) {
+    Py_INCREF(a_[i]);
+    n_ = i + 1;
+  }
+  ~Held() {
+    for (int i = 0; i < n_; ++i) Py_DECREF(a_[i]);
+  }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+
+ private:
+  PyObject** a_;
+  int n_ = 0;
+};
+
 // Whether a call whose Tensor operands have requires_grad `rg` (any of them) records
 // nothing: 1 when none requires grad or grad mode is off, 0 when it records, -1 with a Python
 // error set.
@@ -607,7 +626,11 @@ template <int N, unsigned kNumbers = 0, class Plain>
 PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
                      PyObject* kwnames, Plain plain) {
   if (PyVectorcall_NARGS(nargsf) == N && !kwnames && routes_ready()) {
+    // Strong references to the operands from the start: records_nothing may allocate (and so
+    // run a garbage collector callback), and a large kernel runs with the GIL released; either
+    // could let other code replace a Tensor's array (t._data) and free it.
     PyObject* arr[N];
+    Held held(arr);
     bool ok = true, rg = false;
     for (int i = 0; i < N && ok; ++i) {
       bool r = false;
@@ -616,6 +639,7 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
           (PyFloat_CheckExact(args[i]) || PyLong_CheckExact(args[i])))
         arr[i] = args[i];
       ok = arr[i] != nullptr;
+      if (ok) held.hold(i);
       rg |= r;
     }
     if (ok) {
@@ -624,12 +648,8 @@ PyObject* fast_route(FastRoute& route, PyObject* const* args, Py_ssize_t nargsf,
       ok = quiet == 1;
     }
     if (ok) {
-      // Strong references for the call: a large kernel runs with the GIL released, and
-      // another thread could meanwhile replace a Tensor's array (t._data) and free it.
-      for (int i = 0; i < N; ++i) Py_INCREF(arr[i]);
       bool handled = false;
       PyObject* out = plain(arr, &handled);
-      for (int i = 0; i < N; ++i) Py_DECREF(arr[i]);
       if (handled) return wrap_result(out);
     }
   }
@@ -703,15 +723,15 @@ PyObject* route_one(PyObject* x, bool* done, Plain plain) {
   bool rg = false;
   PyObject* arr = x && routes_ready() ? tensor_array(x, &rg) : nullptr;
   if (!arr) return nullptr;
+  Held held(&arr);  // (held from the start, as fast_route's operands)
+  held.hold(0);
   const int quiet = records_nothing(rg);
   if (quiet <= 0) {
     *done = quiet < 0;
     return nullptr;
   }
-  Py_INCREF(arr);  // (held for the call, as fast_route's operands)
   bool handled = false;
   PyObject* out = plain(arr, &handled);
-  Py_DECREF(arr);
   if (!handled) return nullptr;
   *done = true;
   return wrap_result(out);
@@ -1049,15 +1069,14 @@ PyObject* tensor_T(PyObject*, PyObject* self) {
   PyObject* arr = routes_ready() ? tensor_array(self, &rg) : nullptr;
   if (arr && py::detail::npy_api::get().PyArray_Check_(arr)) {
     if (py::detail::array_proxy(arr)->nd < 2) return Py_NewRef(self);
+    Held held(&arr);  // (held from the start, as fast_route's operands)
+    held.hold(0);
     const int quiet = records_nothing(rg);
     if (quiet < 0) return nullptr;
     if (quiet) {
       static PyObject* name = PyUnicode_InternFromString("T");
       if (!name) return nullptr;
-      Py_INCREF(arr);  // (held for the call, as fast_route's operands)
-      PyObject* t = PyObject_GetAttr(arr, name);
-      Py_DECREF(arr);
-      return wrap_result(t);
+      return wrap_result(PyObject_GetAttr(arr, name));
     }
   }
   return call_general(g_T_route, &self, 1, nullptr);
