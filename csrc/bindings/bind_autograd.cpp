@@ -20,12 +20,51 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bindings/changes.h"
 #include "bindings/convert.h"
 #include "bindings/shared.h"
 
 namespace fastnn {
 
 namespace {
+
+// ---- in-place changes ------------------------------------------------------------------------
+// PyTorch keeps a version counter per tensor, shared by its views, and a saved tensor whose
+// version moved since it was saved makes backward raise. fastnn records changes by memory
+// instead: every in-place change (Tensor's in-place methods and __setitem__, the optimizers'
+// steps, load_state_dict) bumps a global epoch and stamps the array owning the changed
+// memory (an ndarray's view chain ends at its owner, so every view of one buffer has the same
+// key) with it; every recorded op notes the epoch it was recorded at. Backward checks the
+// arrays a node holds for its backward (saved_tensors and the ctx attributes) only when some
+// change happened after the node was recorded, so an ordinary training step pays one integer
+// per recorded op.
+// NOTE: keys are object addresses and are never removed when an array dies. A stale stamp
+// cannot raise wrongly: an array at that address now was created after the stamp, so every
+// node holding it was recorded at a later epoch than the stamp. Past kMaxChanged keys the
+// table is emptied (changes before that point are then no longer seen: a missed error, never
+// a false one).
+uint64_t g_epoch = 0;
+std::unordered_map<const void*, uint64_t> g_changed;
+constexpr size_t kMaxChanged = size_t(1) << 16;
+
+// The object whose address stands for a's memory: an ndarray's owner (the end of its chain of
+// bases that are ndarrays), else a itself.
+const void* memory_key(PyObject* a) {
+  const auto& api = py::detail::npy_api::get();
+  while (api.PyArray_Check_(a)) {
+    PyObject* base = py::detail::array_proxy(a)->base;
+    if (!base || !api.PyArray_Check_(base)) break;
+    a = base;
+  }
+  return a;
+}
+
+// Whether the memory of a was changed after epoch.
+bool changed_after(PyObject* a, uint64_t epoch) {
+  if (g_changed.empty()) return false;
+  auto it = g_changed.find(memory_key(a));
+  return it != g_changed.end() && it->second > epoch;
+}
 
 // Everything both paths use, set once by _C.autograd_setup when fastnn.tensor is imported
 // (before any op can be recorded): interned attribute names, the Tensor and Node classes,
@@ -36,8 +75,8 @@ struct Env {
   PyObject *make, *node_type, *grad_mode, *f32, *empty_tuple;
   PyObject *check_node, *fill_outputs, *accumulate, *device_sole_owner, *check_devices,
       *out_meta_fn;
-  PyObject *node, *inputs, *versions, *freed, *fn, *backward, *n_outputs, *index, *data,
-      *shape, *version, *retains_grad, *accumulate_grad, *saved_tensors, *dict, *dtype, *name,
+  PyObject *node, *inputs, *epoch, *freed, *fn, *backward, *n_outputs, *index, *data,
+      *shape, *retains_grad, *accumulate_grad, *saved_tensors, *dict, *dtype, *name,
       *grad, *requires_grad, *forward, *enabled, *needs_input_grad, *out_meta;
   bool adopt_ok = false;
   // Byte offsets of Tensor's __slots__ (_data, _requires_grad, grad, _node, _index,
@@ -68,7 +107,7 @@ void setup(py::module_ ag, py::handle tensor) {
   auto keep = [&](const char* attr) { return py::object(ag.attr(attr)).release().ptr(); };
   env.node = s("_node");
   env.inputs = s("inputs");
-  env.versions = s("versions");
+  env.epoch = s("epoch");
   env.freed = s("freed");
   env.fn = s("fn");
   env.backward = s("backward");
@@ -76,7 +115,6 @@ void setup(py::module_ ag, py::handle tensor) {
   env.index = s("_index");
   env.data = s("_data");
   env.shape = s("shape");
-  env.version = s("_version");
   env.retains_grad = s("_retains_grad");
   env.accumulate_grad = s("_accumulate_grad");
   env.saved_tensors = s("saved_tensors");
@@ -188,23 +226,50 @@ py::object make_tensor(PyObject* data, PyObject* node, Py_ssize_t index) {
   return py::reinterpret_steal<py::object>(r);
 }
 
+// The first value in o (a Tensor standing for its array; tuples and lists searched, a few
+// levels deep) whose memory was changed in place after epoch, or null. Borrowed: o holds it.
+PyObject* first_changed(PyObject* o, uint64_t epoch, int depth = 0) {
+  if (PyTuple_Check(o) || PyList_Check(o)) {
+    if (depth >= 4) return nullptr;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(o); ++i)
+      if (PyObject* r = first_changed(PySequence_Fast_GET_ITEM(o, i), epoch, depth + 1))
+        return r;
+    return nullptr;
+  }
+  if (PyObject_TypeCheck(o, (PyTypeObject*)env.tensor))
+    return changed_after(get(o, env.data).ptr(), epoch) ? o : nullptr;
+  return changed_after(o, epoch) ? o : nullptr;
+}
+
 // The engine. root_node's output root_index gets grad; nodes run once every consumer of
 // their outputs has run (dependency counts, as PyTorch's engine).
-// Freed (a second backward without retain_graph) or an input modified in place since
-// forward: autograd._check_node raises with the message.
+// Freed (a second backward without retain_graph), or a value the node holds for its backward
+// (saved_tensors, its ctx attributes) changed in place since the node was recorded:
+// autograd._check_node raises with the message.
 void check_fresh(PyObject* node) {
-  bool stale = truthy(get(node, env.freed));
-  if (!stale) {
-    py::object versions = get(node, env.versions);
-    for (py::handle pair : versions) {
-      py::handle t = PyTuple_GET_ITEM(pair.ptr(), 0), v = PyTuple_GET_ITEM(pair.ptr(), 1);
-      py::object cur = get(t, env.version);
-      const int eq = PyObject_RichCompareBool(cur.ptr(), v.ptr(), Py_EQ);
-      if (eq < 0) throw py::error_already_set();
-      if (!eq) { stale = true; break; }
+  if (truthy(get(node, env.freed))) {
+    call(env.check_node, {node, Py_None});
+    return;
+  }
+  const unsigned long long epoch = PyLong_AsUnsignedLongLong(get(node, env.epoch).ptr());
+  if (epoch == (unsigned long long)-1 && PyErr_Occurred()) throw py::error_already_set();
+  if (epoch >= g_epoch) return;  // nothing was changed in place since it was recorded
+  py::object saved = get(node, env.saved_tensors);
+  PyObject* hit = first_changed(saved.ptr(), epoch);
+  if (hit) {
+    call(env.check_node, {node, hit});
+    return;
+  }
+  py::object attrs = get(node, env.dict);
+  if (!PyDict_Check(attrs.ptr())) return;
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;
+  while (PyDict_Next(attrs.ptr(), &pos, &key, &value)) {
+    if ((hit = first_changed(value, epoch))) {
+      call(env.check_node, {node, hit});
+      return;
     }
   }
-  if (stale) call(env.check_node, {node});
 }
 
 void run_backward(py::handle root_node, int64_t root_index, py::handle grad, bool retain) {
@@ -370,9 +435,9 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
 //    which names mixed devices (kernels of one backend refuse the other's arrays).
 // 3. Nothing needs a gradient, or grad mode is off: the outputs become plain Tensors.
 // 4. Else ctx records fn, freed = False, inputs (the Tensors that need a gradient, None for
-//    the other arguments), versions ((tensor, its _version) for every Tensor argument, checked
-//    by backward), n_outputs and out_meta (multi-output: (shape, dtype, device) per output),
-//    and the float32 outputs point at it.
+//    the other arguments), epoch (the in-place change count now: backward checks the values
+//    ctx holds only if something changed since; see changed_after), n_outputs and out_meta
+//    (multi-output: (shape, dtype, device) per output), and the float32 outputs point at it.
 PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   try {
     if (!env.tensor) throw std::runtime_error("[apply] autograd_setup was not called");
@@ -442,17 +507,19 @@ PyObject* function_apply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     set(ctx, env.fn, cls);
     set(ctx, env.freed, Py_False);
-    py::list inputs(n), versions;
+    py::list inputs(n);
     for (Py_ssize_t i = 0; i < n; ++i) {
-      const bool is_t = PyObject_TypeCheck(a[i], (PyTypeObject*)env.tensor);
       const bool need = PyTuple_GET_ITEM(needs.ptr(), i) == Py_True;
       PyObject* item = need ? a[i] : Py_None;
       Py_INCREF(item);
       PyList_SET_ITEM(inputs.ptr(), i, item);
-      if (is_t) versions.append(py::make_tuple(py::handle(a[i]), get(a[i], env.version)));
     }
     set(ctx, env.inputs, inputs);
-    set(ctx, env.versions, versions);
+    {
+      PyObject* e = PyLong_FromUnsignedLongLong(g_epoch);
+      if (!e) throw py::error_already_set();
+      set(ctx, env.epoch, py::reinterpret_steal<py::object>(e));
+    }
     if (!multi) {
       set(ctx, env.n_outputs, py::int_(1));
       set(ctx, env.out_meta, Py_None);
@@ -1097,7 +1164,33 @@ void add_route(py::module_& m, const char* attr, PyMethodDef* def) {
 
 }  // namespace
 
+void note_inplace_change(PyObject* array) {
+  if (g_changed.size() >= kMaxChanged) g_changed.clear();  // (see the NOTE on g_changed)
+  g_changed[memory_key(array)] = ++g_epoch;
+}
+
+namespace {
+
+// _C.note_inplace(x): note_inplace_change for an array, or each array of a list or tuple.
+PyObject* note_inplace(PyObject*, PyObject* x) {
+  if (PyList_Check(x) || PyTuple_Check(x)) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(x); ++i)
+      note_inplace_change(PySequence_Fast_GET_ITEM(x, i));
+  } else {
+    note_inplace_change(x);
+  }
+  Py_RETURN_NONE;
+}
+
+}  // namespace
+
 void bind_autograd(py::module_& m) {
+  static PyMethodDef note_def = {
+      "note_inplace", &note_inplace, METH_O,
+      "note_inplace(array or list of arrays): records that their memory is changed in place "
+      "(see Tensor._changed), for backward's check of the values recorded ops saved."};
+  add_fastcall(m, &note_def);
+
   // run_backward and function_apply are plain METH_FASTCALL functions (no pybind11
   // dispatch, ~0.2 us a call): each runs once per recorded op or backward.
   static PyMethodDef backward_def = {

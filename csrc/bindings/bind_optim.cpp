@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "bindings/changes.h"
 #include "bindings/convert.h"
 #include "bindings/shared.h"
 #include "ops/optim.h"
@@ -126,6 +127,8 @@ PyObject* sgd_step_params(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       tg.push_back(arg_tensor(ga, "sgd", "grads", DType::f32));
     }
     if (!tp.empty()) {
+      // Each updated parameter's memory changes in place (see bindings/changes.h).
+      for (size_t i = 1; i < hold.size(); i += 2) note_inplace_change(hold[i].ptr());
       SgdOptions o{num[0], 0.0, 0.0, num[1], false, maximize == 1};
       ReleaseGilFor nogil(total_numel(tp));
       sgd_step(tp, tg, {}, {}, o);

@@ -108,7 +108,7 @@ class Node:
     stores on it, plus the Tensor inputs it came from."""
 
     __slots__ = ("fn", "saved_tensors", "needs_input_grad", "inputs", "n_outputs", "out_meta",
-                 "freed", "versions", "__dict__", "__weakref__")
+                 "freed", "epoch", "__dict__", "__weakref__")
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
@@ -207,18 +207,22 @@ def _fill_outputs(node, gouts):
             gouts[i] = _zeros(shape, dev)
 
 
-def _check_node(node):
+def _check_node(node, changed=None):
+    """The errors of a node backward cannot run (the C++ engine calls this only then): its
+    graph was freed by an earlier backward, or ``changed``, a value it saved for its
+    backward, was modified in place after it was saved."""
     if node.freed:
         raise RuntimeError(
             f"[backward] trying to backward through the graph a second time (through "
             f"{node.name}); its saved values were freed after the first backward. Pass "
             f"retain_graph=True to the first backward() to keep them.")
-    for t, version in node.versions:
-        if t._version != version:
-            raise RuntimeError(
-                f"[backward] a tensor of shape {tuple(t.shape)} used by {node.name} was "
-                f"modified by an in-place operation after that use, so its gradient "
-                f"would be wrong; modify a copy (t.clone()) or do it out of place")
+    if changed is not None:
+        shape = tuple(getattr(changed, "shape", ()))
+        raise RuntimeError(
+            f"[backward] a tensor of shape {shape} that {node.name} saved for its backward "
+            f"was modified by an in-place operation after it was saved (through it or a view "
+            f"of its memory), so its gradient would be wrong; modify a copy (t.clone()) or do "
+            f"it out of place")
 
 
 def run_backward(root, grad, retain_graph=False):

@@ -298,7 +298,7 @@ class Tensor:
         self._node = None
         self._index = 0
         self._retains_grad = False
-        self._version = 0  # bumped by every in-place op (see autograd.Node.versions)
+        self._version = 0  # bumped by every in-place op (see _changed)
         if requires_grad:
             self.requires_grad = True
 
@@ -648,15 +648,23 @@ class Tensor:
         a = self._data
         if _is_host(a) and not a.flags.writeable:
             raise ValueError(f"[{op}] tensor memory is read-only")
+
+    def _changed(self):
+        """Called by every in-place method once it has changed self's memory: bumps
+        ``_version`` and tells autograd (``_C.note_inplace``) that this memory, which views
+        and other tensors may share, changed, so backward refuses to use a value a recorded
+        op saved from it before the change (as PyTorch's version counters). Returns self."""
         self._version += 1
+        _C.note_inplace(self._data)
+        return self
 
     def zero_(self):
         self._check_inplace("zero_")
-        return self._fill(0)
+        return self._fill(0)._changed()
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        return self._fill(value.item() if isinstance(value, Tensor) else value)
+        return self._fill(value.item() if isinstance(value, Tensor) else value)._changed()
 
     def _fill(self, value):
         a = self._data
@@ -677,7 +685,7 @@ class Tensor:
         a = self._data
         if not _is_host(a) and not _is_host(s) and s.shape == a.shape and s.dtype is a.dtype:
             a.copy_(s)  # device to device
-            return self
+            return self._changed()
         if not _is_host(s):
             s = s.numpy()
         if _is_host(a):
@@ -686,7 +694,7 @@ class Tensor:
             host = np.empty(a.shape, a.dtype)
             np.copyto(host, np.broadcast_to(s, a.shape), casting="unsafe")
             a.copy_(host)
-        return self
+        return self._changed()
 
     def _write_host(self, values):
         """Store a host array of self's shape into self (on any device)."""
@@ -709,12 +717,13 @@ class Tensor:
         except (ValueError, IndexError) as e:
             raise type(e)(f"[__setitem__] cannot assign to index {idx!r} of a tensor of shape "
                           f"{tuple(self.shape)}: {e}") from None
+        self._changed()
 
     def add_(self, other, alpha=1):
         self._check_inplace("add_")
         _ew = _fnmod("elementwise")
         _ew.inplace(self, other, "add", alpha)
-        return self
+        return self._changed()
 
     def sub_(self, other, alpha=1):
         return self.add_(other, alpha=-alpha)
@@ -723,24 +732,24 @@ class Tensor:
         self._check_inplace("mul_")
         _ew = _fnmod("elementwise")
         _ew.inplace(self, other, "mul", 1)
-        return self
+        return self._changed()
 
     def div_(self, other):
         self._check_inplace("div_")
         _ew = _fnmod("elementwise")
         _ew.inplace(self, other, "div", 1)
-        return self
+        return self._changed()
 
     def uniform_(self, a=0.0, b=1.0):
         # Drawn on the host from the one generator (same values on every device), then copied.
         self._check_inplace("uniform_")
         self._write_host(default_generator.uniform(a, b, self._data.shape))
-        return self
+        return self._changed()
 
     def normal_(self, mean=0.0, std=1.0):
         self._check_inplace("normal_")
         self._write_host(default_generator.normal(mean, std, self._data.shape))
-        return self
+        return self._changed()
 
     # ---- shape and indexing (views, in _functions/shape.py) -----------------------------
     # NOTE (speed): reshape, flatten, unsqueeze and indexing by ints and slices are views;

@@ -96,7 +96,9 @@ class LinearChain(Function):
         # (chain_spec has checked that every weight and bias is C-contiguous float32.) The C++
         # side keeps the input, layers and intermediates for backward in `saved`.
         y, saved = _C.mlp_chain_fwd(x, spec, params)
-        ctx.saved_tensors = (saved,)
+        # (x, y and the parameters as well, which backward reads through `saved`: so that
+        # backward's check for values changed in place since they were saved sees them.)
+        ctx.saved_tensors = (saved, x, y) + params
         return y
 
     @staticmethod

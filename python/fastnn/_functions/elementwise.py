@@ -98,31 +98,39 @@ def _as_pair(a, b, op="elementwise"):
     return a, b
 
 
+_LINEAR_OPS = ("add", "sub")
+
+
 class Binary(Function):
     @staticmethod
     def forward(ctx, a, b, op):
         a, b = _contig(a), _contig(b)
         ctx.op = op
-        ctx.save_for_backward(a, b)
+        # add and sub need only the shapes (as PyTorch, which saves nothing for them: an
+        # input changed in place afterwards does not affect their gradients).
+        ctx.save_for_backward(*((a.shape, b.shape) if op in _LINEAR_OPS else (a, b)))
         if type(a) is _ND:
             return _C.binary_op(a, b, _BINARY_CODE[op])
         return _kernels(a).binary(a, b, op)
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         op = ctx.op
         g = _contig(g)
         K = (_C if type(g) is _ND else _kernels(g))
-        if op == "add":  # the gradient passes through unchanged: no kernel, no copy
-            ga, gb = g, g
-        elif op == "sub":
-            ga, gb = g, (K.unary(g, "neg") if need_b else None)
+        if op in _LINEAR_OPS:
+            sa, sb = ctx.saved_tensors
+            if op == "add":  # the gradient passes through unchanged: no kernel, no copy
+                ga, gb = g, g
+            else:
+                ga, gb = g, (K.unary(g, "neg") if need_b else None)
         else:
+            a, b = ctx.saved_tensors
+            sa, sb = a.shape, b.shape
             ga, gb = K.binary_bwd(g, a, b, op, need_a, need_b)
-        return (sum_to_shape(ga, a.shape) if need_a else None,
-                sum_to_shape(gb, b.shape) if need_b else None, None)
+        return (sum_to_shape(ga, sa) if need_a else None,
+                sum_to_shape(gb, sb) if need_b else None, None)
 
 
 def _binary(a, b, op):

@@ -338,6 +338,7 @@ class Module:
             else:  # into a module on a CUDA device: one host -> device copy per tensor
                 # (np.array, not ascontiguousarray, which makes a 0-d array 1-d)
                 target._data.copy_(np.array(arr, dtype=target._data.dtype, order="C"))
+            target._changed()  # (as PyTorch's copy_: a value saved for backward goes stale)
         return missing, unexpected
 
     # ---- printing -------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from .. import _C
 from .optimizer import Optimizer, _zeros_like
 
 __all__ = ["Adam"]
@@ -65,6 +66,7 @@ class Adam(Optimizer):
             self._explain_devices(params, (("gradients", grads), ("exp_avg", ms),
                                            ("exp_avg_sq", vs)))
             raise
+        _C.note_inplace([p._data for p in params])  # (see Tensor._changed)
         # Counted only once the update happened, so a rejected step leaves the state as it was.
         for st, t in zip(states, steps):
             st["step"] = t

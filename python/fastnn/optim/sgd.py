@@ -72,6 +72,7 @@ class SGD(Optimizer):
         except TypeError:
             self._explain_devices(params, (("gradients", grads), ("momentum buffers", bufs)))
             raise
+        _C.note_inplace([p._data for p in params])  # (see Tensor._changed)
         # Recorded only after the kernel accepted the call: a rejected step leaves no state.
         for p, buf in new:
             self.state.setdefault(p, {})["momentum_buffer"] = buf
