@@ -480,6 +480,9 @@ def test_T_and_t(shape, rng, monkeypatch):
     T = importlib.import_module("fastnn.tensor")
     monkeypatch.setattr(T, "_fnmod", lambda *a: pytest.fail("took the general route"))
     y = x.T
+    if len(shape) <= 2:
+        yt = x.t()  # C too (_C.tensor_t)
+        np.testing.assert_array_equal(yt.numpy(), want)
     monkeypatch.undo()
     np.testing.assert_array_equal(y.numpy(), want)
     for y in [x.T] + ([x.t()] if len(shape) <= 2 else []):
@@ -500,6 +503,14 @@ def test_T_and_t(shape, rng, monkeypatch):
         t = x.T
         t.numpy()[...] = 0.0  # a view: writes reach x, as in PyTorch
         assert not x.numpy().any()
+
+
+def test_t_refuses_more_than_2_dims():
+    # As PyTorch (RuntimeError), on the C route and the recorded one alike; it returned the
+    # tensor unchanged, a silently wrong "transpose".
+    for x in (fastnn.zeros(2, 3, 4), fastnn.zeros(2, 3, 4, requires_grad=True)):
+        msg = expect_error(RuntimeError, "t", x.t)
+        assert "(2, 3, 4)" in msg
 
 
 def test_permute_bad_dims():

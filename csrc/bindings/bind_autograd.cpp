@@ -15,6 +15,7 @@
 #include <structmember.h>
 
 #include <algorithm>
+#include <climits>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -1130,24 +1131,34 @@ PyObject* tensor_where(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
 // NOTE (speed): Zen 4, 1 thread: w.T 0.55 us as a Python property with the same shortcut,
 // ~0.2 us here; x @ w.T is every hand-written layer's forward.
 FastRoute g_T_route{"fastnn.tensor", "_T_py"};
+// Tensor.t(), the same for at most 2 dims; more go to _t_py, which raises (as PyTorch).
+FastRoute g_t_route{"fastnn.tensor", "_t_py"};
 
-PyObject* tensor_T(PyObject*, PyObject* self) {
+// T and t(): self's array transposed when it has 2..max_nd dims and nothing is recorded.
+PyObject* transposed(PyObject* self, int max_nd, FastRoute& general) {
   bool rg = false;
   PyObject* arr = routes_ready() ? tensor_array(self, &rg) : nullptr;
   if (arr && py::detail::npy_api::get().PyArray_Check_(arr)) {
-    if (py::detail::array_proxy(arr)->nd < 2) return Py_NewRef(self);
-    Held held(&arr);  // (held from the start, as fast_route's operands)
-    held.hold(0);
-    const int quiet = records_nothing(rg);
-    if (quiet < 0) return nullptr;
-    if (quiet) {
-      static PyObject* name = PyUnicode_InternFromString("T");
-      if (!name) return nullptr;
-      return wrap_result(PyObject_GetAttr(arr, name));
+    const int nd = py::detail::array_proxy(arr)->nd;
+    if (nd < 2) return Py_NewRef(self);
+    if (nd <= max_nd) {
+      Held held(&arr);  // (held from the start, as fast_route's operands)
+      held.hold(0);
+      const int quiet = records_nothing(rg);
+      if (quiet < 0) return nullptr;
+      if (quiet) {
+        static PyObject* name = PyUnicode_InternFromString("T");
+        if (!name) return nullptr;
+        return wrap_result(PyObject_GetAttr(arr, name));
+      }
     }
   }
-  return call_general(g_T_route, &self, 1, nullptr);
+  return call_general(general, &self, 1, nullptr);
 }
+
+PyObject* tensor_T(PyObject*, PyObject* self) { return transposed(self, INT_MAX, g_T_route); }
+
+PyObject* tensor_t(PyObject*, PyObject* self) { return transposed(self, 2, g_t_route); }
 
 // m.<attr> = def's METH_FASTCALL | METH_KEYWORDS function, and m.<attr>_method the same bound
 // like a Python function when set as a class attribute (an instancemethod): Tensor.__matmul__ =
@@ -1216,6 +1227,9 @@ void bind_autograd(py::module_& m) {
   static PyMethodDef T_def = {"tensor_T", &tensor_T, METH_O,
                               "Tensor.T's getter: the tensor with its dims reversed (a view)."};
   add_fastcall(m, &T_def);
+  static PyMethodDef t_def = {"tensor_t", &tensor_t, METH_O,
+                              "Tensor.t(): a tensor of at most 2 dims transposed (a view)."};
+  add_route(m, "tensor_t", &t_def);
 
   static PyMethodDef matmul_def = {
       "matmul",

@@ -784,14 +784,8 @@ class Tensor:
         _sh = _fnmod("shape")
         return _sh.transpose(self, dim0, dim1)
 
-    def t(self):
-        d = self._data
-        if d.ndim != 2:
-            return self
-        if type(d) is _ND and not (self._requires_grad and grad_mode.enabled):
-            return Tensor._make(d.T)  # (see T)
-        _host_only(self, "transpose")
-        return _fnmod("shape").Permute.apply(self, (1, 0))
+    # t(): C (_C.tensor_t, T's shortcut for at most 2 dims), the rest through _t_py below.
+    t = _C.tensor_t_method
 
     def permute(self, *dims):
         _sh = _fnmod("shape")
@@ -1206,6 +1200,20 @@ def _T_py(self):
         return self
     _host_only(self, "permute")  # (the reversed dims need no checks)
     return _fnmod("shape").Permute.apply(self, (1, 0) if n == 2 else tuple(range(n - 1, -1, -1)))
+
+
+def _t_py(self):
+    """Tensor.t()'s general route: recorded, on a device, or more than 2 dims (an error, as
+    PyTorch's)."""
+    d = self._data
+    if d.ndim > 2:
+        raise RuntimeError(f"[t] expects a tensor with at most 2 dimensions, got {d.ndim} "
+                           f"dimensions (shape {tuple(d.shape)}); use transpose(dim0, dim1) or "
+                           f"permute")
+    if d.ndim < 2:
+        return self
+    _host_only(self, "transpose")
+    return _fnmod("shape").Permute.apply(self, (1, 0))
 
 
 # empty, zeros and ones are C entries (_C.tensor_zeros, ...: csrc/bindings/bind_autograd.cpp)
