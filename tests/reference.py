@@ -648,3 +648,28 @@ def avg_pool2d_grad(x, g, k, s, p=(0, 0), ceil_mode=False, count_include_pad=Tru
         for a, b in cells:
             dx[:, :, a, b] += g[:, :, oh, ow] / div
     return [dx]
+
+
+def var(x, dim=None, correction=1, keepdim=False, take_sqrt=False):
+    """Variance (std with take_sqrt) over dim, dividing by max(n - correction, 0) (PyTorch)."""
+    ax = _axes(x, dim)
+    n = _count(x, dim)
+    d = x - np.mean(x, axis=ax, keepdims=True) if n else x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.sum(d * d, axis=ax, keepdims=keepdim) / max(n - correction, 0)
+    return np.sqrt(v) if take_sqrt else v
+
+
+def var_grad(x, g, dim=None, correction=1, keepdim=False, take_sqrt=False):
+    """d/dx of sum(var(x) * g): 2 (x - mean) g / (n - c); for std (x - mean) g / ((n - c) std),
+    0 where std is 0 (PyTorch's std backward)."""
+    ax = _axes(x, dim)
+    n = _count(x, dim)
+    d = x - np.mean(x, axis=ax, keepdims=True)
+    g = np.asarray(g) if keepdim else np.expand_dims(g, ax)
+    denom = max(n - correction, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if not take_sqrt:
+            return [2.0 * d * g / denom]
+        s = var(x, dim, correction, True, True)
+        return [np.where(s == 0, 0.0, d * g / (denom * s))]

@@ -1,6 +1,7 @@
 """sum / mean / max / min: forward and backward against tests/reference.py, every dim and dim
 tuple of odd-sized 3-D tensors, keepdim, long-sum accuracy, ties, NaN, empty dims, errors."""
 import itertools
+import operator
 
 import numpy as np
 import pytest
@@ -319,3 +320,151 @@ def test_fast_route_matches_general_route(mean, rng, monkeypatch):
         fast(plain, 1, dim=1)
     with pytest.raises(TypeError, match=rf"^{name}\(\) missing 1 required positional"):
         fast()
+
+
+# ---- var / std ------------------------------------------------------------------------------
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_var_std_dims(op, dim, keepdim, rng):
+    x = rng.standard_normal(SHAPE3) * 3.0 + 1.5
+    k = _k(SHAPE3, dim)
+    sq = op == "std"
+    check_op(lambda t: getattr(t, op)(dim, keepdim=keepdim),
+             lambda a: R.var(a, dim, 1, keepdim, sq), [x],
+             ref_grad=lambda a, g: R.var_grad(a, g, dim, 1, keepdim, sq), k=k, scale=10.0,
+             rng=rng)
+
+
+@pytest.mark.parametrize("shape,dim", [((1,), None), ((2,), 0), ((17,), None), ((4, 1, 6), 1),
+                                       ((33, 16), 0), ((1, 8), (0, 1)), ((5, 3), -1)])
+@pytest.mark.parametrize("correction", [0, 1, 2, 0.5])
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_var_std_corrections(op, shape, dim, correction, rng):
+    # n - correction <= 0 divides by 0, as PyTorch: inf, or NaN for 0 / 0.
+    x = rng.standard_normal(shape)
+    sq = op == "std"
+    fn = getattr(fastnn, op)
+    out = check_op(lambda t: fn(t, dim, correction=correction),
+                   lambda a: R.var(a, dim, correction, False, sq), [x],
+                   ref_grad=None if _k(shape, dim) <= correction else
+                   (lambda a, g: R.var_grad(a, g, dim, correction, False, sq)),
+                   k=_k(shape, dim), scale=10.0, rng=rng)
+    assert out.dtype is fastnn.float32
+
+
+def test_var_std_argument_forms(rng):
+    a = rng.standard_normal((4, 6)).astype(np.float32)
+    x = fastnn.tensor(a)
+    for got, want in [(x.var(), np.var(a, ddof=1)), (x.var(False), np.var(a)),
+                      (x.var(True), np.var(a, ddof=1)), (x.var(1, False), np.var(a, 1)),
+                      (x.var(1, True, True), np.var(a, 1, ddof=1, keepdims=True)),
+                      (x.var(dim=0, unbiased=False), np.var(a, 0)),
+                      (x.var(dim=(0, 1), correction=0), np.var(a)),
+                      (x.std(0, correction=2), np.std(a, 0, ddof=2)),
+                      (fastnn.std(x, unbiased=False), np.std(a)),
+                      (x.std(dim=-1, keepdim=True), np.std(a, -1, ddof=1, keepdims=True))]:
+        assert_close(got.numpy(), want, k=24, scale=3.0)
+    expect_error(TypeError, "var", x.var, 0, True, correction=1)
+    expect_error(TypeError, "std", x.std, False, unbiased=True)
+    expect_error(TypeError, "var", x.var, unbiased=1)
+    expect_error(TypeError, "var", x.var, keepdim=1)
+    expect_error(TypeError, "std", fastnn.tensor([1, 2, 3]).std)  # int64: PyTorch refuses
+    expect_error(IndexError, "var", x.var, 2)
+
+
+def test_std_of_a_constant_has_zero_gradient():
+    # sqrt's derivative is infinite at 0; PyTorch's std backward gives 0 there, not NaN.
+    x = fastnn.tensor([[2.0, 2.0, 2.0], [1.0, 3.0, 5.0]], requires_grad=True)
+    x.std(1).sum().backward()
+    g = x.grad.numpy()
+    assert (g[0] == 0).all() and np.isfinite(g).all()
+    assert_close(g[1], R.var_grad(np.array([1.0, 3.0, 5.0]), 1.0, None, 1, False, True)[0])
+
+
+def test_var_std_empty_and_zero_dim():
+    assert np.isnan(fastnn.zeros(0).var().item()) and np.isnan(fastnn.zeros(0).std().item())
+    assert fastnn.zeros(0, 3).var(0).shape == (3,)
+    assert np.isnan(fastnn.tensor(2.0).var().item())
+    assert fastnn.tensor(2.0).var(correction=0).item() == 0.0
+
+
+# ---- argmin, any, all -----------------------------------------------------------------------
+@pytest.mark.parametrize("dim", [None, 0, 1, 2, -1])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_argmin(dim, keepdim, dtype, rng):
+    # Ties (integers in a small range) go to the first index, as NumPy's and PyTorch's.
+    a = rng.integers(-3, 3, SHAPE3).astype(dtype)
+    got = fastnn.tensor(a).argmin(dim, keepdim=keepdim)
+    want = np.argmin(a, axis=dim, keepdims=keepdim)
+    if dim is None and keepdim:
+        want = want.reshape((1,) * a.ndim)  # PyTorch keeps every dim as 1
+    assert got.dtype is fastnn.int64 and got.shape == want.shape
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert fastnn.argmin(fastnn.tensor(a), dim, keepdim).tolist() == want.tolist()
+
+
+def test_argmin_nan_and_errors():
+    x = fastnn.tensor([[1.0, float("nan"), -float("inf")], [3.0, 0.0, float("nan")]])
+    assert x.argmin().item() == 1 and x.argmin(1).tolist() == [1, 2]  # NaN is the minimum
+    y = fastnn.tensor([3.0, -1.0], requires_grad=True)
+    assert y.argmin().item() == 1 and y.argmin().grad_fn is None
+    expect_error(ValueError, "argmin", fastnn.zeros(0).argmin)
+    expect_error(IndexError, "argmin", x.argmin, 2)
+    expect_error(TypeError, "argmin", x.argmin, 0, 1)
+    expect_error(TypeError, "argmin", (x > 0).argmin)
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1, -1, (0, 2)])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("op", ["any", "all"])
+def test_any_all(op, dim, keepdim, rng):
+    for a in (rng.integers(0, 2, SHAPE3), rng.integers(-1, 5, SHAPE3),
+              np.where(rng.random(SHAPE3) < 0.9, 1.0, 0.0).astype(np.float32),
+              np.full(SHAPE3, np.nan, np.float32), np.ones(SHAPE3, bool)):
+        t = fastnn.tensor(a)
+        got = getattr(t, op)(dim, keepdim=keepdim)
+        want = getattr(np, op)(a != 0, axis=dim, keepdims=keepdim)  # NaN counts as true
+        assert got.dtype is fastnn.bool and got.shape == want.shape
+        np.testing.assert_array_equal(got.numpy(), want)
+        np.testing.assert_array_equal(getattr(fastnn, op)(t, dim, keepdim).numpy(), want)
+    assert fastnn.zeros(0).all().item() is True and fastnn.zeros(0).any().item() is False
+    assert fastnn.zeros(0, 3).any(0).tolist() == [False] * 3
+
+
+# ---- bitwise / logical operators ------------------------------------------------------------
+@pytest.mark.parametrize("op", ["&", "|", "^"])
+def test_bitwise_operators(op, rng):
+    fn = {"&": np.bitwise_and, "|": np.bitwise_or, "^": np.bitwise_xor}[op]
+    m1, m2 = rng.random((4, 5)) < 0.5, rng.random((4, 5)) < 0.5
+    i1, i2 = rng.integers(-9, 9, (4, 5)), rng.integers(-9, 9, (5,))
+    cases = [(m1, m2), (m1, m2[0]), (i1, i2), (m1, i1), (i1, 3), (m1, True), (5, i2), (False, m2)]
+    for a, b in cases:
+        ta = fastnn.tensor(a) if isinstance(a, np.ndarray) else a
+        tb = fastnn.tensor(b) if isinstance(b, np.ndarray) else b
+        got = {"&": operator.and_, "|": operator.or_, "^": operator.xor}[op](ta, tb)
+        want = fn(np.asarray(a, np.int64) if np.asarray(a).dtype != np.asarray(b).dtype else a,
+                  np.asarray(b, np.int64) if np.asarray(a).dtype != np.asarray(b).dtype else b)
+        assert got.dtype is (fastnn.bool if want.dtype == np.bool_ else fastnn.int64)
+        np.testing.assert_array_equal(got.numpy(), want)
+    np.testing.assert_array_equal((~fastnn.tensor(m1)).numpy(), ~m1)
+    np.testing.assert_array_equal((~fastnn.tensor(i1)).numpy(), ~i1)
+    x = fastnn.tensor(rng.standard_normal((4, 5)).astype(np.float32))
+    mask = (x > 0) & (x < 1)
+    np.testing.assert_array_equal(mask.numpy(), (x.numpy() > 0) & (x.numpy() < 1))
+
+
+def test_bitwise_errors():
+    x, m = fastnn.ones(3), fastnn.tensor([True, False, True])
+    expect_error(TypeError, "bitwise_and", lambda: x & m)
+    expect_error(TypeError, "bitwise_or", lambda: m | x)
+    expect_error(TypeError, "bitwise_not", lambda: ~x)
+    expect_error(ValueError, "bitwise_xor", lambda: m ^ fastnn.tensor([True, False]))
+    with pytest.raises(TypeError):
+        m & 1.5  # a float operand: Python's own TypeError, as with any unsupported operand
+
+
+def test_matmul_method(rng):
+    a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((4, 2)).astype(np.float32)
+    assert_close(fastnn.tensor(a).matmul(fastnn.tensor(b)).numpy(), a.astype(np.float64) @ b, k=4)

@@ -13,7 +13,7 @@ from ._functions.activation import relu, sigmoid, tanh
 from ._functions.softmax import softmax, log_softmax, argmax
 from ._functions.dense import matmul
 from ._functions.elementwise import exp, log, sqrt, abs, maximum, minimum, clamp
-from ._functions.reduce import sum, mean, max, min
+from ._functions.reduce import sum, mean, max, min, var, std, argmin, any, all
 from ._functions.shape import cat, stack, where, reshape, flatten, transpose, permute, \
     squeeze, unsqueeze
 from . import autograd, cuda, nn, optim, utils, datasets
@@ -89,6 +89,7 @@ __all__ = [
     "rand_like", "randn_like", "manual_seed", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "argmax", "matmul",
     "exp", "log", "sqrt", "abs", "maximum", "minimum", "clamp", "sum", "mean", "max", "min",
+    "var", "std", "argmin", "any", "all",
     "cat", "stack", "where", "reshape", "flatten", "transpose", "permute", "squeeze",
     "unsqueeze", "autograd", "cuda", "nn", "optim", "utils", "datasets", "set_num_threads", "get_num_threads", "show_config",
     "get_isa", "set_isa", "supported_isas", "save", "load", "__version__",

@@ -944,6 +944,75 @@ class Tensor:
         reduce = _fnmod("reduce")
         return reduce.min(self, dim, keepdim)
 
+    def argmin(self, dim=None, keepdim=False):
+        return _fnmod("reduce").argmin(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return _fnmod("reduce").var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return _fnmod("reduce").std(self, dim, unbiased, keepdim, correction=correction)
+
+    def any(self, dim=None, keepdim=False):
+        return _fnmod("reduce").any(self, dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):
+        return _fnmod("reduce").all(self, dim, keepdim)
+
+    # ---- bitwise / logical operators (bool and int64, on the host; not differentiable) --
+    def _bitwise(self, other, op, name, reflected=False):
+        """self op other for bool or int64 tensors (a bool and an int64 give int64, as
+        PyTorch); float32 is refused as PyTorch refuses it."""
+        _host_only(self, name)
+        o = other
+        if isinstance(o, Tensor):
+            _host_only(o, name)
+            o = o._data
+        elif isinstance(o, bool) or (isinstance(o, int) and -2**63 <= o < 2**63):
+            o = np.asarray(o, np.bool_ if isinstance(o, bool) else np.int64)
+        else:
+            return NotImplemented
+        for what, a in (("input", self._data), ("other", o)):
+            if a.dtype != np.bool_ and a.dtype != np.int64:
+                raise TypeError(f"[{name}] {what} must be bool or int64, got "
+                                f"{_dtype_of(a.dtype).name}")
+        a, b = (o, self._data) if reflected else (self._data, o)
+        if a.dtype != b.dtype:
+            a, b = a.astype(np.int64), b.astype(np.int64)
+        try:
+            r = op(a, b)
+        except ValueError as e:
+            raise ValueError(f"[{name}] shapes {tuple(np.shape(a))} and {tuple(np.shape(b))} "
+                             f"do not broadcast: {e}") from None
+        return Tensor._make(np.ascontiguousarray(r))
+
+    def __and__(self, o):
+        return self._bitwise(o, np.bitwise_and, "bitwise_and")
+
+    def __rand__(self, o):
+        return self._bitwise(o, np.bitwise_and, "bitwise_and", True)
+
+    def __or__(self, o):
+        return self._bitwise(o, np.bitwise_or, "bitwise_or")
+
+    def __ror__(self, o):
+        return self._bitwise(o, np.bitwise_or, "bitwise_or", True)
+
+    def __xor__(self, o):
+        return self._bitwise(o, np.bitwise_xor, "bitwise_xor")
+
+    def __rxor__(self, o):
+        return self._bitwise(o, np.bitwise_xor, "bitwise_xor", True)
+
+    def __invert__(self):
+        _host_only(self, "bitwise_not")
+        a = self._data
+        if a.dtype != np.bool_ and a.dtype != np.int64:
+            raise TypeError(f"[bitwise_not] input must be bool or int64, got {self.dtype.name}")
+        return Tensor._make(np.invert(a))
+
+    matmul = _C.tensor_matmul_method  # (x.matmul(y): fastnn.matmul, as x @ y)
+
 
 def _ew():
     elementwise = _fnmod("elementwise")

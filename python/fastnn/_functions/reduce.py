@@ -2,12 +2,15 @@
 
 Contract: sum(x, dim=None, keepdim=False), mean(...), max(x, dim=None, keepdim=False) ->
 Tensor, or a (values, indices) named tuple when dim is given (as PyTorch); min likewise;
+var/std(x, dim=None, unbiased=True, keepdim=False, *, correction=None), argmin(x, dim=None,
+keepdim=False), any/all(x, dim=None, keepdim=False) as PyTorch's;
 sum_axes(arr, axes) -> float32 array summed over `axes` (no keepdims), used by broadcasting.
 
 NOTE on accuracy: float32 sums along the innermost dim use pairwise (cascade) float32
 summation; sums along other dims accumulate in double. Either way a sum of 1e6 elements is
 accurate to a few float32 ulps, not the ~n*eps of a running float32 sum.
 """
+import builtins
 import collections
 import math
 
@@ -15,7 +18,9 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
-from ..tensor import _ND, _as_index, _contig, _is_host, _kernels, _resolve_dtype, float32
+from ..autograd import no_grad
+from ..tensor import (_ND, Tensor, _as_index, _contig, _is_host, _kernels, _resolve_dtype,
+                      float32)
 from ._check import check_tensor, named_as, wrap_dim
 
 _F32 = np.dtype(np.float32)
@@ -171,6 +176,122 @@ def max(x, dim=None, keepdim=False):
 
 def min(x, dim=None, keepdim=False):
     return _extreme(x, dim, keepdim, False)
+
+
+def argmin(x, dim=None, keepdim=False):
+    """Index of the first minimum (NaN counts as the minimum), int64; over all elements
+    (flattened) when dim is None, where keepdim gives every dim size 1, as PyTorch. Not
+    differentiable."""
+    _check(x, "argmin")
+    if x._data.dtype != _F32 and x._data.dtype != _I64:
+        raise TypeError(f"[argmin] input must be float32 or int64, got {x.dtype}")
+    keepdim = _keepdim(keepdim, "argmin")
+    with no_grad():
+        if dim is None:
+            if x.numel() == 0:
+                raise ValueError("[argmin] input is empty: an empty tensor has no minimum "
+                                 "(pass dim to reduce a non-empty dim)")
+            idx = _extreme(x.reshape(-1), 0, False, False).indices
+            return idx.reshape((1,) * x.ndim) if keepdim else idx
+        return _extreme(x, wrap_dim(dim, x.ndim, "argmin"), keepdim, False).indices
+
+
+def _any_all(x, dim, keepdim, op):
+    """any / all: whether some / every element is non-zero (NaN counts as non-zero), bool."""
+    _check(x, op)
+    dims = _dims(dim, x.ndim, op)
+    keepdim = _keepdim(keepdim, op)
+    with no_grad():
+        # Counted as int64 so every device's sum kernel applies; counts cannot overflow.
+        hits = (x != 0) if op == "any" else (x == 0)
+        n = Sum.apply(hits.long(), dims, keepdim, False)
+        return n > 0 if op == "any" else n == 0
+
+
+def any(x, dim=None, keepdim=False):  # noqa: A001 (PyTorch's name)
+    return _any_all(x, dim, keepdim, "any")
+
+
+def all(x, dim=None, keepdim=False):  # noqa: A001
+    return _any_all(x, dim, keepdim, "all")
+
+
+def _count(shape, dims):
+    """How many elements each output of a reduction over dims (None: all) sums."""
+    if dims is None:
+        return math.prod(shape)
+    nd = len(shape)
+    return math.prod(shape[d % nd] for d in set(dims)) if nd else 1
+
+
+class VarStd(Function):
+    """var (or std, take_sqrt) over dims: sum((x - mean)^2) / (n - correction), n the count
+    of elements reduced, as PyTorch (n - correction <= 0 divides by 0: inf, or NaN for 0/0).
+    Two passes from the mean, with the library's ops (so on any device). Backward:
+    dx = g (x - mean) 2 / (n - correction) for var, g (x - mean) / ((n - correction) std)
+    for std, and 0 where std is 0 (PyTorch's std backward)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, correction, keepdim, take_sqrt):
+        X = Tensor._make(x)
+        denom = builtins.max(_count(x.shape, dims) - correction, 0.0)
+        with no_grad():
+            dev = X - X.mean(dims, keepdim=True)
+            r = (dev * dev).sum(dims, keepdim=keepdim) / float(denom)
+            if take_sqrt:
+                r = r.sqrt()
+        ctx.dims, ctx.keepdim, ctx.take_sqrt, ctx.denom = dims, keepdim, take_sqrt, denom
+        ctx.save_for_backward(dev._data, r._data)
+        return r._data
+
+    @staticmethod
+    def backward(ctx, g):
+        dev, r = (Tensor._make(a) for a in ctx.saved_tensors)
+        G = Tensor._make(_contig(g))
+        with no_grad():
+            if not ctx.keepdim:
+                kept = _keep_shape(dev.shape, ctx.dims)
+                G, r = G.reshape(kept), r.reshape(kept)
+            if ctx.take_sqrt:
+                from .shape import where
+                scale = where(r == 0, 0.0, G / (r * float(ctx.denom)))
+            else:
+                scale = G / (float(ctx.denom) / 2.0)
+            return (dev * scale)._data, None, None, None, None
+
+
+def _var_std(op, input, dim, unbiased, keepdim, correction):  # noqa: A002
+    _check(input, op)
+    if input._data.dtype != _F32:
+        raise TypeError(f"[{op}] input must be float32 (PyTorch's {op} takes floating point "
+                        f"only), got {input.dtype}")
+    if isinstance(dim, bool):  # var(x, False): the legacy (input, unbiased) form
+        if unbiased is not None:
+            raise TypeError(f"[{op}] got unbiased twice (by position as dim, and by name)")
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"[{op}] give unbiased or correction, not both")
+    if unbiased is not None:
+        if not isinstance(unbiased, bool):
+            raise TypeError(f"[{op}] unbiased must be a bool, got {type(unbiased).__name__}")
+        correction = 1 if unbiased else 0
+    elif correction is None:
+        correction = 1
+    elif isinstance(correction, bool) or not isinstance(correction, (int, float)):
+        raise TypeError(f"[{op}] correction must be a number, got {type(correction).__name__}")
+    return VarStd.apply(input, _dims(dim, input.ndim, op), float(correction),
+                        _keepdim(keepdim, op), op == "std")
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):  # noqa: A002
+    """Variance over dim (None: all elements), dividing by n - correction (1 by default, or
+    unbiased=False for 0), as PyTorch's var."""
+    return _var_std("var", input, dim, unbiased, keepdim, correction)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):  # noqa: A002
+    """Standard deviation: var's square root, with var's arguments."""
+    return _var_std("std", input, dim, unbiased, keepdim, correction)
 
 
 def sum_axes(a, axes):
