@@ -166,6 +166,15 @@ class CudaArray:
                             f"{type(src).__name__}")
         return self
 
+    @property
+    def _memory_key(self):
+        # As the compiled class: one number for every array over the same buffer (a view's
+        # _base chain ends at the owner; DLPack imports end at the producer object).
+        a = self
+        while isinstance(a._base, CudaArray):
+            a = a._base
+        return id(a)
+
     def _sole_owner(self):
         # The fake does not track sharing: autograd copies every first gradient here.
         return False

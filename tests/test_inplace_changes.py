@@ -273,3 +273,150 @@ def test_many_changes_elsewhere_never_raise():
         scratch.append(t)
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), np.exp(x.detach().numpy()), rtol=1e-6)
+
+
+# ---- values held elsewhere than saved_tensors, and the changes that must (not) count ------
+def test_where_condition_and_index_tensors_are_checked():
+    # where keeps its condition as a ctx attribute; indexing keeps a tuple holding the index
+    # tensor's array. PyTorch raises for both.
+    x = _x(fastnn)
+    mask = fastnn.tensor([[True, False, True], [False, True, True]])
+    y = fastnn.where(mask, x, 0.0)
+    with fastnn.no_grad():
+        mask.fill_(True)
+    expect_error(RuntimeError, "backward", y.sum().backward)
+    x = _x(fastnn, 4, 3)
+    i = fastnn.tensor([0, 2])
+    y = x[i, 1:]
+    with fastnn.no_grad():
+        i[0] = 3
+    expect_error(RuntimeError, "backward", y.sum().backward)
+
+
+class _KeepsTensor(fastnn.autograd.Function):
+    """y = x * s with s kept as a Tensor ctx attribute (not an array): s comes in a tuple,
+    which apply passes through as it is (only Tensor arguments become arrays)."""
+
+    @staticmethod
+    def forward(ctx, x, box):
+        ctx.s = box[0]
+        return x * ctx.s._data
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.s._data, None
+
+
+def test_a_tensor_kept_on_ctx_is_checked():
+    x, s = _x(fastnn), _const(fastnn)
+    y = _KeepsTensor.apply(x, (s,))
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), s.numpy())
+    y = _KeepsTensor.apply(x, (s,))
+    with fastnn.no_grad():
+        s.T[0].mul_(2.0)
+    expect_error(RuntimeError, "backward", y.sum().backward)
+
+
+def test_uniform_and_failed_setitem():
+    x = _x(fastnn)
+    y = x.exp()
+    with fastnn.no_grad():
+        expect_error(ValueError, "__setitem__", y.__setitem__, 0, fastnn.ones(5))
+    y.sum().backward(retain_graph=True)  # a failed assignment changed nothing
+    with fastnn.no_grad():
+        y[1].uniform_()
+    expect_error(RuntimeError, "backward", y.sum().backward)
+
+
+def test_mul_and_div_keep_only_what_their_gradients_need():
+    # As PyTorch: w * c with only w requiring grad keeps c, not w, so changing w after the
+    # forward (an optimizer step before backward) is allowed; c / w keeps both (w's gradient
+    # needs c and w).
+    for op, raises in (("mul", False), ("div", True)):
+        w, c = _x(fastnn), _const(fastnn)
+        loss = ((w * c) if op == "mul" else (c / w)).sum()
+        with fastnn.no_grad():
+            w.add_(1.0)
+        if raises:
+            expect_error(RuntimeError, "backward", loss.backward)
+        else:
+            loss.backward()
+            np.testing.assert_allclose(w.grad.numpy(), c.numpy())
+    w, c = _x(fastnn), _const(fastnn)
+    loss = (w / c).sum()
+    with fastnn.no_grad():
+        w.mul_(3.0)  # w / c: w's gradient is 1 / c, w itself is not needed
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 1.0 / c.numpy(), rtol=1e-6)
+
+
+def test_gradient_accumulated_into_a_saved_grad_is_seen():
+    # x.grad, saved by w * x.grad, then accumulated into in place by a later backward (or
+    # inside the same one), or zeroed in place: PyTorch raises; fastnn gave w.grad = 5.
+    x, w = _x(fastnn), _x(fastnn, seed=5)
+    (x * 2.0).sum().backward()
+    y = (w * x.grad).sum()
+    (x * 3.0).sum().backward()
+    expect_error(RuntimeError, "backward", y.backward)
+    x, w = _x(fastnn), _x(fastnn, seed=5)
+    (x * 2.0).sum().backward()
+    loss = (w * x.grad).sum() + (x * 3.0).sum()
+    expect_error(RuntimeError, "backward", loss.backward)
+    x, w = _x(fastnn), _x(fastnn, seed=5)
+    (x * 2.0).sum().backward()
+    y = (w * x.grad).sum()
+    fastnn.optim.SGD([x], lr=0.1).zero_grad(set_to_none=False)
+    expect_error(RuntimeError, "backward", y.backward)
+
+
+def test_accumulating_gradients_of_a_shared_weight_is_fine():
+    # A weight used at several steps gets several gradients, added into its .grad in place
+    # during the pass: nothing saved that .grad, so nothing raises and the sum is right.
+    w = _x(fastnn, 1, 3)
+    h = fastnn.ones(1, 3)
+    for _ in range(4):
+        h = (h * w).tanh()
+    h.sum().backward()
+    (w * 1.0).sum().backward()  # and across passes
+    assert np.isfinite(w.grad.numpy()).all()
+
+
+def test_an_optimizer_notes_only_what_it_changed():
+    # Both parameters are noted; one without a gradient is not changed and not noted.
+    from fastnn.optim import SGD
+    for momentum in (0.0, 0.9):
+        a, b = _x(fastnn), _x(fastnn, seed=7)
+        loss = (a * b).sum()  # saves a and b
+        (a * 2.0).sum().backward()
+        b.grad = fastnn.ones(2, 3)
+        SGD([a, b], lr=0.1, momentum=momentum).step()
+        expect_error(RuntimeError, "backward", loss.backward)
+        a, b = _x(fastnn), _x(fastnn, seed=7)
+        (a * 2.0).sum().backward()
+        loss = (b * b).sum()
+        SGD([a, b], lr=0.1, momentum=momentum).step()  # b has no gradient: not changed
+        loss.backward()
+        np.testing.assert_allclose(b.grad.numpy(), 2.0 * b.detach().numpy(), rtol=1e-6)
+
+
+# ---- CUDA arrays (the fake backend: host memory behind CudaArray's interface) -------------
+from fake_cuda import fake_cuda  # noqa: E402,F401 - the fixture
+
+
+@pytest.mark.parametrize("change", ["itself", "view", "reshape", "detach().view", "copy_"])
+def test_device_changes_through_views_are_seen(fake_cuda, change):  # noqa: F811
+    # A CUDA array's reshapes share its block: _memory_key names the block.
+    x = fastnn.tensor(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32),
+                      device="cuda", requires_grad=True)
+    y = x.exp()
+    with fastnn.no_grad():
+        {"itself": lambda: y.mul_(2.0), "view": lambda: y.view(6).mul_(2.0),
+         "reshape": lambda: y.reshape(3, 2).add_(1.0),
+         "detach().view": lambda: y.detach().view(6).fill_(0.0),
+         "copy_": lambda: y.copy_(y.detach().clone())}[change]()
+    expect_error(RuntimeError, "backward", y.sum().backward)
+    z = x.exp()
+    with fastnn.no_grad():
+        z.clone().view(6).mul_(2.0)
+    z.sum().backward()  # a copy is its own block

@@ -48,11 +48,28 @@ uint64_t g_epoch = 0;
 std::unordered_map<const void*, uint64_t> g_changed;
 constexpr size_t kMaxChanged = size_t(1) << 16;
 
-// The object whose address stands for a's memory: an ndarray's owner (the end of its chain of
-// bases that are ndarrays), else a itself.
+// The address that stands for a's memory: an ndarray's owner (the end of its chain of bases
+// that are ndarrays); for an object whose class defines _memory_key (a CUDA array: the address
+// of its device block, shared by its reshapes), that; else a itself.
 const void* memory_key(PyObject* a) {
   const auto& api = py::detail::npy_api::get();
-  while (api.PyArray_Check_(a)) {
+  if (!api.PyArray_Check_(a)) {
+    static PyObject* name = PyUnicode_InternFromString("_memory_key");
+    // Looked up in the class's own dict first: no AttributeError raised (and cleared) for
+    // the ints, shapes and None a node holds. (Static built-in types may have no dict.)
+    PyObject* d = Py_TYPE(a)->tp_dict;
+    if (name && d && PyDict_GetItemWithError(d, name)) {
+      PyObject* k = PyObject_GetAttr(a, name);
+      if (k) {
+        void* p = PyLong_AsVoidPtr(k);
+        Py_DECREF(k);
+        if (p || !PyErr_Occurred()) return p;
+      }
+    }
+    PyErr_Clear();
+    return a;
+  }
+  while (true) {
     PyObject* base = py::detail::array_proxy(a)->base;
     if (!base || !api.PyArray_Check_(base)) break;
     a = base;
@@ -319,6 +336,9 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
     slots[root_index] = grad;
     pending.emplace(root_node.ptr(), std::move(slots));
   }
+  // Changes during the pass (a leaf's existing .grad accumulated in place, which a node may
+  // have saved: Tensor._accumulate_grad notes it): the nodes still to run are checked again.
+  const uint64_t start_epoch = g_epoch;
   std::vector<py::object> ready{py::reinterpret_borrow<py::object>(root_node)};
   while (!ready.empty()) {
     py::object node = std::move(ready.back());
@@ -337,6 +357,7 @@ void run_backward(py::handle root_node, int64_t root_index, py::handle grad, boo
     const bool ran = static_cast<bool>(gouts);  // the node's backward runs (gouts is dropped)
     if (ran) {
       // (Freed and modified inputs were checked before anything ran; see check_fresh.)
+      if (g_epoch != start_epoch) check_fresh(node.ptr());
       py::list gl = py::reinterpret_borrow<py::list>(gouts);
       if (gl.size() > 1) call(env.fill_outputs, {node.ptr(), gl.ptr()});  // zeros for None
       // node.fn.backward(node, *gouts)

@@ -369,6 +369,12 @@ void bind_array(py::module_& m) {
         // that shows no other holder, autograd may keep it as a leaf's gradient uncopied.
         return a.buf && a.buf.use_count() == 1 && !a.buf->release;
       })
+      .def_property_readonly("_memory_key", [](const CudaArray& a) {
+        // The identity of the block: every CudaArray sharing it (a reshape, a view) gives the
+        // same number, so autograd's check for values changed in place sees through them.
+        return reinterpret_cast<uintptr_t>(a.buf ? static_cast<const void*>(a.buf.get())
+                                                 : a.data);
+      })
       .def("clone", [](const CudaArray& a) {
         CudaArray c = new_array(a.shape, a.dtype, a.device, "clone");
         // The copy must go on a's device's stream, after the work that produced a.

@@ -308,4 +308,5 @@ def zero_grads(params, set_to_none=True):
         if set_to_none:
             p.grad = None
         else:
-            p.grad._fill(0)
+            from .tensor import _note_grad_change
+            _note_grad_change(p.grad._fill(0))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+import sys
 
 import numpy as np
 
@@ -172,6 +173,23 @@ def _kernels(a):
 
 def _device_of(a):
     return _CPU if _is_host(a) else _cuda_device(a.device_index)
+
+
+# Whether sys.getrefcount shows every holder of an object (CPython before 3.14, where the
+# interpreter may also borrow references), as autograd's adoption of gradients assumes.
+_REFCOUNTS = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+
+
+def _note_grad_change(g):
+    """After a gradient tensor g was changed in place (accumulated into, zeroed): tell
+    autograd (_C.note_inplace, see Tensor._changed) when something else may hold its memory:
+    a recorded op that saved it, or a view of it, holds a reference to the array. Nothing
+    does in an ordinary training step, and then no change is noted, so backward does not
+    re-check the nodes still to run."""
+    a = g._data
+    # (the slot, this local and getrefcount's argument)
+    if not _REFCOUNTS or sys.getrefcount(a) > 3:
+        _C.note_inplace(a)
 
 
 def _host_only(t, op):
@@ -478,6 +496,7 @@ class Tensor:
         else:
             _ew = _fnmod("elementwise")
             _ew.add_inplace(self.grad._data, _contig(g))
+            _note_grad_change(self.grad)
 
     def detach(self):
         return Tensor._make(self._data)

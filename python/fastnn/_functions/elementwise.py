@@ -106,9 +106,20 @@ class Binary(Function):
     def forward(ctx, a, b, op):
         a, b = _contig(a), _contig(b)
         ctx.op = op
-        # add and sub need only the shapes (as PyTorch, which saves nothing for them: an
-        # input changed in place afterwards does not affect their gradients).
-        ctx.save_for_backward(*((a.shape, b.shape) if op in _LINEAR_OPS else (a, b)))
+        # Only what backward reads is kept, as PyTorch saves it (an input changed in place
+        # afterwards raises in backward only if its gradient needed it): add and sub need the
+        # shapes alone; a * b needs b for a's gradient and a for b's; a / b needs b, and a
+        # for b's gradient.
+        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ctx.shapes = (a.shape, b.shape)
+        if op in _LINEAR_OPS:
+            ctx.save_for_backward()
+        elif op == "mul":
+            ctx.save_for_backward(a if need_b else None, b if need_a else None)
+        elif op == "div":
+            ctx.save_for_backward(a if need_b else None, b)
+        else:
+            ctx.save_for_backward(a, b)
         if type(a) is _ND:
             return _C.binary_op(a, b, _BINARY_CODE[op])
         return _kernels(a).binary(a, b, op)
@@ -119,16 +130,20 @@ class Binary(Function):
         op = ctx.op
         g = _contig(g)
         K = (_C if type(g) is _ND else _kernels(g))
+        sa, sb = ctx.shapes
         if op in _LINEAR_OPS:
-            sa, sb = ctx.saved_tensors
             if op == "add":  # the gradient passes through unchanged: no kernel, no copy
                 ga, gb = g, g
             else:
                 ga, gb = g, (K.unary(g, "neg") if need_b else None)
         else:
             a, b = ctx.saved_tensors
-            sa, sb = a.shape, b.shape
-            ga, gb = K.binary_bwd(g, a, b, op, need_a, need_b)
+            if a is None:  # mul or div, a's gradient only: g * b or g / b
+                ga, gb = K.binary(g, _contig(b), op), None
+            elif b is None:  # mul, b's gradient only: g * a
+                ga, gb = None, K.binary(g, _contig(a), op)
+            else:
+                ga, gb = K.binary_bwd(g, a, b, op, need_a, need_b)
         return (sum_to_shape(ga, sa) if need_a else None,
                 sum_to_shape(gb, sb) if need_b else None, None)
 

@@ -52,6 +52,8 @@ class RecurrentLayer(Function):
         if unbatched:
             out = out.reshape(x_shape[0], h)
         # h_n / c_n are copies: y and c stay untouched if the caller edits them in place.
+        # out is y itself when time-major (no copy of the whole sequence): a change of it in
+        # place makes backward raise (Tensor._changed), where PyTorch's own copy would not.
         hn = y[-1].reshape(state_shape).copy()
         if mode == LSTM:
             return out, hn, c[-1].reshape(state_shape).copy()

@@ -66,7 +66,8 @@ class Adam(Optimizer):
             self._explain_devices(params, (("gradients", grads), ("exp_avg", ms),
                                            ("exp_avg_sq", vs)))
             raise
-        _C.note_inplace([p._data for p in params])  # (see Tensor._changed)
+        # The parameters and moments changed in place (see Tensor._changed).
+        _C.note_inplace([p._data for p in params] + ms + vs)
         # Counted only once the update happened, so a rejected step leaves the state as it was.
         for st, t in zip(states, steps):
             st["step"] = t

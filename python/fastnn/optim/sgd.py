@@ -72,7 +72,8 @@ class SGD(Optimizer):
         except TypeError:
             self._explain_devices(params, (("gradients", grads), ("momentum buffers", bufs)))
             raise
-        _C.note_inplace([p._data for p in params])  # (see Tensor._changed)
+        # The parameters and momentum buffers changed in place (see Tensor._changed).
+        _C.note_inplace([p._data for p in params] + (bufs or []))
         # Recorded only after the kernel accepted the call: a rejected step leaves no state.
         for p, buf in new:
             self.state.setdefault(p, {})["momentum_buffer"] = buf
