@@ -468,3 +468,30 @@ def test_bitwise_errors():
 def test_matmul_method(rng):
     a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((4, 2)).astype(np.float32)
     assert_close(fastnn.tensor(a).matmul(fastnn.tensor(b)).numpy(), a.astype(np.float64) @ b, k=4)
+
+
+def test_bitwise_in_place(rng):
+    # &=, |=, ^= change the tensor itself (views see it), keep its dtype and shape, and count
+    # as in-place changes for autograd's check.
+    m = rng.random((3, 4)) < 0.5
+    t = fastnn.tensor(m)
+    row = t[1]
+    other = rng.random((4,)) < 0.5
+    t &= fastnn.tensor(other)
+    np.testing.assert_array_equal(t.numpy(), m & other)
+    np.testing.assert_array_equal(row.numpy(), (m & other)[1])
+    i = fastnn.tensor(rng.integers(-9, 9, (5,)))
+    want = i.numpy() ^ 6
+    i ^= 6
+    np.testing.assert_array_equal(i.numpy(), want)
+    i |= fastnn.tensor([True, False, True, False, True])  # int64 | bool stays int64
+    assert i.dtype is fastnn.int64
+    b = fastnn.tensor([True, False])
+    expect_error(TypeError, "bitwise_or_", b.__ior__, fastnn.tensor([2, 0]))
+    expect_error(ValueError, "bitwise_and_", b.__iand__, fastnn.tensor([[True], [False]]))
+    assert b.tolist() == [True, False]  # a refused update changes nothing
+    x = fastnn.ones(2, requires_grad=True)
+    y = fastnn.where(b, x, 0.0)
+    with fastnn.no_grad():
+        b ^= True
+    expect_error(RuntimeError, "backward", y.sum().backward)

@@ -1023,6 +1023,31 @@ class Tensor:
     def __rxor__(self, o):
         return self._bitwise(o, np.bitwise_xor, "bitwise_xor", True)
 
+    def _bitwise_inplace(self, other, op, name):
+        """self op= other in place, as PyTorch: the result must keep self's shape and dtype
+        (a bool tensor cannot take an int64 result)."""
+        self._check_inplace(name)
+        r = self._bitwise(other, op, name)
+        if r is NotImplemented:
+            return r
+        if r._data.dtype != self._data.dtype:
+            raise TypeError(f"[{name}] the result type {r.dtype.name} cannot be stored in a "
+                            f"{self.dtype.name} tensor in place")
+        if r._data.shape != self._data.shape:
+            raise ValueError(f"[{name}] the result has shape {tuple(r.shape)}, not the "
+                             f"shape {tuple(self.shape)} of the tensor updated in place")
+        np.copyto(self._data, r._data)
+        return self._changed()
+
+    def __iand__(self, o):
+        return self._bitwise_inplace(o, np.bitwise_and, "bitwise_and_")
+
+    def __ior__(self, o):
+        return self._bitwise_inplace(o, np.bitwise_or, "bitwise_or_")
+
+    def __ixor__(self, o):
+        return self._bitwise_inplace(o, np.bitwise_xor, "bitwise_xor_")
+
     def __invert__(self):
         _host_only(self, "bitwise_not")
         a = self._data
