@@ -370,6 +370,34 @@ def test_gradient_accumulated_into_a_saved_grad_is_seen():
     expect_error(RuntimeError, "backward", y.backward)
 
 
+def test_accumulation_into_a_grad_adopted_as_a_view_is_seen():
+    # x used through reshape: its first gradient is adopted as a reshape view, and a view
+    # taken of x.grad points at that view's base, not at x.grad's array.
+    x = fastnn.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    k = fastnn.tensor(np.arange(6, dtype=np.float32))
+    (x.reshape(6) * k).sum().backward()
+    w = _x(fastnn, 1, 3)
+    z = (w * x.grad[1]).sum()
+    (x.reshape(6) * k).sum().backward()
+    expect_error(RuntimeError, "backward", z.backward)
+
+
+def test_optimizer_state_changes_are_seen():
+    # A momentum buffer or an Adam moment used in a graph, then changed by a step (PyTorch
+    # raises too).
+    from fastnn.optim import SGD, Adam
+    for make, key in ((lambda p: SGD(p, lr=0.1, momentum=0.9), "momentum_buffer"),
+                      (lambda p: Adam(p, lr=0.1), "exp_avg"), (lambda p: Adam(p, lr=0.1), "exp_avg_sq")):
+        p = _x(fastnn)
+        opt = make([p])
+        (p * p).sum().backward()
+        opt.step()  # creates the state
+        v = _x(fastnn, seed=9)
+        loss = (v * opt.state[p][key]).sum()
+        opt.step()
+        expect_error(RuntimeError, "backward", loss.backward)
+
+
 def test_accumulating_gradients_of_a_shared_weight_is_fine():
     # A weight used at several steps gets several gradients, added into its .grad in place
     # during the pass: nothing saved that .grad, so nothing raises and the sum is right.
@@ -420,3 +448,18 @@ def test_device_changes_through_views_are_seen(fake_cuda, change):  # noqa: F811
     with fastnn.no_grad():
         z.clone().view(6).mul_(2.0)
     z.sum().backward()  # a copy is its own block
+
+
+def test_device_std_and_var_gradients(fake_cuda):  # noqa: F811
+    # std's backward (its zero-std floor) with ops the device has; var likewise.
+    a = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    a[1] = 2.0  # a row of zero spread: std's gradient there is 0
+    for op in ("var", "std"):
+        grads = []
+        for dev in ("cpu", "cuda"):
+            x = fastnn.tensor(a, device=dev, requires_grad=True)
+            getattr(x, op)(1).sum().backward()
+            grads.append(x.grad.cpu().numpy())
+        np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-7)
+        assert np.isfinite(grads[0]).all() and (grads[0][1] == 0).all()
+    expect_error(RuntimeError, "any", fastnn.ones(2, device="cuda").any)

@@ -187,8 +187,18 @@ def _note_grad_change(g):
     does in an ordinary training step, and then no change is noted, so backward does not
     re-check the nodes still to run."""
     a = g._data
-    # (the slot, this local and getrefcount's argument)
+    # References: the slot, this local and getrefcount's argument. A gradient adopted as a
+    # view (the reshape a leaf used through reshape/view hands back) shares its base: a view
+    # taken of it points at that base, so the base's holders count too (its own: a.base,
+    # the local b, getrefcount's argument). A CUDA array's reshapes hold no Python reference
+    # to it; its block's sharing is _sole_owner's to say.
     if not _REFCOUNTS or sys.getrefcount(a) > 3:
+        _C.note_inplace(a)
+    elif type(a) is _ND:
+        b = a.base
+        if type(b) is _ND and sys.getrefcount(b) > 3:
+            _C.note_inplace(a)
+    elif not _is_host(a) and not a._sole_owner():
         _C.note_inplace(a)
 
 
@@ -987,8 +997,10 @@ class Tensor:
         if isinstance(o, Tensor):
             _host_only(o, name)
             o = o._data
-        elif isinstance(o, bool) or (isinstance(o, int) and -2**63 <= o < 2**63):
-            o = np.asarray(o, np.bool_ if isinstance(o, bool) else np.int64)
+        elif isinstance(o, (bool, np.bool_)):
+            o = np.asarray(o, np.bool_)
+        elif isinstance(o, numbers.Integral) and -2**63 <= int(o) < 2**63:
+            o = np.asarray(int(o), np.int64)
         else:
             return NotImplemented
         for what, a in (("input", self._data), ("other", o)):
@@ -1003,7 +1015,8 @@ class Tensor:
         except ValueError as e:
             raise ValueError(f"[{name}] shapes {tuple(np.shape(a))} and {tuple(np.shape(b))} "
                              f"do not broadcast: {e}") from None
-        return Tensor._make(np.ascontiguousarray(r))
+        r = np.asarray(r)  # (a 0-d result comes back from NumPy as a scalar)
+        return Tensor._make(r if r.flags.c_contiguous else np.ascontiguousarray(r))
 
     def __and__(self, o):
         return self._bitwise(o, np.bitwise_and, "bitwise_and")
@@ -1053,7 +1066,7 @@ class Tensor:
         a = self._data
         if a.dtype != np.bool_ and a.dtype != np.int64:
             raise TypeError(f"[bitwise_not] input must be bool or int64, got {self.dtype.name}")
-        return Tensor._make(np.invert(a))
+        return Tensor._make(np.asarray(np.invert(a)))
 
     matmul = _C.tensor_matmul_method  # (x.matmul(y): fastnn.matmul, as x @ y)
 

@@ -13,14 +13,15 @@ accurate to a few float32 ulps, not the ~n*eps of a running float32 sum.
 import builtins
 import collections
 import math
+import numbers
 
 import numpy as np
 
 from .. import _C
 from ..autograd import Function
 from ..autograd import no_grad
-from ..tensor import (_ND, Tensor, _as_index, _contig, _is_host, _kernels, _resolve_dtype,
-                      float32)
+from ..tensor import (_ND, Tensor, _as_index, _contig, _host_only, _is_host, _kernels,
+                      _resolve_dtype, float32)
 from ._check import check_tensor, named_as, wrap_dim
 
 _F32 = np.dtype(np.float32)
@@ -32,7 +33,7 @@ values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
 def _dims(dim, ndim, op):
     """dim argument -> None (all dims) or a list of dims wrapped into [0, ndim) (IndexError
-    out of range; C++ checks for repeats)."""
+    out of range, RuntimeError for a dim given twice, as PyTorch, naming op)."""
     if dim is None:
         return None
     if not isinstance(dim, (tuple, list)):
@@ -43,7 +44,11 @@ def _dims(dim, ndim, op):
             d = _as_index(d)
         except TypeError:
             raise TypeError(f"[{op}] dim must be an int or a tuple of ints, got {dim!r}") from None
-        out.append(wrap_dim(d, ndim, op))
+        w = wrap_dim(d, ndim, op)
+        if w in out:
+            raise RuntimeError(f"[{op}] dim {w} appears multiple times in the list of dims "
+                             f"{tuple(dim)}")
+        out.append(w)
     return out or None  # dim=() reduces everything, as PyTorch
 
 
@@ -189,7 +194,7 @@ def argmin(x, dim=None, keepdim=False):
     with no_grad():
         if dim is None:
             if x.numel() == 0:
-                raise ValueError("[argmin] input is empty: an empty tensor has no minimum "
+                raise IndexError("[argmin] input is empty: an empty tensor has no minimum "
                                  "(pass dim to reduce a non-empty dim)")
             idx = _extreme(x.reshape(-1), 0, False, False).indices
             return idx.reshape((1,) * x.ndim) if keepdim else idx
@@ -197,11 +202,16 @@ def argmin(x, dim=None, keepdim=False):
 
 
 def _any_all(x, dim, keepdim, op):
-    """any / all: whether some / every element is non-zero (NaN counts as non-zero), bool."""
+    """any / all: whether some / every element is non-zero (NaN counts as non-zero), bool.
+    dim=() reduces nothing (PyTorch 2's any/all, unlike its sum): each element's truth."""
     _check(x, op)
+    _host_only(x, op)  # (the comparisons it is built from are host-only for now)
+    empty_dims = isinstance(dim, (tuple, list)) and len(dim) == 0
     dims = _dims(dim, x.ndim, op)
     keepdim = _keepdim(keepdim, op)
     with no_grad():
+        if empty_dims:
+            return x != 0
         # Counted as int64 so every device's sum kernel applies; counts cannot overflow.
         hits = (x != 0) if op == "any" else (x == 0)
         n = Sum.apply(hits.long(), dims, keepdim, False)
@@ -216,6 +226,9 @@ def all(x, dim=None, keepdim=False):  # noqa: A001
     return _any_all(x, dim, keepdim, "all")
 
 
+_TINY = float(np.finfo(np.float32).tiny)
+
+
 def _count(shape, dims):
     """How many elements each output of a reduction over dims (None: all) sums."""
     if dims is None:
@@ -227,9 +240,12 @@ def _count(shape, dims):
 class VarStd(Function):
     """var (or std, take_sqrt) over dims: sum((x - mean)^2) / (n - correction), n the count
     of elements reduced, as PyTorch (n - correction <= 0 divides by 0: inf, or NaN for 0/0).
-    Two passes from the mean, with the library's ops (so on any device). Backward:
-    dx = g (x - mean) 2 / (n - correction) for var, g (x - mean) / ((n - correction) std)
-    for std, and 0 where std is 0 (PyTorch's std backward)."""
+    Two passes from the mean with the rounding of the float32 mean taken back out (the
+    corrected two-pass formula: (sum(dev^2) - sum(dev)^2 / n) / (n - correction), dev = x -
+    mean), with the library's ops. Backward: dx = g dev 2 / (n - correction) for var,
+    g dev / ((n - correction) std) for std, and 0 where std is 0 (PyTorch's std backward);
+    where n - correction <= 0 it is inf or NaN, as the forward (PyTorch's backward differs
+    from its own forward there)."""
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim, take_sqrt):
@@ -237,24 +253,30 @@ class VarStd(Function):
         denom = builtins.max(_count(x.shape, dims) - correction, 0.0)
         with no_grad():
             dev = X - X.mean(dims, keepdim=True)
-            r = (dev * dev).sum(dims, keepdim=keepdim) / float(denom)
+            s1 = dev.sum(dims, keepdim=keepdim)
+            r = ((dev * dev).sum(dims, keepdim=keepdim) - s1 * s1 / float(_count(x.shape, dims))) \
+                / float(denom)
             if take_sqrt:
                 r = r.sqrt()
         ctx.dims, ctx.keepdim, ctx.take_sqrt, ctx.denom = dims, keepdim, take_sqrt, denom
-        ctx.save_for_backward(dev._data, r._data)
+        # (var's backward needs only dev; std's its result too)
+        ctx.save_for_backward(dev._data, r._data if take_sqrt else None)
         return r._data
 
     @staticmethod
     def backward(ctx, g):
-        dev, r = (Tensor._make(a) for a in ctx.saved_tensors)
+        dev = Tensor._make(ctx.saved_tensors[0])
         G = Tensor._make(_contig(g))
         with no_grad():
+            kept = _keep_shape(dev.shape, ctx.dims)
             if not ctx.keepdim:
-                kept = _keep_shape(dev.shape, ctx.dims)
-                G, r = G.reshape(kept), r.reshape(kept)
+                G = G.reshape(kept)
             if ctx.take_sqrt:
-                from .shape import where
-                scale = where(r == 0, 0.0, G / (r * float(ctx.denom)))
+                # 0 where std is 0 (its devs are 0, or all equal to the mean's rounding), with
+                # ops every device has: m = r / (r + tiny) is 0 there and exactly 1 for any
+                # std above ~1e-31; the floor keeps the division finite.
+                r = Tensor._make(ctx.saved_tensors[1]).reshape(kept)
+                scale = (G * (r / (r + _TINY))) / (r.clamp(min=_TINY) * float(ctx.denom))
             else:
                 scale = G / (float(ctx.denom) / 2.0)
             return (dev * scale)._data, None, None, None, None
@@ -277,7 +299,7 @@ def _var_std(op, input, dim, unbiased, keepdim, correction):  # noqa: A002
         correction = 1 if unbiased else 0
     elif correction is None:
         correction = 1
-    elif isinstance(correction, bool) or not isinstance(correction, (int, float)):
+    elif not isinstance(correction, numbers.Real):
         raise TypeError(f"[{op}] correction must be a number, got {type(correction).__name__}")
     return VarStd.apply(input, _dims(dim, input.ndim, op), float(correction),
                         _keepdim(keepdim, op), op == "std")
