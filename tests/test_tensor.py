@@ -176,6 +176,12 @@ def test_views_with_and_without_recording(grad, rng):
         (lambda x: x.reshape([120]), lambda x: x.reshape(120)),
         (lambda x: x.view(2, 2, 30), lambda x: x.reshape(2, 2, 30)),
         (lambda x: x.flatten(), lambda x: x.reshape(-1)),
+        (lambda x: x.flatten(1), lambda x: x.reshape(4, 30)),
+        (lambda x: x.flatten(0, 1), lambda x: x.reshape(20, 6)),
+        (lambda x: x.flatten(-2, -1), lambda x: x.reshape(4, 30)),
+        (lambda x: x.flatten(1, 1), lambda x: x),
+        (lambda x: x.flatten(-3, 1), lambda x: x.reshape(20, 6)),
+        (lambda x: x.transpose(0, 2).flatten(1), lambda x: x.transpose(2, 1, 0).reshape(6, 20)),
         (lambda x: x.unsqueeze(0), lambda x: x[None]), (lambda x: x.unsqueeze(-1), lambda x: x[..., None]),
         (lambda x: x.unsqueeze(2), lambda x: x[:, :, None]),
         (lambda x: x[:, ::2].reshape(-1), lambda x: x[:, ::2].reshape(-1)),  # a copy, not a view
@@ -196,6 +202,10 @@ def test_views_with_and_without_recording(grad, rng):
             want_grad = np.bincount(src.ravel(), weights=g.ravel(), minlength=a.size)
             np.testing.assert_allclose(t.grad.numpy(), want_grad.reshape(a.shape), rtol=1e-6)
     assert fastnn.tensor(3.0)[()].shape == () and fastnn.tensor(3.0).flatten().shape == (1,)
+    assert fastnn.zeros(0, 3, 4).flatten(1).shape == (0, 12)
+    assert fastnn.zeros(2, 0, 4).flatten(0, 1).shape == (0, 4)
+    expect_error(IndexError, "flatten", t.flatten, 3)
+    expect_error(ValueError, "flatten", t.flatten, 2, 1)
     expect_error(IndexError, "getitem", t.__getitem__, 4)
     expect_error(IndexError, "getitem", t.__getitem__, (0, 0, 0, 0))
     expect_error(IndexError, "getitem", fastnn.tensor(3.0).__getitem__, 0)
