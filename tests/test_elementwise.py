@@ -762,3 +762,62 @@ def test_clamp_fast_route(rng, monkeypatch):
     expect_error(ValueError, "clamp", x.clamp, 1e39)
     with pytest.raises(TypeError, match=r"^clamp\(\) got an unexpected keyword argument 'lo'"):
         x.clamp(lo=0.0)
+
+
+# ---- // and % ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("op", ["//", "%"])
+def test_floor_divide_and_remainder_values(op, rng):
+    # NumPy's floor division and remainder (the divisor's sign), as Python and PyTorch; int64
+    # stays int64, a float on either side gives float32; broadcasting; numbers on both sides.
+    fn = np.floor_divide if op == "//" else np.remainder
+    tf = (lambda x, y: x // y) if op == "//" else (lambda x, y: x % y)
+    fi = rng.integers(-20, 20, (4, 5))
+    gi = rng.integers(1, 7, (5,)) * rng.choice([-1, 1], (5,))
+    ff = (rng.standard_normal((4, 5)) * 5).astype(np.float32)
+    gf = (rng.uniform(0.5, 3, (4, 1)) * rng.choice([-1, 1], (4, 1))).astype(np.float32)
+    for a, b in [(fi, gi), (ff, gf), (ff, 2.5), (fi, 3), (fi, -4), (7, gi), (-7.5, gf),
+                 (fi, gf), (ff, gi), (np.zeros((0, 5), np.int64), gi)]:
+        ta = fastnn.tensor(a) if isinstance(a, np.ndarray) else a
+        tb = fastnn.tensor(b) if isinstance(b, np.ndarray) else b
+        got = tf(ta, tb)
+        a_, b_ = np.asarray(a), np.asarray(b)
+        if a_.dtype.kind == "f" or b_.dtype.kind == "f":
+            a_, b_ = a_.astype(np.float32), b_.astype(np.float32)
+        want = fn(a_, b_)
+        assert got.dtype is (fastnn.float32 if want.dtype.kind == "f" else fastnn.int64)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got.numpy(), want)
+    assert getattr(fastnn, "floor_divide" if op == "//" else "remainder")(
+        fastnn.tensor([-7]), 2).tolist() == ([-4] if op == "//" else [1])
+
+
+def test_floor_divide_and_remainder_edges():
+    # A zero integer divisor is PyTorch's ZeroDivisionError (a RuntimeError); a float one gives
+    # inf / NaN silently, as IEEE and PyTorch.
+    for f, name in ((lambda: fastnn.tensor([1, 2]) // 0, "floor_divide"),
+                    (lambda: fastnn.tensor([1, 2]) % fastnn.tensor([1, 0]), "remainder"),
+                    (lambda: 5 % fastnn.tensor([0]), "remainder")):
+        expect_error(RuntimeError, name, f)
+    assert (fastnn.tensor([1.5]) // 0.0).tolist() == [float("inf")]
+    assert np.isnan((fastnn.tensor([1.5]) % 0.0).item())
+    expect_error(ValueError, "remainder", lambda: fastnn.ones(2, 3) % fastnn.ones(4))
+    with pytest.raises(TypeError):
+        fastnn.ones(2) % "a"
+
+
+def test_remainder_gradient_and_floor_divide_refusal(rng):
+    # d(a % b)/da = 1, d(a % b)/db = -floor(a / b), reduced over broadcast dims.
+    a = (rng.standard_normal((3, 4)) * 4).astype(np.float32)
+    b = (rng.uniform(0.7, 2.5, (4,)) * np.array([1, -1, 1, -1])).astype(np.float32)
+    ta, tb = fastnn.tensor(a, requires_grad=True), fastnn.tensor(b, requires_grad=True)
+    g = rng.standard_normal((3, 4)).astype(np.float32)
+    (ta % tb).backward(fastnn.tensor(g))
+    assert_close(ta.grad.numpy(), g.astype(np.float64))
+    want_b = (-g.astype(np.float64) * np.floor_divide(a, b)).sum(0)
+    assert_close(tb.grad.numpy(), want_b, k=3, scale=float(np.abs(want_b).max()))
+    c = fastnn.tensor(a, requires_grad=True)
+    (c % 2.0).sum().backward()
+    assert (c.grad.numpy() == 1).all()
+    y = ta // tb
+    assert y.requires_grad
+    expect_error(RuntimeError, "floor_divide", y.sum().backward)

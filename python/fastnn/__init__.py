@@ -12,7 +12,8 @@ from .tensor import (Tensor, Size, dtype, float32, int64, bool_ as bool, device,
 from ._functions.activation import relu, sigmoid, tanh
 from ._functions.softmax import softmax, log_softmax, argmax
 from ._functions.dense import matmul
-from ._functions.elementwise import exp, log, sqrt, abs, maximum, minimum, clamp
+from ._functions.elementwise import (exp, log, sqrt, abs, maximum, minimum, clamp,
+                                     floor_divide, remainder)
 from ._functions.reduce import sum, mean, max, min, var, std, argmin, any, all
 from ._functions.shape import cat, stack, where, reshape, flatten, transpose, permute, \
     squeeze, unsqueeze
@@ -88,7 +89,8 @@ __all__ = [
     "randint", "arange", "linspace", "zeros_like", "ones_like", "full_like", "empty_like",
     "rand_like", "randn_like", "manual_seed", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "argmax", "matmul",
-    "exp", "log", "sqrt", "abs", "maximum", "minimum", "clamp", "sum", "mean", "max", "min",
+    "exp", "log", "sqrt", "abs", "maximum", "minimum", "clamp", "floor_divide", "remainder",
+    "sum", "mean", "max", "min",
     "var", "std", "argmin", "any", "all",
     "cat", "stack", "where", "reshape", "flatten", "transpose", "permute", "squeeze",
     "unsqueeze", "autograd", "cuda", "nn", "optim", "utils", "datasets", "set_num_threads", "get_num_threads", "show_config",

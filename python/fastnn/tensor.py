@@ -880,6 +880,18 @@ class Tensor:
     def __rmatmul__(self, o):
         return _dense().matmul(o, self)
 
+    def __floordiv__(self, o):
+        return _ew().floor_divide(self, o)
+
+    def __rfloordiv__(self, o):
+        return _ew().floor_divide(o, self)
+
+    def __mod__(self, o):
+        return _ew().remainder(self, o)
+
+    def __rmod__(self, o):
+        return _ew().remainder(o, self)
+
     def __iadd__(self, o):
         return self.add_(o)
 

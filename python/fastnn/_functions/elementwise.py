@@ -468,3 +468,60 @@ def _inplace_device(data, o, dt, op, alpha, name):
     if _is_host(o):  # a Python number: a 0-d array on the device
         o = _to_device(_contig(o), _device_of(data))
     _kernels(data).binary_inplace(data, o, op, float(alpha), name)
+
+
+# ---- floor division and remainder (a // b, a % b), on the host --------------------------------
+class FloorMod(Function):
+    """a // b (floor_divide) or a % b (remainder, the divisor's sign, as Python and PyTorch),
+    NumPy's float32 / int64 arithmetic. remainder's gradient: g for a, -g floor(a / b) for b;
+    floor_divide's is not defined (PyTorch's raises in backward, and so does this one)."""
+
+    @staticmethod
+    def forward(ctx, a, b, op):
+        ctx.op, ctx.shapes = op, (a.shape, b.shape)
+        if op == "remainder" and ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a, b)
+        fn = np.floor_divide if op == "floor_divide" else np.remainder
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = np.asarray(fn(a, b))
+        return r if r.flags.c_contiguous else np.ascontiguousarray(r)
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.op == "floor_divide":
+            raise RuntimeError("[floor_divide] the derivative of floor_divide is not "
+                               "implemented (as in PyTorch; it is 0 almost everywhere): "
+                               "divide detached tensors, a.detach() // b.detach()")
+        sa, sb = ctx.shapes
+        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        g = np.asarray(g)
+        ga = sum_to_shape(g, sa) if need_a else None
+        gb = None
+        if need_b:
+            a, b = ctx.saved_tensors
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                q = np.floor_divide(a, b).astype(np.float32)
+            gb = sum_to_shape(np.ascontiguousarray(-g * q, dtype=np.float32), sb)
+        return ga, gb, None
+
+
+def _floor_mod(a, b, op):
+    a, b = _as_pair(a, b, op)
+    _host_only(a, op)
+    _host_only(b, op)
+    sa, sb = a._data.shape, b._data.shape
+    if sa != sb and not _broadcasts(sa, sb):
+        raise ValueError(f"[{op}] shapes {tuple(sa)} and {tuple(sb)} do not broadcast")
+    if a.dtype is int64 and (b._data == 0).any():
+        raise RuntimeError(f"[{op}] integer division by zero (ZeroDivisionError, as PyTorch)")
+    return FloorMod.apply(a, b, op)
+
+
+def floor_divide(input, other):  # noqa: A002 (PyTorch's names)
+    """input // other, rounded toward minus infinity (PyTorch's floor_divide)."""
+    return _floor_mod(input, other, "floor_divide")
+
+
+def remainder(input, other):  # noqa: A002
+    """input % other with the divisor's sign (Python's and PyTorch's remainder)."""
+    return _floor_mod(input, other, "remainder")
