@@ -417,7 +417,8 @@ def test_argmin_nan_and_errors():
     assert x.argmin().item() == 1 and x.argmin(1).tolist() == [1, 2]  # NaN is the minimum
     y = fastnn.tensor([3.0, -1.0], requires_grad=True)
     assert y.argmin().item() == 1 and y.argmin().grad_fn is None
-    expect_error(IndexError, "argmin", fastnn.zeros(0).argmin)  # (PyTorch's type)
+    expect_error(ValueError, "argmin", fastnn.zeros(0).argmin)  # (argmax's type here)
+    expect_error(ValueError, "argmin", fastnn.zeros(2, 0).argmin, 1)
     expect_error(IndexError, "argmin", x.argmin, 2)
     expect_error(TypeError, "argmin", x.argmin, 0, 1)
     expect_error(TypeError, "argmin", (x > 0).argmin)
@@ -544,7 +545,42 @@ def test_bitwise_zero_dim_and_numpy_scalars():
     r = t & f
     assert r.shape == () and r.item() is False and (~t).item() is False and (~t).shape == ()
     assert (fastnn.tensor(5) ^ 3).item() == 6
+    assert ((fastnn.tensor(5) & 3) + 1).item() == 2  # a 0-d result is a whole tensor
     m = fastnn.tensor([True, False])
     assert isinstance(m & np.bool_(False), fastnn.Tensor) and (m | np.bool_(True)).tolist() == [True, True]
     i = fastnn.tensor([1, 2])
     assert (i | np.int64(4)).tolist() == [5, 6] and (np.int64(4) | i).tolist() == [5, 6]
+
+
+def test_var_std_gradients_with_a_large_mean():
+    # The deviations the gradient is built from carry the same correction as the forward:
+    # the gradient of a spread-out-invariant quantity sums to 0 (it summed to 1e-2 when the
+    # forward was corrected and the backward not), and two values 1 ulp apart get +-1/sqrt(2).
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal(64) + 1e5).astype(np.float32)
+    for op in ("var", "std"):
+        x = fastnn.tensor(a, requires_grad=True)
+        getattr(x, op)().backward()
+        g = x.grad.numpy().astype(np.float64)
+        assert abs(g.sum()) < 1e-6 * np.abs(g).sum()
+        d = a.astype(np.float64) - a.astype(np.float64).mean()
+        want = 2 * d / 63 if op == "var" else d / (63 * np.sqrt((d * d).sum() / 63))
+        assert np.max(np.abs(g - want)) < 1e-3 * np.max(np.abs(want))
+    x = fastnn.tensor([1.0, float(np.nextafter(np.float32(1), np.float32(2)))], requires_grad=True)
+    x.std().backward()
+    assert_close(x.grad.numpy(), np.array([-1.0, 1.0]) / np.sqrt(2.0), k=4)
+    # Overflowed squares give inf, and a finite (0) gradient, not NaN, as PyTorch.
+    x = fastnn.tensor([3e38, -3e38], requires_grad=True)
+    s = x.std()
+    s.backward()
+    assert s.item() == float("inf") and np.isfinite(x.grad.numpy()).all()
+
+
+def test_bitwise_in_place_with_arrays_and_bad_operands():
+    x = fastnn.tensor(np.array([3, 5]))
+    y = x
+    x &= np.array([1, 1])
+    assert x is y and x.tolist() == [1, 1]
+    with pytest.raises(TypeError, match=r"\[bitwise_or_\]"):
+        x |= 1.5
+    assert x.tolist() == [1, 1]

@@ -181,6 +181,8 @@ def test_views_with_and_without_recording(grad, rng):
         (lambda x: x.flatten(-2, -1), lambda x: x.reshape(4, 30)),
         (lambda x: x.flatten(1, 1), lambda x: x),
         (lambda x: x.flatten(-3, 1), lambda x: x.reshape(20, 6)),
+        (lambda x: x.flatten(0, -2), lambda x: x.reshape(20, 6)),
+        (lambda x: x.flatten(-3, -2), lambda x: x.reshape(20, 6)),
         (lambda x: x.transpose(0, 2).flatten(1), lambda x: x.transpose(2, 1, 0).reshape(6, 20)),
         (lambda x: x.unsqueeze(0), lambda x: x[None]), (lambda x: x.unsqueeze(-1), lambda x: x[..., None]),
         (lambda x: x.unsqueeze(2), lambda x: x[:, :, None]),

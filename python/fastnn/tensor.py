@@ -1018,6 +1018,8 @@ class Tensor:
         if isinstance(o, Tensor):
             _host_only(o, name)
             o = o._data
+        elif isinstance(o, _ND):
+            pass  # (its dtype is checked below, as a tensor's)
         elif isinstance(o, (bool, np.bool_)):
             o = np.asarray(o, np.bool_)
         elif isinstance(o, numbers.Integral) and -2**63 <= int(o) < 2**63:
@@ -1062,8 +1064,9 @@ class Tensor:
         (a bool tensor cannot take an int64 result)."""
         self._check_inplace(name)
         r = self._bitwise(other, op, name)
-        if r is NotImplemented:
-            return r
+        if r is NotImplemented:  # (returned, Python would rebind the name to another object)
+            raise TypeError(f"[{name}] other must be a bool/int64 tensor, array or number, "
+                            f"got {type(other).__name__}")
         if r._data.dtype != self._data.dtype:
             raise TypeError(f"[{name}] the result type {r.dtype.name} cannot be stored in a "
                             f"{self.dtype.name} tensor in place")

@@ -192,13 +192,18 @@ def argmin(x, dim=None, keepdim=False):
         raise TypeError(f"[argmin] input must be float32 or int64, got {x.dtype}")
     keepdim = _keepdim(keepdim, "argmin")
     with no_grad():
+        # (ValueError for an empty reduction, as fastnn's argmax; PyTorch's is an IndexError)
         if dim is None:
             if x.numel() == 0:
-                raise IndexError("[argmin] input is empty: an empty tensor has no minimum "
+                raise ValueError("[argmin] input is empty: an empty tensor has no minimum "
                                  "(pass dim to reduce a non-empty dim)")
             idx = _extreme(x.reshape(-1), 0, False, False).indices
             return idx.reshape((1,) * x.ndim) if keepdim else idx
-        return _extreme(x, wrap_dim(dim, x.ndim, "argmin"), keepdim, False).indices
+        dim = wrap_dim(dim, x.ndim, "argmin")
+        if x.ndim and x.shape[dim] == 0:
+            raise ValueError(f"[argmin] dim {dim} of the input (shape {tuple(x.shape)}) is "
+                             f"empty: it has no minimum")
+        return _extreme(x, dim, keepdim, False).indices
 
 
 def _any_all(x, dim, keepdim, op):
@@ -227,6 +232,7 @@ def all(x, dim=None, keepdim=False):  # noqa: A001
 
 
 _TINY = float(np.finfo(np.float32).tiny)
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _count(shape, dims):
@@ -240,9 +246,9 @@ def _count(shape, dims):
 class VarStd(Function):
     """var (or std, take_sqrt) over dims: sum((x - mean)^2) / (n - correction), n the count
     of elements reduced, as PyTorch (n - correction <= 0 divides by 0: inf, or NaN for 0/0).
-    Two passes from the mean with the rounding of the float32 mean taken back out (the
-    corrected two-pass formula: (sum(dev^2) - sum(dev)^2 / n) / (n - correction), dev = x -
-    mean), with the library's ops. Backward: dx = g dev 2 / (n - correction) for var,
+    Two passes from the mean, with the float32 mean's rounding taken back out of the
+    deviations (dev = x - mean - sum(x - mean) / n, the corrected two-pass form), with the
+    library's ops. Backward: dx = g dev 2 / (n - correction) for var,
     g dev / ((n - correction) std) for std, and 0 where std is 0 (PyTorch's std backward);
     where n - correction <= 0 it is inf or NaN, as the forward (PyTorch's backward differs
     from its own forward there)."""
@@ -253,9 +259,12 @@ class VarStd(Function):
         denom = builtins.max(_count(x.shape, dims) - correction, 0.0)
         with no_grad():
             dev = X - X.mean(dims, keepdim=True)
-            s1 = dev.sum(dims, keepdim=keepdim)
-            r = ((dev * dev).sum(dims, keepdim=keepdim) - s1 * s1 / float(_count(x.shape, dims))) \
-                / float(denom)
+            # The mean's float32 rounding taken back out of the deviations (clamped so that
+            # an overflowed mean's inf leaves the deviations inf, as PyTorch's, not NaN).
+            corr = (dev.sum(dims, keepdim=True) / float(_count(x.shape, dims))).clamp(
+                -_F32_MAX, _F32_MAX)
+            dev = dev - corr
+            r = (dev * dev).sum(dims, keepdim=keepdim) / float(denom)
             if take_sqrt:
                 r = r.sqrt()
         ctx.dims, ctx.keepdim, ctx.take_sqrt, ctx.denom = dims, keepdim, take_sqrt, denom
@@ -272,11 +281,15 @@ class VarStd(Function):
             if not ctx.keepdim:
                 G = G.reshape(kept)
             if ctx.take_sqrt:
-                # 0 where std is 0 (its devs are 0, or all equal to the mean's rounding), with
-                # ops every device has: m = r / (r + tiny) is 0 there and exactly 1 for any
-                # std above ~1e-31; the floor keeps the division finite.
+                # 0 where std is 0 (its deviations are all 0), with ops every device has:
+                # m = r / (r + tiny) is exactly 0 there and exactly 1 for every other finite
+                # std (the smallest nonzero one is ~3.7e-23, the root of the smallest
+                # subnormal variance); r capped below inf keeps m 1 where std overflowed
+                # (and the scale g / inf = 0, as PyTorch's); the floor keeps the division
+                # finite.
                 r = Tensor._make(ctx.saved_tensors[1]).reshape(kept)
-                scale = (G * (r / (r + _TINY))) / (r.clamp(min=_TINY) * float(ctx.denom))
+                rc = r.clamp(max=1e30)
+                scale = (G * (rc / (rc + _TINY))) / (r.clamp(min=_TINY) * float(ctx.denom))
             else:
                 scale = G / (float(ctx.denom) / 2.0)
             return (dev * scale)._data, None, None, None, None
