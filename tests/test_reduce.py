@@ -583,4 +583,6 @@ def test_bitwise_in_place_with_arrays_and_bad_operands():
     assert x is y and x.tolist() == [1, 1]
     with pytest.raises(TypeError, match=r"\[bitwise_or_\]"):
         x |= 1.5
+    for bad in (np.array([1.0]), np.array([1], np.int32)):  # NumPy's other dtypes: refused
+        expect_error(TypeError, "bitwise_and", lambda: x & bad)
     assert x.tolist() == [1, 1]

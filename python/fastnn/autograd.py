@@ -302,11 +302,12 @@ def gradcheck(fn, inputs, eps=1e-3, atol=1e-2, rtol=1e-2, raise_exception=True):
 def zero_grads(params, set_to_none=True):
     """Reset the .grad of every tensor in params: drop it (set_to_none, PyTorch's default,
     so the next backward allocates afresh) or fill it with zeros in place."""
+    if not set_to_none:
+        from .tensor import _note_grad_change
     for p in params:
         if p.grad is None:
             continue
         if set_to_none:
             p.grad = None
         else:
-            from .tensor import _note_grad_change
             _note_grad_change(p.grad._fill(0))

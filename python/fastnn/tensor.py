@@ -176,9 +176,9 @@ def _device_of(a):
     return _CPU if _is_host(a) else _cuda_device(a.device_index)
 
 
-# Whether sys.getrefcount shows every holder of an object (CPython before 3.14, where the
-# interpreter may also borrow references), as autograd's adoption of gradients assumes.
-_REFCOUNTS = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+# Whether sys.getrefcount shows every holder of an object: autograd's own condition for
+# adopting gradients (CPython before 3.14; see the NOTE there).
+_REFCOUNTS = _autograd._ADOPT
 
 
 def _note_grad_change(g):
@@ -1028,8 +1028,7 @@ class Tensor:
             return NotImplemented
         for what, a in (("input", self._data), ("other", o)):
             if a.dtype != np.bool_ and a.dtype != np.int64:
-                raise TypeError(f"[{name}] {what} must be bool or int64, got "
-                                f"{_dtype_of(a.dtype).name}")
+                raise TypeError(f"[{name}] {what} must be bool or int64, got {a.dtype.name}")
         a, b = (o, self._data) if reflected else (self._data, o)
         if a.dtype != b.dtype:
             a, b = a.astype(np.int64), b.astype(np.int64)
