@@ -223,8 +223,34 @@ def test_gemm_bad_input():
     expect_error(ValueError, "matmul", _C.bmm, f, f.T.copy(), match="3-D")
 
 
+@pytest.fixture(params=["derived", "a_in_l2", "b_in_l2"])
+def gemm_order(request):
+    """Run a test with the machine's own cache blocks and loop order, and with small forced
+    blocks in each of the driver's two loop orders (A block in L2; B block in L2), so both
+    orders and many block edges run on any machine. (mc and nc are rounded down to the active
+    kernel's tile: 40 -> 28 rows on AVX-512, 36 on AVX2.)"""
+    if request.param != "derived":
+        _C.set_gemm_blocks((40, 48, 96, request.param == "b_in_l2"))
+    yield request.param
+    _C.set_gemm_blocks(None)
+
+
+def test_gemm_blocks_override():
+    derived = _C.gemm_blocks(), _C.gemm_b_in_l2()
+    mr, nr = _C.gemm_tile()
+    try:
+        for order in (False, True):
+            _C.set_gemm_blocks((100, 37, 70, order))
+            assert _C.gemm_blocks() == (100 // mr * mr, 37, 70 // nr * nr)
+            assert _C.gemm_b_in_l2() is order
+    finally:
+        _C.set_gemm_blocks(None)
+    assert (_C.gemm_blocks(), _C.gemm_b_in_l2()) == derived
+    expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (0, 8, 8, False))
+
+
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
-def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads):
+def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads, gemm_order):
     # The blocks come from the cache sizes (mc, kc, nc = _C.gemm_blocks()): cross each one
     # with a ragged remainder, with C split by rows between threads (B packed once, shared)
     # and by column panels (m too small to split, or m * threads <= n: each thread packs its
@@ -257,7 +283,7 @@ def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads):
     check_overwrite_and_accumulate(rng, a, b, False, False, f"gemm row-major A {m}x{n}x{k}")
 
 
-def test_gemm_packed_short_row_tiles(rng, isa, threads):
+def test_gemm_packed_short_row_tiles(rng, isa, threads, gemm_order):
     # Above the small-shape path (m > 256) the threads split the rows evenly, so each one's
     # last tile can be short, and the AVX-512 kernel runs a short tile at its own height
     # (4, 6, ..., 12 rows of arithmetic): m over every remainder mod 14 (and mod 6, 4), with
@@ -299,7 +325,14 @@ def test_gemm_blocks_from_caches():
     assert mc > 0 and kc > 0 and nc > 0
     mr, nr = _C.gemm_tile()
     assert mc % mr == 0 and nc % nr == 0
-    if cs["detected"]:
+    if cs["detected"] and _C.gemm_b_in_l2():
+        # B block in L2: an A micro-panel (mr x kc floats) fits in L1d, the packed B block
+        # (kc x nc) in half of L2 and the A block (mc x kc) in a quarter of L3 (kc >= 128 and
+        # nc >= nr, mc >= mr however small the caches): derived from the caches.
+        assert mr * kc * 4 <= max(cs["l1d"], 128 * mr * 4)
+        assert kc * nc * 4 <= max(cs["l2"] // 2, kc * nr * 4)
+        assert mc * kc * 4 <= max(cs["l3"] // 4, kc * mr * 4)
+    elif cs["detected"]:
         # The packed A block must fit in half of L2 and the B micro-panel (kc x nr floats) in
         # an eighth (kc is at least 128): the sizes were derived from the caches, not
         # hard-wired.
@@ -408,7 +441,7 @@ def test_gemm_packed_accumulate_epilogue(m, n, k, ta, tb, rng, isa):
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, True)])
-def test_gemm_packed_blocked_threaded(ta, tb, rng, isa, threads):
+def test_gemm_packed_blocked_threaded(ta, tb, rng, isa, threads, gemm_order):
     # The blocked driver on a pre-packed B: K blocks (partial sums over several kc), rows split
     # between threads (m > mc), column panels split (short m) and more columns than one nc.
     mc, kc, nc = _C.gemm_blocks()

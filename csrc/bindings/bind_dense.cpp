@@ -242,6 +242,21 @@ void bind_dense(py::module_& m) {
     return py::make_tuple(b.mc, b.kc, b.nc);
   }, "(mc, kc, nc) cache blocks of the active GEMM kernel.");
 
+  m.def("gemm_b_in_l2", [] { return gemm_blocks(gemm_kernel()).b_in_l2; },
+        "The GEMM's loop order: True when the packed B block stays in L2 and each A micro-panel "
+        "in L1 (the A block in L3), False when the packed A block stays in L2.");
+
+  // Test hook: force the blocks and loop order of every later GEMM (None: back to the derived
+  // ones), so both loop orders and every block edge are tested on any machine.
+  m.def("set_gemm_blocks", [](py::object blocks) {
+    if (blocks.is_none()) return set_gemm_blocks_override(nullptr);
+    auto t = blocks.cast<std::tuple<int64_t, int64_t, int64_t, bool>>();
+    GemmBlocks b{std::get<0>(t), std::get<1>(t), std::get<2>(t), std::get<3>(t)};
+    if (b.mc <= 0 || b.kc <= 0 || b.nc <= 0)
+      fail("set_gemm_blocks", "blocks must be positive, got (", b.mc, ", ", b.kc, ", ", b.nc, ")");
+    set_gemm_blocks_override(&b);
+  }, py::arg("blocks"));
+
   m.def("gemm_tile", [] {
     const GemmKernelInfo& k = gemm_kernel();
     return py::make_tuple(k.mr, k.nr);

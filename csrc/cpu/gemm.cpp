@@ -226,11 +226,61 @@ bool use_small_t_path(const GemmKernelInfo& kr, int64_t M, int64_t N, int64_t K)
 
 }  // namespace
 
+namespace {
+
+// The test hook's blocks (set_gemm_blocks_override) and a generation count that tells every
+// thread's cached blocks (blocks_for) to re-derive.
+std::atomic<int> g_blocks_gen{0};
+std::atomic<bool> g_blocks_forced{false};
+GemmBlocks g_blocks_forced_value{};
+
+}  // namespace
+
+void set_gemm_blocks_override(const GemmBlocks* b) {
+  // Callers (tests) do this between GEMMs; the value is written before the flag that
+  // publishes it and the generation that makes threads read it.
+  if (b) g_blocks_forced_value = *b;
+  g_blocks_forced.store(b != nullptr, std::memory_order_release);
+  g_blocks_gen.fetch_add(1, std::memory_order_release);
+}
+
 GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
+  if (g_blocks_forced.load(std::memory_order_acquire)) {
+    GemmBlocks b = g_blocks_forced_value;
+    b.mc = round_down(b.mc, kr.mr);
+    b.nc = round_down(b.nc, kr.nr);
+    b.kc = std::max<int64_t>(b.kc, 1);
+    return b;
+  }
   const CacheSizes& cs = cache_sizes();
   GemmBlocks b;
+  // B block in L2 for the AVX-512 kernel (32 columns a panel) on Intel cores. NOTE (speed):
+  // measured on a 2-core Intel Xeon VM (AVX-512, 48 KiB L1d, 2 MiB L2), 1 thread, the blocked
+  // loop nest alone (no packing), best of 12 interleaved rounds: 1008x1024x1024 83.5% of the
+  // FMA peak with A in L2 (mc, kc, nc = 252, 512, 8192; 252, 1024, 8192 and 252, 256, 8192
+  // within 1 point of it) against 89% with B in L2 (1008, 256..512, 512..1024);
+  // 2044x2048x2048 75% against 95%. The B micro-panel of the other order (kc x 32 floats,
+  // 128 KiB at kc = 1024) does not fit L1, and each one comes from L3 for its first row tile;
+  // A's micro-panel (14 x kc) does fit. The AVX2 kernel (6x16) on the same machine is faster
+  // in the other order (121 against 114 GFLOP/s), and AMD's Zen 4 and 5 ran the other order at
+  // 87-94% of the peak (sessions 14-16), so only this combination switches.
+  b.b_in_l2 = kr.nr >= 32 && cpu_is_intel();
   if (!cs.detected) {
-    b = {kr.mc, kr.kc, kr.nc};
+    b = {kr.mc, kr.kc, kr.nc, false};
+  } else if (b.b_in_l2) {
+    // kc: an A micro-panel (MR x kc) takes ~60% of L1d; the B panels stream through the rest.
+    // nc: the packed B block (kc x nc), which every A micro-panel reads, takes half of L2.
+    // NOTE (speed): on the Intel Xeon above, 2048^3, in-process interleaved, best of 6:
+    // (kc, nc) = (512, 512) 211 GFLOP/s, (384, 672) 208; the loop nest alone put (256, 1024),
+    // (384, 768) and (512, 512) within 1% of each other, (1024, 256) 3% and (768, 512) 5%
+    // behind.
+    b.kc = std::clamp<int64_t>(round_down(cs.l1d * 3 / 5 / (kr.mr * 4), 64), 128, 1024);
+    b.nc = std::clamp<int64_t>(round_down(cs.l2 / 2 / (b.kc * 4), kr.nr), kr.nr, 8192);
+    // mc: the packed A block (mc x kc, one per thread) is read once per B block, from L3: a
+    // quarter of L3 and at most 8 MiB. Each A block packs the B blocks again, so fewer, taller
+    // A blocks pack B fewer times.
+    b.mc = std::max<int64_t>(
+        round_down(std::min<int64_t>(cs.l3 / 4, int64_t(8) << 20) / (b.kc * 4), kr.mr), kr.mr);
   } else {
     // kc: as deep as the B micro-panel (kc x NR) can go while staying a small part of L2
     // (1/8). Deeper K blocks mean fewer read-modify-write passes over C, and a modern L2 feeds
@@ -244,10 +294,16 @@ GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
     // nc: the packed B block (kc x nc), shared by all threads, takes a quarter of L3.
     b.nc = std::clamp<int64_t>(round_down(cs.l3 / 4 / (b.kc * 4), kr.nr), kr.nr * 4, 8192);
   }
-  if (const char* e = std::getenv("FASTNN_GEMM_BLOCKS")) {  // tuning aid: "mc,kc,nc"
+  if (const char* e = std::getenv("FASTNN_GEMM_BLOCKS")) {  // tuning aid: "mc,kc,nc[,order]"
     long mc, kc, nc;
-    if (std::sscanf(e, "%ld,%ld,%ld", &mc, &kc, &nc) == 3 && mc > 0 && kc > 0 && nc > 0)
-      b = {round_down(mc, kr.mr), kc, round_down(nc, kr.nr)};
+    int order = -1;
+    const int got = std::sscanf(e, "%ld,%ld,%ld,%d", &mc, &kc, &nc, &order);
+    if (got >= 3 && mc > 0 && kc > 0 && nc > 0) {
+      b.mc = round_down(mc, kr.mr);
+      b.kc = kc;
+      b.nc = round_down(nc, kr.nr);
+      if (got == 4 && (order == 0 || order == 1)) b.b_in_l2 = order == 1;
+    }
   }
   return b;
 }
@@ -263,13 +319,17 @@ struct BSource {
   const float* packed = nullptr;
 };
 
-// Blocks depend only on the kernel (and the caches): derived once per thread and kernel.
+// Blocks depend only on the kernel (and the caches): derived once per thread and kernel (and
+// again after set_gemm_blocks_override).
 const GemmBlocks& blocks_for(const GemmKernelInfo& kr) {
   static thread_local const GemmKernelInfo* t_kr = nullptr;
+  static thread_local int t_gen = -1;
   static thread_local GemmBlocks t_blocks;
-  if (t_kr != &kr) {
+  const int gen = g_blocks_gen.load(std::memory_order_acquire);
+  if (t_kr != &kr || t_gen != gen) {
     t_blocks = gemm_blocks(kr);
     t_kr = &kr;
+    t_gen = gen;
   }
   return t_blocks;
 }
@@ -444,6 +504,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   float* bpack = prepacked ? nullptr : t_bpack.get(size_t(kc_max * nc_max));
   float* apack_all = t_apack.get(size_t(kc_max * mc_max * nt));
 
+  const bool b_in_l2 = t_blocks.b_in_l2;
   auto body = [&](int t, int T, SpinBarrier& bar) {
     float* apack = apack_all + size_t(t) * size_t(kc_max * mc_max);
     // Partition C between threads: by rows when there are enough row tiles and A is the
@@ -464,9 +525,86 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // exactly those, so only the row split waits for the others' panels; but the next K or N
     // block puts each thread's panels at other offsets (its depth kb and panel count differ),
     // so before packing one, every thread must be done with the last (the review caught
-    // NN 260x1024x(kc + 37) on 2 threads overwriting panels still in use).
+    // NN 260x1024x(kc + 37) on 2 threads overwriting panels still in use). (With B in L2 the
+    // B blocks repeat for each A block: at the same offsets when there is one K and one N
+    // block, so no wait is needed for M > MC alone.)
     const bool wait_packed = !prepacked && by_rows;
     const bool wait_done = !prepacked && (by_rows || K > KC || N > NC);
+    // This thread's share of B block (jc, pc): panels [q0, q1) of its `panels`, nb columns.
+    auto pack_b_share = [&](int64_t jc, int64_t nb, int64_t panels, int64_t pc, int64_t kb) {
+      if (prepacked) return;
+      const int64_t q0 = panels * t / T, q1 = panels * (t + 1) / T;
+      if (q0 >= q1) return;
+      const int64_t j0 = jc + q0 * nr, cols = std::min(nb - q0 * nr, (q1 - q0) * nr);
+      float* dstb = bpack + q0 * nr * kb;
+      if (trans_b && kr.pack_bt) kr.pack_bt(B + j0 * ldb + pc, ldb, kb, cols, dstb);
+      else pack_b(trans_b, trans_b ? B + j0 * ldb + pc : B + pc * ldb + j0, ldb, kb, cols, nr,
+                  dstb);
+    };
+    auto pack_a_block = [&](int64_t ic, int64_t mb, int64_t pc, int64_t kb) {
+      if (!trans_a && kr.pack_a) kr.pack_a(A + ic * lda + pc, lda, mb, kb, apack);
+      else pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr,
+                  apack);
+    };
+    // Panel q of B block (jc, pc), kb deep.
+    auto b_panel = [&](int64_t jc, int64_t q, int64_t pc, int64_t kb) -> const float* {
+      return prepacked ? prepacked + (jc / nr + q) * K * nr + pc * nr : bpack + q * nr * kb;
+    };
+    // One micro-tile: rows i.. (A micro-panel ap), columns j.. (B micro-panel bp) of C; the
+    // epilogue once the last K block is in.
+    auto tile = [&](int64_t kb, const float* ap, const float* bp, int64_t i, int64_t j, int rows,
+                    int cols, bool acc, bool last) {
+      float* ct = C + i * ldc + j;
+      if (last && epi) {
+        MicroEpilogue me;
+        me.bias = ep->bias ? ep->bias + j : nullptr;
+        me.z = ep->z ? ep->z + i * ldc + j : nullptr;
+        me.relu = ep->act.act == Act::relu;
+        kr.fn(kb, ap, bp, ct, ldc, acc, rows, cols, &me);
+        if (!act_in_kernel) apply_act(ep->act, ct, ldc, rows, cols);
+      } else {
+        kr.fn(kb, ap, bp, ct, ldc, acc, rows, cols, nullptr);
+      }
+    };
+    if (b_in_l2) {
+      // A block (L3) outermost, then K blocks, then B blocks (L2); each A micro-panel (L1)
+      // meets every B panel of the block. Every thread runs the same ic, pc, jc sequence (the
+      // barriers are inside it) and, split by rows, takes an even share of each A block's rows.
+      // A blocks of near-equal height (rounded to whole tiles), not MC rows and a remainder:
+      // 2048 rows with MC = 2044 are 2 x 1022, not 2044 + 4.
+      // (The same on every thread, so a skipped empty block skips the same barriers.)
+      const int64_t nblk = (M + MC - 1) / MC;
+      auto edge = [&](int64_t e) { return std::min(M, (M * e / nblk + mr - 1) / mr * mr); };
+      for (int64_t blk = 0; blk < nblk; ++blk) {
+        const int64_t ic = edge(blk), mall = edge(blk + 1) - ic;
+        if (mall <= 0) continue;
+        const int64_t r0 = by_rows ? ic + mall * t / T : ic;
+        const int64_t mb = by_rows ? ic + mall * (t + 1) / T - r0 : mall;
+        for (int64_t pc = 0; pc < K; pc += KC) {
+          const int64_t kb = std::min<int64_t>(KC, K - pc);
+          const bool acc = accumulate || pc > 0, last = pc + kb == K;
+          if (mb > 0) pack_a_block(r0, mb, pc, kb);
+          for (int64_t jc = 0; jc < N; jc += NC) {
+            const int64_t nb = std::min<int64_t>(NC, N - jc);
+            const int64_t panels = (nb + nr - 1) / nr;
+            const int64_t p_lo = by_rows ? 0 : panels * t / T;
+            const int64_t p_hi = by_rows ? panels : panels * (t + 1) / T;
+            pack_b_share(jc, nb, panels, pc, kb);
+            if (wait_packed) bar.wait();  // B block complete
+            for (int64_t ir = 0; ir < mb; ir += mr) {
+              const int rows = (int)std::min<int64_t>(mr, mb - ir);
+              for (int64_t q = p_lo; q < p_hi; ++q)
+                tile(kb, apack + ir * kb, b_panel(jc, q, pc, kb), r0 + ir, jc + q * nr, rows,
+                     (int)std::min<int64_t>(nr, nb - q * nr), acc, last);
+            }
+            if (wait_done) bar.wait();  // everyone is done with this B block
+          }
+        }
+      }
+      return;
+    }
+    // B block (L3) outermost, then K blocks, then A blocks (L2); each B micro-panel meets every
+    // A micro-panel of the block.
     // NOTE: an even split of the rows, not of the MR-row tiles: each thread's last tile may be
     // short, and the kernel runs a short tile at about its own height (1024 rows on 2
     // threads: 512 + 512 = 36 tiles and 8 rows each, not 37 tiles of which one is 2 rows).
@@ -481,44 +619,17 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         // Later K blocks add onto what the earlier ones wrote; the epilogue waits for the last.
         const bool acc = accumulate || pc > 0;
         const bool last = pc + kb == K;
-        if (!prepacked) {  // this thread's share of the B panels
-          const int64_t q0 = panels * t / T, q1 = panels * (t + 1) / T;
-          if (q0 < q1) {
-            const int64_t j0 = jc + q0 * nr, cols = std::min(nb - q0 * nr, (q1 - q0) * nr);
-            float* dstb = bpack + q0 * nr * kb;
-            if (trans_b && kr.pack_bt) kr.pack_bt(B + j0 * ldb + pc, ldb, kb, cols, dstb);
-            else pack_b(trans_b, trans_b ? B + j0 * ldb + pc : B + pc * ldb + j0, ldb, kb, cols,
-                        nr, dstb);
-          }
-        }
+        pack_b_share(jc, nb, panels, pc, kb);
         if (wait_packed) bar.wait();  // B block complete
         for (int64_t ic = m_lo; ic < m_hi; ic += MC) {
           const int64_t mb = std::min<int64_t>(MC, m_hi - ic);
-          if (!trans_a && kr.pack_a) kr.pack_a(A + ic * lda + pc, lda, mb, kb, apack);
-          else pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr,
-                      apack);
+          pack_a_block(ic, mb, pc, kb);
           for (int64_t q = p_lo; q < p_hi; ++q) {
-            const int64_t jr = q * nr, j = jc + jr;
-            const int cols = (int)std::min<int64_t>(nr, nb - jr);
-            const float* bp = prepacked ? prepacked + (jc / nr + q) * K * nr + pc * nr
-                                        : bpack + jr * kb;
-            MicroEpilogue me;
-            if (last && epi) {
-              me.bias = ep->bias ? ep->bias + j : nullptr;
-              me.relu = ep->act.act == Act::relu;
-            }
-            for (int64_t ir = 0; ir < mb; ir += mr) {
-              const int rows = (int)std::min<int64_t>(mr, mb - ir);
-              const int64_t i = ic + ir;
-              float* ct = C + i * ldc + j;
-              if (last && epi) {
-                me.z = ep->z ? ep->z + i * ldc + j : nullptr;
-                kr.fn(kb, apack + ir * kb, bp, ct, ldc, acc, rows, cols, &me);
-                if (!act_in_kernel) apply_act(ep->act, ct, ldc, rows, cols);
-              } else {
-                kr.fn(kb, apack + ir * kb, bp, ct, ldc, acc, rows, cols, nullptr);
-              }
-            }
+            const float* bp = b_panel(jc, q, pc, kb);
+            const int cols = (int)std::min<int64_t>(nr, nb - q * nr);
+            for (int64_t ir = 0; ir < mb; ir += mr)
+              tile(kb, apack + ir * kb, bp, ic + ir, jc + q * nr,
+                   (int)std::min<int64_t>(mr, mb - ir), cols, acc, last);
           }
         }
         if (wait_done) bar.wait();  // everyone is done with this B block before it is overwritten

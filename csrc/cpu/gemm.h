@@ -156,11 +156,20 @@ const GemmKernelInfo& gemm_kernel_avx512();
 const GemmKernelInfo& gemm_kernel();
 
 // Cache blocks the driver uses with kernel kr, derived from cache_sizes() (csrc/cpu/isa.h);
-// FASTNN_GEMM_BLOCKS="mc,kc,nc" overrides them (a tuning aid).
+// FASTNN_GEMM_BLOCKS="mc,kc,nc[,order]" overrides them (a tuning aid; order 0 or 1 below).
 struct GemmBlocks {
   int64_t mc, kc, nc;
+  // The loop order (see gemm_driver). false: for each packed B block (kc x nc, in L3) and each
+  // packed A block (mc x kc, in L2), every B micro-panel (kc x NR) meets every A micro-panel
+  // (MR x kc) of the block: A streams from L2. true: for each packed A block (mc x kc, in L3)
+  // and each packed B block (kc x nc, in L2), every A micro-panel (in L1) meets every B
+  // micro-panel of the block: B streams from L2.
+  bool b_in_l2 = false;
 };
 GemmBlocks gemm_blocks(const GemmKernelInfo& kr);
+// Test hook: every later GEMM (on any thread) uses `b` instead of gemm_blocks' own choice (mc
+// and nc rounded down to the kernel's MR and NR); nullptr goes back to gemm_blocks.
+void set_gemm_blocks_override(const GemmBlocks* b);
 
 // ---- peak probe (csrc/cpu/kernels/peak_fma_<isa>.cpp) ---------------------------------------
 // Each runs `iters` rounds of independent multiply-adds on one thread and returns the flops done.

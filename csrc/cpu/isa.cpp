@@ -197,4 +197,18 @@ const CacheSizes& cache_sizes() {
 
 std::string cpu_name() { return features().name.empty() ? "unknown" : features().name; }
 
+bool cpu_is_intel() {
+#if defined(FASTNN_X86)
+  static const bool intel = [] {
+    unsigned a, b, c, d;
+    // "GenuineIntel": EBX, EDX, ECX = "Genu", "ineI", "ntel".
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u &&
+           c == 0x6c65746eu;
+  }();
+  return intel;
+#else
+  return false;
+#endif
+}
+
 }  // namespace fastnn

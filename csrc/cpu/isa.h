@@ -19,6 +19,7 @@ void set_isa(Isa isa);                // throws ValueError if unsupported here
 Isa parse_isa(const std::string& name);  // throws ValueError on an unknown name
 std::string cpu_features();           // e.g. "avx512f avx512bw avx2 fma"
 std::string cpu_name();
+bool cpu_is_intel();                  // cpuid vendor "GenuineIntel" (the GEMM's loop order)
 
 // Data cache sizes in bytes as this core sees them (L1d and L2 per core, L3 shared), read from
 // cpuid (leaf 4 on Intel, 0x8000001D on AMD) once; typical values where cpuid has none.

@@ -40,6 +40,7 @@ def config():
         "gemm_kernel": _C.gemm_kernel_name(),
         "cache_sizes": _C.cache_sizes(),
         "gemm_blocks": _C.gemm_blocks(),
+        "gemm_b_in_l2": _C.gemm_b_in_l2(),
         "cuda_built": cuda.is_built(),
         "cuda_available": cuda.is_available(),
         "cuda_devices": cuda.device_count(),
@@ -59,7 +60,8 @@ def show_config(peak=False):
         f"cpu: {c['cpu']} ({c['cpus_available']} available)",
         f"cpu features: {c['cpu_features']}",
         f"kernel path (isa): {c['isa']} (supported: {', '.join(c['supported_isas'])})",
-        f"gemm kernel: {c['gemm_kernel']}, blocks (mc, kc, nc) = {tuple(c['gemm_blocks'])}",
+        f"gemm kernel: {c['gemm_kernel']}, blocks (mc, kc, nc) = {tuple(c['gemm_blocks'])}"
+        + (", B block in L2" if c["gemm_b_in_l2"] else ", A block in L2"),
         f"caches: L1d {cs['l1d'] // 1024} KiB, L2 {cs['l2'] // 1024} KiB, L3 {cs['l3'] // 1024} KiB"
         + ("" if cs.get("detected", True) else " (defaults: cpuid gave none)"),
         f"threads: {c['threads']}",
