@@ -137,8 +137,13 @@ void copy_panels_rows_any(int R, const float* src, int64_t ld, int64_t cols, int
 // Pack rows [0, mc) x columns [0, kc) of op(A) into MR-row panels: panel r0 holds, for each
 // p, the MR values op(A)(r0..r0+MR, p) consecutively; rows past mc are zero so the kernel can
 // always run a full tile. A already points at op(A)(0, 0) of this block.
-void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int mr, float* dst) {
-  if (trans) return copy_panels_rows_any(mr, A, lda, mc, kc, dst);  // op(A)(i, p) = A[p*lda + i]
+void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc,
+            const GemmKernelInfo& kr, float* dst) {
+  const int mr = kr.mr;
+  if (trans) {  // op(A)(i, p) = A[p*lda + i]
+    if (kr.copy_panels) return kr.copy_panels(mr, A, lda, mc, kc, dst);
+    return copy_panels_rows_any(mr, A, lda, mc, kc, dst);
+  }
   for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += kc * mr) {
     const int rows = (int)std::min<int64_t>(mr, mc - r0);
     if (trans)  // op(A)(i, p) = A[p*lda + i]
@@ -150,8 +155,13 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, int
 
 // Pack rows [0, kc) x columns [0, nc) of op(B) into NR-column panels (zero-padded), the mirror
 // image of pack_a. B already points at op(B)(0, 0) of this block.
-void pack_b(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, int nr, float* dst) {
-  if (!trans) return copy_panels_rows_any(nr, B, ldb, nc, kc, dst);  // op(B)(p, j) = B[p*ldb + j]
+void pack_b(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc,
+            const GemmKernelInfo& kr, float* dst) {
+  const int nr = kr.nr;
+  if (!trans) {  // op(B)(p, j) = B[p*ldb + j]
+    if (kr.copy_panels) return kr.copy_panels(nr, B, ldb, nc, kc, dst);
+    return copy_panels_rows_any(nr, B, ldb, nc, kc, dst);
+  }
   for (int64_t c0 = 0; c0 < nc; c0 += nr, dst += kc * nr) {
     const int cols = (int)std::min<int64_t>(nr, nc - c0);
     if (!trans)  // op(B)(p, j) = B[p*ldb + j]
@@ -390,7 +400,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       if (c0 >= c1) return;
       float* ap = ap_all + size_t(t) * size_t(slice);
       if (kr.pack_bt) kr.pack_bt(A, lda, K, M, ap);
-      else pack_b(true, A, lda, K, M, nr, ap);
+      else pack_b(true, A, lda, K, M, kr, ap);
       kr.small_t(M, c0, c1, K, ap, B, ldb, C, ldc, accumulate, mep);
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
     };
@@ -467,9 +477,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         float* dst = bt + q0 * K * nr;
         for (int64_t j = c0; j < c1; j += nr) {
           const int64_t je = std::min(c1, j + nr);
-          if (!trans_b) pack_b(false, B + j, ldb, K, je - j, nr, dst);
+          if (!trans_b) pack_b(false, B + j, ldb, K, je - j, kr, dst);
           else if (kr.pack_bt) kr.pack_bt(B + j * ldb, ldb, K, je - j, dst);
-          else pack_b(true, B + j * ldb, ldb, K, je - j, nr, dst);
+          else pack_b(true, B + j * ldb, ldb, K, je - j, kr, dst);
           // Columns j..je as columns 0..je-j of C + j (the panel is the kernel's panel 0).
           MicroEpilogue mj;
           if (epi) {
@@ -538,12 +548,12 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       const int64_t j0 = jc + q0 * nr, cols = std::min(nb - q0 * nr, (q1 - q0) * nr);
       float* dstb = bpack + q0 * nr * kb;
       if (trans_b && kr.pack_bt) kr.pack_bt(B + j0 * ldb + pc, ldb, kb, cols, dstb);
-      else pack_b(trans_b, trans_b ? B + j0 * ldb + pc : B + pc * ldb + j0, ldb, kb, cols, nr,
+      else pack_b(trans_b, trans_b ? B + j0 * ldb + pc : B + pc * ldb + j0, ldb, kb, cols, kr,
                   dstb);
     };
     auto pack_a_block = [&](int64_t ic, int64_t mb, int64_t pc, int64_t kb) {
       if (!trans_a && kr.pack_a) kr.pack_a(A + ic * lda + pc, lda, mb, kb, apack);
-      else pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, mr,
+      else pack_a(trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mb, kb, kr,
                   apack);
     };
     // Panel q of B block (jc, pc), kb deep.
@@ -700,7 +710,7 @@ GemmPackedB gemm_pack_b_f32(bool trans_b, int64_t K, int64_t N, const float* B, 
     const int64_t j0 = q0 * nr, cols = std::min(r.N, q1 * nr) - j0;
     float* d = dst + q0 * r.K * nr;
     if (trans_b && kr.pack_bt) kr.pack_bt(B + j0 * ldb, ldb, r.K, cols, d);
-    else pack_b(trans_b, trans_b ? B + j0 * ldb : B + j0, ldb, r.K, cols, nr, d);
+    else pack_b(trans_b, trans_b ? B + j0 * ldb : B + j0, ldb, r.K, cols, kr, d);
   });
   return r;
 }

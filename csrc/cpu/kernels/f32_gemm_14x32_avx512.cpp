@@ -337,6 +337,48 @@ void pack_a_avx512(const float* A, int64_t lda, int64_t mc, int64_t kc, float* d
   }
 }
 
+// See GemmKernelInfo::copy_panels: row by row (each source row is read once, front to back),
+// one or two 512-bit moves per panel row where the driver's portable copy moved 16 bytes at a
+// time; the last, ragged panel loads masked and stores its zeros.
+template <int R>
+void copy_panels_rows_avx512(const float* src, int64_t ld, int64_t cols, int64_t kc, float* dst) {
+  static_assert(R == MR || R == NR, "one vector (14 of 16 lanes) or two per panel row");
+  const int64_t full = cols / R, ps = kc * R;
+  const int rem = int(cols % R);
+  const __mmask16 all = R == NR ? __mmask16(0xFFFF) : __mmask16((1u << R) - 1);
+  const __mmask16 rem0 = __mmask16((1u << std::min(rem, 16)) - 1);
+  const __mmask16 rem1 = __mmask16((1u << std::max(rem - 16, 0)) - 1);
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* s = src + p * ld;
+    float* d = dst + p * R;
+    for (int64_t q = 0; q < full; ++q, s += R, d += ps) {
+      if constexpr (R == NR) {
+        _mm512_storeu_ps(d, _mm512_loadu_ps(s));
+        _mm512_storeu_ps(d + 16, _mm512_loadu_ps(s + 16));
+      } else {
+        _mm512_mask_storeu_ps(d, all, _mm512_maskz_loadu_ps(all, s));
+      }
+    }
+    if (rem) {
+      if constexpr (R == NR) {
+        _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(rem0, s));
+        _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(rem1, s + 16));
+      } else {
+        _mm512_mask_storeu_ps(d, all, _mm512_maskz_loadu_ps(rem0, s));
+      }
+    }
+  }
+}
+
+void copy_panels_avx512(int R, const float* src, int64_t ld, int64_t cols, int64_t kc,
+                        float* dst) {
+  if (R == NR) return copy_panels_rows_avx512<NR>(src, ld, cols, kc, dst);
+  if (R == MR) return copy_panels_rows_avx512<MR>(src, ld, cols, kc, dst);
+  for (int64_t c0 = 0; c0 < cols; c0 += R, dst += kc * R)  // (no caller asks for other widths)
+    for (int64_t p = 0; p < kc; ++p)
+      for (int c = 0; c < R; ++c) dst[p * R + c] = c0 + c < cols ? src[p * ld + c0 + c] : 0.f;
+}
+
 // Transposed small-shape kernel (see GemmSmallTKernel): Cᵀ = B·Aᵀ in 8x32 tiles, B's rows
 // broadcast in place, A's rows packed as the 32-wide panels; each finished tile goes through
 // a 16x16 register transpose and is stored as 32 rows of 8 columns of C.
@@ -403,9 +445,13 @@ void f32_gemm_small_t_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const
 }  // namespace
 
 const GemmKernelInfo& gemm_kernel_avx512() {
-  static const GemmKernelInfo info{"f32_gemm_14x32_avx512", MR, NR, 252, 512, 4096,
-                                   f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
-                                   f32_gemm_small_t_avx512, pack_a_avx512, transpose_avx512};
+  static const GemmKernelInfo info = [] {
+    GemmKernelInfo k{"f32_gemm_14x32_avx512", MR, NR, 252, 512, 4096,
+                     f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
+                     f32_gemm_small_t_avx512, pack_a_avx512, transpose_avx512};
+    k.copy_panels = copy_panels_avx512;
+    return k;
+  }();
   return info;
 }
 
