@@ -42,3 +42,15 @@ def threads(request):
     _C.set_num_threads(request.param)
     yield request.param
     _C.set_num_threads(prev)
+
+
+@pytest.fixture(params=["derived", "a_in_l2", "b_in_l2"])
+def gemm_order(request):
+    """Run a test with the machine's own cache blocks and loop order, and with small forced
+    blocks in each of the driver's two loop orders (A block in L2; B block in L2), so both
+    orders and many block edges run on any machine. (mc and nc are rounded down to the active
+    kernel's tile: 40 -> 28 rows on AVX-512, 36 on AVX2.)"""
+    if request.param != "derived":
+        _C.set_gemm_blocks((40, 48, 96, request.param == "b_in_l2"))
+    yield request.param
+    _C.set_gemm_blocks(None)

@@ -75,12 +75,15 @@ def test_linear_every_isa(act, rng, isa):
 
 
 @pytest.mark.parametrize("act", range(6))
-def test_linear_fused_epilogue_edge_tiles(act, rng, isa, threads):
+def test_linear_fused_epilogue_edge_tiles(act, rng, isa, threads, gemm_order):
     # _C level, forward only: the bias/z/activation epilogue runs inside the micro-kernel (or
     # on the finished tile), so every tile shape matters: full tiles, ragged row and column
-    # edges (1, 15, 33, 65 outputs vs 8/16/32-wide tiles), K across a cache block, threads.
+    # edges (1, 15, 33, 65 outputs vs 8/16/32-wide tiles), K across a cache block, threads,
+    # and on the packed path (over 256 rows) in both loop orders, where only the last K block
+    # may apply it.
     kc = _C.gemm_blocks()[1]
-    for n, fin, fout in [(1, 3, 1), (15, 7, 33), (29, kc + 3, 65), (300, 20, 70)]:
+    for n, fin, fout in [(1, 3, 1), (15, 7, 33), (29, kc + 3, 65), (300, 20, 70),
+                         (300, kc + 3, 70), (301, 2 * kc + 5, 45)]:
         x = rng.standard_normal((n, fin)).astype(np.float32)
         w = rng.standard_normal((fout, fin)).astype(np.float32)
         b = rng.standard_normal(fout).astype(np.float32)

@@ -1,6 +1,9 @@
 """The float32 GEMM kernel (_C.gemm / _C.bmm) on every ISA path: transposes, accumulation
 (beta=1), edge tiles, blocking and threads, against float64 NumPy and against the generic path."""
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -223,45 +226,100 @@ def test_gemm_bad_input():
     expect_error(ValueError, "matmul", _C.bmm, f, f.T.copy(), match="3-D")
 
 
-@pytest.fixture(params=["derived", "a_in_l2", "b_in_l2"])
-def gemm_order(request):
-    """Run a test with the machine's own cache blocks and loop order, and with small forced
-    blocks in each of the driver's two loop orders (A block in L2; B block in L2), so both
-    orders and many block edges run on any machine. (mc and nc are rounded down to the active
-    kernel's tile: 40 -> 28 rows on AVX-512, 36 on AVX2.)"""
-    if request.param != "derived":
-        _C.set_gemm_blocks((40, 48, 96, request.param == "b_in_l2"))
-    yield request.param
-    _C.set_gemm_blocks(None)
-
-
-def test_gemm_blocks_override():
+def test_gemm_blocks_override(rng):
     derived = _C.gemm_blocks(), _C.gemm_b_in_l2()
     mr, nr = _C.gemm_tile()
+    a, b = operands(rng, 300, 70, 50, False, False)
     try:
         for order in (False, True):
             _C.set_gemm_blocks((100, 37, 70, order))
             assert _C.gemm_blocks() == (100 // mr * mr, 37, 70 // nr * nr)
             assert _C.gemm_b_in_l2() is order
+            # ... and they are what the driver runs with (300 rows: the packed path).
+            _C.gemm_reset_last_blocks()
+            c = _C.gemm(a, b)
+            assert _C.gemm_last_blocks() == (100 // mr * mr, 37, 70 // nr * nr, order)
+            assert_close(c, reference(a, b, False, False), k=50, scale=gemm_scale(a, b, 50),
+                         what=f"gemm with forced blocks, b_in_l2={order}")
+        # A block under one tile is one tile.
+        _C.set_gemm_blocks((1, 1, 1, True))
+        assert _C.gemm_blocks() == (mr, 1, nr)
     finally:
         _C.set_gemm_blocks(None)
     assert (_C.gemm_blocks(), _C.gemm_b_in_l2()) == derived
+    _C.gemm_reset_last_blocks()
+    _C.gemm(a, b)
+    assert _C.gemm_last_blocks() == derived[0] + (derived[1],)
     expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (0, 8, 8, False))
+    expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (2 ** 63 - 1, 8, 8, True))
+    expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 2 ** 25, 8, True))
+    expect_error(TypeError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 8, 8))
+    expect_error(TypeError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 8.0, 8, True))
+    expect_error(TypeError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 8, 8, None))
+    expect_error(TypeError, "set_gemm_blocks", _C.set_gemm_blocks, [8, 8, 8, True])
+    assert (_C.gemm_blocks(), _C.gemm_b_in_l2()) == derived
 
 
-@pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
+def test_gemm_blocks_env():
+    # FASTNN_GEMM_BLOCKS="mc,kc,nc[,order]" (a tuning aid), in a fresh process: the order
+    # field picks the loop order, without it the derived order stays; absurd sizes are clamped.
+    code = ("from fastnn import _C; import numpy as np; _C.set_isa('generic'); "
+            "a = np.ones((300, 60), np.float32); c = _C.gemm(a, a.T.copy()); "
+            "assert (c == 60).all(), c; print(_C.gemm_blocks(), _C.gemm_b_in_l2())")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    mr, nr = 4, 8  # the generic kernel's tile
+    for value, want in [("100,37,70,1", f"({100 // mr * mr}, 37, {70 // nr * nr}) True"),
+                        ("100,37,70,0", f"({100 // mr * mr}, 37, {70 // nr * nr}) False"),
+                        ("100,37,70", f"({100 // mr * mr}, 37, {70 // nr * nr}) False"),
+                        (f"{2 ** 62},{2 ** 62},{2 ** 62},1", f"({2 ** 24}, {2 ** 24}, {2 ** 24}) True")]:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=dict(env, FASTNN_GEMM_BLOCKS=value))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == want, (value, out.stdout)
+
+
+def test_gemm_loop_order_choice():
+    # B block in L2 only for the 32-column AVX-512 kernel on an Intel CPU (gemm_blocks).
+    vendor = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            vendor = next((ln.split(":")[1].strip() for ln in f if ln.startswith("vendor_id")), "")
+    prev = _C.get_isa()
+    try:
+        for isa in _C.supported_isas():
+            _C.set_isa(isa)
+            expect = isa == "avx512" and vendor == "GenuineIntel"
+            if not _C.cache_sizes()["detected"]:
+                expect = False
+            assert _C.gemm_b_in_l2() is expect, (isa, vendor)
+    finally:
+        _C.set_isa(prev)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True), (True, False)])
 def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads, gemm_order):
-    # The blocks come from the cache sizes (mc, kc, nc = _C.gemm_blocks()): cross each one
-    # with a ragged remainder, with C split by rows between threads (B packed once, shared)
-    # and by column panels (m too small to split, or m * threads <= n: each thread packs its
-    # own panels, at offsets that move from one K or N block to the next as the block's depth
-    # and panel count change). m = 260 keeps the last two off the small-shape paths.
+    # The blocks come from the cache sizes (mc, kc, nc = _C.gemm_blocks()), or the fixture's
+    # small forced ones in either loop order: cross each one with a ragged remainder, with C
+    # split by rows between threads (B packed once, shared) and by column panels (m too small
+    # to split, or m * threads <= n: each thread packs its own panels, at offsets that move
+    # from one K or N block to the next as the block's depth and panel count change). Rows
+    # above 256 keep a product off the small-shape paths (checked through gemm_last_blocks);
+    # with small forced blocks that is several A blocks, of uneven heights.
     mc, kc, nc = _C.gemm_blocks()
-    for m, n, k in [(mc + 19, 45, kc + 37), (3, nc + 21, 9), (2 * mc + 5, 33, 2 * kc + 1),
-                    (260, 1024, kc + 37), (260, nc + 300, kc // 2 + 3)]:
+    order = _C.gemm_b_in_l2()
+    tall = mc + 19 if mc + 19 > 256 else 9 * mc + 19
+    shapes = [(tall, 45, kc + 37), (3, nc + 21, 9), (2 * tall + 5, 33, 2 * kc + 1),
+              (260, 1024, kc + 37), (260, nc + 300, kc // 2 + 3)]
+    if gemm_order != "derived":  # (several blocks of every kind; too slow with the derived)
+        shapes.append((tall + 1, 2 * nc + 7, 2 * kc + 5))
+    for m, n, k in shapes:
         a, b = operands(rng, m, n, k, ta, tb)
-        assert_close(_C.gemm(a, b, ta, tb), reference(a, b, ta, tb), k=k,
-                     scale=gemm_scale(a, b, k), what=f"gemm {m}x{n}x{k} {isa}")
+        _C.gemm_reset_last_blocks()
+        c = _C.gemm(a, b, ta, tb)
+        assert_close(c, reference(a, b, ta, tb), k=k, scale=gemm_scale(a, b, k),
+                     what=f"gemm {m}x{n}x{k} {isa}")
+        if m > 256:
+            assert _C.gemm_last_blocks() == (mc, kc, nc, order), (m, n, k)
 
 
 @pytest.mark.parametrize("m,n,k", [(48, 1024, 256), (50, 1024, 300), (64, 2048, 257)])
@@ -287,9 +345,10 @@ def test_gemm_packed_short_row_tiles(rng, isa, threads, gemm_order):
     # Above the small-shape path (m > 256) the threads split the rows evenly, so each one's
     # last tile can be short, and the AVX-512 kernel runs a short tile at its own height
     # (4, 6, ..., 12 rows of arithmetic): m over every remainder mod 14 (and mod 6, 4), with
-    # ragged columns, accumulation and the fused bias + ReLU of linear.
+    # ragged columns, accumulation and the fused bias + ReLU of linear. (n and k large enough
+    # that two threads do split the rows: over 2^20 multiply-adds.)
     for m in range(257, 285):
-        n, k = int(rng.choice([17, 32, 45])), int(rng.choice([40, 65]))
+        n, k = int(rng.choice([97, 128, 141])), int(rng.choice([40, 65]))
         ta, tb = bool(rng.integers(2)), bool(rng.integers(2))
         a, b = operands(rng, m, n, k, ta, tb)
         ref, scale = reference(a, b, ta, tb), gemm_scale(a, b, k)

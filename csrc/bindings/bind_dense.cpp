@@ -249,13 +249,38 @@ void bind_dense(py::module_& m) {
   // Test hook: force the blocks and loop order of every later GEMM (None: back to the derived
   // ones), so both loop orders and every block edge are tested on any machine.
   m.def("set_gemm_blocks", [](py::object blocks) {
+    const char* op = "set_gemm_blocks";
     if (blocks.is_none()) return set_gemm_blocks_override(nullptr);
-    auto t = blocks.cast<std::tuple<int64_t, int64_t, int64_t, bool>>();
-    GemmBlocks b{std::get<0>(t), std::get<1>(t), std::get<2>(t), std::get<3>(t)};
-    if (b.mc <= 0 || b.kc <= 0 || b.nc <= 0)
-      fail("set_gemm_blocks", "blocks must be positive, got (", b.mc, ", ", b.kc, ", ", b.nc, ")");
+    if (!py::isinstance<py::tuple>(blocks) || py::len(blocks) != 4)
+      fail<TypeError>(op, "blocks must be None or a tuple (mc, kc, nc, b_in_l2), got ",
+                      py::str(blocks).cast<std::string>());
+    py::tuple t = blocks.cast<py::tuple>();
+    int64_t v[3];
+    for (int i = 0; i < 3; ++i) {
+      if (!py::isinstance<py::int_>(t[i]) || py::isinstance<py::bool_>(t[i]))
+        fail<TypeError>(op, "blocks[", i, "] must be an int, got ",
+                        py::str(t[i]).cast<std::string>());
+      const long long x = t[i].cast<long long>();
+      if (x <= 0 || x > kGemmBlockMax)
+        fail(op, "blocks[", i, "] must be in [1, ", kGemmBlockMax, "], got ", x);
+      v[i] = x;
+    }
+    if (!py::isinstance<py::bool_>(t[3]))
+      fail<TypeError>(op, "blocks[3] (b_in_l2) must be a bool, got ",
+                      py::str(t[3]).cast<std::string>());
+    GemmBlocks b{v[0], v[1], v[2], t[3].cast<bool>()};
     set_gemm_blocks_override(&b);
   }, py::arg("blocks"));
+
+  // Test hook: the blocks and loop order of the last GEMM on this thread that took the packed
+  // (blocked) path, or None before any: shows that a test's shape reaches the driver, and with
+  // the blocks it meant to force.
+  m.def("gemm_last_blocks", []() -> py::object {
+    const GemmBlocks* b = gemm_last_blocks();
+    if (!b) return py::none();
+    return py::make_tuple(b->mc, b->kc, b->nc, b->b_in_l2);
+  });
+  m.def("gemm_reset_last_blocks", [] { gemm_reset_last_blocks(); });
 
   m.def("gemm_tile", [] {
     const GemmKernelInfo& k = gemm_kernel();

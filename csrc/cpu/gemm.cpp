@@ -246,6 +246,14 @@ GemmBlocks g_blocks_forced_value{};
 
 }  // namespace
 
+namespace {
+thread_local GemmBlocks t_last_blocks;
+thread_local bool t_last_blocks_set = false;
+}  // namespace
+
+const GemmBlocks* gemm_last_blocks() { return t_last_blocks_set ? &t_last_blocks : nullptr; }
+void gemm_reset_last_blocks() { t_last_blocks_set = false; }
+
 void set_gemm_blocks_override(const GemmBlocks* b) {
   // Callers (tests) do this between GEMMs; the value is written before the flag that
   // publishes it and the generation that makes threads read it.
@@ -255,11 +263,12 @@ void set_gemm_blocks_override(const GemmBlocks* b) {
 }
 
 GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
+  auto clamp_block = [](int64_t v) { return std::clamp<int64_t>(v, 1, kGemmBlockMax); };
   if (g_blocks_forced.load(std::memory_order_acquire)) {
     GemmBlocks b = g_blocks_forced_value;
-    b.mc = round_down(b.mc, kr.mr);
-    b.nc = round_down(b.nc, kr.nr);
-    b.kc = std::max<int64_t>(b.kc, 1);
+    b.mc = round_down(clamp_block(b.mc), kr.mr);
+    b.nc = round_down(clamp_block(b.nc), kr.nr);
+    b.kc = clamp_block(b.kc);
     return b;
   }
   const CacheSizes& cs = cache_sizes();
@@ -270,10 +279,11 @@ GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
   // FMA peak with A in L2 (mc, kc, nc = 252, 512, 8192; 252, 1024, 8192 and 252, 256, 8192
   // within 1 point of it) against 89% with B in L2 (1008, 256..512, 512..1024);
   // 2044x2048x2048 75% against 95%. The B micro-panel of the other order (kc x 32 floats,
-  // 128 KiB at kc = 1024) does not fit L1, and each one comes from L3 for its first row tile;
-  // A's micro-panel (14 x kc) does fit. The AVX2 kernel (6x16) on the same machine is faster
-  // in the other order (121 against 114 GFLOP/s), and AMD's Zen 4 and 5 ran the other order at
-  // 87-94% of the peak (sessions 14-16), so only this combination switches.
+  // 128 KiB at its kc = 1024) does not fit L1, and each one comes from L3 for its first row
+  // tile; in this order the A micro-panel (14 x kc, 28 KiB at kc = 512) does fit. The AVX2
+  // kernel (6x16) on the same machine is faster in the other order (121 against 114
+  // GFLOP/s), and AMD's Zen 4 and Zen 5 ran the other order at 87-94% of the peak (see
+  // bench/RESULTS.md), so only this combination switches.
   b.b_in_l2 = kr.nr >= 32 && cpu_is_intel();
   if (!cs.detected) {
     b = {kr.mc, kr.kc, kr.nc, false};
@@ -286,9 +296,10 @@ GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
     // behind.
     b.kc = std::clamp<int64_t>(round_down(cs.l1d * 3 / 5 / (kr.mr * 4), 64), 128, 1024);
     b.nc = std::clamp<int64_t>(round_down(cs.l2 / 2 / (b.kc * 4), kr.nr), kr.nr, 8192);
-    // mc: the packed A block (mc x kc, one per thread) is read once per B block, from L3: a
-    // quarter of L3 and at most 8 MiB. Each A block packs the B blocks again, so fewer, taller
-    // A blocks pack B fewer times.
+    // mc: the packed A block (mc x kc) is read once per B block, from L3: a quarter of L3 and
+    // at most 8 MiB. Each A block packs the B blocks again, so fewer, taller A blocks pack B
+    // fewer times. (Split by rows, each thread packs its share of a block; split by columns,
+    // the whole block. The driver reserves a whole block per thread either way.)
     b.mc = std::max<int64_t>(
         round_down(std::min<int64_t>(cs.l3 / 4, int64_t(8) << 20) / (b.kc * 4), kr.mr), kr.mr);
   } else {
@@ -309,9 +320,9 @@ GemmBlocks gemm_blocks(const GemmKernelInfo& kr) {
     int order = -1;
     const int got = std::sscanf(e, "%ld,%ld,%ld,%d", &mc, &kc, &nc, &order);
     if (got >= 3 && mc > 0 && kc > 0 && nc > 0) {
-      b.mc = round_down(mc, kr.mr);
-      b.kc = kc;
-      b.nc = round_down(nc, kr.nr);
+      b.mc = round_down(clamp_block(mc), kr.mr);
+      b.kc = clamp_block(kc);
+      b.nc = round_down(clamp_block(nc), kr.nr);
       if (got == 4 && (order == 0 || order == 1)) b.b_in_l2 = order == 1;
     }
   }
@@ -501,6 +512,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
 
   const int mr = kr.mr, nr = kr.nr;
   const int64_t KC = t_blocks.kc, MC = t_blocks.mc, NC = t_blocks.nc;
+  t_last_blocks = t_blocks;
+  t_last_blocks_set = true;
   const int64_t tiles_m = (M + mr - 1) / mr, tiles_n = (N + nr - 1) / nr;
   const int64_t nt = std::min<int64_t>({(int64_t)threads_here(), std::max(tiles_m, tiles_n),
                                         std::max<int64_t>(1, M * N * K / kMinMacsPerThread)});
@@ -529,6 +542,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // when M*T <= N. Zen 3, 2 threads, us, rows -> columns (best of 15, noisy VM): NT
     // 64x256x784 174-256 -> 161-215, 64x1024x784 683-1238 -> 609-636, TN 64x256x784 179-349 ->
     // 168-188.
+    // (With B in L2, MC is large, so a pre-packed B splits by columns up to MC rows.)
     const bool by_rows =
         prepacked ? (M > MC && tiles_m >= 2 * T) : (tiles_m >= 2 * T && M * T > N);
     // Each thread packs B panels [q0, q1) of a block below. Split by columns it multiplies
@@ -580,8 +594,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       // A block (L3) outermost, then K blocks, then B blocks (L2); each A micro-panel (L1)
       // meets every B panel of the block. Every thread runs the same ic, pc, jc sequence (the
       // barriers are inside it) and, split by rows, takes an even share of each A block's rows.
-      // A blocks of near-equal height (rounded to whole tiles), not MC rows and a remainder:
-      // 2048 rows with MC = 2044 are 2 x 1022, not 2044 + 4.
+      // A blocks of near-equal height (edges rounded up to whole tiles), not MC rows and a
+      // remainder: 2048 rows with MC = 2044 are 1036 + 1012, not 2044 + 4.
       // (The same on every thread, so a skipped empty block skips the same barriers.)
       const int64_t nblk = (M + MC - 1) / MC;
       auto edge = [&](int64_t e) { return std::min(M, (M * e / nblk + mr - 1) / mr * mr); };

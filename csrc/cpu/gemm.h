@@ -174,8 +174,15 @@ struct GemmBlocks {
 };
 GemmBlocks gemm_blocks(const GemmKernelInfo& kr);
 // Test hook: every later GEMM (on any thread) uses `b` instead of gemm_blocks' own choice (mc
-// and nc rounded down to the kernel's MR and NR); nullptr goes back to gemm_blocks.
+// and nc rounded down to a multiple of the kernel's MR and NR, and up to one tile when
+// smaller); nullptr goes back to gemm_blocks. Blocks (here and from FASTNN_GEMM_BLOCKS) are
+// clamped to [1, kGemmBlockMax].
+constexpr int64_t kGemmBlockMax = int64_t(1) << 24;
 void set_gemm_blocks_override(const GemmBlocks* b);
+// Test hooks: the blocks of the last GEMM on the calling thread that took the packed path
+// (nullptr: none since the reset).
+const GemmBlocks* gemm_last_blocks();
+void gemm_reset_last_blocks();
 
 // ---- peak probe (csrc/cpu/kernels/peak_fma_<isa>.cpp) ---------------------------------------
 // Each runs `iters` rounds of independent multiply-adds on one thread and returns the flops done.
