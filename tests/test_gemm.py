@@ -518,3 +518,73 @@ def test_gemm_packed_bad_input():
                  c=np.ones((2, 2), np.float32))
     expect_error(TypeError, "gemm_packed_test", _C.gemm_packed_test, f.astype(np.float64),
                  f.T.copy())
+
+
+# ---- reads stop at the operand's last float (a PROT_NONE page right after it) ----------------
+@pytest.fixture
+def guarded_arrays():
+    """guarded(rows, cols, ld, values): a (rows, cols) float32 view with row stride ld (gaps NaN)
+    whose last float ends at a page that any read faults on, so a masked load or copy that
+    reads past an operand's end crashes the test instead of passing unnoticed."""
+    import ctypes
+    import mmap
+    if not sys.platform.startswith("linux"):
+        pytest.skip("needs mmap/mprotect through the C library (Linux)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    page, maps = mmap.PAGESIZE, []
+
+    def guarded(rows, cols, ld, values):
+        n = (rows - 1) * ld + cols
+        pages = (n * 4 + page - 1) // page + 1
+        addr = libc.mmap(None, pages * page, mmap.PROT_READ | mmap.PROT_WRITE,
+                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value)
+        maps.append((addr, pages * page))
+        guard = addr + (pages - 1) * page
+        assert libc.mprotect(guard, page, 0) == 0
+        flat = np.ctypeslib.as_array((ctypes.c_float * n).from_address(guard - n * 4))
+        flat[:] = np.nan
+        view = np.lib.stride_tricks.as_strided(flat, shape=(rows, cols), strides=(ld * 4, 4))
+        view[...] = values
+        return view
+
+    yield guarded
+    for addr, size in maps:
+        libc.munmap(addr, size)
+
+
+def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, threads,
+                                                    gemm_order):
+    # Packing copies rows of a row-major B (NR-wide panels) and of a transposed A (MR-wide)
+    # with masked vector loads on the ragged last panel: N and M around the panel widths
+    # (32, 16, 8; 14, 6, 4), contiguous and with a longer row stride, on the packed path (over
+    # 256 rows), the small path's copy of a 1024-float-strided B, and a pre-packed B.
+    def check(c, a, b, what):
+        k = a.shape[1]
+        assert_close(c, a.astype(np.float64) @ b.astype(np.float64), k=k,
+                     scale=gemm_scale(a, b, k), what=what)
+
+    for n in (1, 15, 16, 17, 31, 33):
+        for ld in (n, n + 5):
+            a = rng.standard_normal((300, 40)).astype(np.float32)
+            b = guarded_arrays(40, n, ld, rng.standard_normal((40, n)))
+            check(_C.mm(a, b), a, b, f"NN n={n} ld={ld}")
+    for m in (266, 267, 279, 281):
+        for ld in (m, m + 3):
+            at = guarded_arrays(30, m, ld, rng.standard_normal((30, m)))
+            b = rng.standard_normal((30, 40)).astype(np.float32)
+            check(_C.mm(at.T, b), at.T, b, f"TN m={m} ld={ld}")
+    for n in (17, 1000):
+        a = rng.standard_normal((64, 256)).astype(np.float32)
+        b = guarded_arrays(256, n, 1024, rng.standard_normal((256, n)))
+        check(_C.mm(a, b), a, b, f"NN 1024-strided b n={n}")
+    for n in (17, 33):
+        a = rng.standard_normal((300, 40)).astype(np.float32)
+        b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))
+        c, _ = _C.gemm_packed_test(a, b, False, False)
+        check(c, a, b, f"pre-packed n={n}")

@@ -144,13 +144,8 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc,
     if (kr.copy_panels) return kr.copy_panels(mr, A, lda, mc, kc, dst);
     return copy_panels_rows_any(mr, A, lda, mc, kc, dst);
   }
-  for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += kc * mr) {
-    const int rows = (int)std::min<int64_t>(mr, mc - r0);
-    if (trans)  // op(A)(i, p) = A[p*lda + i]
-      copy_panel(mr, A + r0, lda, rows, kc, dst);
-    else  // op(A)(i, p) = A[i*lda + p]
-      gather_panel_any(mr, A + r0 * lda, lda, rows, kc, dst);
-  }
+  for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += kc * mr)  // op(A)(i, p) = A[i*lda + p]
+    gather_panel_any(mr, A + r0 * lda, lda, (int)std::min<int64_t>(mr, mc - r0), kc, dst);
 }
 
 // Pack rows [0, kc) x columns [0, nc) of op(B) into NR-column panels (zero-padded), the mirror
@@ -162,13 +157,8 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc,
     if (kr.copy_panels) return kr.copy_panels(nr, B, ldb, nc, kc, dst);
     return copy_panels_rows_any(nr, B, ldb, nc, kc, dst);
   }
-  for (int64_t c0 = 0; c0 < nc; c0 += nr, dst += kc * nr) {
-    const int cols = (int)std::min<int64_t>(nr, nc - c0);
-    if (!trans)  // op(B)(p, j) = B[p*ldb + j]
-      copy_panel(nr, B + c0, ldb, cols, kc, dst);
-    else  // op(B)(p, j) = B[j*ldb + p]
-      gather_panel_any(nr, B + c0 * ldb, ldb, cols, kc, dst);
-  }
+  for (int64_t c0 = 0; c0 < nc; c0 += nr, dst += kc * nr)  // op(B)(p, j) = B[j*ldb + p]
+    gather_panel_any(nr, B + c0 * ldb, ldb, (int)std::min<int64_t>(nr, nc - c0), kc, dst);
 }
 
 bool epilogue_is_trivial(const GemmEpilogue* ep) {

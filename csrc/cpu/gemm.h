@@ -142,8 +142,8 @@ struct GemmKernelInfo {
   bool small_wide_trans_a = true;
   // Copies `cols` consecutive floats of each of kc rows of src (leading dimension ld) into
   // R-wide zero-padded panels (panel q at dst + q*kc*R, rows of R floats), for R = MR (a
-  // transposed A) and R = NR (a row-major B), as the driver's scalar copy does. Null: that
-  // copy.
+  // transposed A) and R = NR (a row-major B), as the driver's portable copy
+  // (copy_panels_rows_any, memcpy of R floats a row) does. Null: that copy.
   void (*copy_panels)(int R, const float* src, int64_t ld, int64_t cols, int64_t kc,
                       float* dst) = nullptr;
 };
