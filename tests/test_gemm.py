@@ -332,13 +332,22 @@ def test_gemm_small_path_4k_strided_b(m, n, k, rng, isa, threads):
 
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),
                                    (64, 784, 256), (100, 785, 271), (256, 800, 256)])
-def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads):
+def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads, gemm_order):
     # On the small-shape path a row-major A is transposed into a per-thread copy (AVX-512,
     # gemm.cpp: m >= 32, k >= 256 and >= 384 columns per thread) and read by the tall tiles
     # of a contiguous A: m and k off the 16x16 transpose blocks, column counts that leave a
-    # ragged last panel, and (at 2 threads) each thread's own copy.
+    # ragged last panel, and (at 2 threads) each thread's own copy; in the B-in-L2 order, one
+    # row tile at a time (its copy in L1) over all the columns. Then with the epilogue (bias,
+    # z, an activation on the finished tile, and the in-kernel ReLU) on the same path.
     a, b = operands(rng, m, n, k, False, False)
     check_overwrite_and_accumulate(rng, a, b, False, False, f"gemm row-major A {m}x{n}x{k}")
+    bias = rng.standard_normal(n).astype(np.float32)
+    pre = reference(a, b, False, False) + bias
+    scale = gemm_scale(a, b, k) + _mx(bias)
+    for act, fn in [(1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
+        c, z = _C.gemm_packed_test(a, b, bias=bias, act=act, want_z=True, prepack=False)
+        assert_close(z, pre, k=k + 1, scale=scale, what=f"z {m}x{n}x{k}")
+        assert_close(c, fn(pre), k=k + 2, scale=scale, what=f"act {act} {m}x{n}x{k}")
 
 
 def test_gemm_packed_short_row_tiles(rng, isa, threads, gemm_order):

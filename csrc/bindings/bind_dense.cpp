@@ -290,7 +290,8 @@ void bind_dense(py::module_& m) {
   // Test hook for the pre-packed GEMM: packs op(b) once, then runs op(a)·B with it `reps`
   // times into fresh copies of c (so reuse of one pack is exercised), returning the last.
   m.def("gemm_packed_test", [](py::handle a, py::handle b, bool trans_a, bool trans_b,
-                               py::handle c, py::handle bias, int act, bool want_z, int reps) {
+                               py::handle c, py::handle bias, int act, bool want_z, int reps,
+                               bool prepack) {
     const char* op = "gemm_packed_test";
     ActParams p = act_params(act, 1.f, 20.f);
     Tensor ta = arg_tensor(a, op, "a", DType::f32);
@@ -314,7 +315,8 @@ void bind_dense(py::module_& m) {
     if (want_z) z = empty({M, N}, DType::f32);
     {
       py::gil_scoped_release nogil;
-      const GemmPackedB pb = gemm_pack_b_f32(trans_b, K, N, tb.data<float>(), tb.size(1));
+      GemmPackedB pb;
+      if (prepack) pb = gemm_pack_b_f32(trans_b, K, N, tb.data<float>(), tb.size(1));
       GemmEpilogue ep;
       ep.bias = tbias.defined() ? tbias.data<float>() : nullptr;
       ep.act = p;
@@ -324,16 +326,20 @@ void bind_dense(py::module_& m) {
           std::memcpy(out.data<float>(), tc.data<float>(), sizeof(float) * size_t(M * N));
         else  // garbage that an overwrite must not leave behind
           for (int64_t i = 0; i < M * N; ++i) out.data<float>()[i] = 1e30f;
-        gemm_f32_packed(trans_a, M, ta.data<float>(), ta.size(1), pb, out.data<float>(), N,
-                        tc.defined(), &ep);
+        if (prepack)
+          gemm_f32_packed(trans_a, M, ta.data<float>(), ta.size(1), pb, out.data<float>(), N,
+                          tc.defined(), &ep);
+        else
+          gemm_f32(trans_a, trans_b, M, N, K, ta.data<float>(), ta.size(1), tb.data<float>(),
+                   tb.size(1), out.data<float>(), N, tc.defined(), &ep);
       }
     }
     return py::make_tuple(to_numpy(out), want_z ? opt_numpy(z) : py::object(py::none()));
   }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
      py::arg("c") = py::none(), py::arg("bias") = py::none(), py::arg("act") = 0,
-     py::arg("want_z") = false, py::arg("reps") = 1,
-     "Test hook: (act(op(a)·op(b) [+ c] + bias), z) through gemm_pack_b_f32 + gemm_f32_packed; "
-     "c given means accumulate.");
+     py::arg("want_z") = false, py::arg("reps") = 1, py::arg("prepack") = true,
+     "Test hook: (act(op(a)·op(b) [+ c] + bias), z) through gemm_pack_b_f32 + gemm_f32_packed "
+     "(prepack=False: gemm_f32 with the same epilogue); c given means accumulate.");
 
   m.def("gemm_kernel_name", [] { return std::string(gemm_kernel().name); },
         "Name of the GEMM micro-kernel for the active ISA.");
