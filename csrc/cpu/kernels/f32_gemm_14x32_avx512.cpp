@@ -160,28 +160,23 @@ void small_tile(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t i
   // Xeon VM (AVX-512), 1 thread, in-process interleaved, best of 40-60: NN 64x784x256 (A
   // transposed) 148.5 -> 139.7 us, 64x256x128 22.4 -> 21.4; TN 256x784x64 143.1 -> 136.2,
   // 128x256x64 22.3 -> 21.5.
+  // The 32-column K loop, B's two vectors loaded by load(bp, half).
+  auto two_vectors = [&](auto load) {
+    for (int64_t p = 0; p < K; ++p, bp += ldb) {
+      const __m512 b0 = load(bp, 0), b1 = load(bp + 16, 1);
+      const int64_t off = p * cs_a;
+#pragma GCC unroll 14
+      for (int i = 0; i < R; ++i) {
+        const __m512 ai = _mm512_set1_ps(a_at(i, off));
+        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+      }
+    }
+  };
   if (m1 == 0xFFFF) {
-    for (int64_t p = 0; p < K; ++p, bp += ldb) {
-      const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
-      const int64_t off = p * cs_a;
-#pragma GCC unroll 14
-      for (int i = 0; i < R; ++i) {
-        const __m512 ai = _mm512_set1_ps(a_at(i, off));
-        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-      }
-    }
+    two_vectors([](const float* q, int) { return _mm512_loadu_ps(q); });
   } else if (m1) {
-    for (int64_t p = 0; p < K; ++p, bp += ldb) {
-      const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
-      const int64_t off = p * cs_a;
-#pragma GCC unroll 14
-      for (int i = 0; i < R; ++i) {
-        const __m512 ai = _mm512_set1_ps(a_at(i, off));
-        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-      }
-    }
+    two_vectors([&](const float* q, int h) { return _mm512_maskz_loadu_ps(h ? m1 : m0, q); });
   } else {  // at most 16 columns: half the work
     for (int64_t p = 0; p < K; ++p, bp += ldb) {
       const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
