@@ -338,16 +338,21 @@ def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads, gemm
     # of a contiguous A: m and k off the 16x16 transpose blocks, column counts that leave a
     # ragged last panel, and (at 2 threads) each thread's own copy; in the B-in-L2 order, one
     # row tile at a time (its copy in L1) over all the columns. Then with the epilogue (bias,
-    # z, an activation on the finished tile, and the in-kernel ReLU) on the same path.
+    # z, the in-kernel ReLU or another activation applied after the kernel) on the same path,
+    # overwriting and accumulating.
     a, b = operands(rng, m, n, k, False, False)
     check_overwrite_and_accumulate(rng, a, b, False, False, f"gemm row-major A {m}x{n}x{k}")
     bias = rng.standard_normal(n).astype(np.float32)
-    pre = reference(a, b, False, False) + bias
-    scale = gemm_scale(a, b, k) + _mx(bias)
-    for act, fn in [(1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
-        c, z = _C.gemm_packed_test(a, b, bias=bias, act=act, want_z=True, prepack=False)
-        assert_close(z, pre, k=k + 1, scale=scale, what=f"z {m}x{n}x{k}")
-        assert_close(c, fn(pre), k=k + 2, scale=scale, what=f"act {act} {m}x{n}x{k}")
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    for act, fn in [(1, lambda v: np.maximum(v, 0)), (2, lambda v: 1 / (1 + np.exp(-v))),
+                    (3, np.tanh)]:
+        acc = act != 2
+        pre = reference(a, b, False, False) + bias + (c0 if acc else 0)
+        scale = gemm_scale(a, b, k) + _mx(bias) + (_mx(c0) if acc else 0)
+        c, z = _C.gemm_packed_test(a, b, c=c0 if acc else None, bias=bias, act=act,
+                                   want_z=True, prepack=False)
+        assert_close(z, pre, k=k + 2, scale=scale, what=f"z {m}x{n}x{k}")
+        assert_close(c, fn(pre), k=k + 3, scale=scale, what=f"act {act} {m}x{n}x{k}")
 
 
 def test_gemm_packed_short_row_tiles(rng, isa, threads, gemm_order):
@@ -592,6 +597,20 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
         a = rng.standard_normal((64, 256)).astype(np.float32)
         b = guarded_arrays(256, n, 1024, rng.standard_normal((256, n)))
         check(_C.mm(a, b), a, b, f"NN 1024-strided b n={n}")
+    # The small path reading B in place, full 32-column panels up to B's last float (n a
+    # multiple of 32 and not), the per-tile copy of A and the transposed one; and C ending at
+    # the guard, accumulated onto (full tiles read C unmasked).
+    for m, n in [(32, 384), (64, 800), (64, 785), (48, 49)]:
+        a = rng.standard_normal((m, 256)).astype(np.float32)
+        for ld in (n, n + 3):
+            b = guarded_arrays(256, n, ld, rng.standard_normal((256, n)))
+            check(_C.mm(a, b), a, b, f"NN small path {m}x{n}x256 ld={ld}")
+        b = rng.standard_normal((256, n)).astype(np.float32)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        c = guarded_arrays(m, n, n, c0)
+        _C.gemm(a, b, out=c, accumulate=True)
+        assert_close(c, c0 + reference(a, b, False, False), k=257,
+                     scale=gemm_scale(a, b, 256) + _mx(c0), what=f"C at the guard {m}x{n}")
     for n in (17, 33):
         a = rng.standard_normal((300, 40)).astype(np.float32)
         b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))

@@ -289,6 +289,7 @@ void bind_dense(py::module_& m) {
 
   // Test hook for the pre-packed GEMM: packs op(b) once, then runs op(a)·B with it `reps`
   // times into fresh copies of c (so reuse of one pack is exercised), returning the last.
+  // prepack=False runs gemm_f32 (no pre-packing) with the same epilogue instead.
   m.def("gemm_packed_test", [](py::handle a, py::handle b, bool trans_a, bool trans_b,
                                py::handle c, py::handle bias, int act, bool want_z, int reps,
                                bool prepack) {

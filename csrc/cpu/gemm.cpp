@@ -183,8 +183,9 @@ void apply_epilogue(const GemmEpilogue& ep, float* c, float* z, const float* bia
   });
 }
 
-// The activation alone on a finished tile still in L1 (bias and z were done by the kernel),
-// row by row at the active ISA's vector width.
+// The activation alone on finished C (bias and z were done by the kernel), row by row at the
+// active ISA's vector width: on one tile still in L1 in the packed driver, on a thread's whole
+// share of C on the small-shape paths.
 void apply_act(const ActParams& act, float* c, int64_t ldc, int64_t rows, int64_t cols) {
   for (int64_t i = 0; i < rows; ++i) act_fwd_span(act, c + i * ldc, c + i * ldc, cols);
 }
@@ -458,15 +459,18 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       int64_t rsa = rs_a, csa = cs_a;
       const bool copy_a = kr.transpose && !trans_a && b == B && M >= 32 && K >= 256 &&
                           c1 - c0 >= 384;
-      if (copy_a && t_blocks.b_in_l2 && K * kr.mr * 4 <= cache_sizes().l1d * 3 / 5) {
+      if (copy_a && t_blocks.b_in_l2 && K * kr.mr * 4 <= cache_sizes().l1d * 3 / 5 &&
+          K * (c1 - c0) * 4 <= cache_sizes().l2 / 2) {
         // With the B-in-L2 order (see GemmBlocks), the same arrangement here: A copied one
         // row tile at a time (its rows transposed, K x rows, contiguous), and each tile, in
-        // L1, runs over all of this thread's columns while B streams from L2.
-        // NOTE (speed): measured on an Intel Xeon VM (AVX-512, 48 KiB L1d), 1 thread, the
-        // kernel calls in-process interleaved, best of 20-40, against the transposed copy
-        // below: NN 64x784x256 138 -> 123 us, 128x784x256 264 -> 239, 64x512x512 159 ->
-        // 148; 64x256x128 and 32x1024x512 the same; 64x784x784 (a 44 KiB tile, past L1)
-        // 540 -> 896, hence the limit on K.
+        // L1, runs over all of this thread's columns while B streams from L2 (so this
+        // thread's part of B must fit half of L2, and a tile 60% of L1d).
+        // NOTE (speed): measured on an Intel Xeon VM (AVX-512, 48 KiB L1d, 2 MiB L2), 1
+        // thread, the kernel calls in-process interleaved, best of 20-40, against the
+        // transposed copy below: NN 64x784x256 138 -> 123 us, 128x784x256 264 -> 239,
+        // 64x512x512 159 -> 148; 64x256x128 and 32x1024x512 the same; 64x784x784 (a 43 KiB
+        // tile) 540 -> 896. Through _C.gemm (the review, best of 25), with B past half of
+        // L2: 64x784x384 220 -> 228 us, 64x640x512 236 -> 274, 64x784x512 304 -> 396.
         const int64_t tiles = (M + kr.mr - 1) / kr.mr;
         float* ap = t_apack.get(size_t(K * M));
         for (int64_t t = 0; t < tiles; ++t) {
