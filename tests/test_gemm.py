@@ -252,6 +252,8 @@ def test_gemm_blocks_override(rng):
     assert _C.gemm_last_blocks() == derived[0] + (derived[1],)
     expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (0, 8, 8, False))
     expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (2 ** 63 - 1, 8, 8, True))
+    expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 8, 2 ** 70, True))
+    expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (8, -(2 ** 70), 8, True))
     expect_error(ValueError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 2 ** 25, 8, True))
     expect_error(TypeError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 8, 8))
     expect_error(TypeError, "set_gemm_blocks", _C.set_gemm_blocks, (8, 8.0, 8, True))

@@ -260,10 +260,11 @@ void bind_dense(py::module_& m) {
       if (!py::isinstance<py::int_>(t[i]) || py::isinstance<py::bool_>(t[i]))
         fail<TypeError>(op, "blocks[", i, "] must be an int, got ",
                         py::str(t[i]).cast<std::string>());
-      const long long x = t[i].cast<long long>();
-      if (x <= 0 || x > kGemmBlockMax)
-        fail(op, "blocks[", i, "] must be in [1, ", kGemmBlockMax, "], got ", x);
-      v[i] = x;
+      const py::object x = t[i];
+      if (x < py::int_(1) || x > py::int_(kGemmBlockMax))
+        fail(op, "blocks[", i, "] must be in [1, ", kGemmBlockMax, "], got ",
+             py::str(x).cast<std::string>());
+      v[i] = x.cast<int64_t>();
     }
     if (!py::isinstance<py::bool_>(t[3]))
       fail<TypeError>(op, "blocks[3] (b_in_l2) must be a bool, got ",

@@ -387,13 +387,11 @@ void copy_panels_rows_avx512(const float* src, int64_t ld, int64_t cols, int64_t
   }
 }
 
+// R is NR (B's panels) or MR (A's), as GemmKernelInfo::copy_panels promises.
 void copy_panels_avx512(int R, const float* src, int64_t ld, int64_t cols, int64_t kc,
                         float* dst) {
-  if (R == NR) return copy_panels_rows_avx512<NR>(src, ld, cols, kc, dst);
-  if (R == MR) return copy_panels_rows_avx512<MR>(src, ld, cols, kc, dst);
-  for (int64_t c0 = 0; c0 < cols; c0 += R, dst += kc * R)  // (no caller asks for other widths)
-    for (int64_t p = 0; p < kc; ++p)
-      for (int c = 0; c < R; ++c) dst[p * R + c] = c0 + c < cols ? src[p * ld + c0 + c] : 0.f;
+  if (R == NR) copy_panels_rows_avx512<NR>(src, ld, cols, kc, dst);
+  else copy_panels_rows_avx512<MR>(src, ld, cols, kc, dst);
 }
 
 // Transposed small-shape kernel (see GemmSmallTKernel): Cᵀ = B·Aᵀ in 8x32 tiles, B's rows
