@@ -20,6 +20,7 @@ struct V {
   static R div(R a, R b) { return _mm256_div_ps(a, b); }
   static R sqrt(R a) { return _mm256_sqrt_ps(a); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R fms(R a, R b, R c) { return _mm256_fmsub_ps(a, b, c); }  // a * b - c, one rounding
   static R neg(R a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.f)); }
   static R pos_or_zero(R y, R d) {  // d where y > 0 or NaN (not y <= 0), else +0
     return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_NLE_UQ), d);
@@ -28,8 +29,11 @@ struct V {
   static R min(R c, R x) { return _mm256_min_ps(c, x); }  // x when either is NaN
   static R max(R c, R x) { return _mm256_max_ps(c, x); }
   static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), a); }
+  static R neg_abs(R a) { return _mm256_or_ps(a, _mm256_set1_ps(-0.f)); }  // -|a|
+  // min(|x|, c) for a c > 0, and c for a NaN x (min returns its second operand then).
+  static R abs_min_num(R x, R c) { return _mm256_min_ps(abs(x), c); }
   static R round(R a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  // p * 2^n for an integer n in [-150, 128], rounded once, as AVX-512's scalef: 2^n as
+  // p * 2^n for an integer n in [-252, 254], rounded once, as AVX-512's scalef: 2^n as
   // 2^(n/2) * 2^(n - n/2), two normal floats, and p * 2^(n/2) is exact for p in [0.5, 2).
   static R scalef(R p, R n) {
     const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);

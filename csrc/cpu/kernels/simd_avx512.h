@@ -22,6 +22,7 @@ struct V {
   static R div(R a, R b) { return _mm512_div_ps(a, b); }
   static R sqrt(R a) { return _mm512_sqrt_ps(a); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R fms(R a, R b, R c) { return _mm512_fmsub_ps(a, b, c); }  // a * b - c, one rounding
   static R neg(R a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a),
                                                   _mm512_set1_epi32(INT32_MIN))); }
   static R pos_or_zero(R y, R d) {  // d where y > 0 or NaN (not y <= 0), else +0
@@ -35,6 +36,13 @@ struct V {
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a),
                                                 _mm512_set1_epi32(0x7FFFFFFF)));
   }
+  static R neg_abs(R a) {  // -|a| (one OR of the sign bit)
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a),
+                                               _mm512_set1_epi32(INT32_MIN)));
+  }
+  // min(|x|, c) for a c > 0, and c for a NaN x (IEEE minNum: not min's NaN pass-through), in
+  // one instruction: range's "smaller magnitude" with the sign cleared.
+  static R abs_min_num(R x, R c) { return _mm512_range_ps(x, c, 0x0A); }
   static R round(R a) {  // to the nearest integer, ties to even
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
