@@ -94,7 +94,10 @@ def test_same_bits_on_every_fma_isa(name, rng):
     isas = [i for i in fastnn._C.supported_isas() if i != "generic"]
     if len(isas) < 2:
         pytest.skip(f"one FMA kernel path on this CPU ({isas}): nothing to compare")
-    x = _wide_inputs(rng)
+    # NaNs of both signs and infinities too, in the SIMD body and in the scalar tail (the
+    # last 67 % 16 and % 8 elements), compared as bit patterns: NaN's sign included.
+    sp = np.float32([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0])
+    x = np.concatenate([_wide_inputs(rng), np.resize(sp, 64), rng.permutation(np.resize(sp, 67))])
     g = rng.standard_normal(x.shape).astype(np.float32)
     outs = []
     prev = fastnn._C.get_isa()
@@ -108,8 +111,10 @@ def test_same_bits_on_every_fma_isa(name, rng):
     finally:
         fastnn._C.set_isa(prev)
     for isa, y, dx in outs[1:]:
-        np.testing.assert_array_equal(y, outs[0][1], err_msg=f"{name} forward, {isa} vs {outs[0][0]}")
-        np.testing.assert_array_equal(dx, outs[0][2], err_msg=f"{name} backward, {isa} vs {outs[0][0]}")
+        np.testing.assert_array_equal(y.view(np.uint32), outs[0][1].view(np.uint32),
+                                      err_msg=f"{name} forward, {isa} vs {outs[0][0]}")
+        np.testing.assert_array_equal(dx.view(np.uint32), outs[0][2].view(np.uint32),
+                                      err_msg=f"{name} backward, {isa} vs {outs[0][0]}")
 
 
 @pytest.mark.parametrize("n", [1, 7, 19, 67])  # in the SIMD body and in the scalar tail

@@ -40,8 +40,10 @@ struct V {
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a),
                                                _mm512_set1_epi32(INT32_MIN)));
   }
-  // min(|x|, c) for a c > 0, and c for a NaN x (IEEE minNum: not min's NaN pass-through), in
-  // one instruction: range's "smaller magnitude" with the sign cleared.
+  // min(|x|, c) for a c > 0, and c for a quiet NaN x (IEEE minNum: not min's NaN
+  // pass-through), in one instruction: range's "smaller magnitude" with the sign cleared. (A
+  // signalling NaN x comes back as a quiet NaN; vmath_impl.h's callers keep a NaN x's NaN
+  // either way.)
   static R abs_min_num(R x, R c) { return _mm512_range_ps(x, c, 0x0A); }
   static R round(R a) {  // to the nearest integer, ties to even
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

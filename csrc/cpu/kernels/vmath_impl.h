@@ -40,7 +40,9 @@ inline Reg<T> vexpm1_reduced(Reg<T> r) {
 // part exact in float (n * 0.693359375 is exact for |n| <= 2^15) and a correction. n is
 // rounded by adding and taking away 1.5 * 2^23, where a float's last bit is 1 (exact for
 // |x / ln2| < 2^22; every caller's x is within +-113): one FMA and a subtraction, against a
-// multiply and round's two uops.
+// multiply and round's two uops. This assumes the default rounding mode (to nearest), as
+// Python, NumPy and PyTorch leave it: under fesetround(FE_UPWARD) n comes out one too high
+// near 0 and tanh(1e-6) 6.3e-7 (roundscale rounded to nearest in every mode).
 // NOTE (speed): Intel Xeon VM (AVX-512), 1 thread, 100k floats, best of 300, three runs,
 // round -> this: exp 14.7-15.1 -> 13.7-14.0 us, tanh 25.6-26.2 -> 24.4-25.0. (x / ln2 is
 // rounded once here, not twice: n can differ from round's by one next to a tie, where r is
