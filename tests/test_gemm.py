@@ -328,12 +328,39 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads, gemm_order):
             assert _C.gemm_last_blocks() == (mc, kc, nc, order), (m, n, k)
 
 
-@pytest.mark.parametrize("m,n,k", [(48, 1024, 256), (50, 1024, 300), (64, 2048, 257)])
-def test_gemm_small_path_4k_strided_b(m, n, k, rng, isa, threads):
-    # A row-major B whose row stride is a multiple of 4 KiB (n = 1024, 2048) is copied panel by
-    # panel on the small-shape path once m and k are large enough (gemm.cpp, pack_nn).
-    a, b = operands(rng, m, n, k, False, False)
-    check_overwrite_and_accumulate(rng, a, b, False, False, f"gemm 4k-strided B {m}x{n}x{k}")
+def _small_path_packs_b(m, k, ta, ld):
+    """gemm.cpp's pack_nn: whether the small-shape path copies a row-major B (row stride ld
+    floats) into panels instead of reading it in place."""
+    nr = _C.gemm_tile()[1]
+    return ld % 256 == 0 and ((ld % 1024 == 0 and m >= 48 and k >= 256) or
+                              (k >= 128 and m >= (128 if ta or nr < 32 else 48) and (ta or k < 256)))
+
+
+@pytest.mark.parametrize("ta,m,n,k,ld", [
+    (False, 48, 1024, 256, 1024), (False, 50, 1024, 300, 1024), (False, 64, 2048, 257, 2048),
+    (False, 48, 256, 128, 256), (False, 64, 768, 129, 768), (False, 130, 512, 200, 512),
+    (False, 64, 512, 256, 512), (False, 64, 200, 128, 256), (False, 40, 256, 128, 256),
+    (True, 128, 256, 128, 256), (True, 129, 768, 255, 768), (True, 256, 1024, 128, 1024),
+    (True, 200, 230, 140, 512), (True, 64, 512, 128, 512), (True, 128, 512, 127, 512)])
+def test_gemm_small_path_aliased_b(ta, m, n, k, ld, rng, isa, threads):
+    # A row-major B whose row stride is a multiple of 1 KiB (256, 512, 768, 1024, 2048 floats,
+    # also as a view of a wider array: n < ld) falls into few L1 sets, and the small-shape path
+    # copies it panel by panel once m and k are large enough (gemm.cpp, pack_nn); either way
+    # the product is checked, overwriting and accumulating, and the path taken is the rule's.
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((k, ld)).astype(np.float32)[:, :n]
+    what = f"gemm {'TN' if ta else 'NN'} {m}x{n}x{k} ld={ld}"
+    _C.gemm_reset_last_blocks()
+    if n == ld:
+        check_overwrite_and_accumulate(rng, a, b, ta, False, what)
+    else:  # (mm reads a column slice and a transposed view in place; gemm takes whole arrays)
+        assert_close(_C.mm(a.T if ta else a, b), reference(a, b, ta, False), k=k,
+                     scale=gemm_scale(a, b, k), what=what)
+    path = _C.gemm_last_small_b()
+    if path is None:  # this kernel has no small path for these shapes (generic; AVX2's TN)
+        assert isa != "avx512", what
+        return
+    assert path == ("packed" if _small_path_packs_b(m, k, ta, ld) else "in place"), what
 
 
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),

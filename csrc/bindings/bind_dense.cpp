@@ -282,6 +282,13 @@ void bind_dense(py::module_& m) {
     return py::make_tuple(b->mc, b->kc, b->nc, b->b_in_l2);
   });
   m.def("gemm_reset_last_blocks", [] { gemm_reset_last_blocks(); });
+  // Test hook: how the unpacked small-shape path last read B on this thread: "packed" (in
+  // NR-wide panels), "in place", or None when it has not run since gemm_reset_last_blocks.
+  m.def("gemm_last_small_b", []() -> py::object {
+    const int v = gemm_last_small_b();
+    if (v < 0) return py::none();
+    return py::str(v ? "packed" : "in place");
+  });
 
   m.def("gemm_tile", [] {
     const GemmKernelInfo& k = gemm_kernel();

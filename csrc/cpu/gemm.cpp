@@ -237,11 +237,18 @@ GemmBlocks g_blocks_forced_value{};
 // What the packed driver last ran with on this thread (gemm_last_blocks).
 thread_local GemmBlocks t_last_blocks;
 thread_local bool t_last_blocks_set = false;
+// How the unpacked small-shape path last read B on this thread (gemm_last_small_b): 1 packed
+// into panels, 0 in place; -1 since gemm_reset_last_blocks when it has not run.
+thread_local int t_last_small_b = -1;
 
 }  // namespace
 
 const GemmBlocks* gemm_last_blocks() { return t_last_blocks_set ? &t_last_blocks : nullptr; }
-void gemm_reset_last_blocks() { t_last_blocks_set = false; }
+void gemm_reset_last_blocks() {
+  t_last_blocks_set = false;
+  t_last_small_b = -1;
+}
+int gemm_last_small_b() { return t_last_small_b; }
 
 void set_gemm_blocks_override(const GemmBlocks* b) {
   // Callers (tests) do this between GEMMs; the value is written before the flag that
@@ -414,14 +421,28 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     const int64_t panels = (N + nr - 1) / nr;
     // B as the kernel reads it: row-major in place, or packed into NR-wide panels with
     // contiguous stores, O(N*K) against O(M*N*K) of arithmetic: always when trans_b, and for
-    // a row-major B whose row stride is a multiple of 4 KiB when K and M are large enough.
-    // NOTE (speed): such rows all fall into the same few cache sets (a 1024-float stride: one
-    // L1 set), so a K x NR panel read in place does not stay cached from one row tile to the
-    // next. Measured on Zen 5, 1 thread, NN, in place -> packed: 64x1024x1024 933 -> 658 us,
-    // 48x1024x1024 683 -> 513, 96x1024x512 515 -> 448, 64x1024x256 169 -> 155; but with few
-    // row tiles or a short K the copy does not pay: 16x1024x1024 232 -> 259, 32x2048x512
-    // 368 -> 394, 128x1024x64 TN 69 -> 72.
-    const bool pack_nn = !trans_b && ldb % 1024 == 0 && M >= 48 && K >= 256;
+    // a row-major B whose row stride is a multiple of 1 KiB when K and M are large enough.
+    // NOTE (speed): the rows of a K x NR panel read in place then fall into at most 4 of the
+    // 64 L1 sets (of 2 lines each; a 4 KiB stride: one), so the panel does not stay cached
+    // from one row tile to the next. Measured on Zen 5, 1 thread, NN, in place -> packed, for
+    // strides of 4 KiB: 64x1024x1024 933 -> 658 us, 48x1024x1024 683 -> 513, 96x1024x512
+    // 515 -> 448, 64x1024x256 169 -> 155; but with few row tiles or a short K the copy does
+    // not pay: 16x1024x1024 232 -> 259, 32x2048x512 368 -> 394, 128x1024x64 TN 69 -> 72.
+    // NOTE (speed): strides of 1, 2 and 3 KiB (256, 512, 768 floats) and K of 128-255 as well,
+    // on an Intel Xeon VM (AVX-512, 48 KiB 12-way L1d), in-process interleaved, median of
+    // 10-40 pairs: over the 62 shapes (M 48-256, N 256-1024, K 128-256, NN and TN) whose
+    // choice changes, the geometric mean gain is 1.108 on 1 thread (worst 0.94) and 1.106 on 2
+    // (worst 0.94); e.g. 1 thread NN 64x256x128 169 -> 186 GFLOP/s, 128x1024x128 189 -> 211,
+    // TN 256x768x128 161 -> 186. Not for a TN with M < 128 (5 row tiles or fewer: TN
+    // 64x256x128 211 -> 190), nor for an NN with K >= 256 and a stride off 4 KiB, which takes
+    // the per-tile copy of A below with B streaming from L2 (NN 64x768x256 215 -> 198). The
+    // AVX2 kernel (16-column panels, same machine, 1 thread) gains from M = 128 on (NN
+    // 128x1024x128 86 -> 103 GFLOP/s) but loses below (NN 48x256x128 110 -> 103), so M >= 128
+    // there.
+    const bool pack_nn =
+        !trans_b && ldb % 256 == 0 &&
+        ((ldb % 1024 == 0 && M >= 48 && K >= 256) ||
+         (K >= 128 && M >= (trans_a || kr.nr < 32 ? 128 : 48) && (trans_a || K < 256)));
     const float* b = B;
     int64_t ldb_s = ldb, bps = nr;
     float* bt = nullptr;  // the panels, packed by the threads that use them
@@ -435,6 +456,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       ldb_s = nr;
       bps = K * nr;
     }
+    t_last_small_b = b != B ? 1 : 0;
     const MicroEpilogue me = epi ? micro_epilogue(*ep) : MicroEpilogue{};
     const MicroEpilogue* mep = epi ? &me : nullptr;
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
