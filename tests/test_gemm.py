@@ -341,7 +341,9 @@ def _small_path_packs_b(m, k, ta, ld):
     (False, 48, 256, 128, 256), (False, 64, 768, 129, 768), (False, 130, 512, 200, 512),
     (False, 64, 512, 256, 512), (False, 64, 200, 128, 256), (False, 40, 256, 128, 256),
     (True, 128, 256, 128, 256), (True, 129, 768, 255, 768), (True, 256, 1024, 128, 1024),
-    (True, 200, 230, 140, 512), (True, 64, 512, 128, 512), (True, 128, 512, 127, 512)])
+    (True, 200, 230, 140, 512), (True, 64, 512, 128, 512), (True, 128, 512, 127, 512),
+    (False, 64, 384, 128, 384), (False, 47, 256, 128, 256), (False, 127, 256, 128, 256),
+    (True, 127, 256, 128, 256), (False, 64, 256, 255, 256)])
 def test_gemm_small_path_aliased_b(ta, m, n, k, ld, rng, isa, threads):
     # A row-major B whose row stride is a multiple of 1 KiB (256, 512, 768, 1024, 2048 floats,
     # also as a view of a wider array: n < ld) falls into few L1 sets, and the small-shape path
@@ -357,7 +359,7 @@ def test_gemm_small_path_aliased_b(ta, m, n, k, ld, rng, isa, threads):
         assert_close(_C.mm(a.T if ta else a, b), reference(a, b, ta, False), k=k,
                      scale=gemm_scale(a, b, k), what=what)
     path = _C.gemm_last_small_b()
-    if path is None:  # this kernel has no small path for these shapes (generic; AVX2's TN)
+    if path is None:  # no small path for these shapes (generic; AVX2's TN, and NN past K 256)
         assert isa != "avx512", what
         return
     assert path == ("packed" if _small_path_packs_b(m, k, ta, ld) else "in place"), what

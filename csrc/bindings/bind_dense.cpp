@@ -282,8 +282,9 @@ void bind_dense(py::module_& m) {
     return py::make_tuple(b->mc, b->kc, b->nc, b->b_in_l2);
   });
   m.def("gemm_reset_last_blocks", [] { gemm_reset_last_blocks(); });
-  // Test hook: how the unpacked small-shape path last read B on this thread: "packed" (in
-  // NR-wide panels), "in place", or None when it has not run since gemm_reset_last_blocks.
+  // Test hook: how the small-shape path (A unpacked) last read B on this thread: "packed"
+  // (from NR-wide panels, packed by the call or pre-packed), "in place", or None when it has
+  // not run since gemm_reset_last_blocks (the C = A·Bᵀ path that packs A does not set it).
   m.def("gemm_last_small_b", []() -> py::object {
     const int v = gemm_last_small_b();
     if (v < 0) return py::none();

@@ -237,8 +237,9 @@ GemmBlocks g_blocks_forced_value{};
 // What the packed driver last ran with on this thread (gemm_last_blocks).
 thread_local GemmBlocks t_last_blocks;
 thread_local bool t_last_blocks_set = false;
-// How the unpacked small-shape path last read B on this thread (gemm_last_small_b): 1 packed
-// into panels, 0 in place; -1 since gemm_reset_last_blocks when it has not run.
+// How the small-shape path (A unpacked) last read B on this thread (gemm_last_small_b): 1 from
+// NR-wide panels (packed by the call, or pre-packed), 0 in place; -1 when it has not run since
+// gemm_reset_last_blocks. (The C = A·Bᵀ path that packs A instead does not set it.)
 thread_local int t_last_small_b = -1;
 
 }  // namespace
@@ -422,9 +423,10 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // B as the kernel reads it: row-major in place, or packed into NR-wide panels with
     // contiguous stores, O(N*K) against O(M*N*K) of arithmetic: always when trans_b, and for
     // a row-major B whose row stride is a multiple of 1 KiB when K and M are large enough.
-    // NOTE (speed): the rows of a K x NR panel read in place then fall into at most 4 of the
-    // 64 L1 sets (of 2 lines each; a 4 KiB stride: one), so the panel does not stay cached
-    // from one row tile to the next. Measured on Zen 5, 1 thread, NN, in place -> packed, for
+    // NOTE (speed): the rows of a K x NR panel read in place then start in at most 4 of the 64
+    // L1 sets (a 32-float row spans 2 lines: at most 8 sets; 2 for a 4 KiB stride), so from K
+    // = 128 on each of those sets would need 32 lines or more of its 12 ways (8 on a 32 KiB
+    // L1d), and the panel does not stay cached from one row tile to the next. Measured on Zen 5, 1 thread, NN, in place -> packed, for
     // strides of 4 KiB: 64x1024x1024 933 -> 658 us, 48x1024x1024 683 -> 513, 96x1024x512
     // 515 -> 448, 64x1024x256 169 -> 155; but with few row tiles or a short K the copy does
     // not pay: 16x1024x1024 232 -> 259, 32x2048x512 368 -> 394, 128x1024x64 TN 69 -> 72.
@@ -433,9 +435,12 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // 10-40 pairs: over the 62 shapes (M 48-256, N 256-1024, K 128-256, NN and TN) whose
     // choice changes, the geometric mean gain is 1.108 on 1 thread (worst 0.94) and 1.106 on 2
     // (worst 0.94); e.g. 1 thread NN 64x256x128 169 -> 186 GFLOP/s, 128x1024x128 189 -> 211,
-    // TN 256x768x128 161 -> 186. Not for a TN with M < 128 (5 row tiles or fewer: TN
-    // 64x256x128 211 -> 190), nor for an NN with K >= 256 and a stride off 4 KiB, which takes
-    // the per-tile copy of A below with B streaming from L2 (NN 64x768x256 215 -> 198). The
+    // TN 256x768x128 161 -> 186. Not for a TN with M < 128 (a transposed A's row tiles are
+    // up to 14 rows, so a B panel serves at most 10 of them: TN 64x256x128 211 -> 190). Nor
+    // for an NN with K >= 256 and a stride off 4 KiB: where the per-tile copy of A below
+    // applies (AVX-512 on Intel, 384 columns or more per thread) B streams from L2 anyway and
+    // packing measured slower (NN 64x768x256 215 -> 198); other such NN products (fewer
+    // columns per thread, AMD, AVX2) keep the old rule, not measured here. The
     // AVX2 kernel (16-column panels, same machine, 1 thread) gains from M = 128 on (NN
     // 128x1024x128 86 -> 103 GFLOP/s) but loses below (NN 48x256x128 110 -> 103), so M >= 128
     // there.

@@ -183,8 +183,8 @@ void set_gemm_blocks_override(const GemmBlocks* b);
 // (nullptr: none since the reset).
 const GemmBlocks* gemm_last_blocks();
 void gemm_reset_last_blocks();
-// Test hook: how the small-shape path last read B on this thread (1 packed, 0 in place, -1
-// not run since gemm_reset_last_blocks).
+// Test hook: how the small-shape path (A unpacked) last read B on this thread (1 from panels,
+// packed by the call or pre-packed; 0 in place; -1 not run since gemm_reset_last_blocks).
 int gemm_last_small_b();
 
 // ---- peak probe (csrc/cpu/kernels/peak_fma_<isa>.cpp) ---------------------------------------
