@@ -651,3 +651,33 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
         b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))
         c, _ = _C.gemm_packed_test(a, b, False, False)
         check(c, a, b, f"pre-packed n={n}")
+
+
+@pytest.mark.parametrize("threads_n", [2, 3])
+@pytest.mark.parametrize("weights", ["even", "uneven", "extreme"])
+def test_gemm_packed_driver_uneven_shares(threads_n, weights, rng, gemm_order):
+    # The packed driver runs as a balanced region: its row split, column-panel split and the
+    # cooperative packing of B follow per-thread weights (core/parallel.h). Pinned uneven
+    # weights stand in for a slow core; every boundary moves and the products must not change:
+    # split by rows (M * T > N) and by columns, several K and N blocks (forced small blocks),
+    # accumulate, and a pre-packed B with a fused epilogue.
+    w = {"even": [], "uneven": [3, 1, 2][:threads_n], "extreme": [1, 40, 1][:threads_n]}[weights]
+    prev = _C.get_num_threads()
+    _C.set_num_threads(threads_n)
+    try:
+        _C._set_balance_weights(w)
+        for ta, tb, m, n, k in [(False, False, 300, 260, 300), (True, False, 301, 1100, 97),
+                                (False, True, 520, 90, 130), (True, True, 290, 700, 515)]:
+            a, b = operands(rng, m, n, k, ta, tb)
+            what = f"{'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} T={threads_n} w={w}"
+            _C.gemm_reset_last_blocks()
+            check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+            assert _C.gemm_last_blocks() is not None, what  # the packed driver ran
+            bias = rng.standard_normal(n).astype(np.float32)
+            c, _ = _C.gemm_packed_test(a, b, ta, tb, bias=bias, act=1)
+            ref = reference(a, b, ta, tb) + bias
+            assert_close(c, np.maximum(ref, 0), k=k + 1, scale=gemm_scale(a, b, k) + _mx(bias),
+                         what=what + " pre-packed relu")
+    finally:
+        _C._set_balance_weights([])
+        _C.set_num_threads(prev)

@@ -604,7 +604,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // This thread's share of B block (jc, pc): panels [q0, q1) of its `panels`, nb columns.
     auto pack_b_share = [&](int64_t jc, int64_t nb, int64_t panels, int64_t pc, int64_t kb) {
       if (prepacked) return;
-      const int64_t q0 = panels * t / T, q1 = panels * (t + 1) / T;
+      const auto [q0, q1] = split_range(panels, t, T);
       if (q0 >= q1) return;
       const int64_t j0 = jc + q0 * nr, cols = std::min(nb - q0 * nr, (q1 - q0) * nr);
       float* dstb = bpack + q0 * nr * kb;
@@ -649,8 +649,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       auto edge = [&](int64_t e) { return std::min(M, (M * e / nblk + mr - 1) / mr * mr); };
       for (int64_t blk = 0; blk < nblk; ++blk) {
         const int64_t ic = edge(blk), mall = edge(blk + 1) - ic;
-        const int64_t r0 = by_rows ? ic + mall * t / T : ic;
-        const int64_t mb = by_rows ? ic + mall * (t + 1) / T - r0 : mall;
+        const auto [s0, s1] = split_range(mall, t, T);
+        const int64_t r0 = by_rows ? ic + s0 : ic;
+        const int64_t mb = by_rows ? s1 - s0 : mall;
         for (int64_t pc = 0; pc < K; pc += KC) {
           const int64_t kb = std::min<int64_t>(KC, K - pc);
           const bool acc = accumulate || pc > 0, last = pc + kb == K;
@@ -658,8 +659,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
           for (int64_t jc = 0; jc < N; jc += NC) {
             const int64_t nb = std::min<int64_t>(NC, N - jc);
             const int64_t panels = (nb + nr - 1) / nr;
-            const int64_t p_lo = by_rows ? 0 : panels * t / T;
-            const int64_t p_hi = by_rows ? panels : panels * (t + 1) / T;
+            const auto [q0, q1] = split_range(panels, t, T);
+            const int64_t p_lo = by_rows ? 0 : q0;
+            const int64_t p_hi = by_rows ? panels : q1;
             pack_b_share(jc, nb, panels, pc, kb);
             if (wait_packed) bar.wait();  // B block complete
             for (int64_t ir = 0; ir < mb; ir += mr) {
@@ -679,12 +681,14 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // NOTE: an even split of the rows, not of the MR-row tiles: each thread's last tile may be
     // short, and the kernel runs a short tile at about its own height (1024 rows on 2
     // threads: 512 + 512 = 36 tiles and 8 rows each, not 37 tiles of which one is 2 rows).
-    const int64_t m_lo = by_rows ? M * t / T : 0;
-    const int64_t m_hi = by_rows ? M * (t + 1) / T : M;
+    const auto [s0, s1] = split_range(M, t, T);
+    const int64_t m_lo = by_rows ? s0 : 0;
+    const int64_t m_hi = by_rows ? s1 : M;
     for (int64_t jc = 0; jc < N; jc += NC) {
       const int64_t nb = std::min<int64_t>(NC, N - jc);
       const int64_t panels = (nb + nr - 1) / nr;
-      const int64_t p_lo = by_rows ? 0 : panels * t / T, p_hi = by_rows ? panels : panels * (t + 1) / T;
+      const auto [q0, q1] = split_range(panels, t, T);
+      const int64_t p_lo = by_rows ? 0 : q0, p_hi = by_rows ? panels : q1;
       for (int64_t pc = 0; pc < K; pc += KC) {
         const int64_t kb = std::min<int64_t>(KC, K - pc);
         // Later K blocks add onto what the earlier ones wrote; the epilogue waits for the last.
@@ -714,7 +718,14 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   }
   SpinBarrier bar((int)nt);
   SpinBarrier* barp = &bar;
-  parallel_run_concurrent((int)nt, [&](int t, int T) {
+  // A balanced region: every split above (rows, column panels, the cooperative packing of B)
+  // is split_range's, in proportion to each thread's measured speed (core/parallel.h).
+  // NOTE (speed): Intel Xeon VM, 2 threads, _C.gemm into a preallocated C, in-process
+  // interleaved against the even split, median of 10-16 pairs, with the learnt weights at
+  // 0.494-0.506: 1024^3 360-369 -> 381-385 GFLOP/s (three runs), 768^3 366 -> 375, 2048^3
+  // 393 -> 396-397, 512^3 356 -> 353. On a host where one vCPU runs slower for minutes
+  // (session 16 saw 35-45%), every K and N block's barrier waited for it.
+  parallel_run_balanced((int)nt, [&](int t, int T) {
     if (T == 1) {  // the pool could not give us the threads: run it all here
       SpinBarrier solo(1);
       body(0, 1, solo);
