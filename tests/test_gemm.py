@@ -681,3 +681,61 @@ def test_gemm_packed_driver_uneven_shares(threads_n, weights, rng, gemm_order):
     finally:
         _C._set_balance_weights([])
         _C.set_num_threads(prev)
+
+
+def test_gemm_coarse_splits_leave_the_thread_weights_alone(rng):
+    # A region whose split has only a few units per thread (2 column panels of a pre-packed
+    # 512x48x48 product, as an RNN step with 48 hidden units; 6 column tiles of a 40x96x4000
+    # x·Wᵀ) does not follow or teach the pool's per-thread speeds: its shares could not move
+    # the work, and learning from it drove the shared weights to their 0.25 / 0.75 limit,
+    # slowing every later region (gemm.cpp, kMinBalancedUnits).
+    prev = _C.get_num_threads()
+    _C.set_num_threads(2)
+    try:
+        _C._set_balance_weights([])
+        a, b = operands(rng, 512, 48, 48, False, False)
+        for _ in range(300):
+            _C.gemm_packed_test(a, b, c=np.empty((512, 48), np.float32), prepack=True)
+        a, b = operands(rng, 40, 96, 4000, False, True)
+        for _ in range(300):
+            _C.gemm(a, b, False, True)
+        assert _C._balance_weights() == pytest.approx([0.5, 0.5], abs=1e-12)
+    finally:
+        _C._set_balance_weights([])
+        _C.set_num_threads(prev)
+
+
+def test_gemm_while_another_thread_sets_the_thread_count(rng):
+    # A GEMM reads the thread count before its region starts; set_num_threads from another
+    # Python thread in between gave the region fewer threads than its barrier counted, and they
+    # waited forever. Now such a region runs on one thread. (A hang fails the join below.)
+    import threading
+    import time
+    prev = _C.get_num_threads()
+    a, b = operands(rng, 600, 100, 200, False, False)  # packed driver, split by rows
+    ref, scale = reference(a, b, False, False), gemm_scale(a, b, 200)
+    stop = time.monotonic() + 2.0
+    bad = []
+
+    def products():
+        while time.monotonic() < stop:
+            c = _C.gemm(a, b)
+            if not np.allclose(c, ref, rtol=0, atol=1e-5 * math.sqrt(200) * scale):
+                bad.append(float(np.max(np.abs(c - ref))))
+
+    def counts():
+        i = 0
+        while time.monotonic() < stop:
+            _C.set_num_threads(2 + i % 2)
+            i += 1
+
+    try:
+        ts = [threading.Thread(target=products, daemon=True), threading.Thread(target=counts, daemon=True)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in ts), "a GEMM hung while the thread count changed"
+        assert not bad, bad[:3]
+    finally:
+        _C.set_num_threads(prev)

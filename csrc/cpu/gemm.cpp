@@ -31,6 +31,13 @@ namespace {
 // Below this many multiply-adds per thread, waking the pool costs more than it saves
 // (2^19 MACs is ~10 us on one AVX2 core, about the cost of a pool round trip).
 constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;
+// A region follows (and teaches) the pool's per-thread speeds only when each thread gets at
+// least this many of its split's units (row tiles, column panels): with fewer, split_range's
+// whole units do not move with the weights, learn() credits each thread with its weight
+// anyway, and the weights drift to their limit (a review: an RNN with 48 hidden units, a
+// pre-packed 512x48x48 product split into 2 column panels, took the shared weights to 0.25 /
+// 0.75 in two forward passes, and the next 1024^3 product ran 1.45x slower).
+constexpr int64_t kMinBalancedUnits = 8;
 // Up to 64x64x64: below this the packing (O(M*K + K*N)) and blocking bookkeeping cost about
 // as much as the arithmetic, so the unpacked small-shape kernel wins (kernels that have one).
 constexpr int64_t kSmallMacs = int64_t(64) * 64 * 64;
@@ -413,7 +420,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
     };
     if (nt <= 1) run(0, 1);
-    else parallel_run_balanced(nt, run);  // split_range's columns
+    else if (tiles >= kMinBalancedUnits * nt) parallel_run_balanced(nt, run);  // split_range's
+    else parallel_run(nt, run);  // (too few tiles for the shares to move the work evenly)
     return;
   }
 
@@ -575,6 +583,11 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   float* apack_all = t_apack.get(size_t(kc_max * mc_max * nt));
 
   const bool b_in_l2 = t_blocks.b_in_l2;
+  // Partition C between threads: by rows when there are enough row tiles and A is the
+  // larger operand, else by column panels (see body).
+  auto split_by_rows = [&](int64_t T) {
+    return prepacked ? (M > MC && tiles_m >= 2 * T) : (tiles_m >= 2 * T && M * T > N);
+  };
   auto body = [&](int t, int T, SpinBarrier& bar) {
     float* apack = apack_all + size_t(t) * size_t(kc_max * mc_max);
     // Partition C between threads: by rows when there are enough row tiles and A is the
@@ -590,8 +603,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // 64x256x784 174-256 -> 161-215, 64x1024x784 683-1238 -> 609-636, TN 64x256x784 179-349 ->
     // 168-188.
     // (With B in L2, MC is large, so a pre-packed B splits by columns up to MC rows.)
-    const bool by_rows =
-        prepacked ? (M > MC && tiles_m >= 2 * T) : (tiles_m >= 2 * T && M * T > N);
+    const bool by_rows = split_by_rows(T);
     // Each thread packs B panels [q0, q1) of a block below. Split by columns it multiplies
     // exactly those, so only the row split waits for the others' panels; but the next K or N
     // block puts each thread's panels at other offsets (its depth kb and panel count differ),
@@ -640,7 +652,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     if (b_in_l2) {
       // A block (L3) outermost, then K blocks, then B blocks (L2); each A micro-panel (L1)
       // meets every B panel of the block. Every thread runs the same ic, pc, jc sequence (the
-      // barriers are inside it) and, split by rows, takes an even share of each A block's rows.
+      // barriers are inside it) and, split by rows, takes its share of each A block's rows.
       // A blocks of near-equal height (edges rounded up to whole tiles), not MC rows and a
       // remainder: 2048 rows with MC = 2044 are 1036 + 1012, not 2044 + 4. (No block is empty
       // or taller than MC, the A buffer's height: checked for every M < 3000 and MC of 1-8
@@ -678,9 +690,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     }
     // B block (L3) outermost, then K blocks, then A blocks (L2); each B micro-panel meets every
     // A micro-panel of the block.
-    // NOTE: an even split of the rows, not of the MR-row tiles: each thread's last tile may be
+    // NOTE: a split of the rows, not of the MR-row tiles: each thread's last tile may be
     // short, and the kernel runs a short tile at about its own height (1024 rows on 2
-    // threads: 512 + 512 = 36 tiles and 8 rows each, not 37 tiles of which one is 2 rows).
+    // threads, evenly: 512 + 512 = 36 tiles and 8 rows each, not 37 tiles of which one is 2).
     const auto [s0, s1] = split_range(M, t, T);
     const int64_t m_lo = by_rows ? s0 : 0;
     const int64_t m_hi = by_rows ? s1 : M;
@@ -719,14 +731,22 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   SpinBarrier bar((int)nt);
   SpinBarrier* barp = &bar;
   // A balanced region: every split above (rows, column panels, the cooperative packing of B)
-  // is split_range's, in proportion to each thread's measured speed (core/parallel.h).
+  // is split_range's, in proportion to each thread's measured speed (core/parallel.h), when
+  // there are enough row tiles (per A block) or column panels (per B block) for that.
   // NOTE (speed): Intel Xeon VM, 2 threads, _C.gemm into a preallocated C, in-process
   // interleaved against the even split, median of 10-16 pairs, with the learnt weights at
   // 0.494-0.506: 1024^3 360-369 -> 381-385 GFLOP/s (three runs), 768^3 366 -> 375, 2048^3
   // 393 -> 396-397, 512^3 356 -> 353. On a host where one vCPU runs slower for minutes
   // (session 16 saw 35-45%), every K and N block's barrier waited for it.
-  parallel_run_balanced((int)nt, [&](int t, int T) {
-    if (T == 1) {  // the pool could not give us the threads: run it all here
+  const int64_t units = split_by_rows(nt) ? tiles_m / (b_in_l2 ? (M + MC - 1) / MC : 1)
+                                           : tiles_n / ((N + NC - 1) / NC);
+  auto region = units >= kMinBalancedUnits * nt ? parallel_run_balanced : parallel_run_concurrent;
+  region((int)nt, [&](int t, int T) {
+    if (T != nt) {
+      // The pool could not give us the threads (a nested call, another Python thread using
+      // the pool: T = 1; or set_num_threads from another thread since nt was read: fewer, and
+      // the barrier counts nt): run it all on the first.
+      if (t > 0) return;
       SpinBarrier solo(1);
       body(0, 1, solo);
       return;
