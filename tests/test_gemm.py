@@ -708,20 +708,25 @@ def test_gemm_coarse_splits_leave_the_thread_weights_alone(rng):
 def test_gemm_while_another_thread_sets_the_thread_count(rng):
     # A GEMM reads the thread count before its region starts; set_num_threads from another
     # Python thread in between gave the region fewer threads than its barrier counted, and they
-    # waited forever. Now such a region runs on one thread. (A hang fails the join below.)
+    # waited forever. Now such a region runs on one thread. bmm runs its products' regions
+    # back to back without the GIL, so the other thread's set_num_threads (waiting on the
+    # pool) lands between them: before the fix this hung in 1 of 4 runs of 2 s, 2 of 2 of 10 s
+    # (a review's count). (A hang fails the join below.)
     import threading
     import time
     prev = _C.get_num_threads()
-    a, b = operands(rng, 600, 100, 200, False, False)  # packed driver, split by rows
-    ref, scale = reference(a, b, False, False), gemm_scale(a, b, 200)
-    stop = time.monotonic() + 2.0
+    a = rng.standard_normal((32, 600, 200)).astype(np.float32)  # packed driver, split by rows
+    b = rng.standard_normal((32, 200, 100)).astype(np.float32)
+    ref = np.einsum("bmk,bkn->bmn", a.astype(np.float64), b.astype(np.float64))
+    tol = 1e-5 * math.sqrt(200) * float(np.abs(a).max() * np.abs(b).max()) * 200
+    stop = time.monotonic() + 4.0
     bad = []
 
     def products():
         while time.monotonic() < stop:
-            c = _C.gemm(a, b)
-            if not np.allclose(c, ref, rtol=0, atol=1e-5 * math.sqrt(200) * scale):
-                bad.append(float(np.max(np.abs(c - ref))))
+            err = float(np.abs(_C.bmm(a, b, False, False) - ref).max())
+            if not err <= tol:
+                bad.append(err)
 
     def counts():
         i = 0
@@ -730,7 +735,8 @@ def test_gemm_while_another_thread_sets_the_thread_count(rng):
             i += 1
 
     try:
-        ts = [threading.Thread(target=products, daemon=True), threading.Thread(target=counts, daemon=True)]
+        ts = [threading.Thread(target=products, daemon=True),
+              threading.Thread(target=counts, daemon=True)]
         for t in ts:
             t.start()
         for t in ts:

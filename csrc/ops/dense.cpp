@@ -274,6 +274,19 @@ bool use_region(int64_t batch, int64_t macs, int T) {
   return T > 1 && batch <= kRegionMaxBatch && macs >= kRegionMinMacs;
 }
 
+// Whether a region's shares may follow the threads' measured speeds (balanced), given the
+// multiply-adds of its steps whose split has fewer than 8 units per thread (`coarse`) out of
+// `total`. NOTE: such a step's whole units do not move with the weights, yet learn() credits
+// each thread with its weight: a review's Linear(2048, 24) -> Linear(24, 24) chain (24 output
+// columns: 2 units of 16) took the pool's shared weights to their 0.25 / 0.75 limit in 100
+// SGD steps, and a 1024^3 product afterwards ran 1.43x slower. Balanced while those steps
+// are under a quarter of the work (784-256-128-10 at batch 64: ~14%).
+constexpr int64_t kMinUnitsPerThread = 8;
+bool coarse_split(int64_t n, int64_t unit, int T) {
+  return (n + unit - 1) / unit < kMinUnitsPerThread * T;
+}
+bool balanced_region(int64_t coarse, int64_t total) { return coarse * 4 < total; }
+
 // f(), with its exception (the first) kept in err instead of thrown.
 template <class F>
 void guarded(std::exception_ptr& err, F&& f) {
@@ -290,7 +303,7 @@ void guarded(std::exception_ptr& err, F&& f) {
 // passes every barrier even after an error (its work is skipped, the first exception rethrown
 // after the region), so none is left waiting.
 template <class Step, class Sync>
-void run_steps(size_t n, bool region, const Step& step, const Sync& sync) {
+void run_steps(size_t n, bool region, bool balanced, const Step& step, const Sync& sync) {
   if (!region) {
     for (size_t k = 0; k < n; ++k) step(k, 0, 1);
     return;
@@ -299,8 +312,8 @@ void run_steps(size_t n, bool region, const Step& step, const Sync& sync) {
   SpinBarrier bar(T);
   std::vector<std::exception_ptr> err(static_cast<size_t>(T));
   // Balanced: every step divides its work with split_range, so the shares follow the threads'
-  // measured speeds (see parallel_run_balanced).
-  parallel_run_balanced(T, [&](int t, int nt) {
+  // measured speeds (see parallel_run_balanced), unless too much of it splits too coarsely.
+  (balanced ? parallel_run_balanced : parallel_run_concurrent)(T, [&](int t, int nt) {
     std::exception_ptr& my = err[size_t(t)];
     if (nt > 1 && nt != T) {
       // Fewer threads than the barrier counts (set_num_threads from another thread since T was
@@ -321,22 +334,38 @@ void run_steps(size_t n, bool region, const Step& step, const Sync& sync) {
 }  // namespace
 
 void run_linear_forward(const std::vector<LinearFwdJob>& jobs) {
-  int64_t macs = 0;
-  for (const LinearFwdJob& j : jobs) macs += j.N * j.IN * j.OUT;
+  const int T = get_num_threads();
+  int64_t macs = 0, coarse = 0;
+  for (const LinearFwdJob& j : jobs) {
+    macs += j.N * j.IN * j.OUT;
+    if (narrow(j.OUT, T) ? coarse_split(j.N, kRowUnit, T) : coarse_split(j.OUT, kLineFloats, T))
+      coarse += j.N * j.IN * j.OUT;
+  }
   // Each layer reads every column of the one before.
   run_steps(
-      jobs.size(), use_region(jobs.empty() ? 0 : jobs[0].N, macs, get_num_threads()),
+      jobs.size(), use_region(jobs.empty() ? 0 : jobs[0].N, macs, T),
+      balanced_region(coarse, macs),
       [&](size_t k, int t, int T) { linear_forward_part(jobs[k], t, T); },
       [](size_t, int) { return true; });
 }
 
 void run_linear_backward(const std::vector<LinearBwdJob>& jobs) {
-  int64_t macs = 0;
-  for (const LinearBwdJob& j : jobs) macs += j.N * j.IN * j.OUT * ((j.dx ? 1 : 0) + (j.dw ? 1 : 0));
+  const int T = get_num_threads();
+  int64_t macs = 0, coarse = 0;
+  for (const LinearBwdJob& j : jobs) {
+    const int64_t prod = j.N * j.IN * j.OUT;
+    macs += prod * ((j.dx ? 1 : 0) + (j.dw ? 1 : 0));
+    // Phase 1 splits OUT (dZ, and dw unless narrow); phase 2 splits IN (dx, a narrow dw).
+    const bool nar = narrow(j.OUT, T);
+    if (coarse_split(j.OUT, kLineFloats, T) && j.dw && !nar) coarse += prod;
+    if (coarse_split(j.IN, kLineFloats, T))
+      coarse += prod * ((j.dx ? 1 : 0) + (j.dw && nar ? 1 : 0));
+  }
   // Two steps per layer: phase 1, then phase 2 (dx, a narrow layer's dw), which reads all of
   // dZ. The next layer's phase 1 reads only the dx columns this thread wrote.
   run_steps(
-      2 * jobs.size(), use_region(jobs.empty() ? 0 : jobs[0].N, macs, get_num_threads()),
+      2 * jobs.size(), use_region(jobs.empty() ? 0 : jobs[0].N, macs, T),
+      balanced_region(coarse, macs),
       [&](size_t k, int t, int T) {
         const LinearBwdJob& j = jobs[k / 2];
         if (k % 2 == 0) linear_backward_phase1(j, t, T);
