@@ -688,7 +688,7 @@ def test_gemm_coarse_splits_leave_the_thread_weights_alone(rng):
     # 512x48x48 product, as an RNN step with 48 hidden units; 6 column tiles of a 40x96x4000
     # x·Wᵀ) does not follow or teach the pool's per-thread speeds: its shares could not move
     # the work, and learning from it drove the shared weights to their 0.25 / 0.75 limit,
-    # slowing every later region (gemm.cpp, kMinBalancedUnits).
+    # slowing every later region (core/parallel.h, kBalancedMinUnitsPerThread).
     prev = _C.get_num_threads()
     _C.set_num_threads(2)
     try:

@@ -48,6 +48,14 @@ void parallel_run_balanced(int nthreads, const std::function<void(int, int)>& fn
 // cum[t + 1] - cum[t] (cum[0] = 0, cum[T] = 1). Null outside a balanced region. Every thread
 // of a region reads the same shares, fixed for the whole region.
 constexpr int kMaxBalancedThreads = 64;
+// A region should be balanced only where each thread gets at least this many of its split's
+// units (for most of the work): with fewer, split_range's whole units do not move with the
+// weights, the region's learning still credits each thread with its weight, and the weights
+// (shared by every balanced region) drift to their limit. Reviews measured it: an RNN with 48
+// hidden units (pre-packed 512x48x48 products, 2 column panels) took them to 0.25 / 0.75 in
+// two forward passes, a Linear(2048, 24) -> Linear(24, 24) chain in 100 SGD steps, and a
+// 1024^3 product afterwards ran 1.43-1.45x slower.
+constexpr int64_t kBalancedMinUnitsPerThread = 8;
 struct SplitShares {
   int T = 0;
   double cum[kMaxBalancedThreads + 1] = {};

@@ -31,13 +31,6 @@ namespace {
 // Below this many multiply-adds per thread, waking the pool costs more than it saves
 // (2^19 MACs is ~10 us on one AVX2 core, about the cost of a pool round trip).
 constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;
-// A region follows (and teaches) the pool's per-thread speeds only when each thread gets at
-// least this many of its split's units (row tiles, column panels): with fewer, split_range's
-// whole units do not move with the weights, learn() credits each thread with its weight
-// anyway, and the weights drift to their limit (a review: an RNN with 48 hidden units, a
-// pre-packed 512x48x48 product split into 2 column panels, took the shared weights to 0.25 /
-// 0.75 in two forward passes, and the next 1024^3 product ran 1.45x slower).
-constexpr int64_t kMinBalancedUnits = 8;
 // Up to 64x64x64: below this the packing (O(M*K + K*N)) and blocking bookkeeping cost about
 // as much as the arithmetic, so the unpacked small-shape kernel wins (kernels that have one).
 constexpr int64_t kSmallMacs = int64_t(64) * 64 * 64;
@@ -420,7 +413,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       if (!act_in_kernel) apply_act(ep->act, C + c0, ldc, M, c1 - c0);
     };
     if (nt <= 1) run(0, 1);
-    else if (tiles >= kMinBalancedUnits * nt) parallel_run_balanced(nt, run);  // split_range's
+    else if (tiles >= kBalancedMinUnitsPerThread * nt) parallel_run_balanced(nt, run);
     else parallel_run(nt, run);  // (too few tiles for the shares to move the work evenly)
     return;
   }
@@ -434,10 +427,11 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // NOTE (speed): the rows of a K x NR panel read in place then start in at most 4 of the 64
     // L1 sets (a 32-float row spans 2 lines: at most 8 sets; 2 for a 4 KiB stride), so from K
     // = 128 on each of those sets would need 32 lines or more of its 12 ways (8 on a 32 KiB
-    // L1d), and the panel does not stay cached from one row tile to the next. Measured on Zen 5, 1 thread, NN, in place -> packed, for
-    // strides of 4 KiB: 64x1024x1024 933 -> 658 us, 48x1024x1024 683 -> 513, 96x1024x512
-    // 515 -> 448, 64x1024x256 169 -> 155; but with few row tiles or a short K the copy does
-    // not pay: 16x1024x1024 232 -> 259, 32x2048x512 368 -> 394, 128x1024x64 TN 69 -> 72.
+    // L1d), and the panel does not stay cached from one row tile to the next. Measured on
+    // Zen 5, 1 thread, NN, in place -> packed, for strides of 4 KiB: 64x1024x1024 933 -> 658
+    // us, 48x1024x1024 683 -> 513, 96x1024x512 515 -> 448, 64x1024x256 169 -> 155; but with
+    // few row tiles or a short K the copy does not pay: 16x1024x1024 232 -> 259, 32x2048x512
+    // 368 -> 394, 128x1024x64 TN 69 -> 72.
     // NOTE (speed): strides of 1, 2 and 3 KiB (256, 512, 768 floats) and K of 128-255 as well,
     // on an Intel Xeon VM (AVX-512, 48 KiB 12-way L1d), in-process interleaved, median of
     // 10-40 pairs: over the 62 shapes (M 48-256, N 256-1024, K 128-256, NN and TN) whose
@@ -740,7 +734,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   // (session 16 saw 35-45%), every K and N block's barrier waited for it.
   const int64_t units = split_by_rows(nt) ? tiles_m / (b_in_l2 ? (M + MC - 1) / MC : 1)
                                            : tiles_n / ((N + NC - 1) / NC);
-  auto region = units >= kMinBalancedUnits * nt ? parallel_run_balanced : parallel_run_concurrent;
+  auto region =
+      units >= kBalancedMinUnitsPerThread * nt ? parallel_run_balanced : parallel_run_concurrent;
   region((int)nt, [&](int t, int T) {
     if (T != nt) {
       // The pool could not give us the threads (a nested call, another Python thread using

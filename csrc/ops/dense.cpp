@@ -275,15 +275,11 @@ bool use_region(int64_t batch, int64_t macs, int T) {
 }
 
 // Whether a region's shares may follow the threads' measured speeds (balanced), given the
-// multiply-adds of its steps whose split has fewer than 8 units per thread (`coarse`) out of
-// `total`. NOTE: such a step's whole units do not move with the weights, yet learn() credits
-// each thread with its weight: a review's Linear(2048, 24) -> Linear(24, 24) chain (24 output
-// columns: 2 units of 16) took the pool's shared weights to their 0.25 / 0.75 limit in 100
-// SGD steps, and a 1024^3 product afterwards ran 1.43x slower. Balanced while those steps
-// are under a quarter of the work (784-256-128-10 at batch 64: ~14%).
-constexpr int64_t kMinUnitsPerThread = 8;
+// multiply-adds of its steps whose split is coarse (fewer than kBalancedMinUnitsPerThread
+// units per thread, core/parallel.h; a Linear with 24 outputs: 2 units of 16) out of `total`:
+// while those steps are under a quarter of the work (784-256-128-10 at batch 64: ~14%).
 bool coarse_split(int64_t n, int64_t unit, int T) {
-  return (n + unit - 1) / unit < kMinUnitsPerThread * T;
+  return (n + unit - 1) / unit < kBalancedMinUnitsPerThread * T;
 }
 bool balanced_region(int64_t coarse, int64_t total) { return coarse * 4 < total; }
 
