@@ -54,7 +54,7 @@ class Pool {
   }
   ~Pool() { stop(); }
 
-  int threads() const { return threads_; }
+  int threads() const { return threads_.load(std::memory_order_relaxed); }
   void set_threads(int n) {
     std::lock_guard<std::mutex> run(run_mutex_);
     stop();
@@ -85,7 +85,7 @@ class Pool {
 
   void run(int nt, const std::function<void(int, int)>& fn, bool concurrent = false,
            bool balanced = false) {
-    nt = std::max(1, std::min(nt, threads_));
+    nt = std::max(1, std::min(nt, threads_.load(std::memory_order_relaxed)));
     if (nt == 1 || t_in_parallel) {  // decided before touching the mutex: the common case
       serial(nt, fn, concurrent);
       return;
@@ -236,7 +236,9 @@ class Pool {
     quit_.store(false);
   }
 
-  int threads_ = 1;
+  // Atomic: read without run_mutex_ (threads(), and run() before it takes the lock) while
+  // set_threads writes it under the lock from another Python thread.
+  std::atomic<int> threads_{1};
   std::vector<std::thread> workers_;
   std::mutex run_mutex_, m_, err_m_;
   std::condition_variable cv_;
