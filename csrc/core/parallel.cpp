@@ -85,8 +85,12 @@ class Pool {
 
   void run(int nt, const std::function<void(int, int)>& fn, bool concurrent = false,
            bool balanced = false) {
+    const int asked = nt;
     nt = std::max(1, std::min(nt, threads_.load(std::memory_order_relaxed)));
-    if (nt == 1 || t_in_parallel) {  // decided before touching the mutex: the common case
+    // A concurrent region whose caller sized something (a barrier) for more threads than the
+    // pool now has (set_num_threads from another Python thread since it read the count) runs
+    // alone as well: its fn(t, T) never sees 1 < T < what it asked for.
+    if (nt == 1 || t_in_parallel || (concurrent && nt < asked)) {  // (before the mutex)
       serial(nt, fn, concurrent);
       return;
     }

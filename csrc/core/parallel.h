@@ -28,7 +28,8 @@ void parallel_run(int nthreads, const std::function<void(int, int)>& fn);
 
 // Like parallel_run, but the nthreads fn sees are guaranteed to run at the same time, so they
 // may wait for each other (a barrier). Where the pool cannot give that (nested call, pool busy
-// with another Python thread, one thread), fn(0, 1) runs alone on the caller instead.
+// with another Python thread, one thread, or fewer threads than nthreads since the caller read
+// the count), fn(0, 1) runs alone on the caller instead: T is nthreads or 1.
 void parallel_run_concurrent(int nthreads, const std::function<void(int, int)>& fn);
 
 // fn(begin, end) over [0, n) in contiguous chunks; one chunk per thread, each at least

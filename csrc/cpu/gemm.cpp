@@ -737,11 +737,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   auto region =
       units >= kBalancedMinUnitsPerThread * nt ? parallel_run_balanced : parallel_run_concurrent;
   region((int)nt, [&](int t, int T) {
-    if (T != nt) {
-      // The pool could not give us the threads (a nested call, another Python thread using
-      // the pool: T = 1; or set_num_threads from another thread since nt was read: fewer, and
-      // the barrier counts nt): run it all on the first.
-      if (t > 0) return;
+    if (T == 1) {  // the pool could not give us the threads: run it all here
       SpinBarrier solo(1);
       body(0, 1, solo);
       return;

@@ -311,13 +311,6 @@ void run_steps(size_t n, bool region, bool balanced, const Step& step, const Syn
   // measured speeds (see parallel_run_balanced), unless too much of it splits too coarsely.
   (balanced ? parallel_run_balanced : parallel_run_concurrent)(T, [&](int t, int nt) {
     std::exception_ptr& my = err[size_t(t)];
-    if (nt > 1 && nt != T) {
-      // Fewer threads than the barrier counts (set_num_threads from another thread since T was
-      // read): every step on the first, none on the others.
-      if (t == 0)
-        for (size_t k = 0; k < n && !my; ++k) guarded(my, [&] { step(k, 0, 1); });
-      return;
-    }
     for (size_t k = 0; k < n; ++k) {
       if (!my) guarded(my, [&] { step(k, t, nt); });
       if (nt > 1 && k + 1 < n && sync(k, nt)) bar.wait();
