@@ -365,6 +365,53 @@ def test_gemm_small_path_aliased_b(ta, m, n, k, ld, rng, isa, threads):
     assert path == ("packed" if _small_path_packs_b(m, k, ta, ld) else "in place"), what
 
 
+def _deep_product_leaves_small_path(m, n, k, ta, tb, ld):
+    """gemm.cpp's use_small_path for the B-in-L2 order: deep products with a row-major B (24
+    to 256 rows, 256 columns or more) whose B would be read in place with rows a multiple of 2
+    KiB apart (K >= 768) or 1 KiB (K >= 1536), and those with K >= 1024 and 128 rows or rows 2
+    KiB apart, run on the packed driver."""
+    if not _C.gemm_b_in_l2() or tb or not 24 <= m <= 256 or n < 256:
+        return False
+    aliased = ld % 512 == 0
+    in_place = not _small_path_packs_b(m, k, ta, ld)
+    if in_place and ld % 256 == 0 and k >= (768 if aliased else 1536):
+        return True
+    return k >= 1024 and (m >= 128 or aliased)
+
+
+@pytest.mark.parametrize("ta,tb,m,n,k,ld", [
+    (False, False, 24, 512, 768, 512), (False, False, 23, 512, 768, 512),
+    (False, False, 32, 512, 767, 512), (True, False, 40, 1024, 768, 1024),
+    (False, False, 32, 256, 1536, 256), (False, False, 32, 256, 1535, 256),
+    (True, False, 96, 768, 1536, 768), (True, False, 128, 768, 1023, 768),
+    (False, False, 128, 300, 1024, 300), (False, False, 127, 300, 1024, 300),
+    (False, False, 128, 300, 1023, 300), (False, False, 64, 1024, 1024, 1024),
+    (False, False, 64, 1024, 1023, 1024), (False, False, 30, 500, 800, 512),
+    (False, False, 30, 255, 800, 512), (True, False, 128, 256, 1024, 300),
+    (True, False, 128, 255, 1024, 300), (False, True, 256, 256, 1024, 1024)])
+def test_gemm_deep_products_leave_the_small_path(ta, tb, m, n, k, ld, rng, isa, threads,
+                                                 gemm_order):
+    # In the B-in-L2 order (Intel, AVX-512; or forced) a deep product runs on the packed driver
+    # instead of the small-shape path (gemm.cpp, use_small_path): each side of every limit, a
+    # column slice of a wider B (n < ld), TN and NT; the products are checked either way, and
+    # on AVX-512 the path taken is the rule's.
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, ld)).astype(np.float32)
+    b = b if tb else b[:, :n]
+    what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} ld={ld} {gemm_order}"
+    _C.gemm_reset_last_blocks()
+    if n == ld or tb:
+        check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+    else:
+        assert_close(_C.mm(a.T if ta else a, b), reference(a, b, ta, False), k=k,
+                     scale=gemm_scale(a, b, k), what=what)
+    if isa != "avx512":
+        return
+    packed_driver = _C.gemm_last_blocks() is not None
+    assert packed_driver == _deep_product_leaves_small_path(m, n, k, ta, tb, ld), what
+    assert packed_driver != (_C.gemm_last_small_b() is not None), what
+
+
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),
                                    (64, 784, 256), (100, 785, 271), (256, 800, 256)])
 def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads, gemm_order):

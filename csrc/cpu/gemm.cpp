@@ -205,14 +205,49 @@ void run_split(int64_t n, int64_t grain, F& fn) {
 
 int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
 
+// Whether the small-shape path copies a row-major B (row stride ldb floats) into NR-wide
+// panels instead of reading it in place (see the NOTEs at its use in gemm_driver).
+bool small_path_packs_b(const GemmKernelInfo& kr, bool trans_a, int64_t ldb, int64_t M,
+                        int64_t K) {
+  return ldb % 256 == 0 &&
+         ((ldb % 1024 == 0 && M >= 48 && K >= 256) ||
+          (K >= 128 && M >= (trans_a || kr.nr < 32 ? 128 : 48) && (trans_a || K < 256)));
+}
+
 // The unpacked small-shape kernel wins when the products are tiny (packing costs as much as
 // the arithmetic) and, on measurement, for the short-and-wide GEMMs of small-batch training:
 // few row tiles, so packing A buys little, while each B panel (K x NR) it re-reads for every
 // row tile stays in L2. Measured on Zen 5, 1 thread: 64x784x256 NN 202 -> 244 GFLOP/s,
 // 256x784x64 TN 237 -> 258 GFLOP/s.
-bool use_small_path(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, int64_t K) {
+// NOTE (speed): with the B-in-L2 blocking (Intel, AVX-512: see gemm_blocks) deep products
+// with a row-major B run faster on the packed driver, which blocks K. The small path keeps
+// all of K in one B panel (K x 32 floats: 96 KiB at K = 768, twice L1d), so each row tile
+// re-reads it from L2; read in place with rows 2 KiB apart, a panel's lines fall into 1/16
+// of the L2's sets (a 2 MiB 16-way L2 holds 1024 such rows; 2048 for 1 KiB), and from ~3/4
+// of that on it comes from L3. Measured on an Intel Xeon VM (48 KiB L1d, 2 MiB L2),
+// in-process, median of 5 interleaved pairs, old rule -> this one, 1 thread / 2 threads:
+// over 140 random shapes (M 8-256, N 64-2048, K 512-2500, NN and TN) the 50 that change
+// gain 1.62x / 1.53x (geometric mean; worst 0.93x, NN 32x256x1536, and 0.96x, NN
+// 64x1024x1200); the other 90 1.00x / 0.99x. E.g. NN 256x1536x1536 59 -> 185 GFLOP/s (1
+// thread), 113 -> 342 (2); NN 128x512x1024 77 -> 160; NN 32x1024x768 61 -> 103; TN
+// 96x512x1024 83 -> 165; NN 256x784x1024 117 -> 162. Kept on the small path: fewer than 24
+// rows (NN 8x1024x768 0.65x; 16x1024x768 1.28x on 1 thread, 0.82x on 2); fewer than 256
+// columns (NN 128x100x1024 0.95x / 0.63x, 160x64x2048 0.99x / 0.59x); K = 512 with 2 KiB
+// rows (NN 128x512x512 0.89x / 0.98x); 1 KiB rows at K = 1024 (0.84x-1.27x); fewer than
+// 128 rows without the aliased stride (NN 64x784x1024 1.03x / 0.92x, 32x784x1024 0.93x /
+// 0.83x); a transposed or pre-packed B, which the small path reads from packed panels (NT
+// 128x128x1200 0.98x / 0.58x).
+bool use_small_path(const GemmKernelInfo& kr, const GemmBlocks& blocks, bool trans_a,
+                    bool trans_b, bool b_prepacked, int64_t ldb, int64_t M, int64_t N,
+                    int64_t K) {
   if (M * N * K <= kSmallMacs) return true;
   if (!kr.small_wide || M > 256 || (trans_a && !kr.small_wide_trans_a)) return false;
+  if (blocks.b_in_l2 && M >= 24 && N >= 256 && !trans_b && !b_prepacked) {
+    const bool aliased = ldb % 512 == 0;  // rows 2n KiB apart
+    const bool in_place = !small_path_packs_b(kr, trans_a, ldb, M, K);
+    if (in_place && ldb % 256 == 0 && K >= (aliased ? 768 : 1536)) return false;
+    if (K >= 1024 && (M >= 128 || aliased)) return false;
+  }
   return kr.small_wide_max_k > 0 ? K <= kr.small_wide_max_k
                                  : K * kr.nr * 4 <= cache_sizes().l2 / 4;
 }
@@ -418,7 +453,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     return;
   }
 
-  if (kr.small && use_small_path(kr, trans_a, M, N, K)) {
+  if (kr.small &&
+      use_small_path(kr, t_blocks, trans_a, trans_b, prepacked != nullptr, ldb, M, N, K)) {
     const int nr = kr.nr;
     const int64_t panels = (N + nr - 1) / nr;
     // B as the kernel reads it: row-major in place, or packed into NR-wide panels with
@@ -446,10 +482,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // AVX2 kernel (16-column panels, same machine, 1 thread) gains from M = 128 on (NN
     // 128x1024x128 86 -> 103 GFLOP/s) but loses below (NN 48x256x128 110 -> 103), so M >= 128
     // there.
-    const bool pack_nn =
-        !trans_b && ldb % 256 == 0 &&
-        ((ldb % 1024 == 0 && M >= 48 && K >= 256) ||
-         (K >= 128 && M >= (trans_a || kr.nr < 32 ? 128 : 48) && (trans_a || K < 256)));
+    const bool pack_nn = !trans_b && small_path_packs_b(kr, trans_a, ldb, M, K);
     const float* b = B;
     int64_t ldb_s = ldb, bps = nr;
     float* bt = nullptr;  // the panels, packed by the threads that use them
