@@ -367,16 +367,16 @@ def test_gemm_small_path_aliased_b(ta, m, n, k, ld, rng, isa, threads):
 
 def _deep_product_leaves_small_path(m, n, k, ta, tb, ld):
     """gemm.cpp's use_small_path for the B-in-L2 order: deep products with a row-major B (24
-    to 256 rows, 256 columns or more) whose B would be read in place with rows a multiple of 2
-    KiB apart (K >= 768) or 1 KiB (K >= 1536), and those with K >= 1024 and 128 rows or rows 2
-    KiB apart, run on the packed driver."""
+    to 256 rows, 256 columns or more) run on the packed driver when the small path would read
+    B in place with rows s = 1, 2 or 4 KiB apart and K >= max(512, 3/4 L2 / s), or when K >=
+    1024 and there are 128 rows or rows 2 KiB apart."""
     if not _C.gemm_b_in_l2() or tb or not 24 <= m <= 256 or n < 256:
         return False
-    aliased = ld % 512 == 0
-    in_place = not _small_path_packs_b(m, k, ta, ld)
-    if in_place and ld % 256 == 0 and k >= (768 if aliased else 1536):
-        return True
-    return k >= 1024 and (m >= 128 or aliased)
+    if ld % 256 == 0 and not _small_path_packs_b(m, k, ta, ld):
+        stride = 4096 if ld % 1024 == 0 else 2048 if ld % 512 == 0 else 1024
+        if k >= max(512, _C.cache_sizes()["l2"] // stride * 3 // 4):
+            return True
+    return k >= 1024 and (m >= 128 or ld % 512 == 0)
 
 
 @pytest.mark.parametrize("ta,tb,m,n,k,ld", [
@@ -388,7 +388,11 @@ def _deep_product_leaves_small_path(m, n, k, ta, tb, ld):
     (False, False, 128, 300, 1023, 300), (False, False, 64, 1024, 1024, 1024),
     (False, False, 64, 1024, 1023, 1024), (False, False, 30, 500, 800, 512),
     (False, False, 30, 255, 800, 512), (True, False, 128, 256, 1024, 300),
-    (True, False, 128, 255, 1024, 300), (False, True, 256, 256, 1024, 1024)])
+    (True, False, 128, 255, 1024, 300), (False, True, 256, 256, 1024, 1024),
+    (False, False, 40, 1024, 512, 1024), (True, False, 40, 1024, 511, 1024),
+    (False, False, 64, 300, 1536, 300), (True, False, 128, 512, 768, 512),
+    (True, False, 96, 512, 768, 512), (False, False, 256, 300, 1024, 300),
+    (False, False, 256, 512, 768, 512)])
 def test_gemm_deep_products_leave_the_small_path(ta, tb, m, n, k, ld, rng, isa, threads,
                                                  gemm_order):
     # In the B-in-L2 order (Intel, AVX-512; or forced) a deep product runs on the packed driver
@@ -410,6 +414,13 @@ def test_gemm_deep_products_leave_the_small_path(ta, tb, m, n, k, ld, rng, isa, 
     packed_driver = _C.gemm_last_blocks() is not None
     assert packed_driver == _deep_product_leaves_small_path(m, n, k, ta, tb, ld), what
     assert packed_driver != (_C.gemm_last_small_b() is not None), what
+    if not tb and n == ld:
+        # A pre-packed B (an RNN's weights) stays on the small path, whose panels it is.
+        _C.gemm_reset_last_blocks()
+        c, _ = _C.gemm_packed_test(a, b, ta, False, prepack=True)
+        assert_close(c, reference(a, b, ta, False), k=k, scale=gemm_scale(a, b, k),
+                     what=what + " pre-packed")
+        assert (_C.gemm_last_blocks() is None) == (m <= 256), what + " pre-packed"
 
 
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),

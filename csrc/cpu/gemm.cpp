@@ -222,31 +222,36 @@ bool small_path_packs_b(const GemmKernelInfo& kr, bool trans_a, int64_t ldb, int
 // NOTE (speed): with the B-in-L2 blocking (Intel, AVX-512: see gemm_blocks) deep products
 // with a row-major B run faster on the packed driver, which blocks K. The small path keeps
 // all of K in one B panel (K x 32 floats: 96 KiB at K = 768, twice L1d), so each row tile
-// re-reads it from L2; read in place with rows 2 KiB apart, a panel's lines fall into 1/16
-// of the L2's sets (a 2 MiB 16-way L2 holds 1024 such rows; 2048 for 1 KiB), and from ~3/4
-// of that on it comes from L3. Measured on an Intel Xeon VM (48 KiB L1d, 2 MiB L2),
+// re-reads it from L2. Read in place with rows s bytes apart (s a multiple of 1 KiB), a
+// panel's rows (2 lines each) fall into a fraction of the L2's sets that holds L2 / s rows
+// (whatever the associativity: 1024 rows for s = 2 KiB in 2 MiB), and from about 3/4 of that
+// on the panel comes from L3. Measured on an Intel Xeon VM (48 KiB L1d, 2 MiB L2),
 // in-process, median of 5 interleaved pairs, old rule -> this one, 1 thread / 2 threads:
 // over 140 random shapes (M 8-256, N 64-2048, K 512-2500, NN and TN) the 50 that change
 // gain 1.62x / 1.53x (geometric mean; worst 0.93x, NN 32x256x1536, and 0.96x, NN
 // 64x1024x1200); the other 90 1.00x / 0.99x. E.g. NN 256x1536x1536 59 -> 185 GFLOP/s (1
 // thread), 113 -> 342 (2); NN 128x512x1024 77 -> 160; NN 32x1024x768 61 -> 103; TN
-// 96x512x1024 83 -> 165; NN 256x784x1024 117 -> 162. Kept on the small path: fewer than 24
-// rows (NN 8x1024x768 0.65x; 16x1024x768 1.28x on 1 thread, 0.82x on 2); fewer than 256
-// columns (NN 128x100x1024 0.95x / 0.63x, 160x64x2048 0.99x / 0.59x); K = 512 with 2 KiB
-// rows (NN 128x512x512 0.89x / 0.98x); 1 KiB rows at K = 1024 (0.84x-1.27x); fewer than
-// 128 rows without the aliased stride (NN 64x784x1024 1.03x / 0.92x, 32x784x1024 0.93x /
-// 0.83x); a transposed or pre-packed B, which the small path reads from packed panels (NT
-// 128x128x1200 0.98x / 0.58x).
+// 96x512x1024 83 -> 165; NN 256x784x1024 117 -> 162. Rows 4 KiB apart (read in place below
+// 48 rows) from K = 512, not 384: NN 32x1024x512 1.21x / 1.36x, TN 1.18x / 1.36x, but TN
+// 32x1024x384 0.98x / 0.88x. Kept on the small path: fewer than 24 rows (NN 8x1024x768
+// 0.65x; 16x1024x768 1.28x on 1 thread, 0.82x on 2); fewer than 256 columns (NN 128x100x1024
+// 0.95x / 0.63x, 160x64x2048 0.99x / 0.59x); K = 512 with 2 KiB rows (NN 128x512x512 0.89x
+// / 0.98x); 1 KiB rows at K = 1024 below 128 rows (0.84x-1.27x); fewer than 128 rows without
+// an aliased stride (NN 64x784x1024 1.03x / 0.92x, 32x784x1024 0.93x / 0.83x); a transposed
+// or pre-packed B, which the small path reads from packed panels (NT 128x128x1200 0.98x /
+// 0.58x). The K >= 1024 limit (and 2 KiB rows there, packed by the small path or not) is
+// this L2's measurement, not derived.
 bool use_small_path(const GemmKernelInfo& kr, const GemmBlocks& blocks, bool trans_a,
                     bool trans_b, bool b_prepacked, int64_t ldb, int64_t M, int64_t N,
                     int64_t K) {
   if (M * N * K <= kSmallMacs) return true;
   if (!kr.small_wide || M > 256 || (trans_a && !kr.small_wide_trans_a)) return false;
   if (blocks.b_in_l2 && M >= 24 && N >= 256 && !trans_b && !b_prepacked) {
-    const bool aliased = ldb % 512 == 0;  // rows 2n KiB apart
-    const bool in_place = !small_path_packs_b(kr, trans_a, ldb, M, K);
-    if (in_place && ldb % 256 == 0 && K >= (aliased ? 768 : 1536)) return false;
-    if (K >= 1024 && (M >= 128 || aliased)) return false;
+    if (ldb % 256 == 0 && !small_path_packs_b(kr, trans_a, ldb, M, K)) {
+      const int64_t stride = ldb % 1024 == 0 ? 4096 : ldb % 512 == 0 ? 2048 : 1024;  // bytes
+      if (K >= std::max<int64_t>(512, cache_sizes().l2 / stride * 3 / 4)) return false;
+    }
+    if (K >= 1024 && (M >= 128 || ldb % 512 == 0)) return false;
   }
   return kr.small_wide_max_k > 0 ? K <= kr.small_wide_max_k
                                  : K * kr.nr * 4 <= cache_sizes().l2 / 4;
