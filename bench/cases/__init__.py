@@ -79,6 +79,7 @@ from . import dense, softmax, training, overhead  # noqa: E402  (they import Ben
 CASES = {
     "gemm": dense.gemm,
     "gemm_mlp": dense.gemm_mlp,
+    "gemm_deep": dense.gemm_deep,
     "gemm_small": dense.gemm_small,
     "linear_relu": dense.linear_relu,
     "softmax_ce": softmax.softmax_ce,

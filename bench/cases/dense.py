@@ -1,4 +1,4 @@
-"""GEMM and Linear cases: gemm, gemm_mlp, gemm_small, linear_relu."""
+"""GEMM and Linear cases: gemm, gemm_mlp, gemm_deep, gemm_small, linear_relu."""
 from functools import partial
 
 import numpy as np
@@ -80,6 +80,28 @@ def gemm_mlp(ctx):
             out.append(Bench("gemm_mlp", f"{fin}->{fout} {name} {m}x{n}x{k}",
                              _mlp_gemm_impls(ctx, a, b, ta, tb), flops=2.0 * m * n * k,
                              best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+    return out
+
+
+def gemm_deep(ctx):
+    """Backward GEMMs of wider Linear layers, deep in K (the summed dimension): grad-input dx =
+    dy·W (NN, K = out features) at batches 32-256 and grad-weight dW = dyᵀ·x (TN, K = batch)
+    at batch 2048. No target of their own (design/benchmarks.md); they show the small-batch
+    GEMM past gemm_mlp's K <= 784, where B's row stride and depth decide the path."""
+    out = []
+    for name, batch, fin, fout in (("1536->1536 dx", 256, 1536, 1536), ("512->1024 dx", 128, 512, 1024),
+                                   ("1024->768 dx", 32, 1024, 768), ("784->1024 dx", 64, 784, 1024),
+                                   ("512->256 dW", 2048, 512, 256)):
+        w, dy = randn(ctx.rng, fout, fin), randn(ctx.rng, batch, fout)
+        if name.endswith("dW"):
+            a, b, ta = dy, randn(ctx.rng, batch, fin), True
+        else:
+            a, b, ta = dy, w, False
+        m, k = _op(a, ta).shape
+        n = b.shape[1]
+        out.append(Bench("gemm_deep", f"{name} B={batch} {m}x{n}x{k}",
+                         _mlp_gemm_impls(ctx, a, b, ta, False), flops=2.0 * m * n * k,
+                         best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
     return out
 
 
