@@ -3,6 +3,7 @@
 // 4-cycle FMA latency on both FMA pipes. Edge tiles use AVX-512 masks (no scratch tile), and
 // bias + ReLU are applied in registers before the single store of C.
 #include <immintrin.h>
+#include <cstdint>
 #include <type_traits>
 
 #include <algorithm>
@@ -162,22 +163,29 @@ void small_tile(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t i
   // transposed) 148.5 -> 139.7 us, 64x256x128 22.4 -> 21.4; TN 256x784x64 143.1 -> 136.2,
   // 128x256x64 22.3 -> 21.5.
   // The 32-column K loop, B's two vectors loaded by load(bp, half); with prefetch, the B row
-  // kPrefetchRows ahead is requested too.
-  // NOTE (speed): a B read in place (row stride ldb, not a packed panel's NR) is prefetched
-  // from K = 256 on: its rows are thousands of bytes apart, past what the L1 stride
-  // prefetcher follows. Measured on an Intel Xeon VM (AVX-512, 48 KiB L1d, 2 MiB L2), 1
-  // thread, in-process, median of 5 interleaved pairs, without -> with: NN 64x784x512 136 ->
-  // 159 GFLOP/s, 64x784x1024 114 -> 129, 96x784x800 130 -> 150, 32x784x2048 91 -> 106, TN
-  // 48x1000x2048 93 -> 117, 64x784x256 146 -> 160; over 26 random shapes with K >= 256 (many
-  // of them on the packed driver, unchanged) 1.04x on 1 thread and 1.05x on 2 (worst 0.96x
-  // and 0.90x). Below K = 256 it cost 2-8% (NN 64x784x64 156 -> 145, 48x500x96 162 -> 150);
-  // 8 or 16 rows ahead measured the same.
+  // kPrefetchRows ahead is requested too (all of its 128 bytes: three lines when the row
+  // does not start on a line, as NumPy's rows mostly do not).
+  // NOTE (speed): done for a B read in place (ldb != NR: a packed panel's rows, or an
+  // in-place B exactly 32 wide, are contiguous and the hardware follows them) in full panels
+  // from K = 256 on: rows ldb floats apart defeat the L1 stride prefetcher. Measured on an
+  // Intel Xeon VM (AVX-512, 48 KiB L1d, 2 MiB L2), in-process, median of 5 interleaved
+  // pairs, without -> with, GFLOP/s on 1 thread / 2 threads: NN 64x784x1024 115 -> 146 /
+  // 210 -> 260, 64x784x512 121 -> 146 / 245 -> 278, 96x784x800 125 -> 148 / 231 -> 277,
+  // 32x784x2048 96 -> 123 / 155 -> 205, 16x784x2048 89 -> 112 / 127 -> 178, TN 48x1000x2048
+  // 96 -> 133 / 162 -> 221, NN 64x128x1024 151 -> 165 / 295 -> 306, 64x256x512 139 -> 151 /
+  // 239 -> 260, 64x784x256 149 -> 165 / 261 -> 282. Prefetching only a row's first two
+  // lines gained about half as much (64x784x1024 123, TN 48x1000x2048 110 on 1 thread).
+  // Below K = 256 it cost 2-8% (NN 64x784x64 156 -> 145, 48x500x96 162 -> 150); 8 or 16 rows
+  // ahead measured the same.
   constexpr int64_t kPrefetchRows = 8;
   auto two_vectors = [&](auto load, auto prefetch) {
     for (int64_t p = 0; p < K; ++p, bp += ldb) {
       if constexpr (decltype(prefetch)::value) {
-        _mm_prefetch((const char*)(bp + kPrefetchRows * ldb), _MM_HINT_T0);
-        _mm_prefetch((const char*)(bp + kPrefetchRows * ldb + 16), _MM_HINT_T0);
+        // (The address as an integer: past B's last row it is no pointer into B.)
+        const uintptr_t ahead = uintptr_t(bp) + uintptr_t(kPrefetchRows * ldb) * sizeof(float);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + 64), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + 124), _MM_HINT_T0);
       }
       const __m512 b0 = load(bp, 0), b1 = load(bp + 16, 1);
       const int64_t off = p * cs_a;
