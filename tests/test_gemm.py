@@ -423,6 +423,34 @@ def test_gemm_deep_products_leave_the_small_path(ta, tb, m, n, k, ld, rng, isa, 
         assert (_C.gemm_last_blocks() is None) == (m <= 256), what + " pre-packed"
 
 
+@pytest.mark.parametrize("ta,tb,m,n,k", [
+    (False, False, 8, 100, 1025), (False, False, 37, 300, 1536), (True, False, 100, 33, 2049),
+    (True, False, 37, 100, 1024), (False, True, 100, 33, 2049), (False, True, 37, 33, 1537),
+    (False, False, 100, 100, 3001)])
+def test_gemm_small_path_deep_k_chunks(ta, tb, m, n, k, rng, isa, threads, gemm_order):
+    # On the small-shape path a product deeper than 1024 runs over K in chunks of at most 512
+    # in the B-in-L2 order (forced by the fixture on any machine), each chunk adding onto C and
+    # the epilogue (bias, the pre-activation z, the activation) applied with the last one only:
+    # B read in place, packed from a transposed B, and pre-packed; overwriting and
+    # accumulating; K on both sides of 1024 and off the chunk size.
+    a, b = operands(rng, m, n, k, ta, tb)
+    what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} {gemm_order}"
+    _C.gemm_reset_last_blocks()
+    check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+    assert isa != "avx512" or _C.gemm_last_blocks() is None, what  # the small path ran
+    bias = rng.standard_normal(n).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    for prepack in (False, True):
+        for act, fn in [(1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
+            pre = reference(a, b, ta, tb) + bias + c0
+            scale = gemm_scale(a, b, k) + _mx(bias) + _mx(c0)
+            c, z = _C.gemm_packed_test(a, b, ta, tb, c=c0, bias=bias, act=act, want_z=True,
+                                       prepack=prepack)
+            tag = f"{what} prepack={prepack} act={act}"
+            assert_close(z, pre, k=k + 2, scale=scale, what="z " + tag)
+            assert_close(c, fn(pre), k=k + 3, scale=scale, what=tag)
+
+
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),
                                    (64, 784, 256), (100, 785, 271), (256, 800, 256)])
 def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads, gemm_order):
