@@ -426,13 +426,14 @@ def test_gemm_deep_products_leave_the_small_path(ta, tb, m, n, k, ld, rng, isa, 
 @pytest.mark.parametrize("ta,tb,m,n,k", [
     (False, False, 8, 100, 1025), (False, False, 37, 300, 1536), (True, False, 100, 33, 2049),
     (True, False, 37, 100, 1024), (False, True, 100, 33, 2049), (False, True, 37, 33, 1537),
-    (False, False, 100, 100, 3001)])
+    (False, False, 100, 100, 3001), (False, False, 64, 1000, 2048)])
 def test_gemm_small_path_deep_k_chunks(ta, tb, m, n, k, rng, isa, threads, gemm_order):
     # On the small-shape path a product deeper than 1024 runs over K in chunks of at most 512
     # in the B-in-L2 order (forced by the fixture on any machine), each chunk adding onto C and
     # the epilogue (bias, the pre-activation z, the activation) applied with the last one only:
-    # B read in place, packed from a transposed B, and pre-packed; overwriting and
-    # accumulating; K on both sides of 1024 and off the chunk size.
+    # B read in place (A as it is, or its transposed copy: 64x1000), packed from a transposed
+    # B, and pre-packed; overwriting and accumulating; K on both sides of 1024 and off the
+    # chunk size.
     a, b = operands(rng, m, n, k, ta, tb)
     what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} {gemm_order}"
     _C.gemm_reset_last_blocks()

@@ -516,7 +516,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // 64x300x2048 130 -> 139 / 254 -> 252, NN 64x784x4096 175 -> 267 (2 threads), TN
     // 16x2000x3000 177 -> 200 (2). Not at K = 1024 (NN 24x784x1024 117 -> 113, 64x784x1024
     // 130 -> 131); chunks of 256 or 384 measured the same or worse.
-    const int64_t chunk_k = t_blocks.b_in_l2 && K > 1024 ? 512 : K;
+    // (Not for the tiny products, M*N*K <= kSmallMacs, that a long K keeps here.)
+    const int64_t chunk_k = t_blocks.b_in_l2 && K > 1024 && M * N * K > kSmallMacs ? 512 : K;
     auto small_k = [&](int64_t rows, int64_t n0, int64_t n1, const float* a_, int64_t rsa_,
                        int64_t csa_, const float* b_, float* c_, const MicroEpilogue* ep_) {
       const int64_t chunks = (K + chunk_k - 1) / chunk_k;
