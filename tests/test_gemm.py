@@ -328,6 +328,18 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads, gemm_order):
             assert _C.gemm_last_blocks() == (mc, kc, nc, order), (m, n, k)
 
 
+def check_whole_or_sliced_b(rng, a, b, ta, what, tb=False):
+    """check_overwrite_and_accumulate for a whole B; for a column slice of a wider row-major B
+    (which _C.gemm does not take) the product through _C.mm, which reads the slice and a
+    transposed A's view in place."""
+    if b.flags.c_contiguous:
+        check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+        return
+    k = a.shape[0] if ta else a.shape[1]
+    assert_close(_C.mm(a.T if ta else a, b.T if tb else b), reference(a, b, ta, tb), k=k,
+                 scale=gemm_scale(a, b, k), what=what)
+
+
 def _small_path_packs_b(m, k, ta, ld):
     """gemm.cpp's pack_nn: whether the small-shape path copies a row-major B (row stride ld
     floats) into panels instead of reading it in place."""
@@ -353,11 +365,7 @@ def test_gemm_small_path_aliased_b(ta, m, n, k, ld, rng, isa, threads):
     b = rng.standard_normal((k, ld)).astype(np.float32)[:, :n]
     what = f"gemm {'TN' if ta else 'NN'} {m}x{n}x{k} ld={ld}"
     _C.gemm_reset_last_blocks()
-    if n == ld:
-        check_overwrite_and_accumulate(rng, a, b, ta, False, what)
-    else:  # (mm reads a column slice and a transposed view in place; gemm takes whole arrays)
-        assert_close(_C.mm(a.T if ta else a, b), reference(a, b, ta, False), k=k,
-                     scale=gemm_scale(a, b, k), what=what)
+    check_whole_or_sliced_b(rng, a, b, ta, what)
     path = _C.gemm_last_small_b()
     if path is None:  # no small path for these shapes (generic; AVX2's TN, and NN past K 256)
         assert isa != "avx512", what
@@ -404,11 +412,7 @@ def test_gemm_deep_products_leave_the_small_path(ta, tb, m, n, k, ld, rng, isa, 
     b = b if tb else b[:, :n]
     what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} ld={ld} {gemm_order}"
     _C.gemm_reset_last_blocks()
-    if n == ld or tb:
-        check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
-    else:
-        assert_close(_C.mm(a.T if ta else a, b), reference(a, b, ta, False), k=k,
-                     scale=gemm_scale(a, b, k), what=what)
+    check_whole_or_sliced_b(rng, a, b, ta, what, tb)
     if isa != "avx512":
         return
     packed_driver = _C.gemm_last_blocks() is not None
