@@ -456,6 +456,36 @@ def test_gemm_small_path_deep_k_chunks(ta, tb, m, n, k, rng, isa, threads, gemm_
             assert_close(c, fn(pre), k=k + 3, scale=scale, what=tag)
 
 
+@pytest.mark.parametrize("ta,tb,m,n,k", [
+    (False, True, 512, 10, 784), (False, False, 1024, 8, 64), (True, False, 300, 24, 120),
+    (True, True, 257, 3, 200), (True, False, 64, 10, 1024), (True, False, 40, 10, 700),
+    (False, True, 300, 25, 100), (False, False, 200, 10, 784), (False, True, 1000, 1, 300)])
+def test_gemm_narrow_products_as_their_transpose(ta, tb, m, n, k, rng, isa, threads):
+    # A product with few columns (n <= 3/4 of the kernel's panel) and many rows (more than 256,
+    # or any A transposed) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ and transposed into C (gemm.cpp,
+    # gemm_driver), then the epilogue: each layout, the column limit, overwriting and
+    # accumulating, bias, the pre-activation z and the activations after the kernel.
+    a, b = operands(rng, m, n, k, ta, tb)
+    what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k}"
+    check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+    bias = rng.standard_normal(n).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    for act, fn in [(1, lambda v: np.maximum(v, 0)), (2, lambda v: 1 / (1 + np.exp(-v)))]:
+        for acc in (False, True):
+            pre = reference(a, b, ta, tb) + bias + (c0 if acc else 0)
+            scale = gemm_scale(a, b, k) + _mx(bias) + (_mx(c0) if acc else 0)
+            c, z = _C.gemm_packed_test(a, b, ta, tb, c=c0 if acc else None, bias=bias, act=act,
+                                       want_z=True, prepack=False)
+            tag = f"{what} act={act} acc={acc}"
+            assert_close(z, pre, k=k + 2, scale=scale, what="z " + tag)
+            assert_close(c, fn(pre), k=k + 3, scale=scale, what=tag)
+    # Linear's forward (x·Wᵀ with bias and ReLU fused) on the same shapes.
+    if not ta and tb:
+        y, _ = _C.linear_fwd(a, b, bias, 1, 1.0, 20.0)
+        assert_close(y, np.maximum(reference(a, b, False, True) + bias, 0), k=k + 2,
+                     scale=gemm_scale(a, b, k) + _mx(bias), what="linear " + what)
+
+
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),
                                    (64, 784, 256), (100, 785, 271), (256, 800, 256)])
 def test_gemm_small_path_transposed_row_major_a(m, n, k, rng, isa, threads, gemm_order):
