@@ -458,7 +458,7 @@ def test_gemm_small_path_deep_k_chunks(ta, tb, m, n, k, rng, isa, threads, gemm_
 
 @pytest.mark.parametrize("ta,tb,m,n,k", [
     (False, True, 512, 10, 784), (False, False, 1024, 8, 64), (True, False, 300, 24, 120),
-    (True, True, 257, 3, 200), (True, False, 64, 10, 1024), (True, False, 40, 10, 700),
+    (True, True, 300, 3, 400), (True, False, 64, 10, 1024), (True, False, 40, 10, 700),
     (False, True, 300, 25, 100), (False, False, 200, 10, 784), (False, True, 1000, 1, 300)])
 def test_gemm_narrow_products_as_their_transpose(ta, tb, m, n, k, rng, isa, threads):
     # A product with few columns (n <= 3/4 of the kernel's panel) and many rows (more than 256,
@@ -470,7 +470,8 @@ def test_gemm_narrow_products_as_their_transpose(ta, tb, m, n, k, rng, isa, thre
     check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
     bias = rng.standard_normal(n).astype(np.float32)
     c0 = rng.standard_normal((m, n)).astype(np.float32)
-    for act, fn in [(1, lambda v: np.maximum(v, 0)), (2, lambda v: 1 / (1 + np.exp(-v)))]:
+    for act, fn in [(0, lambda v: v), (1, lambda v: np.maximum(v, 0)),
+                    (2, lambda v: 1 / (1 + np.exp(-v)))]:
         for acc in (False, True):
             pre = reference(a, b, ta, tb) + bias + (c0 if acc else 0)
             scale = gemm_scale(a, b, k) + _mx(bias) + (_mx(c0) if acc else 0)
@@ -484,6 +485,24 @@ def test_gemm_narrow_products_as_their_transpose(ta, tb, m, n, k, rng, isa, thre
         y, _ = _C.linear_fwd(a, b, bias, 1, 1.0, 20.0)
         assert_close(y, np.maximum(reference(a, b, False, True) + bias, 0), k=k + 2,
                      scale=gemm_scale(a, b, k) + _mx(bias), what="linear " + what)
+
+
+@pytest.mark.parametrize("c,oc,h,stride", [(2500, 300, 7, 2), (600, 400, 5, 1)])
+def test_gemm_narrow_product_into_a_strided_c(c, oc, h, stride, rng, isa):
+    # A convolution with few output pixels (3x3 here) and many channels runs its GEMM as a
+    # narrow product written into C with a row stride larger than its width (the narrow path
+    # transposes into C row by row at that stride, and the bias lands there too).
+    from fastnn._functions.conv import conv2d
+    import fastnn
+    x = rng.standard_normal((1, c, h, h)).astype(np.float32)
+    w = (rng.standard_normal((oc, c, 3, 3)) * 0.05).astype(np.float32)
+    bias = rng.standard_normal(oc).astype(np.float32)
+    y = conv2d(fastnn.tensor(x), fastnn.tensor(w), fastnn.tensor(bias), stride=stride).numpy()
+    win = np.lib.stride_tricks.sliding_window_view(x[0].astype(np.float64), (3, 3), axis=(1, 2))
+    win = win[:, ::stride, ::stride]
+    ref = np.einsum("cijkl,ockl->oij", win, w.astype(np.float64)) + bias[:, None, None]
+    assert_close(y[0], ref, k=9 * c + 1, scale=math.sqrt(9 * c) * _mx(x) * _mx(w) + _mx(bias),
+                 what=f"conv2d {c}->{oc} {h}x{h} stride {stride} {isa}")
 
 
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),

@@ -416,12 +416,12 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   const float* B = src.B;
   const int64_t ldb = src.ldb;
   const float* prepacked = src.packed;
-  if (!prepacked && 4 * N <= 3 * kr.nr && M >= 4 * N && M * N * K > kSmallMacs &&
+  if (kr.small && !prepacked && 4 * N <= 3 * kr.nr && M >= 4 * N && M * N * K > kSmallMacs &&
       (M > 256 || trans_a)) {
     // A narrow product (a few columns, many rows: a classifier layer's forward at a large
     // batch) fills a fraction of each NR-wide panel; its transpose Cᵀ = op(B)ᵀ·op(A)ᵀ has the
-    // few columns as rows and many columns (the small-shape paths), then C = (Cᵀ)ᵀ (+ C) and
-    // the epilogue on it.
+    // few columns as rows and many columns (the small-shape paths on AVX-512; mostly the
+    // packed driver on AVX2), then C = (Cᵀ)ᵀ (+ C) and the epilogue on it, serially.
     // NOTE (speed): measured with the AVX-512 kernel on an Intel Xeon VM, in-process, median of 5
     // interleaved pairs, GFLOP/s on 1 thread / 2 threads, direct -> transposed: NT 512x10x784
     // (Linear(784, 10) at batch 512) 33 -> 72 / 66 -> 138, NT 4096x16x256 49 -> 100 / 102 ->
@@ -429,7 +429,10 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // 300x24x1200 68 -> 146 / 128 -> 251, TN 64x10x1024 78 -> 148 / 71 -> 188, TN
     // 128x16x512 128 -> 135 / 125 -> 193. Not for 256 rows or fewer unless A is transposed
     // (NN 160x16x1024 96 -> 82, NT 256x16x256 118 -> 105 on 1 thread), nor past 24 columns
-    // (TN 256x31x300 157 -> 135 on 1 thread; NT 2048x32x512 98 -> 98).
+    // (TN 256x31x300 157 -> 135 on 1 thread; NT 2048x32x512 98 -> 98). A review's check on
+    // the same machine, 1 thread: AVX2 NT 512x10x784 36 -> 58-67, NN 1024x8x64 18 -> 39; the
+    // generic kernel (no small path: its Cᵀ is packed as well) lost 15-20% (NT 4096x6x256
+    // 14.4 -> 12.2), so only kernels with a small path take this.
     float* ct = t_cswap.get(size_t(N * M));
     BSource at;
     at.trans = !trans_a;
