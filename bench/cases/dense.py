@@ -89,9 +89,10 @@ def gemm_deep(ctx):
     at batch 2048. No target of their own (design/benchmarks.md); they show the small-batch
     GEMM past gemm_mlp's K <= 784, where B's row stride and depth decide the path."""
     out = []
-    for name, batch, fin, fout in (("1536->1536 dx", 256, 1536, 1536), ("512->1024 dx", 128, 512, 1024),
-                                   ("1024->768 dx", 32, 1024, 768), ("784->1024 dx", 64, 784, 1024),
-                                   ("512->256 dW", 2048, 512, 256)):
+    layers = (("1536->1536 dx", 256, 1536, 1536), ("512->1024 dx", 128, 512, 1024),
+              ("1024->768 dx", 32, 1024, 768), ("784->1024 dx", 64, 784, 1024),
+              ("512->256 dW", 2048, 512, 256))
+    for name, batch, fin, fout in layers:
         w, dy = randn(ctx.rng, fout, fin), randn(ctx.rng, batch, fout)
         if name.endswith("dW"):
             a, b, ta = dy, randn(ctx.rng, batch, fin), True

@@ -422,8 +422,8 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // batch) fills a fraction of each NR-wide panel; its transpose Cᵀ = op(B)ᵀ·op(A)ᵀ has the
     // few columns as rows and many columns (the small-shape paths on AVX-512; mostly the
     // packed driver on AVX2), then C = (Cᵀ)ᵀ (+ C) and the epilogue on it, serially.
-    // NOTE (speed): measured with the AVX-512 kernel on an Intel Xeon VM, in-process, median of 5
-    // interleaved pairs, GFLOP/s on 1 thread / 2 threads, direct -> transposed: NT 512x10x784
+    // NOTE (speed): measured with the AVX-512 kernel on an Intel Xeon VM, in-process, median
+    // of 5 interleaved pairs, GFLOP/s on 1 thread / 2 threads, direct -> transposed: NT 512x10x784
     // (Linear(784, 10) at batch 512) 33 -> 72 / 66 -> 138, NT 4096x16x256 49 -> 100 / 102 ->
     // 179, NT 2048x10x128 36 -> 72 / 75 -> 111, NN 1024x8x64 31 -> 66 / 29 -> 59, TN
     // 300x24x1200 68 -> 146 / 128 -> 251, TN 64x10x1024 78 -> 148 / 71 -> 188, TN
