@@ -229,13 +229,14 @@ def test_gemm_bad_input():
 def test_gemm_blocks_override(rng):
     derived = _C.gemm_blocks(), _C.gemm_b_in_l2()
     mr, nr = _C.gemm_tile()
-    a, b = operands(rng, 300, 70, 50, False, False)
+    a, b = operands(rng, 300, 170, 50, False, False)
     try:
         for order in (False, True):
             _C.set_gemm_blocks((100, 37, 70, order))
             assert _C.gemm_blocks() == (100 // mr * mr, 37, 70 // nr * nr)
             assert _C.gemm_b_in_l2() is order
-            # ... and they are what the driver runs with (300 rows: the packed path).
+            # ... and they are what the driver runs with (300 rows, 170 columns: the packed
+            # path).
             _C.gemm_reset_last_blocks()
             c = _C.gemm(a, b)
             assert _C.gemm_last_blocks() == (100 // mr * mr, 37, 70 // nr * nr, order)
@@ -310,11 +311,13 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads, gemm_order):
     # to split, or m * threads <= n: each thread packs its own panels, at offsets that move
     # from one K or N block to the next as the block's depth and panel count change). Rows
     # above 256 keep a product off the small-shape paths (checked through gemm_last_blocks);
-    # with small forced blocks that is several A blocks, of uneven heights.
+    # with small forced blocks that is several A blocks, of uneven heights. (More than 3
+    # column panels too: fewer take the small-shape path at any height.)
     mc, kc, nc = _C.gemm_blocks()
+    nr = _C.gemm_tile()[1]
     order = _C.gemm_b_in_l2()
     tall = mc + 19 if mc + 19 > 256 else 9 * mc + 19
-    shapes = [(tall, 45, kc + 37), (3, nc + 21, 9), (2 * tall + 5, 33, 2 * kc + 1),
+    shapes = [(tall, 3 * nr + 13, kc + 37), (3, nc + 21, 9), (2 * tall + 5, 3 * nr + 1, 2 * kc + 1),
               (260, 1024, kc + 37), (260, nc + 300, kc // 2 + 3)]
     if gemm_order != "derived":  # (several blocks of every kind; too slow with the derived)
         shapes.append((tall + 1, 2 * nc + 7, 2 * kc + 5))
@@ -487,14 +490,69 @@ def test_gemm_narrow_products_as_their_transpose(ta, tb, m, n, k, rng, isa, thre
                      scale=gemm_scale(a, b, k) + _mx(bias), what="linear " + what)
 
 
-@pytest.mark.parametrize("c,oc,h,stride", [(2500, 300, 7, 2), (600, 400, 5, 1)])
-def test_gemm_narrow_product_into_a_strided_c(c, oc, h, stride, rng, isa):
+def _tall_product_on_small_path(isa, ta, m, n, k):
+    """Whether gemm.cpp's use_small_path takes a product with more than 256 rows and at most
+    3 column panels (and no narrow-product rule applies): A as it is, K within the kernel's
+    limit; or any tiny one."""
+    if isa == "generic":  # (no small-shape kernel)
+        return False
+    nr = _C.gemm_tile()[1]
+    if m * n * k <= 64 * 64 * 64:
+        return True
+    if ta or n > 3 * nr:
+        return False
+    return k <= 256 if isa == "avx2" else k * nr * 4 <= _C.cache_sizes()["l2"] // 4
+
+
+@pytest.mark.parametrize("ta,tb,m,n,k", [
+    (False, False, 257, 96, 300), (False, True, 2048, 32, 64), (False, False, 513, 33, 1100),
+    (False, True, 300, 25, 3), (False, False, 700, 97, 50), (True, False, 400, 40, 200),
+    (True, True, 300, 64, 70), (False, True, 1000, 48, 256), (False, False, 290, 64, 4097),
+    (False, True, 272, 49, 129), (False, False, 4100, 30, 9)])
+def test_gemm_tall_products_with_few_panels(ta, tb, m, n, k, rng, isa, threads):
+    # More than 256 rows, at most 3 column panels (n <= 3 NR) and A as it is: the small-shape
+    # path, each thread's share of the rows (16-row units, moved by the balanced region's
+    # weights) in blocks of at most 256 rows (gemm.cpp, gemm_driver). Each side of the column
+    # and row limits, a transposed A (the packed driver), K past the kernel's limit, K chunks
+    # (1100), overwriting and accumulating, a pre-packed B, and the epilogue (bias, the
+    # pre-activation z at each block's rows, activations in and after the kernel).
+    a, b = operands(rng, m, n, k, ta, tb)
+    small = _tall_product_on_small_path(isa, ta, m, n, k)
+    bias = rng.standard_normal(n).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    for w in ([], [1, 3]) if threads > 1 else ([],):
+        _C._set_balance_weights(w)
+        try:
+            what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} w={w}"
+            _C.gemm_reset_last_blocks()
+            check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+            assert (_C.gemm_last_blocks() is None) == small, what
+            for prepack in (False, True):
+                for act, fn in [(1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
+                    pre = reference(a, b, ta, tb) + bias + c0
+                    scale = gemm_scale(a, b, k) + _mx(bias) + _mx(c0)
+                    _C.gemm_reset_last_blocks()
+                    c, z = _C.gemm_packed_test(a, b, ta, tb, c=c0, bias=bias, act=act,
+                                               want_z=True, prepack=prepack)
+                    tag = f"{what} prepack={prepack} act={act}"
+                    assert (_C.gemm_last_blocks() is None) == small, tag
+                    assert_close(z, pre, k=k + 2, scale=scale, what="z " + tag)
+                    assert_close(c, fn(pre), k=k + 3, scale=scale, what=tag)
+        finally:
+            _C._set_balance_weights([])
+
+
+@pytest.mark.parametrize("c,oc,h,wd,stride", [(2500, 300, 7, 7, 2), (600, 400, 5, 5, 1),
+                                               (200, 260, 5, 81, 2)])
+def test_gemm_narrow_product_into_a_strided_c(c, oc, h, wd, stride, rng, isa):
     # A convolution with few output pixels (3x3 here) and many channels runs its GEMM as a
     # narrow product written into C with a row stride larger than its width (the narrow path
-    # transposes into C row by row at that stride, and the bias lands there too).
+    # transposes into C row by row at that stride, and the bias lands there too). With 2x40
+    # outputs and 1800 inputs per pixel, one output row (40 columns) per GEMM: a tall product
+    # with few panels (260 rows), on the small-shape path in row blocks at that stride.
     from fastnn._functions.conv import conv2d
     import fastnn
-    x = rng.standard_normal((1, c, h, h)).astype(np.float32)
+    x = rng.standard_normal((1, c, h, wd)).astype(np.float32)
     w = (rng.standard_normal((oc, c, 3, 3)) * 0.05).astype(np.float32)
     bias = rng.standard_normal(oc).astype(np.float32)
     y = conv2d(fastnn.tensor(x), fastnn.tensor(w), fastnn.tensor(bias), stride=stride).numpy()
@@ -502,7 +560,7 @@ def test_gemm_narrow_product_into_a_strided_c(c, oc, h, stride, rng, isa):
     win = win[:, ::stride, ::stride]
     ref = np.einsum("cijkl,ockl->oij", win, w.astype(np.float64)) + bias[:, None, None]
     assert_close(y[0], ref, k=9 * c + 1, scale=math.sqrt(9 * c) * _mx(x) * _mx(w) + _mx(bias),
-                 what=f"conv2d {c}->{oc} {h}x{h} stride {stride} {isa}")
+                 what=f"conv2d {c}->{oc} {h}x{wd} stride {stride} {isa}")
 
 
 @pytest.mark.parametrize("m,n,k", [(32, 384, 256), (33, 400, 257), (47, 784, 300),
@@ -807,7 +865,7 @@ def test_gemm_packed_driver_uneven_shares(threads_n, weights, rng, gemm_order):
     try:
         _C._set_balance_weights(w)
         for ta, tb, m, n, k in [(False, False, 300, 260, 300), (True, False, 301, 1100, 97),
-                                (False, True, 520, 90, 130), (True, True, 290, 700, 515)]:
+                                (False, True, 520, 190, 130), (True, True, 290, 700, 515)]:
             a, b = operands(rng, m, n, k, ta, tb)
             what = f"{'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} T={threads_n} w={w}"
             _C.gemm_reset_last_blocks()
@@ -825,17 +883,17 @@ def test_gemm_packed_driver_uneven_shares(threads_n, weights, rng, gemm_order):
 
 def test_gemm_coarse_splits_leave_the_thread_weights_alone(rng):
     # A region whose split has only a few units per thread (2 column panels of a pre-packed
-    # 512x48x48 product, as an RNN step with 48 hidden units; 6 column tiles of a 40x96x4000
-    # x·Wᵀ) does not follow or teach the pool's per-thread speeds: its shares could not move
+    # TN 512x48x48 product on the packed driver; 6 column tiles of a 40x96x4000 x·Wᵀ) does
+    # not follow or teach the pool's per-thread speeds: its shares could not move
     # the work, and learning from it drove the shared weights to their 0.25 / 0.75 limit,
     # slowing every later region (core/parallel.h, kBalancedMinUnitsPerThread).
     prev = _C.get_num_threads()
     _C.set_num_threads(2)
     try:
         _C._set_balance_weights([])
-        a, b = operands(rng, 512, 48, 48, False, False)
+        a, b = operands(rng, 512, 48, 48, True, False)
         for _ in range(300):
-            _C.gemm_packed_test(a, b, c=np.empty((512, 48), np.float32), prepack=True)
+            _C.gemm_packed_test(a, b, True, c=np.empty((512, 48), np.float32), prepack=True)
         a, b = operands(rng, 40, 96, 4000, False, True)
         for _ in range(300):
             _C.gemm(a, b, False, True)

@@ -34,6 +34,8 @@ constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;
 // Up to 64x64x64: below this the packing (O(M*K + K*N)) and blocking bookkeeping cost about
 // as much as the arithmetic, so the unpacked small-shape kernel wins (kernels that have one).
 constexpr int64_t kSmallMacs = int64_t(64) * 64 * 64;
+// The small-shape path (A unpacked) runs products taller than this in row blocks.
+constexpr int64_t kSmallPathRows = 256;
 
 // Packing buffers live per thread and only grow, so steady-state training allocates nothing.
 // Pool threads are persistent, which makes thread_local the natural owner.
@@ -221,6 +223,21 @@ bool small_path_packs_b(const GemmKernelInfo& kr, bool trans_a, int64_t ldb, int
 // few row tiles, so packing A buys little, while each B panel (K x NR) it re-reads for every
 // row tile stays in L2. Measured on Zen 5, 1 thread: 64x784x256 NN 202 -> 244 GFLOP/s,
 // 256x784x64 TN 237 -> 258 GFLOP/s.
+// It wins as well for tall products with few column panels (at most 3), where the packed
+// driver would copy A (M x K) for the sake of 1-3 passes over it.
+// NOTE (speed): measured on an Intel Xeon VM (AVX-512, 48 KiB L1d, 2 MiB L2), in-process,
+// median of 5 interleaved pairs, packed driver -> row blocks of 256 here, GFLOP/s on 1 thread
+// / 2 threads: NT 2048x32x512 91 -> 130 / 159 -> 233 (PyTorch 124 / 189), NN 2048x32x512 90
+// -> 117 / 179 -> 240, NT 1024x32x1024 89 -> 144 / 180 -> 271, NT 4096x48x256 89 -> 120 /
+// 193 -> 239, NT 2048x64x512 123 -> 150 / 236 -> 291, NT 400x40x784 77 -> 106 / 148 -> 212,
+// NN 300x32x256 110 -> 134 / 147 -> 273, NN 8192x32x128 88 -> 129 / 195 -> 240, NT
+// 2048x96x512 132 -> 145 / 254 -> 272, NN 1024x96x256 132 -> 138 / 248 -> 264; a pre-packed
+// B (an RNN step at a large batch), NN 512x48x48 93 -> 119 / 99 -> 122, 2048x32x32 98 -> 109 /
+// 70 -> 110. From 4 panels on it is even or slower (NN 2048x128x512 139 -> 136 on 1 thread,
+// 2048x160x512 147 -> 140, NT 1024x384x512 157 -> 142), and a transposed A loses (its
+// columns are rows lda floats apart: TN 2048x64x512 102 -> 84). The AVX2 kernel (16-column
+// panels, K <= 256 here) on the same machine: NT 2048x32x256 86 -> 91 / 178 -> 190, NN
+// 1024x48x128 97 -> 97 / 168 -> 194; NN 1024x64x256 (4 panels) 100 -> 94. Not measured on AMD.
 // NOTE (speed): with the B-in-L2 blocking (Intel, AVX-512: see gemm_blocks) deep products
 // with a row-major B run faster on the packed driver, which blocks K. The small path keeps
 // all of K in one B panel (K x 32 floats: 96 KiB at K = 768, twice L1d), so each row tile
@@ -247,7 +264,10 @@ bool use_small_path(const GemmKernelInfo& kr, const GemmBlocks& blocks, bool tra
                     bool trans_b, bool b_prepacked, int64_t ldb, int64_t M, int64_t N,
                     int64_t K) {
   if (M * N * K <= kSmallMacs) return true;
-  if (!kr.small_wide || M > 256 || (trans_a && !kr.small_wide_trans_a)) return false;
+  if (!kr.small_wide || (trans_a && !kr.small_wide_trans_a)) return false;
+  // More than kSmallPathRows rows: only a few column panels, A as it is (gemm_driver runs
+  // them in row blocks of at most kSmallPathRows).
+  if (M > kSmallPathRows && (trans_a || N > 3 * kr.nr)) return false;
   if (blocks.b_in_l2 && M >= 24 && N >= 256 && !trans_b && !b_prepacked) {
     if (ldb % 256 == 0 && !small_path_packs_b(kr, trans_a, ldb, M, K)) {
       const int64_t stride = ldb % 1024 == 0 ? 4096 : ldb % 512 == 0 ? 2048 : 1024;  // bytes
@@ -495,6 +515,32 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
 
   if (kr.small &&
       use_small_path(kr, t_blocks, trans_a, trans_b, prepacked != nullptr, ldb, M, N, K)) {
+    if (M > kSmallPathRows && M * N * K > kSmallMacs) {
+      // A tall product with few columns (see use_small_path): each thread takes a share of
+      // the rows (in 16-row units) and runs it here in blocks of at most kSmallPathRows rows,
+      // so that the block of A every column panel reads stays in L2 (256 rows x a K chunk
+      // of at most 1024 floats: 1 MiB).
+      const int T = (int)std::min<int64_t>(threads_here(),
+                                           std::max<int64_t>(1, M * N * K / kMinMacsPerThread));
+      auto rows_run = [&](int t, int nt) {
+        const auto [r0, r1] = split_range(M, t, nt, 16);
+        const int64_t blocks = (r1 - r0 + kSmallPathRows - 1) / kSmallPathRows;
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t i0 = r0 + (r1 - r0) * b / blocks, i1 = r0 + (r1 - r0) * (b + 1) / blocks;
+          GemmEpilogue e;
+          if (ep) {
+            e = *ep;
+            if (e.z) e.z += i0 * ldc;
+          }
+          gemm_driver(kr, trans_a, i1 - i0, N, K, A + i0 * (trans_a ? 1 : lda), lda, src,
+                      C + i0 * ldc, ldc, accumulate, ep ? &e : nullptr);
+        }
+      };
+      if (T <= 1) rows_run(0, 1);
+      else if ((M + 15) / 16 >= kBalancedMinUnitsPerThread * T) parallel_run_balanced(T, rows_run);
+      else parallel_run(T, rows_run);
+      return;
+    }
     const int nr = kr.nr;
     const int64_t panels = (N + nr - 1) / nr;
     // B as the kernel reads it: row-major in place, or packed into NR-wide panels with
