@@ -312,7 +312,8 @@ def test_gemm_crosses_every_cache_block(ta, tb, rng, isa, threads, gemm_order):
     # from one K or N block to the next as the block's depth and panel count change). Rows
     # above 256 keep a product off the small-shape paths (checked through gemm_last_blocks);
     # with small forced blocks that is several A blocks, of uneven heights. (More than 3
-    # column panels too: fewer take the small-shape path at any height.)
+    # column panels too: with fewer, an untransposed A within the kernel's K limit takes the
+    # small-shape path at any height.)
     mc, kc, nc = _C.gemm_blocks()
     nr = _C.gemm_tile()[1]
     order = _C.gemm_b_in_l2()
@@ -508,38 +509,50 @@ def _tall_product_on_small_path(isa, ta, m, n, k):
     (False, False, 257, 96, 300), (False, True, 2048, 32, 64), (False, False, 513, 33, 1100),
     (False, True, 300, 25, 3), (False, False, 700, 97, 50), (True, False, 400, 40, 200),
     (True, True, 300, 64, 70), (False, True, 1000, 48, 256), (False, False, 290, 64, 4097),
-    (False, True, 272, 49, 129), (False, False, 4100, 30, 9)])
+    (False, True, 272, 49, 129), (False, False, 4100, 30, 9), (False, False, 368, 40, 200)])
 def test_gemm_tall_products_with_few_panels(ta, tb, m, n, k, rng, isa, threads):
     # More than 256 rows, at most 3 column panels (n <= 3 NR) and A as it is: the small-shape
-    # path, each thread's share of the rows (16-row units, moved by the balanced region's
-    # weights) in blocks of at most 256 rows (gemm.cpp, gemm_driver). Each side of the column
-    # and row limits, a transposed A (the packed driver), K past the kernel's limit, K chunks
-    # (1100), overwriting and accumulating, a pre-packed B, and the epilogue (bias, the
-    # pre-activation z at each block's rows, activations in and after the kernel).
+    # path, each thread's share of the rows (16-row units) in blocks of at most 256 rows
+    # (gemm.cpp, gemm_driver). Each side of the column and row limits, a transposed A (the
+    # packed driver), K past the kernel's limit, K chunks (1100), overwriting and
+    # accumulating, a pre-packed B, the epilogue (bias, the pre-activation z at each block's
+    # rows, activations in and after the kernel), C and z with a row stride past their width,
+    # A with a row stride past K; the shares even, moved by uneven weights, and on 3 threads
+    # (up to 368 rows, 23 units: fewer than a balanced region needs, an even split).
     a, b = operands(rng, m, n, k, ta, tb)
     small = _tall_product_on_small_path(isa, ta, m, n, k)
     bias = rng.standard_normal(n).astype(np.float32)
     c0 = rng.standard_normal((m, n)).astype(np.float32)
-    for w in ([], [1, 3]) if threads > 1 else ([],):
+    splits = [(threads, [])] + ([(2, [1, 3]), (3, [])] if threads > 1 else [])
+    for nt, w in splits:
+        _C.set_num_threads(nt)
         _C._set_balance_weights(w)
         try:
-            what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} w={w}"
+            what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k} T={nt} w={w}"
             _C.gemm_reset_last_blocks()
             check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
             assert (_C.gemm_last_blocks() is None) == small, what
-            for prepack in (False, True):
+            if not ta:  # A as a column slice of a wider array, read in place by _C.mm
+                wide = np.zeros((m, k + 7), np.float32)
+                wide[:, :k] = a
+                assert_close(_C.mm(wide[:, :k], b.T if tb else b), reference(a, b, False, tb),
+                             k=k, scale=gemm_scale(a, b, k), what=what + " lda > k")
+            for prepack, pad in [(False, 0), (True, 0), (False, 5), (True, 17)]:
                 for act, fn in [(1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
                     pre = reference(a, b, ta, tb) + bias + c0
                     scale = gemm_scale(a, b, k) + _mx(bias) + _mx(c0)
                     _C.gemm_reset_last_blocks()
                     c, z = _C.gemm_packed_test(a, b, ta, tb, c=c0, bias=bias, act=act,
-                                               want_z=True, prepack=prepack)
-                    tag = f"{what} prepack={prepack} act={act}"
+                                               want_z=True, prepack=prepack, ldc_pad=pad)
+                    tag = f"{what} prepack={prepack} act={act} ldc=n+{pad}"
                     assert (_C.gemm_last_blocks() is None) == small, tag
-                    assert_close(z, pre, k=k + 2, scale=scale, what="z " + tag)
-                    assert_close(c, fn(pre), k=k + 3, scale=scale, what=tag)
+                    assert c.shape == z.shape == (m, n + pad), tag
+                    assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), tag
+                    assert_close(z[:, :n], pre, k=k + 2, scale=scale, what="z " + tag)
+                    assert_close(c[:, :n], fn(pre), k=k + 3, scale=scale, what=tag)
         finally:
             _C._set_balance_weights([])
+            _C.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("c,oc,h,wd,stride", [(2500, 300, 7, 7, 2), (600, 400, 5, 5, 1),

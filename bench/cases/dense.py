@@ -1,4 +1,4 @@
-"""GEMM and Linear cases: gemm, gemm_mlp, gemm_deep, gemm_small, linear_relu."""
+"""GEMM and Linear cases: gemm, gemm_mlp, gemm_deep, gemm_narrow, gemm_small, linear_relu."""
 from functools import partial
 
 import numpy as np
@@ -102,6 +102,30 @@ def gemm_deep(ctx):
         n = b.shape[1]
         out.append(Bench("gemm_deep", f"{name} B={batch} {m}x{n}x{k}",
                          _mlp_gemm_impls(ctx, a, b, ta, False), flops=2.0 * m * n * k,
+                         best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+    return out
+
+
+def gemm_narrow(ctx):
+    """GEMMs with few columns and many rows: layers with 10-64 outputs at batches 512-4096.
+    Forward y = x·Wᵀ (NT) of Linear(512, 32) at batch 2048, (256, 48) at 4096, (784, 10) at
+    512 and (784, 40) at 400; grad-input dx = dy·W (NN) of Linear(64, 512) at batch 2048. No
+    target of their own (design/benchmarks.md); the packed driver copies all of A for one or
+    two column panels here, and 10 columns fill a third of one."""
+    out = []
+    layers = (("512->32 fwd", 2048, 512, 32), ("256->48 fwd", 4096, 256, 48),
+              ("784->10 fwd", 512, 784, 10), ("784->40 fwd", 400, 784, 40),
+              ("64->512 dx", 2048, 64, 512))
+    for name, batch, fin, fout in layers:
+        w = randn(ctx.rng, fout, fin)
+        if name.endswith("dx"):
+            a, b, tb = randn(ctx.rng, batch, fout), w, False
+        else:
+            a, b, tb = randn(ctx.rng, batch, fin), w, True
+        m, k = a.shape
+        n = _op(b, tb).shape[1]
+        out.append(Bench("gemm_narrow", f"{name} B={batch} {m}x{n}x{k}",
+                         _mlp_gemm_impls(ctx, a, b, False, tb), flops=2.0 * m * n * k,
                          best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
     return out
 

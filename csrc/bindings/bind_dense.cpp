@@ -301,7 +301,7 @@ void bind_dense(py::module_& m) {
   // prepack=False runs gemm_f32 (no pre-packing) with the same epilogue instead.
   m.def("gemm_packed_test", [](py::handle a, py::handle b, bool trans_a, bool trans_b,
                                py::handle c, py::handle bias, int act, bool want_z, int reps,
-                               bool prepack) {
+                               bool prepack, int64_t ldc_pad) {
     const char* op = "gemm_packed_test";
     ActParams p = act_params(act, 1.f, 20.f);
     Tensor ta = arg_tensor(a, op, "a", DType::f32);
@@ -313,6 +313,7 @@ void bind_dense(py::module_& m) {
     check_contiguous(ta, op, "a");
     check_contiguous(tb, op, "b");
     if (reps < 1) fail(op, "reps must be >= 1, got ", reps);
+    if (ldc_pad < 0) fail(op, "ldc_pad must be >= 0, got ", ldc_pad);
     const int64_t M = trans_a ? ta.size(1) : ta.size(0), K = trans_a ? ta.size(0) : ta.size(1);
     const int64_t Kb = trans_b ? tb.size(1) : tb.size(0), N = trans_b ? tb.size(0) : tb.size(1);
     if (K != Kb) fail(op, "inner dimensions must match: op(a) has K=", K, ", op(b) has K=", Kb);
@@ -321,8 +322,13 @@ void bind_dense(py::module_& m) {
       check_shape(tc, {M, N}, op, "c");
     }
     if (tbias.defined()) check_shape(tbias, {N}, op, "bias");
-    Tensor out = empty({M, N}, DType::f32), z;
-    if (want_z) z = empty({M, N}, DType::f32);
+    // C and z with ldc = N + ldc_pad: the pad columns hold 1e30 and must keep it.
+    const int64_t ldc = N + ldc_pad;
+    Tensor out = empty({M, ldc}, DType::f32), z;
+    if (want_z) {
+      z = empty({M, ldc}, DType::f32);
+      std::fill_n(z.data<float>(), M * ldc, 1e30f);
+    }
     {
       py::gil_scoped_release nogil;
       GemmPackedB pb;
@@ -332,24 +338,29 @@ void bind_dense(py::module_& m) {
       ep.act = p;
       ep.z = want_z ? z.data<float>() : nullptr;
       for (int r = 0; r < reps; ++r) {
+        // Garbage that an overwrite must not leave behind (and the pad's marker), then c.
+        std::fill_n(out.data<float>(), M * ldc, 1e30f);
         if (tc.defined())
-          std::memcpy(out.data<float>(), tc.data<float>(), sizeof(float) * size_t(M * N));
-        else  // garbage that an overwrite must not leave behind
-          for (int64_t i = 0; i < M * N; ++i) out.data<float>()[i] = 1e30f;
+          for (int64_t i = 0; i < M; ++i)
+            std::memcpy(out.data<float>() + i * ldc, tc.data<float>() + i * N,
+                        sizeof(float) * size_t(N));
         if (prepack)
-          gemm_f32_packed(trans_a, M, ta.data<float>(), ta.size(1), pb, out.data<float>(), N,
+          gemm_f32_packed(trans_a, M, ta.data<float>(), ta.size(1), pb, out.data<float>(), ldc,
                           tc.defined(), &ep);
         else
           gemm_f32(trans_a, trans_b, M, N, K, ta.data<float>(), ta.size(1), tb.data<float>(),
-                   tb.size(1), out.data<float>(), N, tc.defined(), &ep);
+                   tb.size(1), out.data<float>(), ldc, tc.defined(), &ep);
       }
     }
     return py::make_tuple(to_numpy(out), want_z ? opt_numpy(z) : py::object(py::none()));
   }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
      py::arg("c") = py::none(), py::arg("bias") = py::none(), py::arg("act") = 0,
      py::arg("want_z") = false, py::arg("reps") = 1, py::arg("prepack") = true,
+     py::arg("ldc_pad") = 0,
      "Test hook: (act(op(a)·op(b) [+ c] + bias), z) through gemm_pack_b_f32 + gemm_f32_packed "
-     "(prepack=False: gemm_f32 with the same epilogue); c given means accumulate.");
+     "(prepack=False: gemm_f32 with the same epilogue); c given means accumulate. With "
+     "ldc_pad, C and z are (M, N + ldc_pad) with that row stride, the last ldc_pad columns "
+     "left at 1e30.");
 
   m.def("gemm_kernel_name", [] { return std::string(gemm_kernel().name); },
         "Name of the GEMM micro-kernel for the active ISA.");

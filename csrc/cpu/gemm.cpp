@@ -224,7 +224,8 @@ bool small_path_packs_b(const GemmKernelInfo& kr, bool trans_a, int64_t ldb, int
 // row tile stays in L2. Measured on Zen 5, 1 thread: 64x784x256 NN 202 -> 244 GFLOP/s,
 // 256x784x64 TN 237 -> 258 GFLOP/s.
 // It wins as well for tall products with few column panels (at most 3), where the packed
-// driver would copy A (M x K) for the sake of 1-3 passes over it.
+// driver would copy A (M x K) for the sake of 1-3 passes over it: run in row blocks of 256
+// (gemm_driver), each a product this rule takes on its own (measured on Zen 5 as above).
 // NOTE (speed): measured on an Intel Xeon VM (AVX-512, 48 KiB L1d, 2 MiB L2), in-process,
 // median of 5 interleaved pairs, packed driver -> row blocks of 256 here, GFLOP/s on 1 thread
 // / 2 threads: NT 2048x32x512 91 -> 130 / 159 -> 233 (PyTorch 124 / 189), NN 2048x32x512 90
@@ -449,7 +450,11 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     // 300x24x1200 68 -> 146 / 128 -> 251, TN 64x10x1024 78 -> 148 / 71 -> 188, TN
     // 128x16x512 128 -> 135 / 125 -> 193. Not for 256 rows or fewer unless A is transposed
     // (NN 160x16x1024 96 -> 82, NT 256x16x256 118 -> 105 on 1 thread), nor past 24 columns
-    // (TN 256x31x300 157 -> 135 on 1 thread; NT 2048x32x512 98 -> 98). A review's check on
+    // (TN 256x31x300 157 -> 135 on 1 thread). Against the tall products' row blocks on the
+    // small path (see use_small_path), which now take more than 256 rows with A as it is,
+    // this measured even, so it stays first: 1 thread / 2 threads, transposed -> row blocks,
+    // NT 2048x16x512 96 -> 90 / 169 -> 166, NN 2048x24x512 88 -> 97 / 164 -> 172, NT
+    // 4096x16x256 97 -> 93 / 168 -> 187, NT 512x10x784 69 -> 66 / 129 -> 134. A review's check on
     // the same machine, 1 thread: AVX2 NT 512x10x784 36 -> 58-67, NN 1024x8x64 18 -> 39; the
     // generic kernel (no small path: its Cᵀ is packed as well) lost 15-20% (NT 4096x6x256
     // 14.4 -> 12.2), so only kernels with a small path take this.
@@ -517,9 +522,11 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       use_small_path(kr, t_blocks, trans_a, trans_b, prepacked != nullptr, ldb, M, N, K)) {
     if (M > kSmallPathRows && M * N * K > kSmallMacs) {
       // A tall product with few columns (see use_small_path): each thread takes a share of
-      // the rows (in 16-row units) and runs it here in blocks of at most kSmallPathRows rows,
-      // so that the block of A every column panel reads stays in L2 (256 rows x a K chunk
-      // of at most 1024 floats: 1 MiB).
+      // the rows (in 16-row units) and runs it through this path in blocks of at most
+      // kSmallPathRows rows, products this path takes on every CPU by its own rule. Each
+      // column panel re-reads its block's A: 256 rows x a K chunk of at most 1024 floats (1
+      // MiB) in the B-in-L2 order; elsewhere the whole K, up to L2/512 floats (see the end of
+      // use_small_path), 2x L2 at most.
       const int T = (int)std::min<int64_t>(threads_here(),
                                            std::max<int64_t>(1, M * N * K / kMinMacsPerThread));
       auto rows_run = [&](int t, int nt) {
@@ -532,8 +539,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
             e = *ep;
             if (e.z) e.z += i0 * ldc;
           }
-          gemm_driver(kr, trans_a, i1 - i0, N, K, A + i0 * (trans_a ? 1 : lda), lda, src,
-                      C + i0 * ldc, ldc, accumulate, ep ? &e : nullptr);
+          // (A as it is: a transposed A takes this path only within kSmallMacs.)
+          gemm_driver(kr, false, i1 - i0, N, K, A + i0 * lda, lda, src, C + i0 * ldc, ldc,
+                      accumulate, ep ? &e : nullptr);
         }
       };
       if (T <= 1) rows_run(0, 1);
