@@ -555,6 +555,31 @@ def test_gemm_tall_products_with_few_panels(ta, tb, m, n, k, rng, isa, threads):
             _C.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("n", [16, 48, 80, 15, 17])
+def test_gemm_sixteen_column_panels(n, tb, rng, isa, threads):
+    # A last panel of exactly 16 columns with A's rows strided (A as it is) runs in 16-row
+    # tiles on AVX-512 (small_tile_half16), rows 8-15 read at 8 rows' stride from rows 0-7,
+    # and any rows left over in the 8-row tiles: heights on each side of 16 and 32, a B read
+    # in place (NN, row stride n) and packed (NT), more than 256 rows (row blocks), K from 1,
+    # overwriting and accumulating, and the epilogue into C and z with a row stride past
+    # their width. 15 and 17 columns keep the 8-row tiles (masked panels).
+    for m, k in [(16, 1), (17, 7), (23, 300), (24, 64), (31, 5), (32, 130), (40, 257),
+                 (255, 33), (300, 96)]:
+        a, b = operands(rng, m, n, k, False, tb)
+        what = f"gemm N{'T' if tb else 'N'} {m}x{n}x{k}"
+        check_overwrite_and_accumulate(rng, a, b, False, tb, what)
+        bias = rng.standard_normal(n).astype(np.float32)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        pre = reference(a, b, False, tb) + bias + c0
+        scale = gemm_scale(a, b, k) + _mx(bias) + _mx(c0)
+        c, z = _C.gemm_packed_test(a, b, False, tb, c=c0, bias=bias, act=1, want_z=True,
+                                   prepack=False, ldc_pad=3)
+        assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), what
+        assert_close(z[:, :n], pre, k=k + 2, scale=scale, what="z " + what)
+        assert_close(c[:, :n], np.maximum(pre, 0), k=k + 3, scale=scale, what=what)
+
+
 @pytest.mark.parametrize("c,oc,h,wd,stride", [(2500, 300, 7, 7, 2), (600, 400, 5, 5, 1),
                                                (200, 260, 5, 81, 2)])
 def test_gemm_narrow_product_into_a_strided_c(c, oc, h, wd, stride, rng, isa):
