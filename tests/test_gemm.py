@@ -558,13 +558,14 @@ def test_gemm_tall_products_with_few_panels(ta, tb, m, n, k, rng, isa, threads):
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("n", [16, 48, 80, 15, 17])
 def test_gemm_sixteen_column_panels(n, tb, rng, isa, threads):
-    # A last panel of exactly 16 columns with A's rows strided (A as it is) runs in 16-row
-    # tiles on AVX-512 (small_tile_half16), rows 8-15 read at 8 rows' stride from rows 0-7,
-    # and any rows left over in the 8-row tiles: heights on each side of 16 and 32, a B read
-    # in place (NN, row stride n) and packed (NT), more than 256 rows (row blocks), K from 1,
-    # overwriting and accumulating, and the epilogue into C and z with a row stride past
-    # their width. 15 and 17 columns keep the 8-row tiles (masked panels).
-    for m, k in [(16, 1), (17, 7), (23, 300), (24, 64), (31, 5), (32, 130), (40, 257),
+    # A last panel of exactly 16 columns with A's rows strided (A as it is; K > 1) runs in
+    # 16-row tiles on AVX-512 (small_tile_half16), rows 8-15 read at 8 rows' stride from rows
+    # 0-7, and any rows left over in the 8-row tiles: heights on each side of 16 and 32, a B
+    # read in place (NN, row stride n), packed (NT with m >= n; fewer rows take the C = A·Bᵀ
+    # path) and pre-packed, more than 256 rows (row blocks; 16 columns there are a narrow
+    # product), overwriting and accumulating, and the epilogue into C and z with a row stride
+    # past their width. 15 and 17 columns keep the 8-row tiles (masked panels).
+    for m, k in [(16, 9), (17, 7), (23, 300), (24, 64), (31, 5), (32, 130), (40, 257),
                  (255, 33), (300, 96)]:
         a, b = operands(rng, m, n, k, False, tb)
         what = f"gemm N{'T' if tb else 'N'} {m}x{n}x{k}"
@@ -573,11 +574,13 @@ def test_gemm_sixteen_column_panels(n, tb, rng, isa, threads):
         c0 = rng.standard_normal((m, n)).astype(np.float32)
         pre = reference(a, b, False, tb) + bias + c0
         scale = gemm_scale(a, b, k) + _mx(bias) + _mx(c0)
-        c, z = _C.gemm_packed_test(a, b, False, tb, c=c0, bias=bias, act=1, want_z=True,
-                                   prepack=False, ldc_pad=3)
-        assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), what
-        assert_close(z[:, :n], pre, k=k + 2, scale=scale, what="z " + what)
-        assert_close(c[:, :n], np.maximum(pre, 0), k=k + 3, scale=scale, what=what)
+        for prepack in (False, True):
+            c, z = _C.gemm_packed_test(a, b, False, tb, c=c0, bias=bias, act=1, want_z=True,
+                                       prepack=prepack, ldc_pad=3)
+            tag = f"{what} prepack={prepack}"
+            assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), tag
+            assert_close(z[:, :n], pre, k=k + 2, scale=scale, what="z " + tag)
+            assert_close(c[:, :n], np.maximum(pre, 0), k=k + 3, scale=scale, what=tag)
 
 
 @pytest.mark.parametrize("c,oc,h,wd,stride", [(2500, 300, 7, 7, 2), (600, 400, 5, 5, 1),
@@ -848,7 +851,8 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
     # Packing copies rows of a row-major B (NR-wide panels) and of a transposed A (MR-wide)
     # with masked vector loads on the ragged last panel: N and M around the panel widths
     # (32, 16, 8; 14, 6, 4), contiguous and with a longer row stride, on the packed path (over
-    # 256 rows), the small path's copy of a 1024-float-strided B, and a pre-packed B.
+    # 256 rows), the small path's copy of a 1024-float-strided B, and a pre-packed B; and A's
+    # rows read in place by the small kernel's tiles.
     def check(c, a, b, what):
         k = a.shape[1]
         assert_close(c, a.astype(np.float64) @ b.astype(np.float64), k=k,
@@ -887,6 +891,13 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
         b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))
         c, _ = _C.gemm_packed_test(a, b, False, False)
         check(c, a, b, f"pre-packed n={n}")
+    # The small kernel's 16-row tiles of a 16-column panel (rows 8-15 through 8 rows' stride)
+    # with A's last row at the guard: heights that leave 8-row tiles after them or not.
+    for m, n in [(16, 16), (17, 48), (31, 16), (33, 48), (32, 80)]:
+        for ld in (40, 45):
+            a = guarded_arrays(m, 40, ld, rng.standard_normal((m, 40)))
+            b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))
+            check(_C.mm(a, b), a, b, f"NN 16-column panel {m}x{n}x40 lda={ld}")
 
 
 @pytest.mark.parametrize("threads_n", [2, 3])

@@ -127,10 +127,11 @@ void f32_gemm_14x32_avx512(int64_t k, const float* a, const float* b, float* c, 
 // Small-shape kernel: tiles of 32 columns straight from the caller's A and B (see
 // GemmSmallKernel). NOTE: 8 rows (16 accumulators) rather than 14 when A's rows are strided:
 // each row needs its own address, and 8 keep them in general-purpose registers; two FMA pipes
-// x 4-cycle latency need only 8 independent accumulators. Row edges re-read the last valid row
-// (results dropped), column edges use masked loads and stores, so nothing outside A, B or C is
-// touched. A transposed A (contiguous rows) takes tiles of up to 14 rows (see small_tile); a
-// panel of exactly 16 columns, 16-row tiles (small_tile_half16).
+// x 4-cycle latency need only 8 independent accumulators. (A panel of exactly 16 columns has
+// one accumulator a row, and takes 16-row tiles: small_tile_half16.) Row edges re-read the
+// last valid row (results dropped), column edges use masked loads and stores, so nothing
+// outside A, B or C is touched. A transposed A (contiguous rows) takes tiles of up to 14 rows
+// (see small_tile).
 constexpr int SMR = 8;
 
 // One R x 32 tile of the small-shape product, rows i0.. of A and C, columns j0.. (bp: B(0, j0);
@@ -223,7 +224,8 @@ void small_tile(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t i
 // pointers plus 8 rows' stride (one more register, not 8 more pointers). Whole 16-row tiles
 // only (rows i0..i0 + 15 all in A and C).
 // NOTE (speed): with one vector a row, every FMA needs its own broadcast, and 8 accumulators
-// are just what two FMA pipes x 4 cycles of latency need. Measured on an Intel Xeon VM
+// (8 rows) are only just what two FMA pipes x 4 cycles of latency need, with no slack; 16
+// rows also halve the B loads and loop overhead per FMA. Measured on an Intel Xeon VM
 // (AVX-512), in-process, median of 5 interleaved pairs, 8-row -> 16-row tiles, GFLOP/s, 1
 // thread / 2 threads: NN 256x16x784 101 -> 132 / 133 -> 142, 100x16x1000 97 -> 123 / 125 ->
 // 142, 256x48x512 128 -> 151 / 223 -> 229, NT 4096x48x256 134 -> 141 / 249 -> 266, 160x80x300
@@ -238,10 +240,15 @@ void small_tile_half16(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, in
 #pragma GCC unroll 8
   for (int i = 0; i < SMR; ++i) ar[i] = A + (i0 + i) * rs_a;
   const int64_t r8 = SMR * rs_a;
-  if (accumulate) prefetch_c_tile(c, ldc, R);
-  __m512 acc[R], none[R];
+  if (accumulate) {  // (prefetch_c_tile's lines, for 16 columns)
+    for (int i = 0; i < R; ++i) {
+      _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
+    }
+  }
+  __m512 acc[R];
 #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) acc[i] = none[i] = _mm512_setzero_ps();
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t p = 0; p < K; ++p, bp += ldb) {
     const __m512 b0 = _mm512_loadu_ps(bp);
     const int64_t off = p * cs_a, off8 = off + r8;
@@ -251,7 +258,8 @@ void small_tile_half16(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, in
       acc[i + SMR] = _mm512_fmadd_ps(_mm512_set1_ps(ar[i][off8]), b0, acc[i + SMR]);
     }
   }
-  store_tile<R>(acc, none, c, ldc, accumulate, R, __mmask16(0xFFFF), __mmask16(0), ep);
+  // (The second half's mask is empty: its accumulators, acc again, are never read.)
+  store_tile<R>(acc, acc, c, ldc, accumulate, R, __mmask16(0xFFFF), __mmask16(0), ep);
 }
 
 void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A,
@@ -259,7 +267,8 @@ void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const f
                            float* C, int64_t ldc, bool accumulate, const MicroEpilogue* ep) {
   // Row tiles. Contiguous rows of A (rs_a = 1): up to MR rows each, M split into near-equal
   // heights (256 rows: 19 tiles of 13-14; 10 rows: one tile, not 8 + a mostly empty 8), each
-  // height its own instantiation. Otherwise SMR rows each, the last one partial.
+  // height its own instantiation. Otherwise SMR rows each, the last one partial (two at a time
+  // in a panel of exactly 16 columns, while both are whole).
   // NOTE (speed): measured on Zen 5, 1 thread, TN (dW = dYᵀ·X shapes): 10x128x64 1.67 ->
   // 1.50 us; 256x784x64 and 128x784x64 unchanged within the noise (~91% of the FMA peak).
   const bool contig = rs_a == 1 && M >= SMR;
