@@ -238,7 +238,8 @@ bool small_path_packs_b(const GemmKernelInfo& kr, bool trans_a, int64_t ldb, int
 // 2048x160x512 147 -> 140, NT 1024x384x512 157 -> 142), and a transposed A loses (its
 // columns are rows lda floats apart: TN 2048x64x512 102 -> 84). The AVX2 kernel (16-column
 // panels, K <= 256 here) on the same machine: NT 2048x32x256 86 -> 91 / 178 -> 190, NN
-// 1024x48x128 97 -> 97 / 168 -> 194; NN 1024x64x256 (4 panels) 100 -> 94. Not measured on AMD.
+// 1024x48x128 97 -> 97 / 168 -> 194; NN 1024x64x256 (4 panels) 100 -> 94. (The whole tall
+// product against the packed driver was not measured on AMD.)
 // NOTE (speed): with the B-in-L2 blocking (Intel, AVX-512: see gemm_blocks) deep products
 // with a row-major B run faster on the packed driver, which blocks K. The small path keeps
 // all of K in one B panel (K x 32 floats: 96 KiB at K = 768, twice L1d), so each row tile
