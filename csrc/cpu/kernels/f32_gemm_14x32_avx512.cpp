@@ -63,11 +63,12 @@ inline void store_tile(const __m512* c0, const __m512* c1, float* c, int64_t ldc
   }
 }
 
-// Both ends of each of the tile's `rows` rows of C (NR floats, up to two 64-byte lines).
-inline void prefetch_c_tile(const float* c, int64_t ldc, int rows) {
+// Both ends of each of the tile's `rows` rows of C (`cols` floats, NR or 16: up to two
+// 64-byte lines).
+inline void prefetch_c_tile(const float* c, int64_t ldc, int rows, int cols = NR) {
   for (int i = 0; i < rows; ++i) {
     _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(c + i * ldc + NR - 1), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + cols - 1), _MM_HINT_T0);
   }
 }
 
@@ -240,12 +241,7 @@ void small_tile_half16(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, in
 #pragma GCC unroll 8
   for (int i = 0; i < SMR; ++i) ar[i] = A + (i0 + i) * rs_a;
   const int64_t r8 = SMR * rs_a;
-  if (accumulate) {  // (prefetch_c_tile's lines, for 16 columns)
-    for (int i = 0; i < R; ++i) {
-      _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-      _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
-    }
-  }
+  if (accumulate) prefetch_c_tile(c, ldc, R, 16);
   __m512 acc[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
