@@ -46,8 +46,14 @@ inline void sgd_one(const SgdHyper& h, const SgdSlot& s, int64_t j) {
   T::store(s.p + j, T::fma(g, T::set1(h.neg_lr), T::load(s.p + j)));  // param.add_(grad, -lr)
 }
 
+// NOTE (speed): the loops run on copies of the hyperparameters and the slot. Through the
+// references, every store to p (a float*) might have changed h or s, so GCC reloaded the
+// pointers and hyperparameters and re-tested maximize and weight_decay on every register of
+// elements; locals whose address is never taken cannot alias p.
 template <bool Mom>
-inline void sgd_loop(const SgdHyper& h, const SgdSlot& s, int64_t b, int64_t e) {
+inline void sgd_loop(const SgdHyper& hr, const SgdSlot& sr, int64_t b, int64_t e) {
+  const SgdHyper h = hr;
+  const SgdSlot s = sr;
   int64_t j = b;
   for (; j + V::W <= e; j += V::W) sgd_one<V, Mom>(h, s, j);
   for (; j < e; ++j) sgd_one<S, Mom>(h, s, j);
@@ -83,7 +89,9 @@ void FASTNN_SGD_SPAN(const SgdHyper& h, const SgdSlot& s, int64_t b, int64_t e) 
   else sgd_loop<false>(h, s, b, e);
 }
 
-void FASTNN_ADAM_SPAN(const AdamHyper& h, const AdamSlot& s, int64_t b, int64_t e) {
+void FASTNN_ADAM_SPAN(const AdamHyper& hr, const AdamSlot& sr, int64_t b, int64_t e) {
+  const AdamHyper h = hr;  // (copies: see sgd_loop)
+  const AdamSlot s = sr;
   int64_t j = b;
   for (; j + V::W <= e; j += V::W) adam_one<V>(h, s, j);
   for (; j < e; ++j) adam_one<S>(h, s, j);
