@@ -114,12 +114,13 @@ def test_gemm_small_path_transposed_a_tile_heights(tb, rng, isa, threads):
 
 # C = A·Bᵀ with fewer rows than columns is computed as Cᵀ = B·Aᵀ (A's rows packed, B read in
 # place, each tile transposed on its way to C): M around the 8/16 (AVX2) and 16/32 (AVX-512)
-# halves of a transposed tile and across panels, N around the 6-column (AVX2) and 8-column
-# (AVX-512) tiles, K of 1 and primes.
+# halves of a transposed tile and across panels, N around the 6-column (AVX2) and 8- and
+# 12-column (AVX-512: 12 a tile while 12 columns are left, then 8) tiles, K of 1 and primes.
 SMALL_T_SHAPES = [(1, 2, 1), (1, 9, 5), (2, 3, 7), (7, 8, 13), (16, 17, 3), (17, 40, 31),
                   (31, 33, 64), (32, 47, 1), (33, 100, 17), (63, 64, 101), (64, 256, 784),
                   (65, 129, 200), (100, 257, 33), (8, 13, 9), (9, 14, 300), (15, 20, 40),
-                  (24, 31, 1), (48, 300, 600)]
+                  (24, 31, 1), (48, 300, 600), (5, 12, 33), (20, 23, 50), (40, 28, 17),
+                  (3, 24, 2)]
 
 
 @pytest.mark.parametrize("m,n,k", SMALL_T_SHAPES)
