@@ -629,6 +629,8 @@ const GemmKernelInfo& gemm_kernel_avx512() {
                      f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
                      f32_gemm_small_t_avx512, pack_a_avx512, transpose_avx512};
     k.copy_panels = copy_panels_avx512;
+    k.gemv_rows = gemv_rows_avx512;
+    k.gemv_cols = gemv_cols_avx512;
     return k;
   }();
   return info;

@@ -45,8 +45,12 @@ void f32_gemm_4x8_generic(int64_t k, const float* a, const float* b, float* c, i
 }  // namespace
 
 const GemmKernelInfo& gemm_kernel_generic() {
-  static const GemmKernelInfo info{"f32_gemm_4x8_generic", MR, NR, 128, 256, 2048,
-                                   f32_gemm_4x8_generic};
+  static const GemmKernelInfo info = [] {
+    GemmKernelInfo k{"f32_gemm_4x8_generic", MR, NR, 128, 256, 2048, f32_gemm_4x8_generic};
+    k.gemv_rows = gemv_rows_generic;
+    k.gemv_cols = gemv_cols_generic;
+    return k;
+  }();
   return info;
 }
 

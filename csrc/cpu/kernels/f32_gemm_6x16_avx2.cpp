@@ -373,10 +373,15 @@ const GemmKernelInfo& gemm_kernel_avx2() {
   // packed -> small: NN 64x256x128 61.6 -> 49.2, 64x784x256 343 -> 307, 200x300x100 164 ->
   // 132; NT 64x128x256 65 -> 56. Deeper K or a transposed A were slower unpacked: NN
   // 128x512x384 599 -> 715, TN 256x784x64 316 -> 337, 128x256x64 56 -> 60.
-  static const GemmKernelInfo info{"f32_gemm_6x16_avx2", MR, NR, 144, 256, 3072,
-                                   f32_gemm_6x16_avx2, f32_gemm_small_avx2, pack_bt_avx2,
-                                   f32_gemm_small_t_avx2, pack_a_avx2, nullptr, /*small_wide=*/true,
-                                   /*small_wide_max_k=*/256, /*small_wide_trans_a=*/false};
+  static const GemmKernelInfo info = [] {
+    GemmKernelInfo k{"f32_gemm_6x16_avx2", MR, NR, 144, 256, 3072,
+                     f32_gemm_6x16_avx2, f32_gemm_small_avx2, pack_bt_avx2,
+                     f32_gemm_small_t_avx2, pack_a_avx2, nullptr, /*small_wide=*/true,
+                     /*small_wide_max_k=*/256, /*small_wide_trans_a=*/false};
+    k.gemv_rows = gemv_rows_avx2;
+    k.gemv_cols = gemv_cols_avx2;
+    return k;
+  }();
   return info;
 }
 

@@ -21,6 +21,11 @@ struct V {
   static R sqrt(R a) { return _mm256_sqrt_ps(a); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R fms(R a, R b, R c) { return _mm256_fmsub_ps(a, b, c); }  // a * b - c, one rounding
+  static float hsum(R a) {  // the sum of the lanes
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
   static R neg(R a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.f)); }
   static R pos_or_zero(R y, R d) {  // d where y > 0 or NaN (not y <= 0), else +0
     return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_NLE_UQ), d);

@@ -23,6 +23,7 @@ struct V {
   static R sqrt(R a) { return _mm512_sqrt_ps(a); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R fms(R a, R b, R c) { return _mm512_fmsub_ps(a, b, c); }  // a * b - c, one rounding
+  static float hsum(R a) { return _mm512_reduce_add_ps(a); }  // the sum of the lanes
   static R neg(R a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a),
                                                   _mm512_set1_epi32(INT32_MIN))); }
   static R pos_or_zero(R y, R d) {  // d where y > 0 or NaN (not y <= 0), else +0
