@@ -461,20 +461,24 @@ def test_gemm_small_path_deep_k_chunks(ta, tb, m, n, k, rng, isa, threads, gemm_
             assert_close(c, fn(pre), k=k + 3, scale=scale, what=tag)
 
 
-# Products with one row or one column run as matrix-vector products (gemm.cpp, gemv_path):
-# dot products of R's rows 4 at a time (two registers each, the last k % W floats one by one)
-# or y built up from R's rows 4 at a time (the last n % W columns one by one). Lengths around
-# 4 rows and the 8/16-float registers, K of 1 and past a register pair, and two sizes over the
-# threading threshold (a share of y each, in 16-float units).
+# Products with at most 4 rows or columns run as 1-4 matrix-vector products (gemm.cpp,
+# gemv_path): dot products of R's rows (4 at a time on AVX-512, 2 on AVX2; two registers each
+# for one vector; the last k % W floats one by one; not below K = 16) or sums of R's rows
+# (64-row chunks, y's columns in blocks of registers, the last n % W one by one). Counts of 1-4
+# and 5 (the tiled paths) on either side, lengths around the row steps and the 8/16-float
+# registers, K of 1 and across a register pair and a chunk, and sizes over the threading
+# threshold (a share of y each, in 16-float units).
 GEMV_LENGTHS = [1, 3, 4, 5, 8, 16, 17, 31, 33, 100, 1000]
-GEMV_DEPTHS = [1, 2, 7, 15, 16, 17, 32, 33, 100, 784]
+GEMV_DEPTHS = [1, 2, 7, 15, 16, 17, 32, 33, 65, 100, 784]
 
 
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_gemm_matrix_vector_products(ta, tb, rng, isa, threads):
-    shapes = [(1, n, k) for n in GEMV_LENGTHS for k in GEMV_DEPTHS[::3]] + \
-             [(m, 1, k) for m in GEMV_LENGTHS for k in GEMV_DEPTHS[1::3]] + \
-             [(1, 1, k) for k in GEMV_DEPTHS[2::3]] + [(1, 700, 1300), (900, 1, 1100)]
+    shapes = [(v, n, GEMV_DEPTHS[(3 * i + v) % len(GEMV_DEPTHS)])
+              for v in (1, 2, 3, 4, 5) for i, n in enumerate(GEMV_LENGTHS)]
+    shapes += [(m, n, k) for (n, m, k) in shapes]
+    shapes += [(1, 1, 1), (1, 1, 1000), (2, 3, 40), (4, 4, 16), (3, 1, 15), (1, 700, 1300),
+               (900, 2, 1100), (4, 520, 300), (700, 3, 129)]
     for m, n, k in shapes:
         a, b = operands(rng, m, n, k, ta, tb)
         what = f"gemm {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k}"
@@ -482,7 +486,8 @@ def test_gemm_matrix_vector_products(ta, tb, rng, isa, threads):
     # The epilogue after the product (bias, the pre-activation z, ReLU / sigmoid), into C and
     # z with a row stride past their width (a C column 4 floats apart), accumulating or not.
     # (Not pre-packed: a pre-packed B takes the tiled paths.)
-    for m, n, k in [(1, 37, 50), (1, 16, 3), (45, 1, 70), (1, 1, 20), (17, 1, 1)]:
+    for m, n, k in [(1, 37, 50), (3, 16, 3), (45, 1, 70), (1, 1, 20), (17, 2, 1), (4, 33, 70),
+                    (50, 3, 20)]:
         a, b = operands(rng, m, n, k, ta, tb)
         bias = rng.standard_normal(n).astype(np.float32)
         c0 = rng.standard_normal((m, n)).astype(np.float32)
@@ -939,36 +944,39 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
 
 
 def test_gemm_matrix_vector_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, threads):
-    # The matrix-vector loops read R's rows up to their last float (dot products: K off the
-    # register width; y from R's rows: N off it), R with a row stride past its width, and a
-    # strided vector (a column of a wider array, copied first); C's row ends at the guard too.
+    # The skinny products' loops read R's rows up to their last float (dot products: K off the
+    # register width; sums of R's rows: N off it), R with a row stride past its width, 1-4
+    # vectors ending at the guard or strided (columns of a wider array, copied first); C's
+    # rows end at the guard too.
     def check(c, a, b, what):
         k = a.shape[1]
         assert_close(c, a.astype(np.float64) @ b.astype(np.float64), k=k,
                      scale=gemm_scale(a, b, k), what=what)
 
-    for n, k in [(5, 33), (37, 17), (100, 784), (1000, 3)]:
+    for (n, k), v in zip([(5, 33), (37, 17), (100, 784), (1000, 3), (70, 130)], [1, 3, 4, 2, 1]):
         for ld in (k, k + 3):
-            x = rng.standard_normal((1, k)).astype(np.float32)
+            x = rng.standard_normal((v, k)).astype(np.float32)
             w = guarded_arrays(n, k, ld, rng.standard_normal((n, k)))  # (n, k): x·wᵀ
-            check(_C.mm(x, w.T), x, w.T, f"1x{n}x{k} NT ld={ld}")
-            check(_C.mm(w, x.T), w, x.T, f"{n}x1x{k} NN ld={ld}")
+            check(_C.mm(x, w.T), x, w.T, f"{v}x{n}x{k} NT ld={ld}")
+            check(_C.mm(w, x.T), w, x.T, f"{n}x{v}x{k} NN ld={ld}")
+            xg = guarded_arrays(v, k, ld, x)  # the vectors' last float at the guard
+            check(_C.mm(xg, w.T), xg, w.T, f"{v}x{n}x{k} NT x at the guard")
         for ld in (n, n + 5):
-            x = rng.standard_normal((1, k)).astype(np.float32)
+            x = rng.standard_normal((v, k)).astype(np.float32)
             w = guarded_arrays(k, n, ld, rng.standard_normal((k, n)))  # (k, n): x·w
-            check(_C.mm(x, w), x, w, f"1x{n}x{k} NN ld={ld}")
-            check(_C.mm(w.T, x.T), w.T, x.T, f"{n}x1x{k} TN ld={ld}")
-        col = guarded_arrays(k, 1, 7, rng.standard_normal((k, 1)))  # a vector 7 floats apart
+            check(_C.mm(x, w), x, w, f"{v}x{n}x{k} NN ld={ld}")
+            check(_C.mm(w.T, x.T), w.T, x.T, f"{n}x{v}x{k} TN ld={ld}")
+        cols = guarded_arrays(k, v, 7, rng.standard_normal((k, v)))  # vectors 7 floats apart
         w = rng.standard_normal((n, k)).astype(np.float32)
-        check(_C.mm(w, col), w, col, f"{n}x1x{k} strided b")
-        check(_C.mm(col.T, w.T), col.T, w.T, f"1x{n}x{k} strided a")
-        check(_C.mm(col.T, col), col.T, col, f"1x1x{k} two strided columns")
+        check(_C.mm(w, cols), w, cols, f"{n}x{v}x{k} strided b")
+        check(_C.mm(cols.T, w.T), cols.T, w.T, f"{v}x{n}x{k} strided a")
+        check(_C.mm(cols.T, cols), cols.T, cols, f"{v}x{v}x{k} two strided operands")
         b = rng.standard_normal((k, n)).astype(np.float32)
-        c0 = rng.standard_normal((1, n)).astype(np.float32)
-        c = guarded_arrays(1, n, n, c0)
+        c0 = rng.standard_normal((v, n)).astype(np.float32)
+        c = guarded_arrays(v, n, n, c0)
         _C.gemm(x, b, out=c, accumulate=True)
         assert_close(c, c0 + reference(x, b, False, False), k=k + 1,
-                     scale=gemm_scale(x, b, k) + _mx(c0), what=f"C at the guard 1x{n}x{k}")
+                     scale=gemm_scale(x, b, k) + _mx(c0), what=f"C at the guard {v}x{n}x{k}")
 
 
 @pytest.mark.parametrize("threads_n", [2, 3])

@@ -34,9 +34,9 @@ constexpr int64_t kMinMacsPerThread = int64_t(1) << 19;
 // Up to 64x64x64: below this the packing (O(M*K + K*N)) and blocking bookkeeping cost about
 // as much as the arithmetic, so the unpacked small-shape kernel wins (kernels that have one).
 constexpr int64_t kSmallMacs = int64_t(64) * 64 * 64;
-// A matrix-vector product streams its matrix once: a thread for every 128K multiply-adds
-// (512 KiB of the matrix).
-constexpr int64_t kMinGemvMacsPerThread = int64_t(1) << 17;
+// A skinny product (gemv_path) streams its matrix once: a thread for every 128K of its
+// elements (512 KiB).
+constexpr int64_t kMinGemvPerThread = int64_t(1) << 17;
 // The small-shape path (A unpacked) runs products taller than this in row blocks.
 constexpr int64_t kSmallPathRows = 256;
 
@@ -59,8 +59,8 @@ struct PackBuffer {
 };
 thread_local PackBuffer t_apack, t_bpack;
 thread_local PackBuffer t_cswap;  // Cᵀ of a narrow product (gemm_driver)
-// gemv_path's contiguous copies: a strided vector operand, a strided C column, a column of R.
-thread_local PackBuffer t_gemv_x, t_gemv_y, t_gemv_r;
+// gemv_path's contiguous copies of its vectors and of C's columns.
+thread_local PackBuffer t_gemv_x, t_gemv_y;
 
 // Gather `R` strided rows into R-wide interleaved panels: dst[p*R + r] = src[r*ld + p] for
 // p < kc (r < rows; rows <= r < R are zero). Walking p outermost keeps the stores contiguous
@@ -426,66 +426,79 @@ MicroEpilogue micro_epilogue(const GemmEpilogue& ep) {
   return MicroEpilogue{ep.bias, ep.z, ep.act.act == Act::relu};
 }
 
-// A product with one row or one column (M = 1 or N = 1, K > 0) as a matrix-vector product:
-//   M = 1: C's row = a·op(B), a = op(A)'s row; op(B)'s columns are B's rows when trans_b
-//          (dot products: gemv_rows), else C's row is a combination of B's rows (gemv_cols);
-//   N = 1: C's column = op(A)·b, b = op(B)'s column; op(A)'s rows are A's rows unless trans_a
-//          (gemv_rows), else C's column is a combination of A's rows (gemv_cols).
-// (M = N = 1 with a transposed A is a dot product of two vectors: gemv_rows on B's row or a
-// copy of its column.) A strided vector operand is copied, and a strided C column goes
-// through a contiguous copy, so the loops see contiguous x and y. Threads split y in 16-float
-// units (64 bytes of a C row), each its share of R's rows (gemv_rows) or columns (gemv_cols).
+// Whether gemm_driver runs a product as skinny (gemv_path): at most kGemvVectors rows or
+// columns. Not when the dot products would be shorter than a register (K < 16 with B's rows,
+// or A's, as the dot products' other side), where the tiled paths do better.
+bool use_gemv_path(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  const bool by_rows = M <= kGemvVectors && (M <= N || N > kGemvVectors);
+  if (!by_rows && N > kGemvVectors) return false;
+  const bool dot = by_rows ? trans_b : !trans_a;
+  return !dot || K >= 16;
+}
+
+// A skinny product (see use_gemv_path) as nv <= kGemvVectors matrix-vector products over one
+// matrix R:
+//   by rows (M = nv): C's row m = a_m·op(B), a_m op(A)'s row m; op(B)'s columns are B's rows
+//     when trans_b (dot products: gemv_rows), else C's rows are sums of B's rows (gemv_cols);
+//   by columns (N = nv): C's column m = op(A)·b_m, b_m op(B)'s column m; op(A)'s rows are A's
+//     rows unless trans_a (gemv_rows), else C's columns are sums of A's rows (gemv_cols).
+// (Both counts small: the rows if M <= N.) Vectors that are not contiguous rows are copied
+// first; C's columns as sums of rows (contiguous registers) go through a contiguous copy.
+// Threads split the n outputs of each vector in 16-float units (64 bytes of a C row), each
+// its share of R's rows (gemv_rows) or columns (gemv_cols).
 // NOTE (speed): the tiled paths reuse each loaded value across a register tile; here there
-// is nothing to reuse, and they ran a third as fast as these loops. Measured on an Intel Xeon
-// VM (AVX-512), 1 thread, in-process, median of 7, us, tiled -> here (PyTorch): NT 1x256x784
-// (Linear(784, 256) at batch 1) 57.3 -> 11.1 (15.9), NN 1x784x256 27.0 -> 12.0 (14.5), NN
-// 256x1x784 52.5 -> 10.9 (17.1), TN 784x1x256 67.0 -> 11.6 (17.4), NT 1x128x256 10.1 -> 2.9
-// (5.3), NT 1x1024x1024 (4 MiB, past L2) 289 -> 173 (211), NT 1x1x1000 6.4 -> 0.8 (2.1).
+// is little to reuse, and they ran a third as fast as these loops or less. Measured on an
+// Intel Xeon VM (AVX-512), 1 thread, in-process, median of 7, us, tiled -> here (PyTorch):
+// NT 1x256x784 (Linear(784, 256) at batch 1) 57.3 -> 11.1 (15.9), NN 1x784x256 27.0 -> 12.0
+// (14.5), NN 256x1x784 52.5 -> 10.9 (17.1), TN 784x1x256 67.0 -> 11.6 (17.4), NT 1x128x256
+// 10.1 -> 2.9 (5.3), NT 1x1024x1024 (4 MiB, past L2) 289 -> 173 (211), NT 1x1x1000 6.4 ->
+// 0.8 (2.1).
 void gemv_path(const GemmKernelInfo& kr, bool trans_a, bool trans_b, int64_t M, int64_t N,
                int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
-  // y (n outputs, stride ys in C) = R (ld; rows: n x K dot products, else K x n) · x (stride xs)
-  const float* R;
-  const float* x;
-  int64_t n, ld, xs, ys;
-  bool rows;
-  if (M == 1 && !(N == 1 && !trans_a)) {
-    n = N, ys = 1, R = B, ld = ldb, rows = trans_b;
-    x = A, xs = trans_a ? lda : 1;
-  } else {
-    n = M, ys = ldc, R = A, ld = lda, rows = !trans_a;
-    x = B, xs = trans_b ? 1 : ldb;
+  const bool by_rows = M <= kGemvVectors && (M <= N || N > kGemvVectors);
+  // Output (m, j), m < nv, j < n, at C[m*cm + j*cj]; vector m's element p at x[m*xs + p] when
+  // xcontig, else at x[p*xs + m].
+  const float* R = by_rows ? B : A;
+  const float* x = by_rows ? A : B;
+  const int64_t ld = by_rows ? ldb : lda, cm = by_rows ? ldc : 1, cj = by_rows ? 1 : ldc;
+  const int nv = (int)(by_rows ? M : N);
+  const int64_t n = by_rows ? N : M;
+  const bool dot = by_rows ? trans_b : !trans_a;
+  const bool xcontig = by_rows ? !trans_a : trans_b;
+  int64_t xs = by_rows ? lda : ldb;
+  if (!xcontig) {
+    float* xc = t_gemv_x.get(size_t(nv * K));
+    for (int m = 0; m < nv; ++m)
+      for (int64_t p = 0; p < K; ++p) xc[m * K + p] = x[p * xs + m];
+    x = xc, xs = K;
   }
-  if (!rows && n == 1) {  // Aᵀ·B of two columns (M = N = 1): R's column copied as a row
-    float* r = t_gemv_r.get(size_t(K));
-    for (int64_t p = 0; p < K; ++p) r[p] = R[p * ld];
-    R = r, ld = K, rows = true;
-  }
-  if (xs != 1) {
-    float* xc = t_gemv_x.get(size_t(K));
-    for (int64_t p = 0; p < K; ++p) xc[p] = x[p * xs];
-    x = xc;
-  }
+  // Sums of rows need each vector's outputs contiguous: C's rows are; its columns are copied.
+  const bool ycopy = !dot && cj != 1;
   float* y = C;
-  if (ys != 1) {
-    y = t_gemv_y.get(size_t(n));
+  int64_t ym = cm;
+  if (ycopy) {
+    y = t_gemv_y.get(size_t(nv * n)), ym = n;
     if (accumulate)
-      for (int64_t j = 0; j < n; ++j) y[j] = C[j * ys];
+      for (int m = 0; m < nv; ++m)
+        for (int64_t j = 0; j < n; ++j) y[m * n + j] = C[m * cm + j * cj];
   }
-  const GemvKernel fn = rows ? kr.gemv_rows : kr.gemv_cols;
   constexpr int64_t kUnit = 16;
-  const int64_t units = (n + kUnit - 1) / kUnit;
-  const int nt = (int)std::min<int64_t>(
-      {(int64_t)threads_here(), units, std::max<int64_t>(1, n * K / kMinGemvMacsPerThread)});
+  const int nt = (int)std::min<int64_t>({(int64_t)threads_here(), (n + kUnit - 1) / kUnit,
+                                          std::max<int64_t>(1, n * K / kMinGemvPerThread)});
   auto run = [&](int t, int T) {
     const auto [j0, j1] = split_range(n, t, T, kUnit);
     if (j0 >= j1) return;
-    fn(j1 - j0, K, rows ? R + j0 * ld : R + j0, ld, x, y + j0, accumulate);
+    if (dot)
+      kr.gemv_rows(nv, j1 - j0, K, R + j0 * ld, ld, x, xs, y + j0 * cj, ym, cj, accumulate);
+    else
+      kr.gemv_cols(nv, j1 - j0, K, R + j0, ld, x, xs, y + j0, ym, accumulate);
   };
   if (nt <= 1) run(0, 1);
   else parallel_run(nt, run);
-  if (ys != 1)
-    for (int64_t j = 0; j < n; ++j) C[j * ys] = y[j];
+  if (ycopy)
+    for (int m = 0; m < nv; ++m)
+      for (int64_t j = 0; j < n; ++j) C[m * cm + j * cj] = y[m * n + j];
   if (!epilogue_is_trivial(ep)) apply_epilogue(*ep, C, ep->z, ep->bias, ldc, M, N);
 }
 
@@ -506,7 +519,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
   const float* B = src.B;
   const int64_t ldb = src.ldb;
   const float* prepacked = src.packed;
-  if ((M == 1 || N == 1) && !prepacked && kr.gemv_rows) {
+  if (!prepacked && kr.gemv_rows && use_gemv_path(trans_a, trans_b, M, N, K)) {
     gemv_path(kr, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, ep);
     return;
   }

@@ -147,8 +147,9 @@ struct GemmKernelInfo {
   // (copy_panels_rows_any, memcpy of R floats a row) does. Null: that copy.
   void (*copy_panels)(int R, const float* src, int64_t ld, int64_t cols, int64_t kc,
                       float* dst) = nullptr;
-  // The matrix-vector products (M = 1 or N = 1) at this ISA's width (kernels/gemv.h).
-  GemvKernel gemv_rows = nullptr, gemv_cols = nullptr;
+  // The skinny products (M or N at most kGemvVectors) at this ISA's width (kernels/gemv.h).
+  GemvRowsKernel gemv_rows = nullptr;
+  GemvColsKernel gemv_cols = nullptr;
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.

@@ -1,30 +1,35 @@
-// Matrix-vector products: the GEMMs with one row or one column (a Linear layer's forward or
-// backward at batch 1, a layer with one output), which gemm.cpp's gemv path runs instead of
-// the tiled kernels. Compiled once per ISA from gemv_impl.h.
-//   gemv_rows: y[j] = [y[j] +] sum_p R[j*ld + p] * x[p]   (R's rows are the dot products)
-//   gemv_cols: y[j] = [y[j] +] sum_p x[p] * R[p*ld + j]   (y is a combination of R's rows)
-// for j < n, p < k; x (k,) and y (n,) contiguous; accumulate: add onto y, else overwrite it.
+// Skinny products: the GEMMs with at most kGemvVectors rows or columns (a Linear layer's
+// forward or backward at a batch of 1-4, a layer with 1-4 outputs), which gemm.cpp's gemv
+// path runs as matrix-vector products instead of through the tiled kernels. Compiled once per
+// ISA from gemv_impl.h. With nv <= kGemvVectors vectors x_m (x + m*xs, k floats each):
+//   gemv_rows: y[m*ym + j*yj] = [y +] sum_p R[j*ld + p] * x_m[p]  (R's rows: dot products)
+//   gemv_cols: y[m*ym + j]    = [y +] sum_p x_m[p] * R[p*ld + j]  (sums of R's rows)
+// for j < n, p < k; accumulate: add onto y, else overwrite it.
 #pragma once
 #include <cstdint>
 
 namespace fastnn {
 
-using GemvKernel = void (*)(int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
-                            float* y, bool accumulate);
+constexpr int kGemvVectors = 4;
 
-void gemv_rows_generic(int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
-                       float* y, bool accumulate);
-void gemv_cols_generic(int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
-                       float* y, bool accumulate);
+using GemvRowsKernel = void (*)(int nv, int64_t n, int64_t k, const float* R, int64_t ld,
+                                const float* x, int64_t xs, float* y, int64_t ym, int64_t yj,
+                                bool accumulate);
+using GemvColsKernel = void (*)(int nv, int64_t n, int64_t k, const float* R, int64_t ld,
+                                const float* x, int64_t xs, float* y, int64_t ym,
+                                bool accumulate);
+
+#define FASTNN_GEMV_DECLARE(isa)                                                          \
+  void gemv_rows_##isa(int nv, int64_t n, int64_t k, const float* R, int64_t ld,          \
+                       const float* x, int64_t xs, float* y, int64_t ym, int64_t yj,      \
+                       bool accumulate);                                                  \
+  void gemv_cols_##isa(int nv, int64_t n, int64_t k, const float* R, int64_t ld,          \
+                       const float* x, int64_t xs, float* y, int64_t ym, bool accumulate);
+FASTNN_GEMV_DECLARE(generic)
 #ifdef FASTNN_X86
-void gemv_rows_avx2(int64_t n, int64_t k, const float* R, int64_t ld, const float* x, float* y,
-                    bool accumulate);
-void gemv_cols_avx2(int64_t n, int64_t k, const float* R, int64_t ld, const float* x, float* y,
-                    bool accumulate);
-void gemv_rows_avx512(int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
-                      float* y, bool accumulate);
-void gemv_cols_avx512(int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
-                      float* y, bool accumulate);
+FASTNN_GEMV_DECLARE(avx2)
+FASTNN_GEMV_DECLARE(avx512)
 #endif
+#undef FASTNN_GEMV_DECLARE
 
 }  // namespace fastnn

@@ -1,11 +1,11 @@
-// The matrix-vector loops of gemv.h on one ISA's registers: included by gemv_<isa>.cpp, each
+// The skinny-product loops of gemv.h on one ISA's registers: included by gemv_<isa>.cpp, each
 // of which first defines its `struct V` (simd_<isa>.h; the generic path a one-float V) and
 // the two function names.
-// NOTE (speed): a matrix-vector product does one multiply-add per element of R, so it runs at
-// the speed R streams in (from L2 for a layer's weight that fits there), not at the FMA peak;
-// the tiled GEMM kernels, built to reuse each loaded value across a register tile, reuse
-// nothing here and ran it at a third of the stream rate or less (see gemm.cpp's gemv path).
-// These loops read R once, front to back, a whole register at a time.
+// NOTE (speed): a product with 1-4 vectors does 1-4 multiply-adds per element of R, so it runs
+// at the speed R streams in (from L2, for a layer's weight that fits there), not at the FMA
+// peak; the tiled kernels, built to reuse each loaded value across a register tile of 8-32
+// rows, filled it with 1-4 and ran a third as fast or less (see gemm.cpp's gemv_path). These
+// loops read R once, whole registers at a time, each load used for every vector.
 #include <algorithm>
 #include <cstdint>
 
@@ -17,71 +17,152 @@ namespace {
 
 using Reg = V::R;
 constexpr int W = V::W;
+// Rows of R a step: 4 x up to 4 vectors = 16 accumulators (and 4 vectors + 4 rows live) in
+// AVX-512's 32 registers; 2 in AVX2's 16.
+constexpr int kRows = W == 8 ? 2 : 4;
 
-// y[j] = [y[j] +] <R row j, x> for kRows rows at a time, each row's products summed in two
-// registers (2 x kRows independent FMA chains), then across the lanes; the last k % W
-// elements are added one at a time.
-constexpr int kRows = 4;
-
-template <int NR>
-inline void dot_rows(int64_t k, const float* R, int64_t ld, const float* x, float* y,
-                     bool accumulate) {
-  const int64_t kv = k / W * W;
-  Reg a[NR], b[NR];
-  for (int r = 0; r < NR; ++r) a[r] = b[r] = V::set1(0.f);
-  int64_t p = 0;
-  for (; p + 2 * W <= kv; p += 2 * W) {
-    const Reg x0 = V::load(x + p), x1 = V::load(x + p + W);
-    for (int r = 0; r < NR; ++r) {
-      a[r] = V::fma(V::load(R + r * ld + p), x0, a[r]);
-      b[r] = V::fma(V::load(R + r * ld + p + W), x1, b[r]);
-    }
-  }
-  if (p < kv) {
-    const Reg x0 = V::load(x + p);
-    for (int r = 0; r < NR; ++r) a[r] = V::fma(V::load(R + r * ld + p), x0, a[r]);
-  }
-  for (int r = 0; r < NR; ++r) {
-    float s = V::hsum(V::add(a[r], b[r]));
-    for (int64_t q = kv; q < k; ++q) s += R[r * ld + q] * x[q];
-    y[r] = accumulate ? y[r] + s : s;
-  }
+// A register of R, loaded once for all the vectors that use it. NOTE (speed): otherwise GCC
+// may fold the load into each FMA as a memory operand (it did for 3 vectors: 15 loads per 12
+// FMAs, 3x256x784 NT at 21 us against 14 for 4 vectors).
+inline Reg load_once(const float* p) {
+  Reg v = V::load(p);
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  if constexpr (W > 1) asm("" : "+v"(v));
+#endif
+  return v;
 }
 
-// y[j] += x[p] * R[p*ld + j] for NP rows p of R (x already offset to the first), all n
-// columns: y's registers are loaded once per NP rows and the products added in row order.
-template <int NP>
-inline void axpy_rows(int64_t n, const float* R, int64_t ld, const float* x, float* y) {
-  const int64_t nv = n / W * W;
-  Reg xs[NP];
-  for (int r = 0; r < NP; ++r) xs[r] = V::set1(x[r]);
-  for (int64_t j = 0; j < nv; j += W) {
-    Reg v = V::load(y + j);
-    for (int r = 0; r < NP; ++r) v = V::fma(V::load(R + r * ld + j), xs[r], v);
-    V::store(y + j, v);
+// y(m, r) = [y +] <R row r, x_m> for NR rows and MV vectors: an accumulator per pair (and a
+// second set over alternate registers of K when there is one vector, so that at least 2 x NR
+// FMA chains are in flight), summed across the lanes at the end; the last k % W products
+// are added one at a time.
+template <int NR, int MV>
+inline void dot_rows(int64_t k, const float* R, int64_t ld, const float* x, int64_t xs,
+                     float* y, int64_t ym, int64_t yj, bool accumulate) {
+  constexpr int U = MV == 1 ? 2 : 1;
+  const int64_t kv = k / W * W;
+  Reg a[U][NR][MV];
+  #pragma GCC unroll 4
+  for (int u = 0; u < U; ++u)
+    #pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r)
+      #pragma GCC unroll 4
+      for (int m = 0; m < MV; ++m) a[u][r][m] = V::set1(0.f);
+  auto step = [&](int u, int64_t p) {
+    Reg xv[MV];
+    #pragma GCC unroll 4
+    for (int m = 0; m < MV; ++m) xv[m] = V::load(x + m * xs + p);
+    #pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) {
+      const Reg rv = load_once(R + r * ld + p);
+      #pragma GCC unroll 4
+      for (int m = 0; m < MV; ++m) a[u][r][m] = V::fma(rv, xv[m], a[u][r][m]);
+    }
+  };
+  int64_t p = 0;
+  for (; p + U * W <= kv; p += U * W)
+    #pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) step(u, p + u * W);
+  if (p < kv) step(0, p);
+  #pragma GCC unroll 4
+  for (int r = 0; r < NR; ++r)
+    #pragma GCC unroll 4
+    for (int m = 0; m < MV; ++m) {
+      Reg t = a[0][r][m];
+      if constexpr (U == 2) t = V::add(t, a[1][r][m]);
+      float s = V::hsum(t);
+      for (int64_t q = kv; q < k; ++q) s += R[r * ld + q] * x[m * xs + q];
+      float& out = y[m * ym + r * yj];
+      out = accumulate ? out + s : s;
+    }
+}
+
+// y_m[j..j + CB*W) = [y +] sum_p x_m[p] * R[p*ld + j..] for MV vectors, over all k rows of R:
+// the CB x MV sums stay in registers while R's rows go by, each register of R loaded once for
+// every vector.
+template <int CB, int MV>
+inline void axpy_block(int64_t k, const float* R, int64_t ld, const float* x, int64_t xs,
+                       float* y, int64_t ym, bool accumulate) {
+  Reg v[MV][CB];
+#pragma GCC unroll 4
+  for (int m = 0; m < MV; ++m)
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; ++c) v[m][c] = accumulate ? V::load(y + m * ym + c * W) : V::set1(0.f);
+  for (int64_t p = 0; p < k; ++p, R += ld) {
+    Reg rv[CB];
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; ++c) rv[c] = load_once(R + c * W);
+#pragma GCC unroll 4
+    for (int m = 0; m < MV; ++m) {
+      const Reg xb = V::set1(x[m * xs + p]);
+#pragma GCC unroll 4
+      for (int c = 0; c < CB; ++c) v[m][c] = V::fma(rv[c], xb, v[m][c]);
+    }
   }
-  for (int64_t j = nv; j < n; ++j) {
-    float v = y[j];
-    for (int r = 0; r < NP; ++r) v += R[r * ld + j] * x[r];
-    y[j] = v;
+#pragma GCC unroll 4
+  for (int m = 0; m < MV; ++m)
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; ++c) V::store(y + m * ym + c * W, v[m][c]);
+}
+
+template <int MV>
+void rows_mv(int64_t n, int64_t k, const float* R, int64_t ld, const float* x, int64_t xs,
+             float* y, int64_t ym, int64_t yj, bool accumulate) {
+  int64_t j = 0;
+  for (; j + kRows <= n; j += kRows)
+    dot_rows<kRows, MV>(k, R + j * ld, ld, x, xs, y + j * yj, ym, yj, accumulate);
+  for (; j < n; ++j) dot_rows<1, MV>(k, R + j * ld, ld, x, xs, y + j * yj, ym, yj, accumulate);
+}
+
+// kChunk rows of R at a time: y's columns in blocks of kColRegs registers, then one
+// register, then one at a time. (Each block's sums stay in registers over the chunk's rows;
+// chunks bound the rows read at once, each a stream through R, for a large R.)
+constexpr int kColRegs = W == 8 ? 2 : 4;
+constexpr int64_t kChunk = 64;
+
+template <int MV>
+void cols_mv(int64_t n, int64_t k, const float* R, int64_t ld, const float* x, int64_t xs,
+             float* y, int64_t ym, bool accumulate) {
+  for (int64_t p0 = 0; p0 < k; p0 += kChunk) {
+    const int64_t kb = std::min(kChunk, k - p0);
+    const bool acc = accumulate || p0 > 0;
+    const float* Rp = R + p0 * ld;
+    const float* xp = x + p0;
+    int64_t j = 0;
+    for (; j + kColRegs * W <= n; j += kColRegs * W)
+      axpy_block<kColRegs, MV>(kb, Rp + j, ld, xp, xs, y + j, ym, acc);
+    for (; j + W <= n; j += W) axpy_block<1, MV>(kb, Rp + j, ld, xp, xs, y + j, ym, acc);
+    for (; j < n; ++j)
+#pragma GCC unroll 4
+      for (int m = 0; m < MV; ++m) {
+        float v = acc ? y[m * ym + j] : 0.f;
+        for (int64_t p = 0; p < kb; ++p) v += Rp[p * ld + j] * xp[m * xs + p];
+        y[m * ym + j] = v;
+      }
   }
 }
 
 }  // namespace
 
-void FASTNN_GEMV_ROWS(int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
-                      float* y, bool accumulate) {
-  int64_t j = 0;
-  for (; j + kRows <= n; j += kRows) dot_rows<kRows>(k, R + j * ld, ld, x, y + j, accumulate);
-  for (; j < n; ++j) dot_rows<1>(k, R + j * ld, ld, x, y + j, accumulate);
+void FASTNN_GEMV_ROWS(int nv, int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
+                      int64_t xs, float* y, int64_t ym, int64_t yj, bool accumulate) {
+  static_assert(kGemvVectors == 4, "one instantiation per vector count");
+  switch (nv) {
+    case 1: return rows_mv<1>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
+    case 2: return rows_mv<2>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
+    case 3: return rows_mv<3>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
+    default: return rows_mv<4>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
+  }
 }
 
-void FASTNN_GEMV_COLS(int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
-                      float* y, bool accumulate) {
-  if (!accumulate) std::fill(y, y + n, 0.f);
-  int64_t p = 0;
-  for (; p + kRows <= k; p += kRows) axpy_rows<kRows>(n, R + p * ld, ld, x + p, y);
-  for (; p < k; ++p) axpy_rows<1>(n, R + p * ld, ld, x + p, y);
+void FASTNN_GEMV_COLS(int nv, int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
+                      int64_t xs, float* y, int64_t ym, bool accumulate) {
+  switch (nv) {
+    case 1: return cols_mv<1>(n, k, R, ld, x, xs, y, ym, accumulate);
+    case 2: return cols_mv<2>(n, k, R, ld, x, xs, y, ym, accumulate);
+    case 3: return cols_mv<3>(n, k, R, ld, x, xs, y, ym, accumulate);
+    default: return cols_mv<4>(n, k, R, ld, x, xs, y, ym, accumulate);
+  }
 }
 
 }  // namespace fastnn
