@@ -943,6 +943,30 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
             check(_C.mm(a, b), a, b, f"NN 16-column panel {m}x{n}x40 lda={ld}")
 
 
+def test_gemm_small_transposed_reads_stop_at_the_operand_end(guarded_arrays, rng, isa,
+                                                             threads):
+    # The C = A·Bᵀ small path (Cᵀ = B·Aᵀ, AVX-512 tiles of 12 and then 8 of B's rows) reads
+    # only B's rows of its tiles (the last tile's rows clamped), and C and the bias through
+    # masks: each of them ending at a PROT_NONE page, N around the 12- and 8-column tiles.
+    for m, n, k in [(5, 13, 7), (9, 12, 33), (17, 23, 1), (33, 25, 40), (6, 28, 17),
+                    (40, 47, 5), (20, 29, 64)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        w = guarded_arrays(n, k, k, rng.standard_normal((n, k)))
+        ref = reference(a, w, False, True)
+        scale = gemm_scale(a, w, k)
+        assert_close(_C.gemm(a, w, False, True), ref, k=k, scale=scale,
+                     what=f"small_t {m}x{n}x{k} B at the guard")
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        c = guarded_arrays(m, n, n, c0)
+        _C.gemm(a, np.ascontiguousarray(w), False, True, out=c, accumulate=True)
+        assert_close(c, c0 + ref, k=k + 1, scale=scale + _mx(c0),
+                     what=f"small_t {m}x{n}x{k} C at the guard")
+        bias = guarded_arrays(1, n, n, rng.standard_normal((1, n)))[0]
+        y, _ = _C.linear_fwd(a, np.ascontiguousarray(w), bias, 1, 1.0, 20.0)
+        assert_close(y, np.maximum(ref + bias, 0), k=k + 2, scale=scale + _mx(bias),
+                     what=f"small_t {m}x{n}x{k} bias at the guard")
+
+
 def test_gemm_matrix_vector_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, threads):
     # The skinny products' loops read R's rows up to their last float (dot products: K off the
     # register width; sums of R's rows: N off it), R with a row stride past its width, 1-4

@@ -287,8 +287,9 @@ bool use_small_path(const GemmKernelInfo& kr, const GemmBlocks& blocks, bool tra
 }
 
 // The transposed small path (C = A·Bᵀ as Cᵀ = B·Aᵀ, packing only A) on the same terms as the
-// wide small path, but with no kernel-specific K limit: its K loop reads a 6 or 8-row strip of
-// B that stays in L1 and one packed panel of A that stays in L2.
+// wide small path, but with no kernel-specific K limit: its K loop reads a 6-, 8- or 12-row
+// strip of B (in L1 up to K of about 1000 on a 48 KiB L1, in L2 past that) and one packed
+// panel of A that stays in L2.
 bool use_small_t_path(const GemmKernelInfo& kr, int64_t M, int64_t N, int64_t K) {
   if (M * N * K <= kSmallMacs) return true;
   return kr.small_wide && M <= 256 && K * kr.nr * 4 <= cache_sizes().l2 / 4;
@@ -573,8 +574,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
     const int64_t slice = K * ((M + nr - 1) / nr) * nr;  // one packed copy of A
     const MicroEpilogue me = epi ? micro_epilogue(*ep) : MicroEpilogue{};
     const MicroEpilogue* mep = epi ? &me : nullptr;
-    // Threads split C's columns in units of 16: the kernel's tiles are 6 or 8 columns wide, but a
-    // split inside a 64-byte line would have both threads writing that line in every row.
+    // Threads split C's columns in units of 16: the kernel's tiles are 6, 8 or 12 columns
+    // wide, but a split inside a 64-byte line would have both threads writing that line in
+    // every row.
     // (split_range: the split linear_backward's threads use too, so each reads back the
     // columns of the output it wrote.)
     constexpr int64_t kColTile = 16;

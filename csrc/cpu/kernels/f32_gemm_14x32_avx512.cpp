@@ -570,7 +570,8 @@ void small_t_tile_wide(int64_t M, int64_t i0, int64_t K, const float* ap, const 
 // rows packed as the 32-wide panels; each finished 8-column tile goes through a 16x16
 // register transpose and is stored as 32 rows of 8 columns of C.
 // NOTE: the loop over C's columns (B's rows) is outermost, so the 8 or 12 rows of B a tile
-// reads (8-12 x K floats) stay in L1 for every panel of A; B is read from memory once.
+// reads (8-12 x K floats) are read from memory once and again from cache for each further
+// panel of A: from L1 up to K of about 1000 (12 rows on a 48 KiB L1), from L2 past that.
 void f32_gemm_small_t_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* ap,
                              const float* B, int64_t ldb, float* C, int64_t ldc,
                              bool accumulate, const MicroEpilogue* ep) {
@@ -613,7 +614,8 @@ void f32_gemm_small_t_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const
       // lanes 8-15.
       transpose16x16(r);
       const int64_t j0 = q * NR;
-      // (Lanes 8-15 of the first put, and of the second before the cast, are outside mk.)
+      // (Lanes 8-15: the other half of the tile in the first put, undefined after the cast
+      // in the second; both outside mk.)
       for (int t = 0; t < 16 && t < jn; ++t) out.put(j0 + t, r[t]);
       for (int t = 0; t + 16 < jn; ++t)
         out.put(j0 + 16 + t, _mm512_castps256_ps512(_mm512_extractf32x8_ps(r[t], 1)));
