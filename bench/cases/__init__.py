@@ -81,6 +81,7 @@ CASES = {
     "gemm_mlp": dense.gemm_mlp,
     "gemm_deep": dense.gemm_deep,
     "gemm_narrow": dense.gemm_narrow,
+    "gemm_skinny": dense.gemm_skinny,
     "gemm_small": dense.gemm_small,
     "linear_relu": dense.linear_relu,
     "softmax_ce": softmax.softmax_ce,
