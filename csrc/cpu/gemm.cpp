@@ -429,11 +429,17 @@ MicroEpilogue micro_epilogue(const GemmEpilogue& ep) {
   return MicroEpilogue{ep.bias, ep.z, ep.act.act == Act::relu};
 }
 
+// Whether a skinny product takes C's rows (op(A)'s rows) as its vectors, not C's columns:
+// the smaller count of the two when both are small.
+bool gemv_by_rows(int64_t M, int64_t N) {
+  return M <= kGemvVectors && (M <= N || N > kGemvVectors);
+}
+
 // Whether gemm_driver runs a product as skinny (gemv_path): at most kGemvVectors rows or
 // columns. Not when the dot products would be shorter than a register (K < 16 with B's rows,
 // or A's, as the dot products' other side), where the tiled paths do better.
 bool use_gemv_path(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
-  const bool by_rows = M <= kGemvVectors && (M <= N || N > kGemvVectors);
+  const bool by_rows = gemv_by_rows(M, N);
   if (!by_rows && N > kGemvVectors) return false;
   const bool dot = by_rows ? trans_b : !trans_a;
   return !dot || K >= 16;
@@ -452,14 +458,14 @@ bool use_gemv_path(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) 
 // NOTE (speed): the tiled paths reuse each loaded value across a register tile; here there
 // is little to reuse, and they ran a third as fast as these loops or less. Measured on an
 // Intel Xeon VM (AVX-512), 1 thread, in-process, median of 7, us, tiled -> here (PyTorch):
-// NT 1x256x784 (Linear(784, 256) at batch 1) 57.3 -> 11.1 (15.9), NN 1x784x256 27.0 -> 12.0
-// (14.5), NN 256x1x784 52.5 -> 10.9 (17.1), TN 784x1x256 67.0 -> 11.6 (17.4), NT 1x128x256
-// 10.1 -> 2.9 (5.3), NT 1x1024x1024 (4 MiB, past L2) 289 -> 173 (211), NT 1x1x1000 6.4 ->
-// 0.8 (2.1).
+// NT 1x256x784 (Linear(784, 256) at batch 1) 57.3 -> 11.1 (15.9), 2x256x784 53.6 -> 10-12
+// (12-14), 4x256x784 53.6 -> 14-15 (21-25), NN 1x784x256 27.0 -> 12-14 (11-14), 256x1x784
+// 52.5 -> 10.9 (17.1), 4x300x500 24.1 -> 12.5 (12.7), TN 784x1x256 67.0 -> 11.6 (17.4), NT
+// 1x1024x1024 (4 MiB, past L2) 289 -> 173 (211), NT 1x1x1000 6.4 -> 0.8 (2.1).
 void gemv_path(const GemmKernelInfo& kr, bool trans_a, bool trans_b, int64_t M, int64_t N,
                int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                int64_t ldc, bool accumulate, const GemmEpilogue* ep) {
-  const bool by_rows = M <= kGemvVectors && (M <= N || N > kGemvVectors);
+  const bool by_rows = gemv_by_rows(M, N);
   // Output (m, j), m < nv, j < n, at C[m*cm + j*cj]; vector m's element p at x[m*xs + p] when
   // xcontig, else at x[p*xs + m].
   const float* R = by_rows ? B : A;
