@@ -48,6 +48,9 @@ def check_overwrite_and_accumulate(rng, a, b, ta, tb, what):
     k = a.shape[0] if ta else a.shape[1]
     ref, scale = reference(a, b, ta, tb), gemm_scale(a, b, k)
     assert_close(_C.gemm(a, b, ta, tb), ref, k=k, scale=scale, what=what)
+    c = np.full(ref.shape, np.nan, np.float32)  # an overwrite must not read what was there
+    _C.gemm(a, b, ta, tb, out=c, accumulate=False)
+    assert_close(c, ref, k=k, scale=scale, what=what + " over NaN")
     c0 = rng.standard_normal(ref.shape).astype(np.float32)
     c = c0.copy()
     _C.gemm(a, b, ta, tb, out=c, accumulate=True)
@@ -199,6 +202,19 @@ def test_bmm_many_small_threaded(rng, threads):
     b = rng.standard_normal((64, 13, 11)).astype(np.float32)
     assert_close(_C.bmm(a, b), np.matmul(a.astype(np.float64), b), k=13,
                  scale=gemm_scale(a, b, 13), what="bmm small")
+
+
+@pytest.mark.parametrize("ta,tb,m,n,k", [(True, True, 4, 200, 30), (True, False, 200, 3, 30),
+                                         (False, False, 150, 2, 40), (True, False, 2, 90, 64)])
+def test_bmm_many_skinny_threaded(ta, tb, m, n, k, rng, isa, threads):
+    # Threads split the batch, each matrix a skinny product (gemv_path) on its thread, whose
+    # copies of strided vectors and of C's columns must be that thread's own.
+    a, b = operands(rng, m, n, k, ta, tb)
+    a = np.stack([a + i for i in range(64)]).astype(np.float32)
+    b = np.stack([b - i for i in range(64)]).astype(np.float32)
+    want = np.stack([reference(a[i], b[i], ta, tb) for i in range(64)])
+    assert_close(_C.bmm(a, b, ta, tb), want, k=k, scale=gemm_scale(a, b, k),
+                 what=f"bmm skinny {m}x{n}x{k}")
 
 
 def test_special_values(isa):
@@ -464,7 +480,8 @@ def test_gemm_small_path_deep_k_chunks(ta, tb, m, n, k, rng, isa, threads, gemm_
 # Products with at most 4 rows or columns run as 1-4 matrix-vector products (gemm.cpp,
 # gemv_path): dot products of R's rows (4 at a time on AVX-512, 2 on AVX2; two registers each
 # for one vector; the last k % W floats one by one; not below K = 16) or sums of R's rows
-# (64-row chunks, y's columns in blocks of registers, the last n % W one by one). Counts of 1-4
+# (64-row chunks, y's columns in blocks of registers; the last n % W as one overlapping
+# register summed apart, or one by one when n < W). Counts of 1-4
 # and 5 (the tiled paths) on either side, lengths around the row steps and the 8/16-float
 # registers, K of 1 and across a register pair and a chunk, and sizes over the threading
 # threshold (a share of y each, in 16-float units).

@@ -436,8 +436,8 @@ bool gemv_by_rows(int64_t M, int64_t N) {
 }
 
 // Whether gemm_driver runs a product as skinny (gemv_path): at most kGemvVectors rows or
-// columns. Not when the dot products would be shorter than a register (K < 16 with B's rows,
-// or A's, as the dot products' other side), where the tiled paths do better.
+// columns. Not when the dot products would be shorter than an AVX-512 register (K < 16 with
+// B's rows, or A's, as the dot products' other side), where the tiled paths do better.
 bool use_gemv_path(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   const bool by_rows = gemv_by_rows(M, N);
   if (!by_rows && N > kGemvVectors) return false;
@@ -453,8 +453,9 @@ bool use_gemv_path(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) 
 //     rows unless trans_a (gemv_rows), else C's columns are sums of A's rows (gemv_cols).
 // (Both counts small: the rows if M <= N.) Vectors that are not contiguous rows are copied
 // first; C's columns as sums of rows (contiguous registers) go through a contiguous copy.
-// Threads split the n outputs of each vector in 16-float units (64 bytes of a C row), each
-// its share of R's rows (gemv_rows) or columns (gemv_cols).
+// Threads split the n outputs of each vector in units of 16 (64 bytes of a C row, or 16 of C's
+// rows when the vectors are its columns), each its share of R's rows (gemv_rows) or columns
+// (gemv_cols).
 // NOTE (speed): the tiled paths reuse each loaded value across a register tile; here there
 // is little to reuse, and they ran a third as fast as these loops or less. Measured on an
 // Intel Xeon VM (AVX-512), 1 thread, in-process, median of 7, us, tiled -> here (PyTorch):

@@ -5,7 +5,8 @@
 // at the speed R streams in (from L2, for a layer's weight that fits there), not at the FMA
 // peak; the tiled kernels, built to reuse each loaded value across a register tile of 8-32
 // rows, filled it with 1-4 and ran a third as fast or less (see gemm.cpp's gemv_path). These
-// loops read R once, whole registers at a time, each load used for every vector.
+// loops read R once (but for the few columns tail_cols reads again), whole registers at a
+// time, each load used for every vector.
 #include <algorithm>
 #include <cstdint>
 
