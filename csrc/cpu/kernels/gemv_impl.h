@@ -43,31 +43,31 @@ inline void dot_rows(int64_t k, const float* R, int64_t ld, const float* x, int6
   constexpr int U = MV == 1 ? 2 : 1;
   const int64_t kv = k / W * W;
   Reg a[U][NR][MV];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int u = 0; u < U; ++u)
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < NR; ++r)
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int m = 0; m < MV; ++m) a[u][r][m] = V::set1(0.f);
   auto step = [&](int u, int64_t p) {
     Reg xv[MV];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int m = 0; m < MV; ++m) xv[m] = V::load(x + m * xs + p);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
       const Reg rv = load_once(R + r * ld + p);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int m = 0; m < MV; ++m) a[u][r][m] = V::fma(rv, xv[m], a[u][r][m]);
     }
   };
   int64_t p = 0;
   for (; p + U * W <= kv; p += U * W)
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int u = 0; u < U; ++u) step(u, p + u * W);
   if (p < kv) step(0, p);
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < NR; ++r)
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int m = 0; m < MV; ++m) {
       Reg t = a[0][r][m];
       if constexpr (U == 2) t = V::add(t, a[1][r][m]);
@@ -88,7 +88,8 @@ inline void axpy_block(int64_t k, const float* R, int64_t ld, const float* x, in
 #pragma GCC unroll 4
   for (int m = 0; m < MV; ++m)
 #pragma GCC unroll 4
-    for (int c = 0; c < CB; ++c) v[m][c] = accumulate ? V::load(y + m * ym + c * W) : V::set1(0.f);
+    for (int c = 0; c < CB; ++c)
+      v[m][c] = accumulate ? V::load(y + m * ym + c * W) : V::set1(0.f);
   for (int64_t p = 0; p < k; ++p, R += ld) {
     Reg rv[CB];
 #pragma GCC unroll 4
