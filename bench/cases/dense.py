@@ -66,6 +66,16 @@ def _mlp_gemm_impls(ctx, a, b, ta, tb):
             Impl("numpy SkylakeX", external=ctx.skylakex_gemm(m, n, k))]
 
 
+def _gemm_row(ctx, case, label, a, b, ta, tb):
+    """A Bench row of op(a)·op(b) through _mlp_gemm_impls, labelled `label MxNxK`, ratios
+    against the better of NumPy's two OpenBLAS kernels."""
+    m, k = _op(a, ta).shape
+    n = _op(b, tb).shape[1]
+    return Bench(case, f"{label} {m}x{n}x{k}", _mlp_gemm_impls(ctx, a, b, ta, tb),
+                 flops=2.0 * m * n * k, best_of=("numpy", "numpy SkylakeX"),
+                 best_note="best OpenBLAS")
+
+
 def gemm_mlp(ctx):
     """The GEMMs of one Linear layer of the mlp_step network (batch 64), as training runs them:
     forward y = x·Wᵀ (NT), grad-input dx = dy·W (NN), grad-weight dW = dyᵀ·x (TN)."""
@@ -75,11 +85,7 @@ def gemm_mlp(ctx):
         x, w, dy = randn(ctx.rng, batch, fin), randn(ctx.rng, fout, fin), randn(ctx.rng, batch, fout)
         for name, a, b, ta, tb in (("fwd x·Wᵀ", x, w, False, True), ("dx = dy·W", dy, w, False, False),
                                    ("dW = dyᵀ·x", dy, x, True, False)):
-            m, k = _op(a, ta).shape
-            n = _op(b, tb).shape[1]
-            out.append(Bench("gemm_mlp", f"{fin}->{fout} {name} {m}x{n}x{k}",
-                             _mlp_gemm_impls(ctx, a, b, ta, tb), flops=2.0 * m * n * k,
-                             best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+            out.append(_gemm_row(ctx, "gemm_mlp", f"{fin}->{fout} {name}", a, b, ta, tb))
     return out
 
 
@@ -98,11 +104,7 @@ def gemm_deep(ctx):
             a, b, ta = dy, randn(ctx.rng, batch, fin), True
         else:
             a, b, ta = dy, w, False
-        m, k = _op(a, ta).shape
-        n = b.shape[1]
-        out.append(Bench("gemm_deep", f"{name} B={batch} {m}x{n}x{k}",
-                         _mlp_gemm_impls(ctx, a, b, ta, False), flops=2.0 * m * n * k,
-                         best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+        out.append(_gemm_row(ctx, "gemm_deep", f"{name} B={batch}", a, b, ta, False))
     return out
 
 
@@ -122,11 +124,7 @@ def gemm_narrow(ctx):
             a, b, tb = randn(ctx.rng, batch, fout), w, False
         else:
             a, b, tb = randn(ctx.rng, batch, fin), w, True
-        m, k = a.shape
-        n = _op(b, tb).shape[1]
-        out.append(Bench("gemm_narrow", f"{name} B={batch} {m}x{n}x{k}",
-                         _mlp_gemm_impls(ctx, a, b, False, tb), flops=2.0 * m * n * k,
-                         best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+        out.append(_gemm_row(ctx, "gemm_narrow", f"{name} B={batch}", a, b, False, tb))
     return out
 
 
@@ -146,9 +144,7 @@ def gemm_skinny(ctx):
         ta, tb = mode[0] == "T", mode[1] == "T"
         a = randn(ctx.rng, k, m) if ta else randn(ctx.rng, m, k)
         b = randn(ctx.rng, n, k) if tb else randn(ctx.rng, k, n)
-        out.append(Bench("gemm_skinny", f"{name} {mode} {m}x{n}x{k}",
-                         _mlp_gemm_impls(ctx, a, b, ta, tb), flops=2.0 * m * n * k,
-                         best_of=("numpy", "numpy SkylakeX"), best_note="best OpenBLAS"))
+        out.append(_gemm_row(ctx, "gemm_skinny", f"{name} {mode}", a, b, ta, tb))
     return out
 
 
