@@ -502,7 +502,7 @@ def test_gemm_matrix_vector_products(ta, tb, rng, isa, threads):
         check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
     # The epilogue after the product (bias, the pre-activation z, ReLU / sigmoid), into C and
     # z with a row stride past their width (a C column 4 floats apart), accumulating or not.
-    # (Not pre-packed: a pre-packed B takes the tiled paths.)
+    # (A pre-packed B: test_gemm_prepacked_matrix_vector_products.)
     for m, n, k in [(1, 37, 50), (3, 16, 3), (45, 1, 70), (1, 1, 20), (17, 2, 1), (4, 33, 70),
                     (50, 3, 20)]:
         a, b = operands(rng, m, n, k, ta, tb)
@@ -518,6 +518,41 @@ def test_gemm_matrix_vector_products(ta, tb, rng, isa, threads):
                 assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), tag
                 assert_close(z[:, :n], pre, k=k + 2, scale=scale, what="z " + tag)
                 assert_close(c[:, :n], fn(pre), k=k + 3, scale=scale, what=tag)
+
+
+# With a pre-packed B (an RNN's recurrence) and at most 4 rows, C's rows are sums of B's rows
+# read from its NR-wide panels (gemm.cpp, gemv_panels_path): blocks of two registers, a block
+# past the last column summed apart and only its first columns stored, one or two vectors with
+# two sets of sums over alternate rows (K odd leaves one row), threads splitting the panels.
+# Counts of 1-4 (5: the tiled path) against N around the registers and panels of every ISA
+# (8/16/32 floats), K of 1 and odd, A transposed (its columns copied first), the pack reused.
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_gemm_prepacked_matrix_vector_products(ta, tb, rng, isa, threads):
+    lengths = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100, 257]
+    depths = [1, 2, 3, 16, 17, 100, 784]
+    shapes = [(v, n, depths[(5 * i + v) % len(depths)])
+              for v in (1, 2, 3, 4, 5) for i, n in enumerate(lengths)]
+    shapes += [(1, 2000, 300), (2, 700, 257), (3, 1000, 129), (4, 520, 300), (1, 64, 2048)]
+    for m, n, k in shapes:
+        a, b = operands(rng, m, n, k, ta, tb)
+        what = f"pre-packed {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k}"
+        ref, scale = reference(a, b, ta, tb), gemm_scale(a, b, k)
+        # (Each rep first fills C and its pad with 1e30, which an overwrite must not read.)
+        c, _ = _C.gemm_packed_test(a, b, ta, tb, reps=2, ldc_pad=5)
+        assert np.all(c[:, n:] == 1e30), what + " pad"
+        assert_close(c[:, :n], ref, k=k, scale=scale, what=what)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        for act, fn in [(0, lambda v: v), (1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
+            pre = ref + bias + c0
+            tag = f"{what} accumulate act={act}"
+            c, z = _C.gemm_packed_test(a, b, ta, tb, c=c0, bias=bias, act=act, want_z=True,
+                                       ldc_pad=3)
+            assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), tag + " pad"
+            assert_close(z[:, :n], pre, k=k + 2, scale=scale + _mx(bias) + _mx(c0),
+                         what="z " + tag)
+            assert_close(c[:, :n], fn(pre), k=k + 3, scale=scale + _mx(bias) + _mx(c0),
+                         what=tag)
 
 
 @pytest.mark.parametrize("ta,tb,m,n,k", [
@@ -1018,6 +1053,14 @@ def test_gemm_matrix_vector_reads_stop_at_the_operand_end(guarded_arrays, rng, i
         _C.gemm(x, b, out=c, accumulate=True)
         assert_close(c, c0 + reference(x, b, False, False), k=k + 1,
                      scale=gemm_scale(x, b, k) + _mx(c0), what=f"C at the guard {v}x{n}x{k}")
+        # A pre-packed B (gemv_panels_path): the vectors' last float at the guard, as they are
+        # or transposed (columns of a (k, v) array, copied first).
+        xg = guarded_arrays(v, k, k, x)
+        c, _ = _C.gemm_packed_test(xg, b, ldc_pad=1)
+        check(c[:, :n], x, b, f"{v}x{n}x{k} pre-packed, x at the guard")
+        xt = guarded_arrays(k, v, v, x.T)
+        c, _ = _C.gemm_packed_test(xt, b, trans_a=True, ldc_pad=1)
+        check(c[:, :n], x, b, f"{v}x{n}x{k} pre-packed, xᵀ at the guard")
 
 
 @pytest.mark.parametrize("threads_n", [2, 3])

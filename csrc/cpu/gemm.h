@@ -150,6 +150,7 @@ struct GemmKernelInfo {
   // The skinny products (M or N at most kGemvVectors) at this ISA's width (kernels/gemv.h).
   GemvRowsKernel gemv_rows = nullptr;
   GemvColsKernel gemv_cols = nullptr;
+  GemvPanelsKernel gemv_panels = nullptr;  // (with a pre-packed B; NR a multiple of 2 registers)
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.

@@ -49,6 +49,8 @@ const GemmKernelInfo& gemm_kernel_generic() {
     GemmKernelInfo k{"f32_gemm_4x8_generic", MR, NR, 128, 256, 2048, f32_gemm_4x8_generic};
     k.gemv_rows = gemv_rows_generic;
     k.gemv_cols = gemv_cols_generic;
+    static_assert(NR % 2 == 0, "gemv_panels reads a panel in blocks of 2 registers");
+    k.gemv_panels = gemv_panels_generic;
     return k;
   }();
   return info;

@@ -380,6 +380,8 @@ const GemmKernelInfo& gemm_kernel_avx2() {
                      /*small_wide_max_k=*/256, /*small_wide_trans_a=*/false};
     k.gemv_rows = gemv_rows_avx2;
     k.gemv_cols = gemv_cols_avx2;
+    static_assert(NR % 16 == 0, "gemv_panels reads a panel in blocks of 2 registers");
+    k.gemv_panels = gemv_panels_avx2;
     return k;
   }();
   return info;

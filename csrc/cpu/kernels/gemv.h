@@ -4,7 +4,10 @@
 // ISA from gemv_impl.h. With nv <= kGemvVectors vectors x_m (x + m*xs, k floats each):
 //   gemv_rows: y[m*ym + j*yj] = [y +] sum_p R[j*ld + p] * x_m[p]  (R's rows: dot products)
 //   gemv_cols: y[m*ym + j]    = [y +] sum_p x_m[p] * R[p*ld + j]  (sums of R's rows)
-// for j < n, p < k; accumulate: add onto y, else overwrite it.
+//   gemv_panels: y[m*ym + j]  = [y +] sum_p x_m[p] * B[p][j]      (B pre-packed, see below)
+// for j < n, p < k; accumulate: add onto y, else overwrite it. gemv_panels reads a B packed
+// by gemm_pack_b_f32: nr-wide panels of k rows (panel q at P + q*k*nr, B[p][q*nr + c] at
+// P[q*k*nr + p*nr + c]), nr a multiple of two of the ISA's registers.
 #pragma once
 #include <cstdint>
 
@@ -18,13 +21,18 @@ using GemvRowsKernel = void (*)(int nv, int64_t n, int64_t k, const float* R, in
 using GemvColsKernel = void (*)(int nv, int64_t n, int64_t k, const float* R, int64_t ld,
                                 const float* x, int64_t xs, float* y, int64_t ym,
                                 bool accumulate);
+using GemvPanelsKernel = void (*)(int nv, int64_t n, int64_t k, const float* P, int64_t nr,
+                                  const float* x, int64_t xs, float* y, int64_t ym,
+                                  bool accumulate);
 
 #define FASTNN_GEMV_DECLARE(isa)                                                          \
   void gemv_rows_##isa(int nv, int64_t n, int64_t k, const float* R, int64_t ld,          \
                        const float* x, int64_t xs, float* y, int64_t ym, int64_t yj,      \
                        bool accumulate);                                                  \
   void gemv_cols_##isa(int nv, int64_t n, int64_t k, const float* R, int64_t ld,          \
-                       const float* x, int64_t xs, float* y, int64_t ym, bool accumulate);
+                       const float* x, int64_t xs, float* y, int64_t ym, bool accumulate);  \
+  void gemv_panels_##isa(int nv, int64_t n, int64_t k, const float* P, int64_t nr,        \
+                         const float* x, int64_t xs, float* y, int64_t ym, bool accumulate);
 FASTNN_GEMV_DECLARE(generic)
 #ifdef FASTNN_X86
 FASTNN_GEMV_DECLARE(avx2)

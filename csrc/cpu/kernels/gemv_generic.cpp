@@ -14,4 +14,5 @@ struct V : S {
 
 #define FASTNN_GEMV_ROWS gemv_rows_generic
 #define FASTNN_GEMV_COLS gemv_cols_generic
+#define FASTNN_GEMV_PANELS gemv_panels_generic
 #include "cpu/kernels/gemv_impl.h"

@@ -80,31 +80,44 @@ inline void dot_rows(int64_t k, const float* R, int64_t ld, const float* x, int6
 
 // y_m[j..j + CB*W) = [y +] sum_p x_m[p] * R[p*ld + j..] for MV vectors, over all k rows of R:
 // the CB x MV sums stay in registers while R's rows go by, each register of R loaded once for
-// every vector.
-template <int CB, int MV>
+// every vector. U > 1 keeps U sets of sums, over alternate rows of R, added at the end: CB x MV
+// x U chains of FMAs in flight where CB x MV alone would wait on the FMA latency.
+template <int CB, int MV, int U = 1>
 inline void axpy_block(int64_t k, const float* R, int64_t ld, const float* x, int64_t xs,
                        float* y, int64_t ym, bool accumulate) {
-  Reg v[MV][CB];
+  Reg v[U][MV][CB];
 #pragma GCC unroll 4
-  for (int m = 0; m < MV; ++m)
+  for (int u = 0; u < U; ++u)
 #pragma GCC unroll 4
-    for (int c = 0; c < CB; ++c)
-      v[m][c] = accumulate ? V::load(y + m * ym + c * W) : V::set1(0.f);
-  for (int64_t p = 0; p < k; ++p, R += ld) {
+    for (int m = 0; m < MV; ++m)
+#pragma GCC unroll 4
+      for (int c = 0; c < CB; ++c)
+        v[u][m][c] = u == 0 && accumulate ? V::load(y + m * ym + c * W) : V::set1(0.f);
+  auto step = [&](int u, int64_t p, const float* r) {
     Reg rv[CB];
 #pragma GCC unroll 4
-    for (int c = 0; c < CB; ++c) rv[c] = load_once(R + c * W);
+    for (int c = 0; c < CB; ++c) rv[c] = load_once(r + c * W);
 #pragma GCC unroll 4
     for (int m = 0; m < MV; ++m) {
       const Reg xb = V::set1(x[m * xs + p]);
 #pragma GCC unroll 4
-      for (int c = 0; c < CB; ++c) v[m][c] = V::fma(rv[c], xb, v[m][c]);
+      for (int c = 0; c < CB; ++c) v[u][m][c] = V::fma(rv[c], xb, v[u][m][c]);
     }
-  }
+  };
+  int64_t p = 0;
+  for (; p + U <= k; p += U, R += U * ld)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) step(u, p + u, R + u * ld);
+  for (; p < k; ++p, R += ld) step(0, p, R);
 #pragma GCC unroll 4
   for (int m = 0; m < MV; ++m)
 #pragma GCC unroll 4
-    for (int c = 0; c < CB; ++c) V::store(y + m * ym + c * W, v[m][c]);
+    for (int c = 0; c < CB; ++c) {
+      Reg t = v[0][m][c];
+#pragma GCC unroll 4
+      for (int u = 1; u < U; ++u) t = V::add(t, v[u][m][c]);
+      V::store(y + m * ym + c * W, t);
+    }
 }
 
 template <int MV>
@@ -166,6 +179,35 @@ void cols_mv(int64_t n, int64_t k, const float* R, int64_t ld, const float* x, i
   }
 }
 
+// y_m[0..n) = [y +] sum_p x_m[p] * B[p][0..n) for a pre-packed B: nr-wide panels of k rows
+// each (panel q at P + q*k*nr, its row p at p*nr, nr a multiple of 2W), read in blocks of two
+// registers, a panel's rows in order (one contiguous stream). A block that runs past column n
+// sums into a register-sized buffer and adds only its first columns to y (the panel's columns
+// past n are padding).
+// NOTE (speed): one or two vectors take two sets of sums (U = 2: 8 chains at two vectors, 4
+// at one) so that the FMA latency does not bound the stream.
+template <int MV>
+void panels_mv(int64_t n, int64_t k, const float* P, int64_t nr, const float* x, int64_t xs,
+               float* y, int64_t ym, bool accumulate) {
+  constexpr int U = MV <= 2 ? 2 : 1;
+  for (int64_t j = 0; j < n; j += nr, P += k * nr)
+    for (int64_t c = 0; c < nr && j + c < n; c += 2 * W) {
+      const int64_t left = n - (j + c);
+      if (left >= 2 * W) {
+        axpy_block<2, MV, U>(k, P + c, nr, x, xs, y + j + c, ym, accumulate);
+        continue;
+      }
+      alignas(64) float t[MV][2 * W];
+      axpy_block<2, MV, U>(k, P + c, nr, x, xs, &t[0][0], 2 * W, false);
+#pragma GCC unroll 4
+      for (int m = 0; m < MV; ++m)
+        for (int64_t q = 0; q < left; ++q) {
+          float& out = y[m * ym + j + c + q];
+          out = accumulate ? out + t[m][q] : t[m][q];
+        }
+    }
+}
+
 }  // namespace
 
 void FASTNN_GEMV_ROWS(int nv, int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
@@ -186,6 +228,16 @@ void FASTNN_GEMV_COLS(int nv, int64_t n, int64_t k, const float* R, int64_t ld, 
     case 2: return cols_mv<2>(n, k, R, ld, x, xs, y, ym, accumulate);
     case 3: return cols_mv<3>(n, k, R, ld, x, xs, y, ym, accumulate);
     default: return cols_mv<4>(n, k, R, ld, x, xs, y, ym, accumulate);
+  }
+}
+
+void FASTNN_GEMV_PANELS(int nv, int64_t n, int64_t k, const float* P, int64_t nr, const float* x,
+                        int64_t xs, float* y, int64_t ym, bool accumulate) {
+  switch (nv) {
+    case 1: return panels_mv<1>(n, k, P, nr, x, xs, y, ym, accumulate);
+    case 2: return panels_mv<2>(n, k, P, nr, x, xs, y, ym, accumulate);
+    case 3: return panels_mv<3>(n, k, P, nr, x, xs, y, ym, accumulate);
+    default: return panels_mv<4>(n, k, P, nr, x, xs, y, ym, accumulate);
   }
 }
 
