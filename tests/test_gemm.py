@@ -555,6 +555,41 @@ def test_gemm_prepacked_matrix_vector_products(ta, tb, rng, isa, threads):
                          what=tag)
 
 
+# K = 1 (C = a·bᵀ, a Linear layer's weight gradient at batch 1) with 32 columns or more, or
+# accumulating, runs row by row (gemm.cpp, outer_path): C's rows a_i times b in whole registers,
+# 4 at a time, then the last n % W floats one by one; b copied first when it is a column of B
+# (B transposed, its rows ldb apart); threads split the rows, each applying the epilogue to
+# its own. Columns around the registers (8/16) and the 32-column limit, operands that are
+# columns of wider arrays, C wider than N, and sizes over the threading threshold.
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_gemm_rank_one_products(ta, tb, rng, isa, threads):
+    shapes = [(1, 1), (1, 32), (3, 2), (5, 8), (7, 16), (2, 17), (9, 31), (4, 32), (6, 33),
+              (33, 47), (100, 64), (17, 100), (3, 1000), (600, 300), (2000, 33), (1000, 5)]
+    for m, n in shapes:
+        a, b = operands(rng, m, n, 1, ta, tb)
+        what = f"rank-1 {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x1"
+        check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+        # a's and b's elements ld floats apart: columns of wider arrays (copied or strided).
+        aw = np.zeros((a.shape[0], a.shape[1] + 6), np.float32)
+        bw = np.zeros((b.shape[0], b.shape[1] + 4), np.float32)
+        aw[:, 2:2 + a.shape[1]], bw[:, 3:3 + b.shape[1]] = a, b
+        av, bv = aw[:, 2:2 + a.shape[1]], bw[:, 3:3 + b.shape[1]]
+        assert_close(_C.mm(av.T if ta else av, bv.T if tb else bv), reference(a, b, ta, tb), k=1,
+                     scale=gemm_scale(a, b, 1), what=what + " strided")
+        bias = rng.standard_normal(n).astype(np.float32)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        for act, fn in [(0, lambda v: v), (1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
+            for acc in (False, True):
+                pre = reference(a, b, ta, tb) + bias + (c0 if acc else 0)
+                scale = gemm_scale(a, b, 1) + _mx(bias) + (_mx(c0) if acc else 0)
+                c, z = _C.gemm_packed_test(a, b, ta, tb, c=c0 if acc else None, bias=bias,
+                                           act=act, want_z=True, prepack=False, ldc_pad=3)
+                tag = f"{what} act={act} acc={acc}"
+                assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), tag + " pad"
+                assert_close(z[:, :n], pre, k=3, scale=scale, what="z " + tag)
+                assert_close(c[:, :n], fn(pre), k=4, scale=scale, what=tag)
+
+
 @pytest.mark.parametrize("ta,tb,m,n,k", [
     (False, True, 512, 10, 784), (False, False, 1024, 8, 64), (True, False, 300, 24, 120),
     (True, True, 300, 3, 400), (True, False, 64, 10, 1024), (True, False, 40, 10, 700),
@@ -1053,6 +1088,16 @@ def test_gemm_matrix_vector_reads_stop_at_the_operand_end(guarded_arrays, rng, i
         _C.gemm(x, b, out=c, accumulate=True)
         assert_close(c, c0 + reference(x, b, False, False), k=k + 1,
                      scale=gemm_scale(x, b, k) + _mx(c0), what=f"C at the guard {v}x{n}x{k}")
+        # K = 1 (outer_path): a, b and C ending at the guard, b as a column 3 floats apart.
+        a1 = guarded_arrays(v, 1, 1, rng.standard_normal((v, 1)))
+        b1 = guarded_arrays(1, n, n, rng.standard_normal((1, n)))
+        bc = guarded_arrays(n, 1, 3, rng.standard_normal((n, 1)))
+        check(_C.mm(a1, b1), a1, b1, f"{v}x{n}x1 at the guard")
+        check(_C.mm(a1, bc.T), a1, bc.T, f"{v}x{n}x1 a column of b at the guard")
+        c1 = guarded_arrays(v, n, n, c0)
+        _C.gemm(a1, b1, out=c1, accumulate=True)
+        assert_close(c1, c0 + reference(a1, b1, False, False), k=2,
+                     scale=gemm_scale(a1, b1, 1) + _mx(c0), what=f"rank-1 C at the guard {v}x{n}")
         # A pre-packed B (gemv_panels_path): the vectors' last float at the guard, as they are
         # or transposed (columns of a (k, v) array, copied first).
         xg = guarded_arrays(v, k, k, x)

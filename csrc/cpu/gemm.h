@@ -151,6 +151,7 @@ struct GemmKernelInfo {
   GemvRowsKernel gemv_rows = nullptr;
   GemvColsKernel gemv_cols = nullptr;
   GemvPanelsKernel gemv_panels = nullptr;  // (with a pre-packed B; NR a multiple of 2 registers)
+  GemvOuterKernel gemv_outer = nullptr;    // (K = 1)
 };
 
 // The scalar tail every kernel may share: c(rows, cols) = [c +] tile, then the epilogue.

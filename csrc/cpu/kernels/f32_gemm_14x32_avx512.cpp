@@ -635,6 +635,7 @@ const GemmKernelInfo& gemm_kernel_avx512() {
     k.gemv_cols = gemv_cols_avx512;
     static_assert(NR % 32 == 0, "gemv_panels reads a panel in blocks of 2 registers");
     k.gemv_panels = gemv_panels_avx512;
+    k.gemv_outer = gemv_outer_avx512;
     return k;
   }();
   return info;

@@ -51,6 +51,7 @@ const GemmKernelInfo& gemm_kernel_generic() {
     k.gemv_cols = gemv_cols_generic;
     static_assert(NR % 2 == 0, "gemv_panels reads a panel in blocks of 2 registers");
     k.gemv_panels = gemv_panels_generic;
+    k.gemv_outer = gemv_outer_generic;
     return k;
   }();
   return info;

@@ -382,6 +382,7 @@ const GemmKernelInfo& gemm_kernel_avx2() {
     k.gemv_cols = gemv_cols_avx2;
     static_assert(NR % 16 == 0, "gemv_panels reads a panel in blocks of 2 registers");
     k.gemv_panels = gemv_panels_avx2;
+    k.gemv_outer = gemv_outer_avx2;
     return k;
   }();
   return info;

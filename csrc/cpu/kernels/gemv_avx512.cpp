@@ -5,5 +5,6 @@
 #define FASTNN_GEMV_ROWS gemv_rows_avx512
 #define FASTNN_GEMV_COLS gemv_cols_avx512
 #define FASTNN_GEMV_PANELS gemv_panels_avx512
+#define FASTNN_GEMV_OUTER gemv_outer_avx512
 #include "cpu/kernels/gemv_impl.h"
 #endif

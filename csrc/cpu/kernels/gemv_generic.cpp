@@ -15,4 +15,5 @@ struct V : S {
 #define FASTNN_GEMV_ROWS gemv_rows_generic
 #define FASTNN_GEMV_COLS gemv_cols_generic
 #define FASTNN_GEMV_PANELS gemv_panels_generic
+#define FASTNN_GEMV_OUTER gemv_outer_generic
 #include "cpu/kernels/gemv_impl.h"

@@ -241,4 +241,32 @@ void FASTNN_GEMV_PANELS(int nv, int64_t n, int64_t k, const float* P, int64_t nr
   }
 }
 
+// C's rows one after the other, each a_i times b (onto C's row), whole registers 4 at a time
+// and the last n % W floats one by one: contiguous stores, each element of C written once.
+// NOTE (speed): the tiled kernels wrote C in 8- to 14-row tiles, 32 columns at a time.
+void FASTNN_GEMV_OUTER(int64_t m, int64_t n, const float* a, int64_t as, const float* b,
+                       float* C, int64_t ldc, bool accumulate) {
+  const int64_t nv = n / W * W;
+  for (int64_t i = 0; i < m; ++i) {
+    const float s = a[i * as];
+    const Reg av = V::set1(s);
+    float* ci = C + i * ldc;
+    int64_t j = 0;
+    if (accumulate) {
+      for (; j + 4 * W <= nv; j += 4 * W)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u)
+          V::store(ci + j + u * W, V::fma(av, V::load(b + j + u * W), V::load(ci + j + u * W)));
+      for (; j < nv; j += W) V::store(ci + j, V::fma(av, V::load(b + j), V::load(ci + j)));
+      for (; j < n; ++j) ci[j] += s * b[j];
+    } else {
+      for (; j + 4 * W <= nv; j += 4 * W)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) V::store(ci + j + u * W, V::mul(av, V::load(b + j + u * W)));
+      for (; j < nv; j += W) V::store(ci + j, V::mul(av, V::load(b + j)));
+      for (; j < n; ++j) ci[j] = s * b[j];
+    }
+  }
+}
+
 }  // namespace fastnn
