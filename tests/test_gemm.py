@@ -537,8 +537,13 @@ def test_gemm_prepacked_matrix_vector_products(ta, tb, rng, isa, threads):
         a, b = operands(rng, m, n, k, ta, tb)
         what = f"pre-packed {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x{k}"
         ref, scale = reference(a, b, ta, tb), gemm_scale(a, b, k)
-        # (Each rep first fills C and its pad with 1e30, which an overwrite must not read.)
-        c, _ = _C.gemm_packed_test(a, b, ta, tb, reps=2, ldc_pad=5)
+        # (Each rep first fills C and its pad with 1e30, which an overwrite must not read; A's
+        # rows 3 floats longer than its width, the gap NaN.)
+        _C.gemm_reset_last_blocks()
+        c, _ = _C.gemm_packed_test(a, b, ta, tb, reps=2, ldc_pad=5, lda_pad=3)
+        # Neither the small-shape path nor the packed driver ran (both do at 5 rows).
+        took_panels = _C.gemm_last_small_b() is None and _C.gemm_last_blocks() is None
+        assert took_panels == (m <= 4), what
         assert np.all(c[:, n:] == 1e30), what + " pad"
         assert_close(c[:, :n], ref, k=k, scale=scale, what=what)
         c0 = rng.standard_normal((m, n)).astype(np.float32)
@@ -569,6 +574,13 @@ def test_gemm_rank_one_products(ta, tb, rng, isa, threads):
         a, b = operands(rng, m, n, 1, ta, tb)
         what = f"rank-1 {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x1"
         check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
+        # Neither the small-shape path nor the packed driver ran, overwriting 32 columns or more
+        # or accumulating (the gemv path does not set them either, but takes at most 4 rows).
+        for acc in (False, True):
+            _C.gemm_reset_last_blocks()
+            _C.gemm(a, b, ta, tb, out=np.zeros((m, n), np.float32), accumulate=acc)
+            took_rank_one = _C.gemm_last_small_b() is None and _C.gemm_last_blocks() is None
+            assert took_rank_one or not (acc or n >= 32), f"{what} accumulate={acc}"
         # a's and b's elements ld floats apart: columns of wider arrays (copied or strided).
         aw = np.zeros((a.shape[0], a.shape[1] + 6), np.float32)
         bw = np.zeros((b.shape[0], b.shape[1] + 4), np.float32)

@@ -94,6 +94,7 @@ CASES = {
 from . import rnn  # noqa: E402
 CASES["lstm_train"] = rnn.lstm_train
 CASES["lstm_small"] = rnn.lstm_small
+CASES["lstm_b1"] = rnn.lstm_b1
 from . import conv  # noqa: E402
 CASES.update({"conv_fwd": conv.conv_fwd, "conv_train": conv.conv_train,
               "maxpool": conv.maxpool, "cnn_step": conv.cnn_step})

@@ -133,13 +133,15 @@ def gemm_skinny(ctx):
     path). Forward y = x·Wᵀ (NT) of Linear(784, 256) at batches 1, 2 and 4; grad-input dx =
     dy·W (NN) of Linear(256, 784) at batches 1 and 4; forward of Linear(784, 1) and grad-input
     of Linear(3, 784) (NT and NN with N of 1 and 3) at batch 256; grad-weight dW = dyᵀ·x (TN)
-    of Linear(256, 3) at batch 256 (M = 3: dy's columns are the vectors). No target of their
-    own (design/benchmarks.md)."""
+    of Linear(256, 3) at batch 256 (M = 3: dy's columns are the vectors); grad-weight of
+    Linear(784, 256) and Linear(256, 784) at batch 1 (TN with K = 1: an outer product). No
+    target of their own (design/benchmarks.md)."""
     out = []
     cases = (("784->256 fwd", "NT", 1, 784, 256), ("784->256 fwd", "NT", 2, 784, 256),
              ("784->256 fwd", "NT", 4, 784, 256), ("256->784 dx", "NN", 1, 784, 256),
              ("256->784 dx", "NN", 4, 784, 256), ("784->1 fwd", "NT", 256, 784, 1),
-             ("3->784 dx", "NN", 256, 784, 3), ("256->3 dW", "TN", 3, 256, 256))
+             ("3->784 dx", "NN", 256, 784, 3), ("256->3 dW", "TN", 3, 256, 256),
+             ("784->256 dW B=1", "TN", 256, 1, 784), ("256->784 dW B=1", "TN", 784, 1, 256))
     for name, mode, m, k, n in cases:
         ta, tb = mode[0] == "T", mode[1] == "T"
         a = randn(ctx.rng, k, m) if ta else randn(ctx.rng, m, k)

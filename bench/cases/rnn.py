@@ -1,5 +1,5 @@
-"""Recurrent layers: lstm_train (a real-size LSTM layer, forward + backward through time) and
-lstm_small (the StatQuest LSTM training step: nn.LSTM(1, 1), 4 days, Adam)."""
+"""Recurrent layers: lstm_train (a real-size LSTM layer, forward + backward through time), lstm_b1
+(the same at batch 1) and lstm_small (the StatQuest LSTM training step: nn.LSTM(1, 1), 4 days, Adam)."""
 from functools import partial
 
 from . import Bench, Impl, randn
@@ -35,16 +35,28 @@ def _lstm_state(rng, I, H):
     return {k: rng.uniform(-b, b, s).astype("float32") for k, s in shapes.items()}
 
 
-def lstm_train(ctx):
-    T, N, I, H = (100, 32, 256, 512) if not ctx.quick else (20, 32, 256, 512)
+def _lstm_layer(ctx, case, T, N, I, H):
     x, g = randn(ctx.rng, T, N, I), randn(ctx.rng, T, N, H)
     state = _lstm_state(ctx.rng, I, H)
     # NOTE: GEMM work only: forward input projection + recurrence (2*T*N*4H*(I+H)), backward
     # the same for dW_ih/dW_hh and again for dh (no dx: the input needs no gradient).
     flops = 2.0 * T * N * 4 * H * ((I + H) + (I + H) + H)
-    return [Bench("lstm_train", f"T={T} N={N} I={I} H={H} fwd+bwd",
-                  [Impl(lib, partial(_lstm_train, lib, x, g, state))
-                   for lib in ("fastnn", "torch")], flops=flops)]
+    return Bench(case, f"T={T} N={N} I={I} H={H} fwd+bwd",
+                 [Impl(lib, partial(_lstm_train, lib, x, g, state))
+                  for lib in ("fastnn", "torch")], flops=flops)
+
+
+def lstm_train(ctx):
+    T = 100 if not ctx.quick else 20
+    return [_lstm_layer(ctx, "lstm_train", T, 32, 256, 512)]
+
+
+def lstm_b1(ctx):
+    """LSTM layers at batch 1 (one sequence, as in online training or generation): each step's
+    recurrence is a matrix-vector product with the pre-packed W_hh. H = 128 keeps W_hh (256 KiB)
+    in L2; H = 512 (4 MiB) streams it from L3 every step. No target of their own."""
+    T = 100 if not ctx.quick else 20
+    return [_lstm_layer(ctx, "lstm_b1", T, 1, 64, 128), _lstm_layer(ctx, "lstm_b1", T, 1, 256, 512)]
 
 
 def _lstm_small(lib, state, x, y):

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <tuple>
 
@@ -301,7 +302,7 @@ void bind_dense(py::module_& m) {
   // prepack=False runs gemm_f32 (no pre-packing) with the same epilogue instead.
   m.def("gemm_packed_test", [](py::handle a, py::handle b, bool trans_a, bool trans_b,
                                py::handle c, py::handle bias, int act, bool want_z, int reps,
-                               bool prepack, int64_t ldc_pad) {
+                               bool prepack, int64_t ldc_pad, int64_t lda_pad) {
     const char* op = "gemm_packed_test";
     ActParams p = act_params(act, 1.f, 20.f);
     Tensor ta = arg_tensor(a, op, "a", DType::f32);
@@ -314,6 +315,7 @@ void bind_dense(py::module_& m) {
     check_contiguous(tb, op, "b");
     if (reps < 1) fail(op, "reps must be >= 1, got ", reps);
     if (ldc_pad < 0) fail(op, "ldc_pad must be >= 0, got ", ldc_pad);
+    if (lda_pad < 0) fail(op, "lda_pad must be >= 0, got ", lda_pad);
     const int64_t M = trans_a ? ta.size(1) : ta.size(0), K = trans_a ? ta.size(0) : ta.size(1);
     const int64_t Kb = trans_b ? tb.size(1) : tb.size(0), N = trans_b ? tb.size(0) : tb.size(1);
     if (K != Kb) fail(op, "inner dimensions must match: op(a) has K=", K, ", op(b) has K=", Kb);
@@ -322,6 +324,13 @@ void bind_dense(py::module_& m) {
       check_shape(tc, {M, N}, op, "c");
     }
     if (tbias.defined()) check_shape(tbias, {N}, op, "bias");
+    // A with lda = its row length + lda_pad (the pad holds NaN, which no product may read).
+    const int64_t lda = ta.size(1) + lda_pad;
+    Tensor apad = empty({ta.size(0), lda}, DType::f32);
+    std::fill_n(apad.data<float>(), ta.size(0) * lda, std::nanf(""));
+    for (int64_t i = 0; i < ta.size(0); ++i)
+      std::memcpy(apad.data<float>() + i * lda, ta.data<float>() + i * ta.size(1),
+                  sizeof(float) * size_t(ta.size(1)));
     // C and z with ldc = N + ldc_pad: the pad columns hold 1e30 and must keep it.
     const int64_t ldc = N + ldc_pad;
     Tensor out = empty({M, ldc}, DType::f32), z;
@@ -345,10 +354,10 @@ void bind_dense(py::module_& m) {
             std::memcpy(out.data<float>() + i * ldc, tc.data<float>() + i * N,
                         sizeof(float) * size_t(N));
         if (prepack)
-          gemm_f32_packed(trans_a, M, ta.data<float>(), ta.size(1), pb, out.data<float>(), ldc,
+          gemm_f32_packed(trans_a, M, apad.data<float>(), lda, pb, out.data<float>(), ldc,
                           tc.defined(), &ep);
         else
-          gemm_f32(trans_a, trans_b, M, N, K, ta.data<float>(), ta.size(1), tb.data<float>(),
+          gemm_f32(trans_a, trans_b, M, N, K, apad.data<float>(), lda, tb.data<float>(),
                    tb.size(1), out.data<float>(), ldc, tc.defined(), &ep);
       }
     }
@@ -356,11 +365,12 @@ void bind_dense(py::module_& m) {
   }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
      py::arg("c") = py::none(), py::arg("bias") = py::none(), py::arg("act") = 0,
      py::arg("want_z") = false, py::arg("reps") = 1, py::arg("prepack") = true,
-     py::arg("ldc_pad") = 0,
+     py::arg("ldc_pad") = 0, py::arg("lda_pad") = 0,
      "Test hook: (act(op(a)·op(b) [+ c] + bias), z) through gemm_pack_b_f32 + gemm_f32_packed "
      "(prepack=False: gemm_f32 with the same epilogue); c given means accumulate. With "
      "ldc_pad, C and z are (M, N + ldc_pad) with that row stride, the last ldc_pad columns "
-     "left at 1e30.");
+     "left at 1e30; with lda_pad, a is read with a row stride of its width + lda_pad (the "
+     "pad NaN).");
 
   m.def("gemm_kernel_name", [] { return std::string(gemm_kernel().name); },
         "Name of the GEMM micro-kernel for the active ISA.");

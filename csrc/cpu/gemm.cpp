@@ -555,7 +555,9 @@ void gemv_panels_path(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t
 // thread, tiled -> here (PyTorch): TN 256x784x1 17.7 -> 15.1 (15.8), TN 784x256x1 33.6 -> 16.7
 // (19.2), TN 128x256x1 6.2 -> 3.6 (4.0), TN 1024x1024x1 331 -> 169 (186), NT 300x500x1 25.7
 // -> 12.7 (17.1); accumulating, TN 2000x17x1 18.4 -> 5.7 (addmm_ 20.0), 2000x8x1 15.6 -> 6.4
-// (15.2). With the AVX2 kernel: TN 784x256x1 55.4 -> 19.3, 1024x1024x1 657 -> 188. Not when
+// (15.2); 2 threads, TN 256x784x1 18.1 -> 9.4 (10.5), 784x256x1 36.6 -> 10.9 (15.0),
+// 1024x1024x1 200 -> 84 (98), NT 300x500x1 29.5 -> 8.4 (10.6). With the AVX2 kernel (1
+// thread): TN 784x256x1 55.4 -> 19.3, 1024x1024x1 657 -> 188. Not when
 // overwriting fewer than 32 columns (a row's scalar tail is then most of it): TN 2000x8x1 4.0
 // -> 6.2, 2000x17x1 4.9 -> 6.0, NN 500x20x1 2.1 -> 2.9.
 void outer_path(const GemmKernelInfo& kr, bool trans_a, bool trans_b, int64_t M, int64_t N,

@@ -1,6 +1,6 @@
 // The skinny-product loops of gemv.h on one ISA's registers: included by gemv_<isa>.cpp, each
 // of which first defines its `struct V` (simd_<isa>.h; the generic path a one-float V) and
-// the two function names.
+// the four function names (FASTNN_GEMV_ROWS, _COLS, _PANELS, _OUTER).
 // NOTE (speed): a product with 1-4 vectors does 1-4 multiply-adds per element of R, so it runs
 // at the speed R streams in (from L2, for a layer's weight that fits there), not at the FMA
 // peak; the tiled kernels, built to reuse each loaded value across a register tile of 8-32
