@@ -575,7 +575,8 @@ def test_gemm_rank_one_products(ta, tb, rng, isa, threads):
         what = f"rank-1 {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x1"
         check_overwrite_and_accumulate(rng, a, b, ta, tb, what)
         # Neither the small-shape path nor the packed driver ran, overwriting 32 columns or more
-        # or accumulating (the gemv path does not set them either, but takes at most 4 rows).
+        # or accumulating (the gemv path does not set them either, but takes at most 4 rows or
+        # columns: with K = 1 and accumulating, 4 rows or a TN product with at most 4 columns).
         for acc in (False, True):
             _C.gemm_reset_last_blocks()
             _C.gemm(a, b, ta, tb, out=np.zeros((m, n), np.float32), accumulate=acc)
@@ -600,6 +601,17 @@ def test_gemm_rank_one_products(ta, tb, rng, isa, threads):
                 assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), tag + " pad"
                 assert_close(z[:, :n], pre, k=3, scale=scale, what="z " + tag)
                 assert_close(c[:, :n], fn(pre), k=4, scale=scale, what=tag)
+        # The epilogue without a bias or without z (each thread's share of it on its own).
+        for use_bias, want_z in ((False, True), (True, False), (False, False)):
+            pre = reference(a, b, ta, tb) + (bias if use_bias else 0)
+            scale = gemm_scale(a, b, 1) + (_mx(bias) if use_bias else 0)
+            c, z = _C.gemm_packed_test(a, b, ta, tb, bias=bias if use_bias else None, act=3,
+                                       want_z=want_z, prepack=False, ldc_pad=3)
+            tag = f"{what} tanh bias={use_bias} z={want_z}"
+            assert np.all(c[:, n:] == 1e30), tag + " pad"
+            assert_close(c[:, :n], np.tanh(pre), k=4, scale=scale, what=tag)
+            if want_z:
+                assert_close(z[:, :n], pre, k=3, scale=scale, what="z " + tag)
 
 
 @pytest.mark.parametrize("ta,tb,m,n,k", [

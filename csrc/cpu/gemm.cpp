@@ -175,8 +175,8 @@ bool epilogue_is_trivial(const GemmEpilogue* ep) {
   return !ep || (!ep->bias && !ep->z && ep->act.act == Act::none);
 }
 
-// The whole epilogue on a rows x cols block of C, where no kernel tile applied it (K = 0, and
-// a narrow product computed as its transpose).
+// The whole epilogue on a rows x cols block of C, where no kernel tile applied it (K = 0, a
+// narrow product computed as its transpose, and the skinny and rank-1 paths).
 // c, z: (rows, cols) with leading dimension ldc; bias: (cols,) or null.
 void apply_epilogue(const GemmEpilogue& ep, float* c, float* z, const float* bias, int64_t ldc,
                     int64_t rows, int64_t cols) {
@@ -557,9 +557,10 @@ void gemv_panels_path(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t
 // -> 12.7 (17.1); accumulating, TN 2000x17x1 18.4 -> 5.7 (addmm_ 20.0), 2000x8x1 15.6 -> 6.4
 // (15.2); 2 threads, TN 256x784x1 18.1 -> 9.4 (10.5), 784x256x1 36.6 -> 10.9 (15.0),
 // 1024x1024x1 200 -> 84 (98), NT 300x500x1 29.5 -> 8.4 (10.6). With the AVX2 kernel (1
-// thread): TN 784x256x1 55.4 -> 19.3, 1024x1024x1 657 -> 188. Not when
-// overwriting fewer than 32 columns (a row's scalar tail is then most of it): TN 2000x8x1 4.0
-// -> 6.2, 2000x17x1 4.9 -> 6.0, NN 500x20x1 2.1 -> 2.9.
+// thread): TN 784x256x1 55.4 -> 19.3, 1024x1024x1 657 -> 188. Not when overwriting fewer than
+// 32 columns (at most two registers and a scalar tail a row, where the tiled kernels' masked
+// stores of 8-14 rows at once measured faster): TN 2000x8x1 4.0 -> 6.2, 2000x17x1 4.9 -> 6.0,
+// NN 500x20x1 2.1 -> 2.9.
 void outer_path(const GemmKernelInfo& kr, bool trans_a, bool trans_b, int64_t M, int64_t N,
                 const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
                 bool accumulate, const GemmEpilogue* ep) {

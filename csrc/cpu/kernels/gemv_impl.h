@@ -243,7 +243,8 @@ void FASTNN_GEMV_PANELS(int nv, int64_t n, int64_t k, const float* P, int64_t nr
 
 // C's rows one after the other, each a_i times b (onto C's row), whole registers 4 at a time
 // and the last n % W floats one by one: contiguous stores, each element of C written once.
-// NOTE (speed): the tiled kernels wrote C in 8- to 14-row tiles, 32 columns at a time.
+// NOTE (speed): the tiled kernels wrote C a register tile at a time (on AVX-512, 8-14 rows of
+// 32 columns; see gemm.cpp's outer_path).
 void FASTNN_GEMV_OUTER(int64_t m, int64_t n, const float* a, int64_t as, const float* b,
                        float* C, int64_t ldc, bool accumulate) {
   const int64_t nv = n / W * W;
