@@ -563,13 +563,15 @@ def test_gemm_prepacked_matrix_vector_products(ta, tb, rng, isa, threads):
 # K = 1 (C = a·bᵀ, a Linear layer's weight gradient at batch 1) with 32 columns or more, or
 # accumulating, runs row by row (gemm.cpp, outer_path): C's rows a_i times b in whole registers,
 # 4 at a time, then the last n % W floats one by one; b copied first when it is a column of B
-# (B transposed, its rows ldb apart); threads split the rows, each applying the epilogue to
-# its own. Columns around the registers (8/16) and the 32-column limit, operands that are
-# columns of wider arrays, C wider than N, and sizes over the threading threshold.
+# (B transposed, its rows ldb apart); threads split the rows (one row: the columns), each
+# applying the epilogue to its own. Columns around the registers (8/16) and the 32-column
+# limit, operands that are columns of wider arrays, C wider than N, and sizes over the
+# threading threshold.
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_gemm_rank_one_products(ta, tb, rng, isa, threads):
     shapes = [(1, 1), (1, 32), (3, 2), (5, 8), (7, 16), (2, 17), (9, 31), (4, 32), (6, 33),
-              (33, 47), (100, 64), (17, 100), (3, 1000), (600, 300), (2000, 33), (1000, 5)]
+              (33, 47), (100, 64), (17, 100), (3, 1000), (600, 300), (2000, 33), (1000, 5),
+              (1, 150001)]
     for m, n in shapes:
         a, b = operands(rng, m, n, 1, ta, tb)
         what = f"rank-1 {'T' if ta else 'N'}{'T' if tb else 'N'} {m}x{n}x1"

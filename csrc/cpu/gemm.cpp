@@ -550,7 +550,7 @@ void gemv_panels_path(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t
 // C = op(A)·op(B) with K = 1, i.e. C = a·bᵀ (a Linear layer's weight gradient at batch 1), with
 // 32 columns or more or onto C (gemm_driver): C's rows scaled copies of b (gemv_outer), b
 // first copied when its elements are strided (op(B) is Bᵀ, a column of B); threads split the
-// rows, each then applying the epilogue to its own.
+// rows (or, with fewer rows than threads, the columns), each applying the epilogue to its own.
 // NOTE (speed): measured on an Intel Xeon VM, in-process, median of 7 interleaved, us, 1
 // thread, tiled -> here (PyTorch): TN 256x784x1 17.7 -> 15.1 (15.8), TN 784x256x1 33.6 -> 16.7
 // (19.2), TN 128x256x1 6.2 -> 3.6 (4.0), TN 1024x1024x1 331 -> 169 (186), NT 300x500x1 25.7
@@ -572,15 +572,21 @@ void outer_path(const GemmKernelInfo& kr, bool trans_a, bool trans_b, int64_t M,
     b = bc;
   }
   const bool epi = !epilogue_is_trivial(ep);
-  const int nt = (int)std::min<int64_t>({(int64_t)threads_here(), M,
+  const int nt = (int)std::min<int64_t>({(int64_t)threads_here(), std::max(M, (N + 15) / 16),
                                           std::max<int64_t>(1, M * N / kMinGemvPerThread)});
+  // Fewer rows than threads (a long b): the threads split the columns instead, in units of 16.
+  // NOTE (speed): 2 threads, us, rows -> columns (PyTorch): TN 1x200000x1 24.1 -> 10.9 (20.7),
+  // 1x1000000x1 274 -> 140 (213).
+  const bool by_cols = M < nt;
   auto run = [&](int t, int T) {
-    const auto [r0, r1] = split_range(M, t, T, 1);
-    if (r0 >= r1) return;
-    kr.gemv_outer(r1 - r0, N, A + r0 * as, as, b, C + r0 * ldc, ldc, accumulate);
+    const auto [r0, r1] = by_cols ? std::pair<int64_t, int64_t>(0, M) : split_range(M, t, T, 1);
+    const auto [j0, j1] = by_cols ? split_range(N, t, T, 16) : std::pair<int64_t, int64_t>(0, N);
+    if (r0 >= r1 || j0 >= j1) return;
+    float* c = C + r0 * ldc + j0;
+    kr.gemv_outer(r1 - r0, j1 - j0, A + r0 * as, as, b + j0, c, ldc, accumulate);
     if (epi)
-      apply_epilogue(*ep, C + r0 * ldc, ep->z ? ep->z + r0 * ldc : nullptr, ep->bias, ldc,
-                     r1 - r0, N);
+      apply_epilogue(*ep, c, ep->z ? ep->z + r0 * ldc + j0 : nullptr,
+                     ep->bias ? ep->bias + j0 : nullptr, ldc, r1 - r0, j1 - j0);
   };
   if (nt <= 1) run(0, 1);
   else parallel_run(nt, run);
