@@ -446,7 +446,7 @@ bool use_gemv_path(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) 
 }
 
 // nv vectors of K floats stored as the columns of x (vector m's element p at x[p*ld + m]),
-// copied into rows of this thread's buffer (t_gemv_x) for the skinny loops; xs = K.
+// copied into rows of this thread's buffer (t_gemv_x) for the skinny and rank-1 loops; xs = K.
 const float* contiguous_vectors(int nv, int64_t K, const float* x, int64_t ld, int64_t& xs) {
   float* xc = t_gemv_x.get(size_t(nv * K));
   for (int m = 0; m < nv; ++m)
@@ -565,12 +565,8 @@ void outer_path(const GemmKernelInfo& kr, bool trans_a, bool trans_b, int64_t M,
                 const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
                 bool accumulate, const GemmEpilogue* ep) {
   const int64_t as = trans_a ? 1 : lda;
-  const float* b = B;
-  if (trans_b && ldb != 1) {
-    float* bc = t_gemv_x.get(size_t(N));
-    for (int64_t j = 0; j < N; ++j) bc[j] = B[j * ldb];
-    b = bc;
-  }
+  int64_t bs = 1;
+  const float* b = trans_b && ldb != 1 ? contiguous_vectors(1, N, B, ldb, bs) : B;
   const bool epi = !epilogue_is_trivial(ep);
   const int nt = (int)std::min<int64_t>({(int64_t)threads_here(), std::max(M, (N + 15) / 16),
                                           std::max<int64_t>(1, M * N / kMinGemvPerThread)});

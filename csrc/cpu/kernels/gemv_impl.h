@@ -9,6 +9,7 @@
 // time, each load used for every vector.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/kernels/gemv.h"
 
@@ -208,37 +209,34 @@ void panels_mv(int64_t n, int64_t k, const float* P, int64_t nr, const float* x,
     }
 }
 
+// f(std::integral_constant<int, nv>) for a vector count nv of 1-4 (4 for anything larger): one
+// instantiation of each loop per count.
+template <class F>
+inline void by_vectors(int nv, F&& f) {
+  static_assert(kGemvVectors == 4, "one instantiation per vector count");
+  switch (nv) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    default: return f(std::integral_constant<int, 4>{});
+  }
+}
+
 }  // namespace
 
 void FASTNN_GEMV_ROWS(int nv, int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
                       int64_t xs, float* y, int64_t ym, int64_t yj, bool accumulate) {
-  static_assert(kGemvVectors == 4, "one instantiation per vector count");
-  switch (nv) {
-    case 1: return rows_mv<1>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
-    case 2: return rows_mv<2>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
-    case 3: return rows_mv<3>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
-    default: return rows_mv<4>(n, k, R, ld, x, xs, y, ym, yj, accumulate);
-  }
+  by_vectors(nv, [&](auto mv) { rows_mv<mv>(n, k, R, ld, x, xs, y, ym, yj, accumulate); });
 }
 
 void FASTNN_GEMV_COLS(int nv, int64_t n, int64_t k, const float* R, int64_t ld, const float* x,
                       int64_t xs, float* y, int64_t ym, bool accumulate) {
-  switch (nv) {
-    case 1: return cols_mv<1>(n, k, R, ld, x, xs, y, ym, accumulate);
-    case 2: return cols_mv<2>(n, k, R, ld, x, xs, y, ym, accumulate);
-    case 3: return cols_mv<3>(n, k, R, ld, x, xs, y, ym, accumulate);
-    default: return cols_mv<4>(n, k, R, ld, x, xs, y, ym, accumulate);
-  }
+  by_vectors(nv, [&](auto mv) { cols_mv<mv>(n, k, R, ld, x, xs, y, ym, accumulate); });
 }
 
 void FASTNN_GEMV_PANELS(int nv, int64_t n, int64_t k, const float* P, int64_t nr, const float* x,
                         int64_t xs, float* y, int64_t ym, bool accumulate) {
-  switch (nv) {
-    case 1: return panels_mv<1>(n, k, P, nr, x, xs, y, ym, accumulate);
-    case 2: return panels_mv<2>(n, k, P, nr, x, xs, y, ym, accumulate);
-    case 3: return panels_mv<3>(n, k, P, nr, x, xs, y, ym, accumulate);
-    default: return panels_mv<4>(n, k, P, nr, x, xs, y, ym, accumulate);
-  }
+  by_vectors(nv, [&](auto mv) { panels_mv<mv>(n, k, P, nr, x, xs, y, ym, accumulate); });
 }
 
 // C's rows one after the other, each a_i times b (onto C's row), whole registers 4 at a time
