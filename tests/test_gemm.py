@@ -739,6 +739,44 @@ def test_gemm_sixteen_column_panels(n, tb, rng, isa, threads):
             assert_close(c[:, :n], np.maximum(pre, 0), k=k + 3, scale=scale, what=tag)
 
 
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("n", [33, 40, 47, 48, 49, 80, 100, 113])
+def test_gemm_last_columns_in_one_pass(n, tb, rng, isa, threads):
+    # With A's rows read in place (A as it is), the last 33-48 columns of a range (a 32-column
+    # panel and 1-16 of the next) run in one pass of 8-row tiles x 3 registers on AVX-512
+    # (small_tile3; the driver packs a transposed B's last two panels together for it): n
+    # with such a tail (33-48, 80 = 32 + 48, 100 = 64 + 36) and without (49, 113: 17 past a
+    # panel), heights around 8 (row edges re-read the last row), K of 1 and past 256, B in
+    # place (NN), packed (NT with m >= n) and pre-packed, more than 256 rows (row blocks),
+    # overwriting (C full of NaN) and accumulating, and the epilogue (bias, z, ReLU in the
+    # kernel, tanh after it) into C and z with a row stride past their width; on 1-3 threads
+    # (2 threads split 80 columns as 64 + 16 or 32 + 48).
+    for m, k in [(1, 5), (7, 64), (8, 1), (9, 300), (23, 33), (64, 257), (300, 40)]:
+        a, b = operands(rng, m, n, k, False, tb)
+        what = f"gemm N{'T' if tb else 'N'} {m}x{n}x{k}"
+        for nt in sorted({threads, 3}):
+            _C.set_num_threads(nt)
+            try:
+                check_overwrite_and_accumulate(rng, a, b, False, tb, f"{what} T={nt}")
+            finally:
+                _C.set_num_threads(threads)
+        bias = rng.standard_normal(n).astype(np.float32)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        pre = reference(a, b, False, tb) + bias + c0
+        scale = gemm_scale(a, b, k) + _mx(bias) + _mx(c0)
+        for prepack in (False, True):
+            for act, fn in [(1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
+                c, z = _C.gemm_packed_test(a, b, False, tb, c=c0, bias=bias, act=act,
+                                           want_z=True, prepack=prepack, ldc_pad=5)
+                tag = f"{what} prepack={prepack} act={act}"
+                assert np.all(c[:, n:] == 1e30) and np.all(z[:, n:] == 1e30), tag
+                assert_close(z[:, :n], pre, k=k + 2, scale=scale, what="z " + tag)
+                assert_close(c[:, :n], fn(pre), k=k + 3, scale=scale, what=tag)
+            c, _ = _C.gemm_packed_test(a, b, False, tb, bias=bias, act=1, prepack=prepack)
+            assert_close(c, np.maximum(pre - c0, 0), k=k + 2, scale=scale,
+                         what=f"{what} prepack={prepack} overwrite")
+
+
 @pytest.mark.parametrize("c,oc,h,wd,stride", [(2500, 300, 7, 7, 2), (600, 400, 5, 5, 1),
                                                (200, 260, 5, 81, 2)])
 def test_gemm_narrow_product_into_a_strided_c(c, oc, h, wd, stride, rng, isa):
@@ -1054,6 +1092,20 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
             a = guarded_arrays(m, 40, ld, rng.standard_normal((m, 40)))
             b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))
             check(_C.mm(a, b), a, b, f"NN 16-column panel {m}x{n}x40 lda={ld}")
+    # The last 33-48 columns in one pass (small_tile3): B's third register loaded masked up to
+    # its last float, A's last row at the guard, and C ending at the guard, accumulated onto.
+    for m, n in [(9, 33), (16, 40), (23, 48), (8, 80), (17, 100)]:
+        for ld in (n, n + 3):
+            a = guarded_arrays(m, 40, 43, rng.standard_normal((m, 40)))
+            b = guarded_arrays(40, n, ld, rng.standard_normal((40, n)))
+            check(_C.mm(a, b), a, b, f"NN last columns {m}x{n}x40 ldb={ld}")
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        c = guarded_arrays(m, n, n, c0)
+        _C.gemm(a, b, out=c, accumulate=True)
+        assert_close(c, c0 + reference(a, b, False, False), k=41,
+                     scale=gemm_scale(a, b, 40) + _mx(c0),
+                     what=f"last columns, C at the guard {m}x{n}")
 
 
 def test_gemm_small_transposed_reads_stop_at_the_operand_end(guarded_arrays, rng, isa,

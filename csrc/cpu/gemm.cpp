@@ -863,11 +863,18 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         // working set (for 64x256x784 x·Wᵀ the weight plus a whole packed copy is 1.6 MB,
         // more than L2).
         float* dst = bt + q0 * K * nr;
+        // The last two panels together when the kernel takes their columns in one pass
+        // (GemmKernelInfo::small_last_cols), each in its own slot (the thread's first two).
         for (int64_t j = c0; j < c1; j += nr) {
-          const int64_t je = std::min(c1, j + nr);
-          if (!trans_b) pack_b(false, B + j, ldb, K, je - j, kr, dst);
-          else if (kr.pack_bt) kr.pack_bt(B + j * ldb, ldb, K, je - j, dst);
-          else pack_b(true, B + j * ldb, ldb, K, je - j, kr, dst);
+          const bool two = c1 - j > nr && c1 - j <= kr.small_last_cols;
+          const int64_t je = two ? c1 : std::min(c1, j + nr);
+          for (int64_t jj = j, q = 0; jj < je; jj += nr, ++q) {
+            const int64_t jn = std::min(je, jj + nr);
+            float* d = dst + q * K * nr;
+            if (!trans_b) pack_b(false, B + jj, ldb, K, jn - jj, kr, d);
+            else if (kr.pack_bt) kr.pack_bt(B + jj * ldb, ldb, K, jn - jj, d);
+            else pack_b(true, B + jj * ldb, ldb, K, jn - jj, kr, d);
+          }
           // Columns j..je as columns 0..je-j of C + j (the panel is the kernel's panel 0).
           MicroEpilogue mj;
           if (epi) {
@@ -876,6 +883,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
             if (mj.z) mj.z += j;
           }
           small_k(M, 0, je - j, a, rsa, csa, dst, C + j, epi ? &mj : nullptr);
+          if (two) break;
         }
       } else {
         small_k(M, c0, c1, a, rsa, csa, b, C, mep);

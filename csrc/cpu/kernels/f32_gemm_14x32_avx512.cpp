@@ -134,6 +134,8 @@ void f32_gemm_14x32_avx512(int64_t k, const float* a, const float* b, float* c, 
 // outside A, B or C is touched. A transposed A (contiguous rows) takes tiles of up to 14 rows
 // (see small_tile).
 constexpr int SMR = 8;
+// Columns small_tile3 takes at the end of a range: a panel and 16 of the next.
+constexpr int kSmallLastCols = NR + 16;
 
 // One R x 32 tile of the small-shape product, rows i0.. of A and C, columns j0.. (bp: B(0, j0);
 // c: C(i0, j0); ep already offset to (i0, j0)). A(i0 + i, p) = A[(i0 + i)*rs_a + p*cs_a].
@@ -258,18 +260,85 @@ void small_tile_half16(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, in
   store_tile<R>(acc, acc, c, ldc, accumulate, R, __mmask16(0xFFFF), __mmask16(0), ep);
 }
 
+// The last 33-48 columns of the small-shape product in one pass, for an A read through row
+// pointers: R rows x 3 registers, a full 32-column panel (bp) and the first 1-16 columns of
+// the next (bp2, mask m2). Row edges re-read the last valid row (as small_tile<SMR, false>).
+// NOTE (speed): panel by panel, those columns were an 8-row tile of 32 (8 broadcasts and 2
+// loads per 16 FMAs) and then a 16-row tile of 16 or an 8-row tile of fewer (16 broadcasts
+// and 1 load per 16 FMAs, or 8 and 1 per 8: bound by the loads), reading A's rows twice; here
+// 8 broadcasts and 3 loads feed 24 FMAs. Measured on an Intel Xeon VM (AVX-512), in-process,
+// median of 7 interleaved, GFLOP/s, panel by panel -> here, 1 thread / 2 threads: NT
+// 4096x48x256 132 -> 147 / 275 -> 296, 400x40x784 119 -> 128 / 244 -> 270, 512x33x512 99 ->
+// 110 / 214 -> 227, 1000x44x300 127 -> 140 / 284 -> 304; NN 256x48x512 154 -> 173 / 266 ->
+// 279, 2048x48x256 140 -> 154 / 325 -> 367, 100x36x100 102 -> 110 / 122 -> 123. Not for a
+// transposed A (contiguous rows, up to 14 a tile): TN 36x100x50 114 -> 103 and, through the
+// per-tile copy of a row-major A, NN 64x784x256 180 -> 175 (1 thread).
+template <int R>
+void small_tile3(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t i0, int rows,
+                 const float* bp, const float* bp2, int64_t ldb, __mmask16 m2, float* c,
+                 int64_t ldc, bool accumulate, const MicroEpilogue* ep) {
+  const float* ar[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) ar[i] = A + (i0 + (i < rows ? i : rows - 1)) * rs_a;
+  if (accumulate) prefetch_c_tile(c, ldc, rows, 48);
+  __m512 c0[R], c1[R], c2[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) c0[i] = c1[i] = c2[i] = _mm512_setzero_ps();
+  auto loop = [&](auto load2) {
+    for (int64_t p = 0; p < K; ++p, bp += ldb, bp2 += ldb) {
+      const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = load2(bp2);
+      const int64_t off = p * cs_a;
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) {
+        const __m512 ai = _mm512_set1_ps(ar[i][off]);
+        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        c2[i] = _mm512_fmadd_ps(ai, b2, c2[i]);
+      }
+    }
+  };
+  if (m2 == 0xFFFF) loop([](const float* q) { return _mm512_loadu_ps(q); });
+  else loop([m2](const float* q) { return _mm512_maskz_loadu_ps(m2, q); });
+  store_tile<R>(c0, c1, c, ldc, accumulate, rows, __mmask16(0xFFFF), __mmask16(0xFFFF), ep);
+  MicroEpilogue e2;
+  if (ep) {
+    e2 = *ep;
+    if (e2.bias) e2.bias += NR;
+    if (e2.z) e2.z += NR;
+  }
+  store_tile<R>(c2, c2, c + NR, ldc, accumulate, rows, m2, __mmask16(0), ep ? &e2 : nullptr);
+}
+
 void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A,
                            int64_t rs_a, int64_t cs_a, const float* B, int64_t ldb, int64_t bps,
                            float* C, int64_t ldc, bool accumulate, const MicroEpilogue* ep) {
   // Row tiles. Contiguous rows of A (rs_a = 1): up to MR rows each, M split into near-equal
   // heights (256 rows: 19 tiles of 13-14; 10 rows: one tile, not 8 + a mostly empty 8), each
   // height its own instantiation. Otherwise SMR rows each, the last one partial (two at a time
-  // in a panel of exactly 16 columns, while both are whole).
+  // in a panel of exactly 16 columns, while both are whole), and the range's last 33-48
+  // columns, if it ends so, in one pass (small_tile3).
   // NOTE (speed): measured on Zen 5, 1 thread, TN (dW = dYᵀ·X shapes): 10x128x64 1.67 ->
   // 1.50 us; 256x784x64 and 128x784x64 unchanged within the noise (~91% of the FMA peak).
   const bool contig = rs_a == 1 && M >= SMR;
   const int64_t tiles = contig ? (M + MR - 1) / MR : (M + SMR - 1) / SMR;
   for (int64_t j0 = n0; j0 < n1; j0 += NR) {
+    if (!contig && n1 - j0 > NR && n1 - j0 <= kSmallLastCols) {  // see small_tile3
+      const int left = (int)(n1 - j0 - NR);
+      const __mmask16 m2 = __mmask16((1u << left) - 1);
+      const float* bp = B + (j0 / NR) * bps;
+      for (int64_t i0 = 0; i0 < M; i0 += SMR) {
+        const int rows = (int)std::min<int64_t>(SMR, M - i0);
+        MicroEpilogue me;
+        if (ep) {
+          me = *ep;
+          if (me.bias) me.bias += j0;
+          if (me.z) me.z += i0 * ldc + j0;
+        }
+        small_tile3<SMR>(K, A, rs_a, cs_a, i0, rows, bp, bp + bps, ldb, m2, C + i0 * ldc + j0,
+                         ldc, accumulate, ep ? &me : nullptr);
+      }
+      break;
+    }
     const int cols = (int)std::min<int64_t>(NR, n1 - j0);
     const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF)
@@ -631,6 +700,7 @@ const GemmKernelInfo& gemm_kernel_avx512() {
                      f32_gemm_14x32_avx512, f32_gemm_small_avx512, pack_bt_avx512,
                      f32_gemm_small_t_avx512, pack_a_avx512, transpose_avx512};
     k.copy_panels = copy_panels_avx512;
+    k.small_last_cols = kSmallLastCols;
     k.gemv_rows = gemv_rows_avx512;
     k.gemv_cols = gemv_cols_avx512;
     static_assert(NR % 32 == 0, "gemv_panels reads a panel in blocks of 2 registers");
