@@ -1092,6 +1092,12 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
             a = guarded_arrays(m, 40, ld, rng.standard_normal((m, 40)))
             b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))
             check(_C.mm(a, b), a, b, f"NN 16-column panel {m}x{n}x40 lda={ld}")
+    # A tall product with a transposed B (more than 256 rows, row blocks): B's panels packed
+    # once for every block, its last row (of n) at the guard.
+    for n in (17, 33, 64):
+        a = rng.standard_normal((300, 40)).astype(np.float32)
+        b = guarded_arrays(n, 40, 40, rng.standard_normal((n, 40)))
+        check(_C.mm(a, b.T), a, b.T, f"NT tall n={n}")
     # The last 33-48 columns in one pass (small_tile3): B's third register loaded masked up to
     # its last float, A's last row at the guard, and C ending at the guard, accumulated onto.
     for m, n in [(9, 33), (16, 40), (23, 48), (8, 80), (17, 100)]:
