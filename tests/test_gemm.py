@@ -746,12 +746,13 @@ def test_gemm_last_columns_in_one_pass(n, tb, rng, isa, threads):
     # panel and 1-16 of the next) run in one pass of 8-row tiles x 3 registers on AVX-512
     # (small_tile3; the driver packs a transposed B's last two panels together for it): n
     # with such a tail (33-48, 80 = 32 + 48, 100 = 64 + 36) and without (49, 113: 17 past a
-    # panel), heights around 8 (row edges re-read the last row), K of 1 and past 256, B in
-    # place (NN), packed (NT with m >= n) and pre-packed, more than 256 rows (row blocks),
-    # overwriting (C full of NaN) and accumulating, and the epilogue (bias, z, ReLU in the
-    # kernel, tanh after it) into C and z with a row stride past their width; on 1-3 threads
-    # (2 threads split 80 columns as 64 + 16 or 32 + 48).
-    for m, k in [(1, 5), (7, 64), (8, 1), (9, 300), (23, 33), (64, 257), (300, 40)]:
+    # panel), heights around 8 (row edges re-read the last row), K of 2 and past 256, B in
+    # place (NN), packed (NT with m >= n; fewer rows take the C = A·Bᵀ path, and one row the
+    # matrix-vector path) and pre-packed (gemm_packed_test), more than 256 rows (row blocks,
+    # up to 3 column panels: n <= 96), overwriting (C full of NaN) and accumulating, and the
+    # epilogue (bias, z, ReLU in the kernel, tanh after it) into C and z with a row stride
+    # past their width; on 1-3 threads (2 threads split 80 columns as 64 + 16 or 32 + 48).
+    for m, k in [(1, 5), (7, 64), (8, 2), (9, 300), (23, 33), (64, 257), (300, 40)]:
         a, b = operands(rng, m, n, k, False, tb)
         what = f"gemm N{'T' if tb else 'N'} {m}x{n}x{k}"
         for nt in sorted({threads, 3}):
@@ -1092,9 +1093,14 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
             a = guarded_arrays(m, 40, ld, rng.standard_normal((m, 40)))
             b = guarded_arrays(40, n, n, rng.standard_normal((40, n)))
             check(_C.mm(a, b), a, b, f"NN 16-column panel {m}x{n}x40 lda={ld}")
-    # A tall product with a transposed B (more than 256 rows, row blocks): B's panels packed
-    # once for every block, its last row (of n) at the guard.
-    for n in (17, 33, 64):
+    # A transposed B packed by the small path with its last row (of n) at the guard: the last
+    # two panels packed together (n = 33-48 past whole panels, m >= n), and a tall product
+    # (more than 256 rows, row blocks) whose panels are packed once for every block.
+    for m, n in [(64, 40), (48, 33), (100, 80), (64, 17)]:
+        a = rng.standard_normal((m, 40)).astype(np.float32)
+        b = guarded_arrays(n, 40, 40, rng.standard_normal((n, 40)))
+        check(_C.mm(a, b.T), a, b.T, f"NT small path {m}x{n}")
+    for n in (17, 33, 48, 64):
         a = rng.standard_normal((300, 40)).astype(np.float32)
         b = guarded_arrays(n, 40, 40, rng.standard_normal((n, 40)))
         check(_C.mm(a, b.T), a, b.T, f"NT tall n={n}")

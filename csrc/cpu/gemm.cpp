@@ -878,14 +878,18 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         // NOTE: each thread packs only its own panels (columns c0..c1 of op(B)), so the O(N*K)
         // transpose is split too; done serially first it held a 2-thread 64x256x784 x·Wᵀ at
         // ~65% of the FMA peak while the untransposed products reached ~88%.
-        // NOTE (speed): one panel at a time, into the same K x NR slot (the thread's first),
-        // consumed by all the row tiles before the next is packed: the panel stays in L2
+        // NOTE (speed): one panel at a time (the last two together, see below), into the same
+        // K x NR slot (the thread's first), consumed by all the row tiles before the next is
+        // packed: the panel stays in L2
         // while it is used, and the packed copy of B never grows to a second B-sized
         // working set (for 64x256x784 x·Wᵀ the weight plus a whole packed copy is 1.6 MB,
         // more than L2).
         float* dst = bt + q0 * K * nr;
-        // The last two panels together when the kernel takes their columns in one pass
-        // (GemmKernelInfo::small_last_cols), each in its own slot (the thread's first two).
+        // The last two panels together, each in its own slot (the thread's first two), when
+        // they hold at most GemmKernelInfo::small_last_cols columns: the kernel takes those in
+        // one pass if it reads A through row pointers, else panel by panel from the two slots
+        // (which rows it reads A by is the kernel's choice: on AVX-512, a transposed A with 8
+        // rows or more has contiguous rows).
         for (int64_t j = c0; j < c1; j += nr) {
           const bool two = c1 - j > nr && c1 - j <= kr.small_last_cols;
           const int64_t je = two ? c1 : std::min(c1, j + nr);

@@ -147,9 +147,10 @@ struct GemmKernelInfo {
   // (copy_panels_rows_any, memcpy of R floats a row) does. Null: that copy.
   void (*copy_panels)(int R, const float* src, int64_t ld, int64_t cols, int64_t kc,
                       float* dst) = nullptr;
-  // Set where `small`, with A read through row pointers, takes the last columns of its range
-  // in one pass when there are more than NR and at most this many (two panels: the second is
-  // read at B + bps, so the driver packs the two together). 0: panel by panel.
+  // Set where `small`, when it reads A through row pointers, takes the last columns of its
+  // range in one pass if there are more than NR and at most this many (two panels: the second
+  // read at B + bps; the driver, where it packs B a panel at a time, packs these two together
+  // whichever way the kernel reads A). 0: panel by panel.
   int small_last_cols = 0;
   // The skinny products (M or N at most kGemvVectors) at this ISA's width (kernels/gemv.h).
   GemvRowsKernel gemv_rows = nullptr;
