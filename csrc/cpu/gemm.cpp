@@ -718,22 +718,22 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
       // use_small_path), 2x L2 at most.
       const int T = (int)std::min<int64_t>(threads_here(),
                                            std::max<int64_t>(1, M * N * K / kMinMacsPerThread));
-      // A transposed B packed once, here, for every block: each block packed all of its
-      // panels again (NOTE (speed): measured on an Intel Xeon VM, 1 thread, in-process,
-      // median of 7 interleaved, GFLOP/s, per block -> once: NT 4096x48x256 139 -> 150,
-      // 1000x44x300 128 -> 139, 600x80x1100 135 -> 143, 2048x32x512 129 -> 133). The blocks
-      // read it as a pre-packed B, on the caller's thread and the pool's.
-      BSource bs = src;
-      if (!prepacked && trans_b) {
-        const int nr = kr.nr;
-        const int64_t panels = (N + nr - 1) / nr;
-        float* bp = t_bpack.get(size_t(K * panels * nr));
-        pack_b_panels(kr, true, B, ldb, K, N, bp);
-        bs.packed = bp;
-      }
       auto rows_run = [&](int t, int nt) {
         const auto [r0, r1] = split_range(M, t, nt, 16);
         const int64_t blocks = (r1 - r0 + kSmallPathRows - 1) / kSmallPathRows;
+        // A thread with several blocks packs a transposed B once, into its own buffer, and its
+        // blocks read that as a pre-packed B (each block packed all of B's panels again).
+        // NOTE (speed): measured on an Intel Xeon VM, in-process, median of 7 interleaved,
+        // GFLOP/s, 1 thread, per block -> once: NT 4096x48x256 139 -> 150, 1000x44x300 128 ->
+        // 139, 600x80x1100 135 -> 143, 2048x32x512 129 -> 133. Packed once by the caller for
+        // all threads instead, a thread with a single block lost its parallel, local pack:
+        // NT 512x33x512 on 2 threads 201 -> 165.
+        BSource bs = src;
+        if (!prepacked && trans_b && blocks > 1) {
+          float* bp = t_bpack.get(size_t(K * ((N + kr.nr - 1) / kr.nr) * kr.nr));
+          pack_b_panels(kr, true, B, ldb, K, N, bp);
+          bs.packed = bp;
+        }
         for (int64_t b = 0; b < blocks; ++b) {
           const int64_t i0 = r0 + (r1 - r0) * b / blocks, i1 = r0 + (r1 - r0) * (b + 1) / blocks;
           GemmEpilogue e;
