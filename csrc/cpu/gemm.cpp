@@ -853,11 +853,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
           const int64_t i0 = M * t / tiles, rows = M * (t + 1) / tiles - i0;
           float* at = ap + K * i0;
           kr.transpose(A + i0 * lda, lda, rows, K, at, rows);
-          MicroEpilogue mt;
-          if (epi) {
-            mt = me;
-            if (mt.z) mt.z += i0 * ldc;
-          }
+          const MicroEpilogue mt = micro_epilogue_at(me, i0, 0, ldc);
           kr.small(rows, c0, c1, K, at, 1, rows, b, ldb_s, bps, C + i0 * ldc, ldc, accumulate,
                    epi ? &mt : nullptr);
         }
@@ -880,10 +876,9 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
         // ~65% of the FMA peak while the untransposed products reached ~88%.
         // NOTE (speed): one panel at a time (the last two together, see below), into the same
         // K x NR slot (the thread's first), consumed by all the row tiles before the next is
-        // packed: the panel stays in L2
-        // while it is used, and the packed copy of B never grows to a second B-sized
-        // working set (for 64x256x784 x·Wᵀ the weight plus a whole packed copy is 1.6 MB,
-        // more than L2).
+        // packed: the panel stays in L2 while it is used, and the packed copy of B never grows
+        // to a second B-sized working set (for 64x256x784 x·Wᵀ the weight plus a whole packed
+        // copy is 1.6 MB, more than L2).
         float* dst = bt + q0 * K * nr;
         // The last two panels together, each in its own slot (the thread's first two), when
         // they hold at most GemmKernelInfo::small_last_cols columns: the kernel takes those in
@@ -895,12 +890,7 @@ void gemm_driver(const GemmKernelInfo& kr, bool trans_a, int64_t M, int64_t N, i
           const int64_t je = two ? c1 : std::min(c1, j + nr);
           pack_b_panels(kr, trans_b, trans_b ? B + j * ldb : B + j, ldb, K, je - j, dst);
           // Columns j..je as columns 0..je-j of C + j (the panel is the kernel's panel 0).
-          MicroEpilogue mj;
-          if (epi) {
-            mj = me;
-            if (mj.bias) mj.bias += j;
-            if (mj.z) mj.z += j;
-          }
+          const MicroEpilogue mj = micro_epilogue_at(me, 0, j, ldc);
           small_k(M, 0, je - j, a, rsa, csa, dst, C + j, epi ? &mj : nullptr);
           if (two) break;
         }

@@ -79,6 +79,15 @@ struct MicroEpilogue {
   float* z = nullptr;           // (rows, cols) with leading dimension ldc, or null
   bool relu = false;
 };
+// ep for the tile at row i0, column j0 of the block it was made for: bias moved by j0, z by
+// i0 rows of ldc and j0 (a null bias or z stays null).
+inline MicroEpilogue micro_epilogue_at(const MicroEpilogue& ep, int64_t i0, int64_t j0,
+                                       int64_t ldc) {
+  MicroEpilogue e = ep;
+  if (e.bias) e.bias += j0;
+  if (e.z) e.z += i0 * ldc + j0;
+  return e;
+}
 // c(rows, cols) (leading dimension ldc) = [c +] a·b over k steps, then the epilogue (if ep):
 //   a: packed A panel, k x MR (for each p, MR consecutive floats: rows of that column)
 //   b: packed B panel, k x NR (for each p, NR consecutive floats), 64-byte aligned

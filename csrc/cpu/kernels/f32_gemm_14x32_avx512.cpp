@@ -300,12 +300,7 @@ void small_tile3(int64_t K, const float* A, int64_t rs_a, int64_t cs_a, int64_t 
   if (m2 == 0xFFFF) loop([](const float* q) { return _mm512_loadu_ps(q); });
   else loop([m2](const float* q) { return _mm512_maskz_loadu_ps(m2, q); });
   store_tile<R>(c0, c1, c, ldc, accumulate, rows, __mmask16(0xFFFF), __mmask16(0xFFFF), ep);
-  MicroEpilogue e2;
-  if (ep) {
-    e2 = *ep;
-    if (e2.bias) e2.bias += NR;
-    if (e2.z) e2.z += NR;
-  }
+  const MicroEpilogue e2 = ep ? micro_epilogue_at(*ep, 0, NR, ldc) : MicroEpilogue{};
   store_tile<R>(c2, c2, c + NR, ldc, accumulate, rows, m2, __mmask16(0), ep ? &e2 : nullptr);
 }
 
@@ -328,12 +323,7 @@ void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const f
       const float* bp = B + (j0 / NR) * bps;
       for (int64_t i0 = 0; i0 < M; i0 += SMR) {
         const int rows = (int)std::min<int64_t>(SMR, M - i0);
-        MicroEpilogue me;
-        if (ep) {
-          me = *ep;
-          if (me.bias) me.bias += j0;
-          if (me.z) me.z += i0 * ldc + j0;
-        }
+        const MicroEpilogue me = ep ? micro_epilogue_at(*ep, i0, j0, ldc) : MicroEpilogue{};
         small_tile3<SMR>(K, A, rs_a, cs_a, i0, rows, bp, bp + bps, ldb, m2, C + i0 * ldc + j0,
                          ldc, accumulate, ep ? &me : nullptr);
       }
@@ -347,12 +337,7 @@ void f32_gemm_small_avx512(int64_t M, int64_t n0, int64_t n1, int64_t K, const f
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t i0 = contig ? M * t / tiles : t * SMR;
       const int rows = (int)(contig ? M * (t + 1) / tiles - i0 : std::min<int64_t>(SMR, M - i0));
-      MicroEpilogue me;
-      if (ep) {
-        me = *ep;
-        if (me.bias) me.bias += j0;
-        if (me.z) me.z += i0 * ldc + j0;
-      }
+      const MicroEpilogue me = ep ? micro_epilogue_at(*ep, i0, j0, ldc) : MicroEpilogue{};
       const MicroEpilogue* mep = ep ? &me : nullptr;
       float* c = C + i0 * ldc + j0;
       if (!contig) {
