@@ -665,7 +665,8 @@ def _tall_product_on_small_path(isa, ta, m, n, k):
     (False, False, 257, 96, 300), (False, True, 2048, 32, 64), (False, False, 513, 33, 1100),
     (False, True, 300, 25, 3), (False, False, 700, 97, 50), (True, False, 400, 40, 200),
     (True, True, 300, 64, 70), (False, True, 1000, 48, 256), (False, False, 290, 64, 4097),
-    (False, True, 272, 49, 129), (False, False, 4100, 30, 9), (False, False, 368, 40, 200)])
+    (False, True, 272, 49, 129), (False, False, 4100, 30, 9), (False, False, 368, 40, 200),
+    (False, True, 600, 40, 1100), (False, True, 2048, 96, 300)])
 def test_gemm_tall_products_with_few_panels(ta, tb, m, n, k, rng, isa, threads):
     # More than 256 rows, at most 3 column panels (n <= 3 NR) and A as it is: the small-shape
     # path, each thread's share of the rows (16-row units) in blocks of at most 256 rows
@@ -693,6 +694,11 @@ def test_gemm_tall_products_with_few_panels(ta, tb, m, n, k, rng, isa, threads):
                 wide[:, :k] = a
                 assert_close(_C.mm(wide[:, :k], b.T if tb else b), reference(a, b, False, tb),
                              k=k, scale=gemm_scale(a, b, k), what=what + " lda > k")
+            if tb and not ta:  # B as a row slice of a wider array (packed from a stride past K)
+                wide_b = np.zeros((n, k + 3), np.float32)
+                wide_b[:, :k] = b
+                assert_close(_C.mm(a, wide_b[:, :k].T), reference(a, b, False, True), k=k,
+                             scale=gemm_scale(a, b, k), what=what + " ldb > k")
             for prepack, pad in [(False, 0), (True, 0), (False, 5), (True, 17)]:
                 for act, fn in [(1, lambda v: np.maximum(v, 0)), (3, np.tanh)]:
                     pre = reference(a, b, ta, tb) + bias + c0
@@ -1100,7 +1106,7 @@ def test_gemm_packing_reads_stop_at_the_operand_end(guarded_arrays, rng, isa, th
         a = rng.standard_normal((m, 40)).astype(np.float32)
         b = guarded_arrays(n, 40, 40, rng.standard_normal((n, 40)))
         check(_C.mm(a, b.T), a, b.T, f"NT small path {m}x{n}")
-    for n in (17, 33, 48, 64):
+    for n in (33, 40, 48, 64):
         a = rng.standard_normal((300, 40)).astype(np.float32)
         b = guarded_arrays(n, 40, 40, rng.standard_normal((n, 40)))
         check(_C.mm(a, b.T), a, b.T, f"NT tall n={n}")
